@@ -1,0 +1,178 @@
+"""The experiment's settings: one dataclass, read from YAML and overridden from the command line.
+
+Every key is documented in its ``metadata["help"]`` (TRL-style), so ``bestofn run --help`` and the shipped
+recipe stay in sync with the code. Each stage of the pipeline depends on a known subset of keys
+(:data:`STAGE_KEYS`); a stage's *fingerprint* hashes those keys, which is how a rerun knows whether a
+finished stage can be reused or must be recomputed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import BestOfNError
+
+DEFAULT_SYSTEM_PROMPT = (
+    "You are a careful math tutor. Solve the problem step by step.\n"
+    "Write exactly one reasoning step per line and do not leave blank lines between steps.\n"
+    "Finish with a line of the form: Therefore, the final answer is $\\boxed{ANSWER}$."
+)
+DEFAULT_USER_TEMPLATE = "{problem}"
+
+
+@dataclass
+class BestOfNConfig:
+    """Settings of one Best-of-N experiment (the defaults replicate the DeepMind paper's baseline)."""
+
+    # --- data -------------------------------------------------------------------------------------------
+    dataset: str = field(
+        default="HuggingFaceH4/MATH-500",
+        metadata={"help": "Hub dataset id, or a local .jsonl/.parquet file with MATH-500's fields."},
+    )
+    dataset_split: str = field(default="test", metadata={"help": "Split to load from a Hub dataset."})
+    levels: list[int] = field(default_factory=lambda: [1, 2, 3], metadata={"help": "Difficulty levels to keep (1-5)."})
+    num_problems: int = field(default=20, metadata={"help": "Problems in the subset, stratified by level."})
+    # --- prompt -----------------------------------------------------------------------------------------
+    system_prompt: str = field(default=DEFAULT_SYSTEM_PROMPT, metadata={"help": "System message of the chat prompt."})
+    user_template: str = field(
+        default=DEFAULT_USER_TEMPLATE, metadata={"help": "User message; '{problem}' is replaced by the problem."}
+    )
+    # --- generation ---------------------------------------------------------------------------------------
+    generator: str = field(default="Qwen/Qwen2.5-1.5B-Instruct", metadata={"help": "Policy model: Hub id or local path."})
+    generator_revision: str | None = field(default=None, metadata={"help": "Hub revision (branch, tag, commit)."})
+    backend: str = field(default="transformers", metadata={"help": "Generation backend: transformers or vllm."})
+    n: int = field(default=16, metadata={"help": "Sampled solutions per problem (the N of Best-of-N)."})
+    temperature: float = field(default=0.8, metadata={"help": "Sampling temperature of the N solutions."})
+    top_p: float = field(default=1.0, metadata={"help": "Nucleus sampling threshold of the N solutions."})
+    max_new_tokens: int = field(default=2048, metadata={"help": "Longest solution, in tokens."})
+    seed: int = field(default=0, metadata={"help": "Seed for the subset and for sampling."})
+    generation_batch_size: int = field(
+        default=64, metadata={"help": "transformers backend: sequences decoded together (problems x samples)."}
+    )
+    # --- vLLM engine (backend: vllm) ----------------------------------------------------------------------
+    gpu_memory_utilization: float = field(
+        default=0.5,
+        metadata={"help": "vLLM: share of GPU memory for weights + KV cache (the PRM needs the rest later)."},
+    )
+    max_model_len: int | None = field(default=None, metadata={"help": "vLLM: context length (default: prompt + max_new_tokens)."})
+    tensor_parallel_size: int = field(default=1, metadata={"help": "vLLM: GPUs to shard the generator over."})
+    enforce_eager: bool = field(default=False, metadata={"help": "vLLM: disable CUDA graphs (slower, less memory)."})
+    # --- PRM scoring ----------------------------------------------------------------------------------------
+    prm: str = field(
+        default="Skywork/Skywork-o1-Open-PRM-Qwen-2.5-1.5B", metadata={"help": "Process reward model: Hub id or local path."}
+    )
+    prm_revision: str | None = field(default=None, metadata={"help": "Hub revision of the PRM."})
+    prm_batch_tokens: int | None = field(
+        default=None, metadata={"help": "Tokens per PRM batch, padding included (default: 16384 on GPU, 4096 on CPU)."}
+    )
+    prm_max_length: int | None = field(
+        default=None, metadata={"help": "Longest PRM input; longer ones are truncated and flagged (default: model context)."}
+    )
+    # --- selection ------------------------------------------------------------------------------------------
+    aggregation: str = field(
+        default="last", metadata={"help": "Step rewards -> solution reward: last (paper's choice), min, prod, mean."}
+    )
+    # --- hardware -------------------------------------------------------------------------------------------
+    device: str = field(default="auto", metadata={"help": "cpu, cuda, cuda:1, ... ('auto': cuda if available)."})
+    dtype: str = field(default="auto", metadata={"help": "auto (bf16 on GPU, fp32 on CPU), bfloat16, float16, float32."})
+    # --- grading --------------------------------------------------------------------------------------------
+    grading_timeout: int = field(default=5, metadata={"help": "Seconds math-verify may spend on one comparison."})
+    # --- output ---------------------------------------------------------------------------------------------
+    output_dir: str = field(default="runs/best_of_n", metadata={"help": "Run directory for all artifacts."})
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Reject impossible settings up front, before any model is loaded."""
+        self.levels = sorted({int(x) for x in self.levels})
+        bad = [lvl for lvl in self.levels if not 1 <= lvl <= 5]
+        if bad or not self.levels:
+            raise BestOfNError(f"levels must be a non-empty subset of 1-5, got {self.levels}; e.g. --levels 1,2,3")
+        if self.n < 1:
+            raise BestOfNError(f"n must be at least 1, got {self.n}; e.g. --n 16")
+        if self.num_problems < 1:
+            raise BestOfNError(f"num_problems must be at least 1, got {self.num_problems}")
+        if self.temperature <= 0:
+            raise BestOfNError(f"temperature must be > 0 for sampling, got {self.temperature} (greedy is run anyway)")
+        if not 0 < self.top_p <= 1:
+            raise BestOfNError(f"top_p must be in (0, 1], got {self.top_p}")
+        if self.max_new_tokens < 1:
+            raise BestOfNError(f"max_new_tokens must be at least 1, got {self.max_new_tokens}")
+        if self.backend not in ("transformers", "vllm"):
+            raise BestOfNError(f"backend must be 'transformers' or 'vllm', got {self.backend!r}")
+        if self.dtype not in ("auto", "bfloat16", "float16", "float32"):
+            raise BestOfNError(f"dtype must be auto, bfloat16, float16 or float32, got {self.dtype!r}")
+        if self.aggregation not in ("last", "min", "prod", "mean"):
+            raise BestOfNError(f"aggregation must be last, min, prod or mean, got {self.aggregation!r}")
+        if "{problem}" not in self.user_template:
+            raise BestOfNError("user_template must contain '{problem}', where the problem text goes")
+
+    # --- YAML round trip -------------------------------------------------------------------------------------
+    @classmethod
+    def from_yaml(cls, path: str | Path, **overrides: Any) -> BestOfNConfig:
+        """Read a recipe file, then apply non-None overrides (the CLI flags)."""
+        try:
+            with open(path, encoding="utf-8") as f:
+                data = yaml.safe_load(f) or {}
+        except OSError as e:
+            raise BestOfNError(f"cannot read config file {path}: {e.strerror}") from None
+        if not isinstance(data, dict):
+            raise BestOfNError(f"config file {path} must hold a mapping of keys to values")
+        return cls.from_dict({**data, **{k: v for k, v in overrides.items() if v is not None}})
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> BestOfNConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise BestOfNError(f"unknown config keys {unknown}; known keys: {sorted(known)}")
+        return cls(**data)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True, width=120)
+
+    # --- stage fingerprints -------------------------------------------------------------------------------
+    def fingerprint(self, stage: str) -> str:
+        """Hash of the settings that ``stage`` (and every stage it reads from) depends on."""
+        keys = sorted(stage_keys(stage))
+        blob = json.dumps({k: getattr(self, k) for k in keys}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+# Which settings each stage reads directly; upstream stages are added by ``stage_keys``. Settings that
+# only change speed or robustness (batch sizes, device, vLLM memory, grading timeout) are left out on purpose: changing them must not
+# throw away finished work. ``backend`` is kept in: vLLM and transformers sample differently.
+_OWN_KEYS: dict[str, tuple[str, ...]] = {
+    "problems": ("dataset", "dataset_split", "levels", "num_problems", "seed"),
+    "greedy": ("generator", "generator_revision", "system_prompt", "user_template", "max_new_tokens", "backend"),
+    "samples": ("n", "temperature", "top_p"),
+    "scores": ("prm", "prm_revision", "prm_max_length"),
+    "results": ("aggregation",),
+}
+_UPSTREAM: dict[str, tuple[str, ...]] = {
+    "problems": (),
+    "greedy": ("problems",),
+    "samples": ("greedy",),  # same generator, prompt and problems as greedy, plus sampling settings
+    "scores": ("samples",),
+    "results": ("scores",),
+}
+STAGES = tuple(_OWN_KEYS)
+
+
+def stage_keys(stage: str) -> set[str]:
+    """All config keys whose change invalidates ``stage``."""
+    keys = set(_OWN_KEYS[stage])
+    for up in _UPSTREAM[stage]:
+        keys |= stage_keys(up)
+    return keys

@@ -1,0 +1,20 @@
+"""The one exception type that users see.
+
+Anything the user can fix (a typo in a model id, a bad dataset file, an impossible setting) is raised as
+``BestOfNError`` with a message that names the problem and the fix. The CLI prints that message as a
+single line instead of a traceback.
+"""
+
+
+class BestOfNError(Exception):
+    """A problem with the user's input or environment, with a message that says how to fix it."""
+
+
+def model_load_error(role: str, name: str, flag: str, error: BaseException) -> BestOfNError:
+    """One-line error for a model that cannot be loaded: name it, and show how to pass a local copy."""
+    reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return BestOfNError(
+        f"cannot load the {role} {name!r} ({type(error).__name__}: {reason[:300]}). If the id is right but "
+        f"this machine is offline, download it elsewhere (`hf download {name} --local-dir DIR`) and pass "
+        f"the folder: {flag} DIR"
+    )

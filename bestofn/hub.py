@@ -1,0 +1,778 @@
+"""Publish a run directory as a Hugging Face Hub dataset, with a dataset card.
+
+``bestofn push RUN_DIR --repo-id OWNER/NAME`` turns the artifacts of a finished run (docs/artifacts.md) into
+two dataset configurations and a card:
+
+- ``problems`` (the default): one row per problem, with the greedy solution, the answer of every selection
+  rule (taken from ``results.json``, never recomputed, so the dataset shows exactly what the run decided) and
+  the answer groups with their summed rewards;
+- ``samples``: one row per sampled solution, with its step rewards and reward.
+
+Both are written as Parquet with explicit ``datasets.Features`` (which ``Dataset.to_parquet`` stores in the
+file's schema), and the card is a ``huggingface_hub.DatasetCard`` whose YAML declares the configurations, their
+data files and their features. The dry run (``--dry-run --save-dir DIR``) and the real push go through the
+same function that writes this folder, and the push uploads that folder as it is with ``HfApi.upload_folder``,
+so what a dry run shows is exactly what gets uploaded.
+
+Safety: the token is checked before anything is built, and an existing repo (or branch) is never written to
+without ``--overwrite``; ``--revision BRANCH`` pushes to a new branch instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import datasets
+import httpx2  # huggingface_hub>=2 speaks HTTP through httpx2: its HTTPError covers refused connections too
+from datasets import Dataset, Features, List, Value
+from datasets.info import DatasetInfo, DatasetInfosDict
+from datasets.splits import SplitDict, SplitInfo
+from datasets.utils.metadata import MetadataConfigs
+from huggingface_hub import DatasetCard, DatasetCardData, HfApi, get_token
+from huggingface_hub.errors import HFValidationError, HfHubHTTPError
+from huggingface_hub.utils import validate_repo_id
+
+from . import __version__
+from .config import STAGES, BestOfNConfig
+from .errors import BestOfNError
+from .io import read_json, read_jsonl
+
+TEMPLATE_PATH = Path(__file__).parent / "templates" / "dataset_card.md"
+# The subset comes from MATH-500's test split; naming the split "test" tells users not to train on it.
+SPLIT = "test"
+CONFIGS = ("problems", "samples")
+DEFAULT_CONFIG = "problems"
+MATH500_ID = "HuggingFaceH4/MATH-500"
+
+# Which artifact each stage of the pipeline leaves behind (scores are written into samples.jsonl).
+STAGE_FILES: dict[str, str] = {
+    "problems": "problems.jsonl",
+    "greedy": "greedy.jsonl",
+    "samples": "samples.jsonl",
+    "scores": "samples.jsonl",
+    "results": "results.json",
+}
+
+# --- column types and their documentation ------------------------------------------------------------------
+# Each entry: column -> (feature, description). The features are the dataset's schema; the descriptions
+# become the card's "Fields" tables, so the two cannot drift apart.
+_ANSWER_GROUP = {
+    "answer": Value("string"),
+    "count": Value("int32"),
+    "reward_sum": Value("float64"),
+    "sample_indices": List(Value("int32")),
+}
+_PROBLEM_COLUMNS: dict[str, tuple[Any, str]] = {
+    "unique_id": (Value("string"), "MATH-500 id of the problem (its path in MATH, e.g. `test/algebra/1.json`)."),
+    "problem": (Value("string"), "Problem statement (LaTeX)."),
+    "level": (Value("int32"), "MATH difficulty level, 1 (easiest) to 5."),
+    "subject": (Value("string"), "MATH subject, e.g. `Algebra`."),
+    "answer": (Value("string"), "Gold (reference) answer."),
+    "reference_solution": (Value("string"), "Reference worked solution from MATH."),
+    "greedy_solution": (Value("string"), "Greedy-decoded solution of the generator."),
+    "greedy_answer": (Value("string"), "Answer extracted from the greedy solution (last `\\boxed{}`); null if none."),
+    "greedy_correct": (Value("bool"), "Whether the greedy answer is correct (math-verify)."),
+    "greedy_num_tokens": (Value("int32"), "Tokens in the greedy solution."),
+    "greedy_finish_reason": (Value("string"), "`stop` (the model finished) or `length` (cut at the token limit)."),
+    "weighted_bon_answer": (Value("string"), "Weighted Best-of-N answer (heaviest answer group); null if no sample has an answer."),
+    "weighted_bon_correct": (Value("bool"), "Whether the weighted Best-of-N answer is correct."),
+    "weighted_bon_sample_index": (Value("int32"), "`sample_index` of the highest-reward solution in the winning group."),
+    "weighted_bon_solution": (Value("string"), "That solution's text: the Best-of-N solution."),
+    "majority_answer": (Value("string"), "Most frequent answer among the N samples (equivalent answers pooled)."),
+    "majority_correct": (Value("bool"), "Whether the majority answer is correct."),
+    "naive_bon_answer": (Value("string"), "Answer of the single highest-reward sample."),
+    "naive_bon_correct": (Value("bool"), "Whether the naive Best-of-N answer is correct."),
+    "naive_bon_sample_index": (Value("int32"), "`sample_index` of the highest-reward sample."),
+    "pass_at_n": (Value("bool"), "Whether any of the N samples is correct (oracle)."),
+    "answer_groups": (
+        List(_ANSWER_GROUP),
+        "Samples grouped by equivalent answer, heaviest first: `answer`, `count`, `reward_sum` (summed rewards), "
+        "`sample_indices`.",
+    ),
+}
+_SAMPLE_COLUMNS: dict[str, tuple[Any, str]] = {
+    "unique_id": (Value("string"), "Problem id; joins with the `problems` configuration."),
+    "level": (Value("int32"), "MATH difficulty level of the problem."),
+    "sample_index": (Value("int32"), "Index of the sample, 0 to N-1."),
+    "solution": (Value("string"), "Sampled solution, one reasoning step per line."),
+    "num_tokens": (Value("int32"), "Tokens in the solution."),
+    "finish_reason": (Value("string"), "`stop` or `length` (cut at the token limit)."),
+    "answer": (Value("string"), "Extracted answer (last `\\boxed{}`); null if none."),
+    "correct": (Value("bool"), "Whether the answer is correct (math-verify)."),
+    "string_match": (Value("bool"), "Whether the answer equals the gold answer after string normalization."),
+    "step_rewards": (List(Value("float64")), "PRM score of each step (steps are the solution's lines)."),
+    "reward": (Value("float64"), "Solution reward used for selection; null if no step could be scored."),
+    "prm_truncated": (Value("bool"), "True if the solution was longer than the PRM's context: only the steps that fit were scored."),
+}
+PROBLEM_FEATURES = Features({name: feat for name, (feat, _) in _PROBLEM_COLUMNS.items()})
+SAMPLE_FEATURES = Features({name: feat for name, (feat, _) in _SAMPLE_COLUMNS.items()})
+FEATURES: dict[str, Features] = {"problems": PROBLEM_FEATURES, "samples": SAMPLE_FEATURES}
+FIELD_DESCRIPTIONS: dict[str, dict[str, str]] = {
+    "problems": {name: doc for name, (_, doc) in _PROBLEM_COLUMNS.items()},
+    "samples": {name: doc for name, (_, doc) in _SAMPLE_COLUMNS.items()},
+}
+
+METHOD_LABELS = {
+    "greedy": "Greedy decoding",
+    "majority": "Majority vote",
+    "naive_bon": "Naive Best-of-N",
+    "weighted_bon": "Weighted Best-of-N",
+    "pass_at_n": "Pass@N (oracle)",
+}
+# Licenses we can state for the default models; any other model gets "see the model card".
+KNOWN_LICENSES = {
+    "Qwen/Qwen2.5-1.5B-Instruct": "Apache-2.0",
+    "Skywork/Skywork-o1-Open-PRM-Qwen-2.5-1.5B": "Skywork community license, see the model card",
+}
+_AGGREGATION_TEXT = {
+    "last": "the score of its **last** step.",
+    "min": "the **minimum** of its step scores.",
+    "prod": "the **product** of its step scores.",
+    "mean": "the **mean** of its step scores.",
+}
+
+# BibTeX kept to what is certain: titles, authors, years and arXiv ids.
+_BIB_CORE = [
+    """@article{hendrycks2021math,
+  title   = {Measuring Mathematical Problem Solving With the MATH Dataset},
+  author  = {Hendrycks, Dan and Burns, Collin and Kadavath, Saurav and Arora, Akul and Basart, Steven and Tang, Eric and Song, Dawn and Steinhardt, Jacob},
+  journal = {arXiv preprint arXiv:2103.03874},
+  year    = {2021}
+}""",
+    """@article{lightman2023lets,
+  title   = {Let's Verify Step by Step},
+  author  = {Lightman, Hunter and Kosaraju, Vineet and Burda, Yura and Edwards, Harri and Baker, Bowen and Lee, Teddy and Leike, Jan and Schulman, John and Sutskever, Ilya and Cobbe, Karl},
+  journal = {arXiv preprint arXiv:2305.20050},
+  year    = {2023}
+}""",
+    """@article{snell2024scaling,
+  title   = {Scaling LLM Test-Time Compute Optimally can be More Effective than Scaling Model Parameters},
+  author  = {Snell, Charlie and Lee, Jaehoon and Xu, Kelvin and Kumar, Aviral},
+  journal = {arXiv preprint arXiv:2408.03314},
+  year    = {2024}
+}""",
+    """@article{wang2024mathshepherd,
+  title   = {Math-Shepherd: Verify and Reinforce LLMs Step-by-step without Human Annotations},
+  author  = {Wang, Peiyi and Li, Lei and Shao, Zhihong and others},
+  journal = {arXiv preprint arXiv:2312.08935},
+  year    = {2024}
+}""",
+]
+_BIB_QWEN = """@article{qwen2024qwen25,
+  title   = {Qwen2.5 Technical Report},
+  author  = {{Qwen Team}},
+  journal = {arXiv preprint arXiv:2412.15115},
+  year    = {2024}
+}"""
+_BIB_SKYWORK = """@misc{skyworkopeno12024,
+  title        = {Skywork-o1 Open Series},
+  author       = {{Skywork o1 Team}},
+  year         = {2024},
+  howpublished = {\\url{https://huggingface.co/Skywork/Skywork-o1-Open-PRM-Qwen-2.5-1.5B}}
+}"""
+
+
+# --- reading and checking the run directory ---------------------------------------------------------------
+@dataclass
+class RunArtifacts:
+    """Everything ``bestofn push`` reads from a finished run directory."""
+
+    run_dir: Path
+    config: BestOfNConfig
+    problems: list[dict[str, Any]]
+    greedy: dict[str, dict[str, Any]]  # by unique_id
+    samples: dict[str, list[dict[str, Any]]]  # by unique_id, sorted by sample_index
+    results: dict[str, Any]
+    bestofn_version: str
+
+
+def _rerun_hint(run_dir: Path) -> str:
+    return f"finish the run with `bestofn run --output-dir {run_dir}` and the same settings (finished stages are reused)"
+
+
+def check_run_dir(run_dir: str | Path) -> None:
+    """Raise a :class:`BestOfNError` naming every stage a run directory lacks (or holds out of date).
+
+    A stage counts as missing when its file is absent, or when ``manifest.json`` exists and does not list
+    it; it is stale when its manifest fingerprint differs from the one ``config.yaml`` gives, i.e. the
+    settings changed after it ran and the data would not match what the card says.
+    """
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise BestOfNError(f"run directory {run_dir} does not exist; create it with `bestofn run --output-dir {run_dir}`")
+    if not (run_dir / "config.yaml").is_file():
+        raise BestOfNError(f"{run_dir} is not a run directory (no config.yaml); create it with `bestofn run --output-dir {run_dir}`")
+    config = BestOfNConfig.from_yaml(run_dir / "config.yaml")
+    manifest_path = run_dir / "manifest.json"
+    finished = read_json(manifest_path).get("stages", {}) if manifest_path.is_file() else None
+    missing = [
+        s for s in STAGES if not (run_dir / STAGE_FILES[s]).is_file() or (finished is not None and s not in finished)
+    ]
+    if finished is None and "samples" not in missing and "scores" not in missing:
+        # Without a manifest, tell scored samples from unscored ones by their fields.
+        first = next(iter(read_jsonl(run_dir / "samples.jsonl")), {})
+        if "step_rewards" not in first:
+            missing.append("scores")
+    if missing:
+        files = sorted({STAGE_FILES[s] for s in missing if not (run_dir / STAGE_FILES[s]).is_file()})
+        detail = f" (missing files: {', '.join(files)})" if files else ""
+        raise BestOfNError(f"run directory {run_dir} lacks stages {', '.join(missing)}{detail}; {_rerun_hint(run_dir)}")
+    stale = [s for s in STAGES if finished is not None and finished[s] != config.fingerprint(s)]
+    if stale:
+        raise BestOfNError(
+            f"stages {', '.join(stale)} of {run_dir} were computed with other settings than its config.yaml; "
+            f"{_rerun_hint(run_dir)}"
+        )
+
+
+def load_run(run_dir: str | Path) -> RunArtifacts:
+    """Check and read a run directory, and verify that its files describe the same problems."""
+    run_dir = Path(run_dir)
+    check_run_dir(run_dir)
+    config = BestOfNConfig.from_yaml(run_dir / "config.yaml")
+    problems = read_jsonl(run_dir / "problems.jsonl")
+    greedy = {r["unique_id"]: r for r in read_jsonl(run_dir / "greedy.jsonl")}
+    samples: dict[str, list[dict[str, Any]]] = {}
+    for row in read_jsonl(run_dir / "samples.jsonl"):
+        samples.setdefault(row["unique_id"], []).append(row)
+    for rows in samples.values():
+        rows.sort(key=lambda r: r["sample_index"])
+    results = read_json(run_dir / "results.json")
+    manifest = read_json(run_dir / "manifest.json") if (run_dir / "manifest.json").is_file() else {}
+    run = RunArtifacts(run_dir, config, problems, greedy, samples, results, manifest.get("bestofn_version", __version__))
+    _check_consistent(run)
+    return run
+
+
+def _check_consistent(run: RunArtifacts) -> None:
+    """Every problem must have a greedy solution, N samples and a results entry; say which file is off."""
+    per_problem = {p["unique_id"]: p for p in run.results.get("per_problem", [])}
+    n = run.config.n
+    for p in run.problems:
+        uid = p["unique_id"]
+        for name, present in (("greedy.jsonl", uid in run.greedy), ("results.json", uid in per_problem)):
+            if not present:
+                raise BestOfNError(f"{run.run_dir / name} has no entry for problem {uid!r}; {_rerun_hint(run.run_dir)}")
+        indices = [s["sample_index"] for s in run.samples.get(uid, [])]
+        if indices != list(range(n)):
+            raise BestOfNError(
+                f"{run.run_dir / 'samples.jsonl'} holds samples {indices} for problem {uid!r}, expected 0..{n - 1} "
+                f"(n={n} in config.yaml); {_rerun_hint(run.run_dir)}"
+            )
+    extra = set(per_problem) - {p["unique_id"] for p in run.problems}
+    if extra:
+        raise BestOfNError(f"{run.run_dir / 'results.json'} has problems not in problems.jsonl: {sorted(extra)[:3]}")
+
+
+# --- the two datasets --------------------------------------------------------------------------------------
+def problem_rows(run: RunArtifacts) -> list[dict[str, Any]]:
+    """One row per problem, joining problems, greedy solutions and the results' per-problem decisions."""
+    per_problem = {p["unique_id"]: p for p in run.results["per_problem"]}
+    rows = []
+    for prob in run.problems:
+        uid = prob["unique_id"]
+        res, greedy, samples = per_problem[uid], run.greedy[uid], run.samples[uid]
+        weighted = res["weighted_bon"]
+        win = weighted.get("sample_index")  # None when no sample had an answer
+        rows.append(
+            {
+                "unique_id": uid,
+                "problem": prob["problem"],
+                "level": prob["level"],
+                "subject": prob.get("subject", ""),
+                "answer": prob["answer"],
+                "reference_solution": prob.get("solution", ""),
+                "greedy_solution": greedy["text"],
+                "greedy_answer": greedy["answer"],
+                "greedy_correct": greedy["correct"],
+                "greedy_num_tokens": greedy["num_tokens"],
+                "greedy_finish_reason": greedy["finish_reason"],
+                "weighted_bon_answer": weighted["answer"],
+                "weighted_bon_correct": weighted["correct"],
+                "weighted_bon_sample_index": win,
+                "weighted_bon_solution": samples[win]["text"] if win is not None else None,
+                "majority_answer": res["majority"]["answer"],
+                "majority_correct": res["majority"]["correct"],
+                "naive_bon_answer": res["naive_bon"]["answer"],
+                "naive_bon_correct": res["naive_bon"]["correct"],
+                "naive_bon_sample_index": res["naive_bon"].get("sample_index"),
+                "pass_at_n": res["pass_at_n"]["correct"],
+                "answer_groups": [
+                    {"answer": g["answer"], "count": g["count"], "reward_sum": g["reward_sum"], "sample_indices": g["indices"]}
+                    for g in res.get("groups", [])
+                ],
+            }
+        )
+    return rows
+
+
+def sample_rows(run: RunArtifacts) -> list[dict[str, Any]]:
+    """One row per sampled solution, in problem order then sample order."""
+    rows = []
+    for prob in run.problems:
+        for s in run.samples[prob["unique_id"]]:
+            rows.append(
+                {
+                    "unique_id": s["unique_id"],
+                    "level": prob["level"],
+                    "sample_index": s["sample_index"],
+                    "solution": s["text"],
+                    "num_tokens": s["num_tokens"],
+                    "finish_reason": s["finish_reason"],
+                    "answer": s["answer"],
+                    "correct": s["correct"],
+                    "string_match": s["string_match"],
+                    "step_rewards": s["step_rewards"],
+                    "reward": s["reward"],
+                    "prm_truncated": s["prm_truncated"],
+                }
+            )
+    return rows
+
+
+def build_datasets(run: RunArtifacts) -> dict[str, Dataset]:
+    """The ``problems`` and ``samples`` datasets, typed by :data:`FEATURES` (a wrong type fails here)."""
+    return {
+        "problems": Dataset.from_list(problem_rows(run), features=PROBLEM_FEATURES, split=datasets.Split(SPLIT)),
+        "samples": Dataset.from_list(sample_rows(run), features=SAMPLE_FEATURES, split=datasets.Split(SPLIT)),
+    }
+
+
+# --- the dataset card ---------------------------------------------------------------------------------------
+def data_file(config_name: str) -> str:
+    """Repo path of a configuration's single Parquet shard (named like ``push_to_hub``'s shards)."""
+    return f"{config_name}/{SPLIT}-00000-of-00001.parquet"
+
+
+def size_category(num_rows: int) -> str:
+    """The Hub's ``size_categories`` bucket for a row count."""
+    bounds = [(1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M")]
+    return next((label for bound, label in bounds if num_rows < bound), "1M<n<10M")
+
+
+def build_card_data(run: RunArtifacts, dsets: dict[str, Dataset], file_sizes: dict[str, int]) -> DatasetCardData:
+    """The card's YAML metadata; ``configs`` and ``dataset_info`` are written by ``datasets``' own helpers,
+    so ``load_dataset`` reads them back exactly as it reads a card made by ``push_to_hub``."""
+    card_data = DatasetCardData(
+        pretty_name=_pretty_name(run.config),
+        license="mit",
+        language=["en"],
+        language_creators=["expert-generated", "machine-generated"],  # MATH problems; model solutions
+        annotations_creators=["machine-generated"],  # rewards (PRM) and correctness (math-verify)
+        task_categories=["text-generation"],
+        tags=["math", "math-500", "best-of-n", "process-reward-model", "test-time-compute", "synthetic"],
+        source_datasets=[_source_dataset_id(run.config)],
+        size_categories=[size_category(max(len(d) for d in dsets.values()))],
+    )
+    MetadataConfigs(
+        {
+            name: {"data_files": [{"split": SPLIT, "path": data_file(name)}], **({"default": True} if name == DEFAULT_CONFIG else {})}
+            for name in CONFIGS
+        }
+    ).to_dataset_card_data(card_data)
+    DatasetInfosDict(
+        {
+            name: DatasetInfo(
+                features=dsets[name].features,
+                splits=SplitDict({SPLIT: SplitInfo(name=SPLIT, num_bytes=dsets[name].data.nbytes, num_examples=len(dsets[name]))}),
+                download_size=file_sizes[name],
+                dataset_size=dsets[name].data.nbytes,
+                config_name=name,
+            )
+            for name in CONFIGS
+        }
+    ).to_dataset_card_data(card_data)
+    return card_data
+
+
+def build_card(run: RunArtifacts, dsets: dict[str, Dataset], repo_id: str, file_sizes: dict[str, int]) -> DatasetCard:
+    """Render the card template with the run's settings, results and field tables."""
+    cfg = run.config
+    card_data = build_card_data(run, dsets, file_sizes)
+    num_samples = len(dsets["samples"])
+    return DatasetCard.from_template(
+        card_data,
+        template_path=str(TEMPLATE_PATH),
+        repo_id=repo_id,
+        split=SPLIT,
+        bestofn_version=run.bestofn_version,
+        source_text=_source_text(cfg),
+        levels_text=", ".join(str(lvl) for lvl in cfg.levels),
+        level_counts_text=_level_counts(run.problems),
+        dataset_split=cfg.dataset_split,
+        num_problems=len(run.problems),
+        num_samples=num_samples,
+        generator=_model_info(cfg.generator, cfg.generator_revision),
+        prm=_model_info(cfg.prm, cfg.prm_revision),
+        system_prompt_block=_fenced(cfg.system_prompt or "(no system message)"),
+        user_template_block=_fenced(cfg.user_template),
+        n=cfg.n,
+        temperature=cfg.temperature,
+        top_p=cfg.top_p,
+        max_new_tokens=cfg.max_new_tokens,
+        seed=cfg.seed,
+        backend=cfg.backend,
+        aggregation_text=_AGGREGATION_TEXT.get(run.results.get("reward_aggregation", "last"), "an aggregation of its step scores."),
+        results_table=results_table(run.results),
+        string_match_text=_string_match_text(run.results),
+        tokens_text=_tokens_text(run.results),
+        problem_fields_table=fields_table("problems"),
+        sample_fields_table=fields_table("samples"),
+        stderr_text=f"{100 * math.sqrt(0.25 / max(len(run.problems), 1)):.0f}",
+        truncation_text=_truncation_text(run, num_samples),
+        revision_text=_revision_text(cfg),
+        citations_text=_citations(cfg),
+    )
+
+
+def results_table(results: dict[str, Any]) -> str:
+    """Markdown table of accuracy per method, overall and per level, as ``pct% (correct/total)``."""
+    levels = sorted(results.get("by_level", {}), key=int)
+    header = ["Method", "All levels"] + [f"Level {lvl}" for lvl in levels]
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    for method in results["methods"]:
+        cells = [METHOD_LABELS.get(method, method), _acc_cell(results["accuracy"][method])]
+        cells += [_acc_cell(results["by_level"][lvl].get(method)) for lvl in levels]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def fields_table(config_name: str) -> str:
+    """Markdown table of a configuration's columns: name, type (from its Features) and meaning."""
+    lines = ["| Column | Type | Description |", "| --- | --- | --- |"]
+    for name, feature in FEATURES[config_name].items():
+        lines.append(f"| `{name}` | {_type_name(feature)} | {FIELD_DESCRIPTIONS[config_name][name]} |")
+    return "\n".join(lines)
+
+
+def _acc_cell(acc: dict[str, Any] | None) -> str:
+    if not acc or not acc.get("total"):
+        return "-"
+    return f"{100 * acc['accuracy']:.1f}% ({acc['correct']}/{acc['total']})"
+
+
+def _type_name(feature: Any) -> str:
+    if isinstance(feature, Value):
+        return feature.dtype
+    if isinstance(feature, List):
+        return f"list of {_type_name(feature.feature)}"
+    if isinstance(feature, dict):
+        return "{" + ", ".join(f"{k}: {_type_name(v)}" for k, v in feature.items()) + "}"
+    return type(feature).__name__
+
+
+def _fenced(text: str) -> str:
+    """A code block that shows ``text`` verbatim: the fence is longer than any backtick run inside it."""
+    longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}text\n{text}\n{fence}"
+
+
+def _is_hub_id(name: str) -> bool:
+    """A Hub id is ``owner/name`` that is not a folder on this machine (local paths must not be linked)."""
+    return bool(re.fullmatch(r"[\w.-]+/[\w.-]+", name)) and not Path(name).exists()
+
+
+def _model_info(name: str, revision: str | None) -> dict[str, str]:
+    if _is_hub_id(name):
+        name_md = f"[{name}](https://huggingface.co/{name})"
+    else:
+        # Only the folder's name: the absolute path says nothing to readers and may expose a home directory.
+        name_md = f"`{Path(name).name}` (a local model folder)"
+    return {
+        "name_md": name_md,
+        "revision_md": f"`{revision}`" if revision else "not pinned (default branch at run time)",
+        "license": KNOWN_LICENSES.get(name, "see the model card"),
+    }
+
+
+def _source_dataset_id(cfg: BestOfNConfig) -> str:
+    # A local file given as dataset is a copy of MATH-500 (load_math500 requires its fields), so the Hub
+    # metadata names MATH-500 itself; the card's text says that a local copy was used.
+    return cfg.dataset if _is_hub_id(cfg.dataset) else MATH500_ID
+
+
+def _source_text(cfg: BestOfNConfig) -> str:
+    if _is_hub_id(cfg.dataset):
+        return f"[{cfg.dataset}](https://huggingface.co/datasets/{cfg.dataset})"
+    return f"MATH-500 (read from the local file `{Path(cfg.dataset).name}`)"
+
+
+def _short(name: str) -> str:
+    return Path(name).name if not _is_hub_id(name) else name.split("/")[-1]
+
+
+def _pretty_name(cfg: BestOfNConfig) -> str:
+    levels = ", ".join(str(lvl) for lvl in cfg.levels)
+    return f"Best-of-{cfg.n} on MATH-500 levels {levels}: {_short(cfg.generator)} + {_short(cfg.prm)}"
+
+
+def _level_counts(problems: list[dict[str, Any]]) -> str:
+    counts: dict[int, int] = {}
+    for p in problems:
+        counts[p["level"]] = counts.get(p["level"], 0) + 1
+    return ", ".join(f"level {lvl}: {c}" for lvl, c in sorted(counts.items()))
+
+
+def _string_match_text(results: dict[str, Any]) -> str:
+    sm = results.get("string_match", {})
+    parts = [f"{label} {100 * sm[key]['accuracy']:.1f}%" for key, label in (("greedy", "greedy"), ("samples", "all samples")) if sm.get(key, {}).get("total")]
+    return f"With exact string matching instead of math-verify the accuracy would be: {', '.join(parts)}." if parts else ""
+
+
+def _tokens_text(results: dict[str, Any]) -> str:
+    tokens = results.get("tokens", {})
+    return f"{tokens.get('greedy', 0):,} (greedy), {tokens.get('samples', 0):,} (samples)"
+
+
+def _truncation_text(run: RunArtifacts, num_samples: int) -> str:
+    cut = sum(s["finish_reason"] == "length" for rows in run.samples.values() for s in rows)
+    prm_cut = sum(bool(s["prm_truncated"]) for rows in run.samples.values() for s in rows)
+    no_answer = sum(s["answer"] is None for rows in run.samples.values() for s in rows)
+    return (
+        f"{cut} of {num_samples} samples hit the {run.config.max_new_tokens}-token limit, {no_answer} have no "
+        f"extracted answer, and {prm_cut} were longer than the PRM's context and scored on their first steps only."
+    )
+
+
+def _revision_text(cfg: BestOfNConfig) -> str:
+    unpinned = [role for role, rev in (("generator", cfg.generator_revision), ("PRM", cfg.prm_revision)) if not rev]
+    if not unpinned:
+        return "Both models are pinned to the revisions above."
+    return f"The {' and '.join(unpinned)} revision was not pinned: the run used the default branch at the time."
+
+
+def _citations(cfg: BestOfNConfig) -> str:
+    entries = list(_BIB_CORE)
+    # Cite a model paper only for the model that was actually used.
+    if "qwen2.5" in cfg.generator.lower():
+        entries.append(_BIB_QWEN)
+    if "skywork" in cfg.prm.lower():
+        entries.append(_BIB_SKYWORK)
+    return "```bibtex\n" + "\n\n".join(entries) + "\n```"
+
+
+# --- writing the folder ---------------------------------------------------------------------------------------
+def _prepare_save_dir(save_dir: Path) -> None:
+    """Allow an empty folder or one holding a previous output of this function, nothing else: uploading
+    the folder must upload exactly what was built, so stray files cannot be left in it."""
+    if not save_dir.exists():
+        return
+    if not save_dir.is_dir():
+        raise BestOfNError(f"--save-dir {save_dir} is a file; pass a folder")
+    ours = {"README.md", *CONFIGS}
+    stray = sorted(p.name for p in save_dir.iterdir() if p.name not in ours)
+    if stray:
+        raise BestOfNError(f"--save-dir {save_dir} holds other files ({', '.join(stray[:5])}); pass an empty or new folder")
+    for name in CONFIGS:
+        shutil.rmtree(save_dir / name, ignore_errors=True)
+    (save_dir / "README.md").unlink(missing_ok=True)
+
+
+def save_dataset_folder(run_dir: str | Path, save_dir: str | Path, repo_id: str) -> list[Path]:
+    """Write the upload folder: ``problems/*.parquet``, ``samples/*.parquet`` and ``README.md``.
+
+    Returns the written files. Nothing is uploaded; :func:`push` uploads this same folder.
+    """
+    _check_repo_id(repo_id)
+    run = load_run(run_dir)
+    save_dir = Path(save_dir)
+    _prepare_save_dir(save_dir)
+    dsets = build_datasets(run)
+    files, sizes = [], {}
+    for name, ds in dsets.items():
+        path = save_dir / data_file(name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        ds.to_parquet(str(path))  # stores the Features in the Parquet schema, so types survive a reload
+        files.append(path)
+        sizes[name] = path.stat().st_size
+    readme = save_dir / "README.md"
+    build_card(run, dsets, repo_id, sizes).save(readme)
+    return [readme, *files]
+
+
+# --- pushing -----------------------------------------------------------------------------------------------
+def _check_repo_id(repo_id: str) -> None:
+    # The owner is required: a bare name would go to whatever account the token belongs to.
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as e:
+        raise BestOfNError(f"--repo-id {repo_id!r} is not a valid repo id ({e}); use OWNER/NAME") from None
+    if repo_id.count("/") != 1:
+        raise BestOfNError(f"--repo-id {repo_id!r} must be OWNER/NAME, e.g. my-user/bestofn-math500")
+
+
+def _hub_error(action: str, error: Exception) -> BestOfNError:
+    status = getattr(getattr(error, "response", None), "status_code", None)
+    first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    if status is None and not isinstance(error, HfHubHTTPError):
+        return BestOfNError(f"cannot reach the Hugging Face Hub to {action} ({first}); check the network, or use --dry-run --save-dir DIR")
+    return BestOfNError(f"the Hub refused to {action} (HTTP {status}: {first[:300]})")
+
+
+def check_write_access(api: HfApi, repo_id: str) -> str:
+    """Check the token before any work: it exists, is valid and may write; return the user name.
+
+    A fine-grained token's rights per repo are only known to the Hub, so for an existing repo the Hub's
+    write check decides (:meth:`HfApi.auth_check`); for a new repo, the owner must be the user or one of
+    their organizations and the token must not be read-only.
+    """
+    if api.token is None:
+        raise BestOfNError(
+            "no Hugging Face token found: run `hf auth login` (with a write token) or set HF_TOKEN; "
+            "to build the files without uploading, use --dry-run --save-dir DIR"
+        )
+    try:
+        who = api.whoami()
+    except (HfHubHTTPError, httpx2.HTTPError) as e:
+        if isinstance(e, HfHubHTTPError) and e.response.status_code == 401:
+            raise BestOfNError("the Hugging Face token is invalid or expired: run `hf auth login` with a new write token") from None
+        raise _hub_error("check the token", e) from None
+    user = who.get("name", "?")
+    role = ((who.get("auth") or {}).get("accessToken") or {}).get("role")
+    if role == "read":
+        raise BestOfNError(f"the token of {user} is read-only: create a write token at https://huggingface.co/settings/tokens and run `hf auth login`")
+    owner = repo_id.split("/")[0]
+    namespaces = {user, *(org.get("name") for org in who.get("orgs") or [])}
+    if owner not in namespaces:
+        raise BestOfNError(f"the token belongs to {user}, who cannot write to {owner}/ (own namespaces: {', '.join(sorted(n for n in namespaces if n))})")
+    return user
+
+
+def _check_overwrite(api: HfApi, repo_id: str, revision: str | None, overwrite: bool) -> bool:
+    """Refuse to write into an existing repo or branch unless asked to; return whether the repo exists."""
+    try:
+        exists = api.repo_exists(repo_id, repo_type="dataset")
+        if not exists:
+            return False
+        api.auth_check(repo_id, repo_type="dataset", write=True)
+        branches = {b.name for b in api.list_repo_refs(repo_id, repo_type="dataset").branches}
+    except (HfHubHTTPError, httpx2.HTTPError) as e:
+        status = getattr(getattr(e, "response", None), "status_code", None)
+        if status in (401, 403):
+            raise BestOfNError(f"the token cannot write to the dataset repo {repo_id}: use a token with write access to it") from None
+        raise _hub_error(f"check the dataset repo {repo_id}", e) from None
+    target = revision or "main"
+    if overwrite:
+        return True
+    if revision is None:
+        raise BestOfNError(
+            f"the dataset repo {repo_id} already exists; pass --revision BRANCH to push to a new branch of it, "
+            f"or --overwrite to replace its dataset files on main"
+        )
+    if target in branches:
+        raise BestOfNError(
+            f"branch {target!r} of the dataset repo {repo_id} already exists; pass another --revision, "
+            f"or --overwrite to replace its dataset files"
+        )
+    return True
+
+
+def push(
+    run_dir: str | Path,
+    repo_id: str,
+    *,
+    private: bool = False,
+    revision: str | None = None,
+    overwrite: bool = False,
+    token: str | None = None,
+    save_dir: str | Path | None = None,
+    commit_message: str | None = None,
+) -> str:
+    """Build the dataset folder from ``run_dir`` and upload it to the dataset repo ``repo_id``.
+
+    Order matters: repo id, token and repo checks come first (cheap, and they fail most often), then the
+    run directory is read and the folder written (into ``save_dir`` if given, else a temporary folder),
+    the card validated by the Hub, and only then is the repo created and the folder uploaded. Returns the
+    URL of the commit.
+    """
+    _check_repo_id(repo_id)
+    api = HfApi(token=token or get_token())
+    check_write_access(api, repo_id)
+    exists = _check_overwrite(api, repo_id, revision, overwrite)
+    check_run_dir(run_dir)  # before creating anything remote: a broken run must not leave an empty repo
+    with tempfile.TemporaryDirectory(prefix="bestofn-push-") as tmp:
+        folder = Path(save_dir) if save_dir is not None else Path(tmp)
+        save_dataset_folder(run_dir, folder, repo_id)
+        _validate_card(folder / "README.md")
+        try:
+            if not exists:
+                api.create_repo(repo_id, repo_type="dataset", private=private)
+            if revision is not None:
+                api.create_branch(repo_id, repo_type="dataset", branch=revision, exist_ok=True)
+            info = api.upload_folder(
+                repo_id=repo_id,
+                repo_type="dataset",
+                folder_path=folder,
+                revision=revision,
+                commit_message=commit_message or f"Upload Best-of-N results from {Path(run_dir).name}",
+                # Remove shards of an earlier push that this one does not replace, so a config never mixes runs.
+                delete_patterns=[f"{name}/*" for name in CONFIGS],
+            )
+        except (HfHubHTTPError, httpx2.HTTPError) as e:
+            raise _hub_error(f"upload to {repo_id}", e) from None
+    return info.commit_url
+
+
+def _validate_card(readme: Path) -> None:
+    """Ask the Hub to validate the card's metadata, so a bad card fails before the repo is created."""
+    try:
+        DatasetCard.load(readme).validate()
+    except ValueError as e:
+        raise BestOfNError(f"the Hub rejects the dataset card's metadata: {e}") from None
+    except (HfHubHTTPError, httpx2.HTTPError) as e:
+        raise _hub_error("validate the dataset card", e) from None
+
+
+# --- command line ---------------------------------------------------------------------------------------------
+def add_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Add the ``push`` subcommand to the ``bestofn`` parser; its handler is ``args.func(args)``."""
+    p = subparsers.add_parser(
+        "push",
+        help="publish a run directory as a Hub dataset with a dataset card",
+        description=(
+            "Build the `problems` and `samples` datasets and the dataset card from a finished run directory, "
+            "and upload them to a Hub dataset repo. An existing repo is only written to with --revision "
+            "(a new branch) or --overwrite."
+        ),
+    )
+    p.add_argument("run_dir", metavar="RUN_DIR", help="run directory written by `bestofn run --output-dir RUN_DIR`")
+    p.add_argument("--repo-id", required=True, metavar="OWNER/NAME", help="dataset repo to push to")
+    p.add_argument("--private", action="store_true", help="create the repo as private (no effect on an existing repo)")
+    p.add_argument("--revision", metavar="BRANCH", help="push to this branch, created from main if missing")
+    p.add_argument("--overwrite", action="store_true", help="allow replacing the dataset files of an existing repo or branch")
+    p.add_argument("--dry-run", action="store_true", help="write the files to --save-dir and upload nothing")
+    p.add_argument("--save-dir", metavar="DIR", help="folder for the files (required with --dry-run; kept after a push)")
+    p.add_argument("--commit-message", metavar="TEXT", help="message of the upload commit")
+    p.set_defaults(func=push_command)
+    return p
+
+
+def push_command(args: argparse.Namespace) -> int:
+    """Handler of ``bestofn push``: dry run or push, then print what was written or where it went."""
+    if args.dry_run:
+        if not args.save_dir:
+            raise BestOfNError("--dry-run needs --save-dir DIR: the folder where the files that would be uploaded go")
+        files = save_dataset_folder(args.run_dir, args.save_dir, args.repo_id)
+        print(f"dry run: nothing uploaded; files for {args.repo_id} in {args.save_dir}:")
+        for path in files:
+            print(f"  {path.relative_to(args.save_dir)}  ({path.stat().st_size:,} bytes)")
+        return 0
+    url = push(
+        args.run_dir,
+        args.repo_id,
+        private=args.private,
+        revision=args.revision,
+        overwrite=args.overwrite,
+        save_dir=args.save_dir,
+        commit_message=args.commit_message,
+    )
+    print(f"pushed to https://huggingface.co/datasets/{args.repo_id} ({url})")
+    return 0

@@ -1,0 +1,338 @@
+"""The whole method, stage by stage, in a run directory that survives kills and reruns.
+
+Stages (each writes one artifact, see docs/artifacts.md):
+
+    problems  -> problems.jsonl   MATH-500, levels, stratified subset
+    greedy    -> greedy.jsonl     one greedy solution per problem, graded (the baseline)
+    samples   -> samples.jsonl    N sampled solutions per problem, graded
+    scores    -> samples.jsonl    + PRM step rewards and reward per solution
+    results   -> results.json     greedy / majority / naive / weighted Best-of-N accuracy
+
+``manifest.json`` records, for each finished stage, the fingerprint of the settings it was computed with.
+A rerun skips a stage whose fingerprint is unchanged; a stage killed midway resumes from its journal in
+``.partial/`` (work is journaled one chunk of problems at a time); a changed setting recomputes exactly the
+stages that depend on it, and only when the user says so (``overwrite``), never silently.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import shutil
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from . import __version__
+from .config import STAGES, BestOfNConfig, stage_keys
+from .data import Problem, load_math500, select_subset
+from .errors import BestOfNError
+from .generation import GenerationBackend, make_backend, resolve_device, resolve_dtype
+from .grading import grade, is_equivalent
+from .io import Journal, atomic_write_text, read_json, read_jsonl, write_json, write_jsonl
+from .prompts import render_prompt
+from .selection import aggregate, answer_groups, majority_vote, naive_best_of_n, weighted_best_of_n
+
+log = logging.getLogger(__name__)
+
+ARTIFACTS = {"problems": "problems.jsonl", "greedy": "greedy.jsonl", "samples": "samples.jsonl",
+             "scores": "samples.jsonl", "results": "results.json"}
+METHODS = ("greedy", "majority", "naive_bon", "weighted_bon", "pass_at_n")
+SCORE_CHUNK_SOLUTIONS = 256  # solutions per PRM journal chunk: big enough for good batches, small enough to resume
+
+
+class RunDir:
+    """A run directory: artifacts, the manifest of finished stages, and journals of unfinished ones."""
+
+    def __init__(self, path: str | Path, config: BestOfNConfig):
+        self.path = Path(path)
+        self.config = config
+
+    def file(self, stage: str) -> Path:
+        return self.path / ARTIFACTS[stage]
+
+    def manifest(self) -> dict[str, str]:
+        path = self.path / "manifest.json"
+        return read_json(path)["stages"] if path.exists() else {}
+
+    def is_done(self, stage: str) -> bool:
+        return self.manifest().get(stage) == self.config.fingerprint(stage) and self.file(stage).exists()
+
+    def mark_done(self, stage: str) -> None:
+        stages = {**self.manifest(), stage: self.config.fingerprint(stage)}
+        write_json(self.path / "manifest.json", {"bestofn_version": __version__, "stages": stages})
+        self.journal(stage).remove()
+
+    def invalidate(self, stage: str) -> None:
+        """Forget ``stage`` and every later stage before recomputing it (they were built on the old one)."""
+        later = STAGES[STAGES.index(stage):]
+        stages = {k: v for k, v in self.manifest().items() if k not in later}
+        write_json(self.path / "manifest.json", {"bestofn_version": __version__, "stages": stages})
+
+    def journal(self, stage: str) -> Journal:
+        return Journal(self.path / ".partial" / f"{stage}-{self.config.fingerprint(stage)}.jsonl")
+
+
+# --- the entry point -------------------------------------------------------------------------------------------
+def run(config: BestOfNConfig, overwrite: bool = False) -> dict[str, Any]:
+    """Run (or resume) every stage and return the contents of ``results.json``."""
+    run_dir = prepare_run_dir(config, overwrite)
+    problems = stage_problems(run_dir)
+    generator = _LazyBackend(config)
+    try:
+        greedy = stage_greedy(run_dir, problems, generator)
+        samples = stage_samples(run_dir, problems, generator)
+    finally:
+        generator.close()  # free the generator's memory before the PRM is loaded on the same device
+    samples = stage_scores(run_dir, problems, samples)
+    return stage_results(run_dir, problems, greedy, samples)
+
+
+def prepare_run_dir(config: BestOfNConfig, overwrite: bool) -> RunDir:
+    """Create the run directory, refuse to mix settings in it, and save the resolved config."""
+    path = Path(config.output_dir)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        raise BestOfNError(f"cannot write to output directory {path} ({e.strerror}); choose another --output-dir") from None
+    run_dir = RunDir(path, config)
+    previous = path / "config.yaml"
+    if previous.exists():
+        old = BestOfNConfig.from_yaml(previous)
+        stale = [s for s in run_dir.manifest() if old.fingerprint(s) != config.fingerprint(s)]
+        changed = sorted(k for k in set().union(*(stage_keys(s) for s in stale)) if getattr(old, k) != getattr(config, k)) if stale else []
+        if stale and not overwrite:
+            diff = ", ".join(f"{k}: {getattr(old, k)!r} -> {getattr(config, k)!r}" for k in changed)
+            raise BestOfNError(
+                f"{path} holds results made with other settings ({diff}); use a new --output-dir, or pass "
+                f"--overwrite to recompute the stages they affect ({', '.join(stale)})"
+            )
+        for stage in STAGES:  # with --overwrite: drop the first stale stage and everything after it
+            if stage in stale:
+                log.warning("settings changed (%s): recomputing from stage %r", ", ".join(changed), stage)
+                run_dir.invalidate(stage)
+                break
+    atomic_write_text(previous, config.to_yaml())
+    return run_dir
+
+
+def import_stages(src_dir: str | Path, config: BestOfNConfig, stages: Sequence[str] = ("problems", "greedy")) -> list[str]:
+    """Copy finished ``stages`` from another run directory into ``config.output_dir`` when their settings match.
+
+    A temperature sweep uses it to share one greedy baseline: greedy does not depend on temperature,
+    so its fingerprint is the same in every run of the sweep. Returns the stages copied.
+    """
+    src = RunDir(src_dir, config)
+    dst = RunDir(config.output_dir, config)
+    copied = []
+    for stage in stages:
+        if not src.is_done(stage) or dst.is_done(stage):
+            continue
+        dst.path.mkdir(parents=True, exist_ok=True)
+        tmp = dst.file(stage).with_suffix(".import.tmp")
+        shutil.copyfile(src.file(stage), tmp)
+        tmp.replace(dst.file(stage))
+        dst.mark_done(stage)
+        copied.append(stage)
+    return copied
+
+
+# --- stage 1: problems -----------------------------------------------------------------------------------------
+def stage_problems(run_dir: RunDir) -> list[Problem]:
+    if not run_dir.is_done("problems"):
+        cfg = run_dir.config
+        run_dir.invalidate("problems")
+        problems = select_subset(load_math500(cfg.dataset, cfg.dataset_split), cfg.levels, cfg.num_problems, cfg.seed)
+        write_jsonl(run_dir.file("problems"), [p.to_dict() for p in problems])
+        run_dir.mark_done("problems")
+        log.info("problems: %d at levels %s -> %s", len(problems), cfg.levels, run_dir.file("problems"))
+    return [Problem(**row) for row in read_jsonl(run_dir.file("problems"))]
+
+
+# --- stages 2 and 3: generation ----------------------------------------------------------------------------------
+class _LazyBackend:
+    """Loads the generator on first use, so a rerun whose generation is finished never loads it."""
+
+    def __init__(self, config: BestOfNConfig):
+        self.config = config
+        self.backend: GenerationBackend | None = None
+
+    def get(self) -> GenerationBackend:
+        if self.backend is None:
+            self.backend = make_backend(self.config)
+        return self.backend
+
+    def close(self) -> None:
+        if self.backend is not None:
+            self.backend.close()
+            self.backend = None
+
+
+def stage_greedy(run_dir: RunDir, problems: list[Problem], generator: _LazyBackend) -> list[dict]:
+    """The baseline: one greedy (temperature 0) solution per problem."""
+    return _generate_stage(run_dir, "greedy", problems, generator, n=1, temperature=0.0, top_p=1.0)
+
+
+def stage_samples(run_dir: RunDir, problems: list[Problem], generator: _LazyBackend) -> list[dict]:
+    """Best-of-N's candidates: N sampled solutions per problem."""
+    cfg = run_dir.config
+    return _generate_stage(run_dir, "samples", problems, generator, n=cfg.n, temperature=cfg.temperature, top_p=cfg.top_p)
+
+
+def _generate_stage(run_dir: RunDir, stage: str, problems: list[Problem], generator: _LazyBackend, *, n: int,
+                    temperature: float, top_p: float) -> list[dict]:
+    if run_dir.is_done(stage) or (stage == "samples" and run_dir.is_done("scores")):
+        return read_jsonl(run_dir.file(stage))
+    cfg = run_dir.config
+    run_dir.invalidate(stage)
+    journal = run_dir.journal(stage)
+    rows = journal.read()
+    done = {r["unique_id"] for r in rows}
+    todo = [p for p in problems if p.unique_id not in done]
+    if done:
+        log.info("%s: resuming, %d of %d problems already generated", stage, len(done), len(problems))
+    gold = {p.unique_id: p.answer for p in problems}
+    with tqdm(total=len(problems), initial=len(problems) - len(todo), desc=f"{stage} generation", unit="problem") as bar:
+        for chunk in _chunks(todo, generator.get().chunk_size(n)) if todo else []:
+            backend = generator.get()
+            prompts = [render_prompt(backend.tokenizer, p.problem, cfg.system_prompt, cfg.user_template) for p in chunk]
+            outputs = backend.generate(prompts, n=n, temperature=temperature, top_p=top_p,
+                                       max_new_tokens=cfg.max_new_tokens, seed=_chunk_seed(cfg.seed, chunk[0].unique_id))
+            new_rows = [_solution_row(p, i, c, gold[p.unique_id], cfg.grading_timeout, stage)
+                        for p, completions in zip(chunk, outputs) for i, c in enumerate(completions)]
+            journal.append(new_rows)  # a kill after this line loses nothing of this chunk
+            rows.extend(new_rows)
+            bar.update(len(chunk))
+    order = {p.unique_id: k for k, p in enumerate(problems)}
+    rows.sort(key=lambda r: (order[r["unique_id"]], r.get("sample_index", 0)))
+    write_jsonl(run_dir.file(stage), rows)
+    run_dir.mark_done(stage)
+    return rows
+
+
+def _solution_row(problem: Problem, index: int, completion, gold: str, timeout: int, stage: str) -> dict:
+    row = {"unique_id": problem.unique_id}
+    if stage == "samples":
+        row["sample_index"] = index
+    return {**row, **completion.to_dict(), **grade(completion.text, gold, timeout)}
+
+
+def _chunk_seed(seed: int, first_unique_id: str) -> int:
+    """Seed of one generation call, tied to its first problem so a resumed run samples the same solutions."""
+    return int(hashlib.sha256(f"{seed}:{first_unique_id}".encode()).hexdigest()[:8], 16)
+
+
+def _chunks(items: list, size: int) -> Iterator[list]:
+    for start in range(0, len(items), max(1, size)):
+        yield items[start : start + size]
+
+
+# --- stage 3b: PRM scores ------------------------------------------------------------------------------------------
+def stage_scores(run_dir: RunDir, problems: list[Problem], samples: list[dict]) -> list[dict]:
+    """Score every sampled solution with the PRM; adds ``step_rewards``, ``reward``, ``prm_truncated``."""
+    if run_dir.is_done("scores"):
+        return read_jsonl(run_dir.file("scores"))
+    from .prm import SkyworkPRM
+
+    cfg = run_dir.config
+    run_dir.invalidate("scores")
+    journal = run_dir.journal("scores")
+    scored = {(r["unique_id"], r["sample_index"]): r for r in journal.read()}
+    todo = [s for s in samples if (s["unique_id"], s["sample_index"]) not in scored]
+    if todo:
+        device = resolve_device(cfg.device)
+        prm = SkyworkPRM.from_pretrained(cfg.prm, device=device, dtype=resolve_dtype(cfg.dtype, device),
+                                         revision=cfg.prm_revision, batch_tokens=cfg.prm_batch_tokens,
+                                         max_length=cfg.prm_max_length)
+        problem_text = {p.unique_id: p.problem for p in problems}
+        with tqdm(total=len(samples), initial=len(samples) - len(todo), desc="PRM scoring", unit="solution") as bar:
+            for chunk in _chunks(todo, SCORE_CHUNK_SOLUTIONS):
+                scores = prm.score_detailed([problem_text[s["unique_id"]] for s in chunk], [s["text"] for s in chunk])
+                new = [{"unique_id": s["unique_id"], "sample_index": s["sample_index"], "step_rewards": sc.step_rewards,
+                        "prm_truncated": sc.truncated} for s, sc in zip(chunk, scores)]
+                journal.append(new)
+                scored.update({(r["unique_id"], r["sample_index"]): r for r in new})
+                bar.update(len(chunk))
+        if any(r["prm_truncated"] for r in scored.values()):
+            log.warning("some solutions were longer than the PRM's context: only their first steps were scored "
+                        "(prm_truncated=true in samples.jsonl)")
+        del prm
+    rows = []
+    for s in samples:
+        sc = scored[(s["unique_id"], s["sample_index"])]
+        rewards = sc["step_rewards"]
+        rows.append({**s, "step_rewards": rewards, "reward": rewards[-1] if rewards else None,
+                     "prm_truncated": sc["prm_truncated"]})
+    write_jsonl(run_dir.file("scores"), rows)
+    run_dir.mark_done("scores")
+    return rows
+
+
+# --- stage 4: selection and accuracy ----------------------------------------------------------------------------
+def stage_results(run_dir: RunDir, problems: list[Problem], greedy: list[dict], samples: list[dict]) -> dict[str, Any]:
+    """Apply every selection rule to every problem and write the accuracies to ``results.json``."""
+    cfg = run_dir.config
+    greedy_by_id = {g["unique_id"]: g for g in greedy}
+    samples_by_id: dict[str, list[dict]] = defaultdict(list)
+    for s in samples:
+        samples_by_id[s["unique_id"]].append(s)
+    per_problem = [
+        _select_for_problem(p, greedy_by_id[p.unique_id], samples_by_id[p.unique_id], cfg.aggregation, cfg.grading_timeout)
+        for p in tqdm(problems, desc="selection", unit="problem")
+    ]
+    results = {
+        "n": cfg.n,
+        "num_problems": len(problems),
+        "reward_aggregation": cfg.aggregation,
+        "methods": list(METHODS),
+        "accuracy": _accuracy(per_problem),
+        "by_level": {str(lvl): _accuracy([r for r in per_problem if r["level"] == lvl])
+                     for lvl in sorted({p.level for p in problems})},
+        "string_match": {"greedy": _rate([g["string_match"] for g in greedy]),
+                         "samples": _rate([s["string_match"] for s in samples])},
+        "tokens": {"greedy": sum(g["num_tokens"] for g in greedy), "samples": sum(s["num_tokens"] for s in samples)},
+        "per_problem": per_problem,
+    }
+    write_json(run_dir.file("results"), results)
+    run_dir.mark_done("results")
+    return results
+
+
+def _select_for_problem(problem: Problem, greedy: dict, samples: list[dict], how: str, timeout: int) -> dict:
+    """Every method's answer for one problem, whether it is right, and the answer groups behind them."""
+    answers = [s["answer"] for s in samples]
+    rewards = [aggregate(s["step_rewards"], how) for s in samples]
+    groups = answer_groups(answers, rewards)
+    members = {g["answer"]: g["indices"] for g in groups}
+
+    def verdict(answer: str | None) -> dict:
+        if answer is None:
+            return {"answer": None, "correct": False, "sample_index": None}
+        # The solution shown for a chosen answer: the highest-reward solution that gave it.
+        best = max(members[answer], key=lambda i: (rewards[i], -i))
+        return {"answer": answer, "correct": is_equivalent(answer, problem.answer, timeout), "sample_index": best}
+
+    return {
+        "unique_id": problem.unique_id, "level": problem.level, "subject": problem.subject, "gold": problem.answer,
+        "greedy": {"answer": greedy["answer"], "correct": greedy["correct"]},
+        "majority": verdict(majority_vote(answers)),
+        "naive_bon": verdict(naive_best_of_n(answers, rewards)),
+        "weighted_bon": verdict(weighted_best_of_n(answers, rewards)),
+        "pass_at_n": {"correct": any(s["correct"] for s in samples)},
+        "groups": groups,
+    }
+
+
+def _rate(flags: Sequence[bool]) -> dict[str, Any]:
+    correct, total = int(sum(bool(f) for f in flags)), len(flags)
+    return {"correct": correct, "total": total, "accuracy": correct / total if total else 0.0}
+
+
+def _accuracy(per_problem: list[dict]) -> dict[str, dict[str, Any]]:
+    return {m: _rate([r[m]["correct"] for r in per_problem]) for m in METHODS}
