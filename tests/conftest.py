@@ -1,0 +1,54 @@
+"""Shared fixtures: tiny local models in the real architectures, the shared MATH-500 file, a finished run.
+
+Everything is built once per test session (building the models takes a few seconds) and never touches
+the network.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from bestofn.config import BestOfNConfig
+from bestofn.testing import make_tiny_generator, make_tiny_prm
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a test that tries the Hub fails fast instead of hanging
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+MATH500 = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "math500.jsonl"
+
+
+@pytest.fixture(scope="session")
+def math500_path() -> Path:
+    if not MATH500.exists():
+        pytest.fail(f"{MATH500} is missing: the tests read MATH-500 from ../shared/data (see its README)")
+    return MATH500
+
+
+@pytest.fixture(scope="session")
+def tiny_generator_dir(tmp_path_factory) -> Path:
+    return make_tiny_generator(tmp_path_factory.mktemp("models") / "generator")
+
+
+@pytest.fixture(scope="session")
+def tiny_prm_dir(tmp_path_factory) -> Path:
+    return make_tiny_prm(tmp_path_factory.mktemp("models") / "prm")
+
+
+def tiny_config(generator: Path, prm: Path, dataset: Path, output_dir: Path, **overrides) -> BestOfNConfig:
+    """The end-to-end test setting: 4 problems, N=4, 32 new tokens, CPU."""
+    settings = dict(generator=str(generator), prm=str(prm), dataset=str(dataset), num_problems=4, n=4,
+                    max_new_tokens=32, device="cpu", output_dir=str(output_dir))
+    return BestOfNConfig(**{**settings, **overrides})
+
+
+@pytest.fixture(scope="session")
+def tiny_run_dir(tmp_path_factory, tiny_generator_dir, tiny_prm_dir, math500_path) -> Path:
+    """A finished run directory (transformers backend), shared read-only by tests of later stages."""
+    from bestofn.pipeline import run
+
+    config = tiny_config(tiny_generator_dir, tiny_prm_dir, math500_path, tmp_path_factory.mktemp("run") / "run")
+    run(config)
+    return Path(config.output_dir)
