@@ -1,0 +1,68 @@
+"""Settings: validation with clear messages, YAML round trip, stage fingerprints."""
+
+import pytest
+
+from bestofn.config import BestOfNConfig, stage_keys
+from bestofn.errors import BestOfNError
+
+
+def test_defaults_replicate_the_paper_setup():
+    c = BestOfNConfig()
+    assert (c.generator, c.prm, c.dataset) == (
+        "Qwen/Qwen2.5-1.5B-Instruct", "Skywork/Skywork-o1-Open-PRM-Qwen-2.5-1.5B", "HuggingFaceH4/MATH-500")
+    assert (c.levels, c.num_problems, c.n, c.temperature, c.top_p, c.max_new_tokens, c.seed) == (
+        [1, 2, 3], 20, 16, 0.8, 1.0, 2048, 0)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"levels": [0, 1]}, "levels must be a non-empty subset of 1-5"),
+        ({"levels": [6]}, "levels"),
+        ({"n": 0}, "n must be at least 1"),
+        ({"num_problems": 0}, "num_problems"),
+        ({"temperature": 0}, "temperature must be > 0"),
+        ({"top_p": 1.5}, "top_p"),
+        ({"backend": "tgi"}, "backend must be"),
+        ({"aggregation": "max"}, "aggregation"),
+        ({"user_template": "no placeholder"}, "{problem}"),
+    ],
+)
+def test_invalid_settings(kwargs, message):
+    with pytest.raises(BestOfNError, match=message.replace("{", r"\{").replace("}", r"\}")):
+        BestOfNConfig(**kwargs)
+
+
+def test_yaml_round_trip_and_overrides(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(BestOfNConfig(n=4, levels=[2]).to_yaml())
+    c = BestOfNConfig.from_yaml(path, n=8, temperature=None)
+    assert (c.n, c.levels, c.temperature) == (8, [2], 0.8)
+
+
+def test_unknown_key_is_named(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("num_samples: 4\n")
+    with pytest.raises(BestOfNError, match=r"unknown config keys \['num_samples'\]"):
+        BestOfNConfig.from_yaml(path)
+
+
+def test_shipped_recipe_loads():
+    from pathlib import Path
+
+    recipe = Path(__file__).resolve().parents[1] / "recipes" / "best_of_n.yaml"
+    c = BestOfNConfig.from_yaml(recipe)
+    assert c.n == 16 and c.backend == "vllm" and c.prm == BestOfNConfig().prm
+
+
+def test_fingerprints_follow_dependencies():
+    base = BestOfNConfig()
+    hotter = BestOfNConfig(temperature=1.2)
+    other_prm = BestOfNConfig(prm="other/prm")
+    faster = BestOfNConfig(generation_batch_size=8, prm_batch_tokens=1024, device="cpu")
+    assert base.fingerprint("greedy") == hotter.fingerprint("greedy")  # greedy ignores temperature
+    assert base.fingerprint("samples") != hotter.fingerprint("samples")
+    assert base.fingerprint("samples") == other_prm.fingerprint("samples")
+    assert base.fingerprint("scores") != other_prm.fingerprint("scores")
+    assert all(base.fingerprint(s) == faster.fingerprint(s) for s in ("problems", "greedy", "samples", "scores"))
+    assert stage_keys("problems") <= stage_keys("greedy") <= stage_keys("samples") <= stage_keys("scores")
