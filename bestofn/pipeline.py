@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 from . import __version__
 from .config import STAGES, BestOfNConfig, stage_keys
 from .data import Problem, load_math500, select_subset
-from .errors import BestOfNError
+from .errors import BestOfNError, model_load_error
 from .generation import GenerationBackend, make_backend, resolve_device, resolve_dtype
 from .grading import grade, is_equivalent
 from .io import Journal, atomic_write_text, read_json, read_jsonl, write_json, write_jsonl
@@ -81,6 +81,8 @@ def run(config: BestOfNConfig, overwrite: bool = False) -> dict[str, Any]:
     """Run (or resume) every stage and return the contents of ``results.json``."""
     run_dir = prepare_run_dir(config, overwrite)
     problems = stage_problems(run_dir)
+    if not run_dir.is_done("scores"):
+        check_model_reachable(config.prm, config.prm_revision, "PRM", "--prm")  # fail before hours of generation
     generator = _LazyBackend(config)
     try:
         greedy = stage_greedy(run_dir, problems, generator)
@@ -120,6 +122,20 @@ def prepare_run_dir(config: BestOfNConfig, overwrite: bool) -> RunDir:
                 break
     atomic_write_text(previous, config.to_yaml())
     return run_dir
+
+
+def check_model_reachable(name_or_path: str, revision: str | None, role: str, flag: str) -> None:
+    """Fetch only the model's config.json (a local folder needs one), so a typo stops the run at once."""
+    if Path(name_or_path).is_dir():
+        if not (Path(name_or_path) / "config.json").exists():
+            raise BestOfNError(f"the {role} folder {name_or_path} has no config.json; pass a model folder with {flag}")
+        return
+    from huggingface_hub import hf_hub_download
+
+    try:
+        hf_hub_download(name_or_path, "config.json", revision=revision)
+    except Exception as e:  # offline, unknown repo, gated repo, bad revision: all end the same way
+        raise model_load_error(role, name_or_path, flag, e) from None
 
 
 def import_stages(src_dir: str | Path, config: BestOfNConfig, stages: Sequence[str] = ("problems", "greedy")) -> list[str]:
