@@ -85,6 +85,10 @@ def build_parser() -> argparse.ArgumentParser:
     run_parser.add_argument("--overwrite", action="store_true",
                             help="allow changed settings in an existing run directory (recomputes what they affect)")
     run_parser.set_defaults(func=_run)
+
+    from . import hub
+
+    hub.add_cli(sub)
     return parser
 
 

@@ -30,13 +30,15 @@ from pathlib import Path
 from typing import Any
 
 import datasets
-import httpx2  # huggingface_hub>=2 speaks HTTP through httpx2: its HTTPError covers refused connections too
 from datasets import Dataset, Features, List, Value
 from datasets.info import DatasetInfo, DatasetInfosDict
 from datasets.splits import SplitDict, SplitInfo
 from datasets.utils.metadata import MetadataConfigs
 from huggingface_hub import DatasetCard, DatasetCardData, HfApi, get_token
 from huggingface_hub.errors import HFValidationError, HfHubHTTPError
+# The base class of every HTTP failure huggingface_hub raises, refused connections included: huggingface_hub
+# re-exports it from the HTTP library it is built on (httpx in 1.x, httpx2 in 2.x), so this stays right.
+from huggingface_hub.errors import HTTPError as HubHTTPError
 from huggingface_hub.utils import validate_repo_id
 
 from . import __version__
@@ -81,7 +83,9 @@ _PROBLEM_COLUMNS: dict[str, tuple[Any, str]] = {
     "greedy_correct": (Value("bool"), "Whether the greedy answer is correct (math-verify)."),
     "greedy_num_tokens": (Value("int32"), "Tokens in the greedy solution."),
     "greedy_finish_reason": (Value("string"), "`stop` (the model finished) or `length` (cut at the token limit)."),
-    "weighted_bon_answer": (Value("string"), "Weighted Best-of-N answer (heaviest answer group); null if no sample has an answer."),
+    "weighted_bon_answer": (
+        Value("string"), "Weighted Best-of-N answer (heaviest answer group); null if no sample has an answer."
+    ),
     "weighted_bon_correct": (Value("bool"), "Whether the weighted Best-of-N answer is correct."),
     "weighted_bon_sample_index": (Value("int32"), "`sample_index` of the highest-reward solution in the winning group."),
     "weighted_bon_solution": (Value("string"), "That solution's text: the Best-of-N solution."),
@@ -108,8 +112,13 @@ _SAMPLE_COLUMNS: dict[str, tuple[Any, str]] = {
     "correct": (Value("bool"), "Whether the answer is correct (math-verify)."),
     "string_match": (Value("bool"), "Whether the answer equals the gold answer after string normalization."),
     "step_rewards": (List(Value("float64")), "PRM score of each step (steps are the solution's lines)."),
-    "reward": (Value("float64"), "Solution reward used for selection; null if no step could be scored."),
-    "prm_truncated": (Value("bool"), "True if the solution was longer than the PRM's context: only the steps that fit were scored."),
+    "reward": (
+        Value("float64"),
+        "The last step's score (the reward selection uses with `last` aggregation); null if no step could be scored.",
+    ),
+    "prm_truncated": (
+        Value("bool"), "True if the solution was longer than the PRM's context: only the steps that fit were scored."
+    ),
 }
 PROBLEM_FEATURES = Features({name: feat for name, (feat, _) in _PROBLEM_COLUMNS.items()})
 SAMPLE_FEATURES = Features({name: feat for name, (feat, _) in _SAMPLE_COLUMNS.items()})
@@ -132,10 +141,10 @@ KNOWN_LICENSES = {
     "Skywork/Skywork-o1-Open-PRM-Qwen-2.5-1.5B": "Skywork community license, see the model card",
 }
 _AGGREGATION_TEXT = {
-    "last": "the score of its **last** step.",
-    "min": "the **minimum** of its step scores.",
-    "prod": "the **product** of its step scores.",
-    "mean": "the **mean** of its step scores.",
+    "last": "the score of its **last** step",
+    "min": "the **minimum** of its step scores",
+    "prod": "the **product** of its step scores",
+    "mean": "the **mean** of its step scores",
 }
 
 # BibTeX kept to what is certain: titles, authors, years and arXiv ids.
@@ -194,7 +203,8 @@ class RunArtifacts:
 
 
 def _rerun_hint(run_dir: Path) -> str:
-    return f"finish the run with `bestofn run --output-dir {run_dir}` and the same settings (finished stages are reused)"
+    # The run's own config.yaml reproduces its settings, so finished stages are reused, not recomputed.
+    return f"finish the run with `bestofn run --config {run_dir / 'config.yaml'} --output-dir {run_dir}`"
 
 
 def check_run_dir(run_dir: str | Path) -> None:
@@ -208,7 +218,9 @@ def check_run_dir(run_dir: str | Path) -> None:
     if not run_dir.is_dir():
         raise BestOfNError(f"run directory {run_dir} does not exist; create it with `bestofn run --output-dir {run_dir}`")
     if not (run_dir / "config.yaml").is_file():
-        raise BestOfNError(f"{run_dir} is not a run directory (no config.yaml); create it with `bestofn run --output-dir {run_dir}`")
+        raise BestOfNError(
+            f"{run_dir} is not a run directory (no config.yaml); create it with `bestofn run --output-dir {run_dir}`"
+        )
     config = BestOfNConfig.from_yaml(run_dir / "config.yaml")
     manifest_path = run_dir / "manifest.json"
     finished = read_json(manifest_path).get("stages", {}) if manifest_path.is_file() else None
@@ -305,7 +317,8 @@ def problem_rows(run: RunArtifacts) -> list[dict[str, Any]]:
                 "naive_bon_sample_index": res["naive_bon"].get("sample_index"),
                 "pass_at_n": res["pass_at_n"]["correct"],
                 "answer_groups": [
-                    {"answer": g["answer"], "count": g["count"], "reward_sum": g["reward_sum"], "sample_indices": g["indices"]}
+                    {"answer": g["answer"], "count": g["count"], "reward_sum": g["reward_sum"],
+                     "sample_indices": g["indices"]}
                     for g in res.get("groups", [])
                 ],
             }
@@ -340,8 +353,8 @@ def sample_rows(run: RunArtifacts) -> list[dict[str, Any]]:
 def build_datasets(run: RunArtifacts) -> dict[str, Dataset]:
     """The ``problems`` and ``samples`` datasets, typed by :data:`FEATURES` (a wrong type fails here)."""
     return {
-        "problems": Dataset.from_list(problem_rows(run), features=PROBLEM_FEATURES, split=datasets.Split(SPLIT)),
-        "samples": Dataset.from_list(sample_rows(run), features=SAMPLE_FEATURES, split=datasets.Split(SPLIT)),
+        "problems": Dataset.from_list(problem_rows(run), features=PROBLEM_FEATURES, split=datasets.NamedSplit(SPLIT)),
+        "samples": Dataset.from_list(sample_rows(run), features=SAMPLE_FEATURES, split=datasets.NamedSplit(SPLIT)),
     }
 
 
@@ -371,17 +384,16 @@ def build_card_data(run: RunArtifacts, dsets: dict[str, Dataset], file_sizes: di
         source_datasets=[_source_dataset_id(run.config)],
         size_categories=[size_category(max(len(d) for d in dsets.values()))],
     )
-    MetadataConfigs(
-        {
-            name: {"data_files": [{"split": SPLIT, "path": data_file(name)}], **({"default": True} if name == DEFAULT_CONFIG else {})}
-            for name in CONFIGS
-        }
-    ).to_dataset_card_data(card_data)
+    configs = {name: {"data_files": [{"split": SPLIT, "path": data_file(name)}]} for name in CONFIGS}
+    configs[DEFAULT_CONFIG]["default"] = True
+    MetadataConfigs(configs).to_dataset_card_data(card_data)
     DatasetInfosDict(
         {
             name: DatasetInfo(
                 features=dsets[name].features,
-                splits=SplitDict({SPLIT: SplitInfo(name=SPLIT, num_bytes=dsets[name].data.nbytes, num_examples=len(dsets[name]))}),
+                splits=SplitDict(
+                    {SPLIT: SplitInfo(name=SPLIT, num_bytes=dsets[name].data.nbytes, num_examples=len(dsets[name]))}
+                ),
                 download_size=file_sizes[name],
                 dataset_size=dsets[name].data.nbytes,
                 config_name=name,
@@ -396,6 +408,7 @@ def build_card(run: RunArtifacts, dsets: dict[str, Dataset], repo_id: str, file_
     """Render the card template with the run's settings, results and field tables."""
     cfg = run.config
     card_data = build_card_data(run, dsets, file_sizes)
+    aggregation = run.results.get("reward_aggregation", "last")
     num_samples = len(dsets["samples"])
     return DatasetCard.from_template(
         card_data,
@@ -419,7 +432,8 @@ def build_card(run: RunArtifacts, dsets: dict[str, Dataset], repo_id: str, file_
         max_new_tokens=cfg.max_new_tokens,
         seed=cfg.seed,
         backend=cfg.backend,
-        aggregation_text=_AGGREGATION_TEXT.get(run.results.get("reward_aggregation", "last"), "an aggregation of its step scores."),
+        aggregation=aggregation,
+        aggregation_text=_AGGREGATION_TEXT.get(aggregation, f"the `{aggregation}` aggregation of its step scores"),
         results_table=results_table(run.results),
         string_match_text=_string_match_text(run.results),
         tokens_text=_tokens_text(run.results),
@@ -523,7 +537,8 @@ def _level_counts(problems: list[dict[str, Any]]) -> str:
 
 def _string_match_text(results: dict[str, Any]) -> str:
     sm = results.get("string_match", {})
-    parts = [f"{label} {100 * sm[key]['accuracy']:.1f}%" for key, label in (("greedy", "greedy"), ("samples", "all samples")) if sm.get(key, {}).get("total")]
+    labels = {"greedy": "greedy", "samples": "all samples"}
+    parts = [f"{label} {100 * sm[key]['accuracy']:.1f}%" for key, label in labels.items() if sm.get(key, {}).get("total")]
     return f"With exact string matching instead of math-verify the accuracy would be: {', '.join(parts)}." if parts else ""
 
 
@@ -546,7 +561,8 @@ def _revision_text(cfg: BestOfNConfig) -> str:
     unpinned = [role for role, rev in (("generator", cfg.generator_revision), ("PRM", cfg.prm_revision)) if not rev]
     if not unpinned:
         return "Both models are pinned to the revisions above."
-    return f"The {' and '.join(unpinned)} revision was not pinned: the run used the default branch at the time."
+    what = "revision was" if len(unpinned) == 1 else "revisions were"
+    return f"The {' and '.join(unpinned)} {what} not pinned: the run used the default branch at the time."
 
 
 def _citations(cfg: BestOfNConfig) -> str:
@@ -613,7 +629,9 @@ def _hub_error(action: str, error: Exception) -> BestOfNError:
     status = getattr(getattr(error, "response", None), "status_code", None)
     first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     if status is None and not isinstance(error, HfHubHTTPError):
-        return BestOfNError(f"cannot reach the Hugging Face Hub to {action} ({first}); check the network, or use --dry-run --save-dir DIR")
+        return BestOfNError(
+            f"cannot reach the Hugging Face Hub to {action} ({first}); check the network, or use --dry-run --save-dir DIR"
+        )
     return BestOfNError(f"the Hub refused to {action} (HTTP {status}: {first[:300]})")
 
 
@@ -631,18 +649,24 @@ def check_write_access(api: HfApi, repo_id: str) -> str:
         )
     try:
         who = api.whoami()
-    except (HfHubHTTPError, httpx2.HTTPError) as e:
+    except HubHTTPError as e:
         if isinstance(e, HfHubHTTPError) and e.response.status_code == 401:
-            raise BestOfNError("the Hugging Face token is invalid or expired: run `hf auth login` with a new write token") from None
+            raise BestOfNError(
+                "the Hugging Face token is invalid or expired: run `hf auth login` with a new write token"
+            ) from None
         raise _hub_error("check the token", e) from None
     user = who.get("name", "?")
     role = ((who.get("auth") or {}).get("accessToken") or {}).get("role")
     if role == "read":
-        raise BestOfNError(f"the token of {user} is read-only: create a write token at https://huggingface.co/settings/tokens and run `hf auth login`")
+        raise BestOfNError(
+            f"the token of {user} is read-only: create a write token at https://huggingface.co/settings/tokens "
+            "and run `hf auth login`"
+        )
     owner = repo_id.split("/")[0]
     namespaces = {user, *(org.get("name") for org in who.get("orgs") or [])}
     if owner not in namespaces:
-        raise BestOfNError(f"the token belongs to {user}, who cannot write to {owner}/ (own namespaces: {', '.join(sorted(n for n in namespaces if n))})")
+        own = ", ".join(sorted(n for n in namespaces if n))
+        raise BestOfNError(f"the token belongs to {user}, who cannot write to {owner}/ (own namespaces: {own})")
     return user
 
 
@@ -654,10 +678,12 @@ def _check_overwrite(api: HfApi, repo_id: str, revision: str | None, overwrite: 
             return False
         api.auth_check(repo_id, repo_type="dataset", write=True)
         branches = {b.name for b in api.list_repo_refs(repo_id, repo_type="dataset").branches}
-    except (HfHubHTTPError, httpx2.HTTPError) as e:
+    except HubHTTPError as e:
         status = getattr(getattr(e, "response", None), "status_code", None)
         if status in (401, 403):
-            raise BestOfNError(f"the token cannot write to the dataset repo {repo_id}: use a token with write access to it") from None
+            raise BestOfNError(
+                f"the token cannot write to the dataset repo {repo_id}: use a token with write access to it"
+            ) from None
         raise _hub_error(f"check the dataset repo {repo_id}", e) from None
     target = revision or "main"
     if overwrite:
@@ -697,10 +723,9 @@ def push(
     api = HfApi(token=token or get_token())
     check_write_access(api, repo_id)
     exists = _check_overwrite(api, repo_id, revision, overwrite)
-    check_run_dir(run_dir)  # before creating anything remote: a broken run must not leave an empty repo
     with tempfile.TemporaryDirectory(prefix="bestofn-push-") as tmp:
         folder = Path(save_dir) if save_dir is not None else Path(tmp)
-        save_dataset_folder(run_dir, folder, repo_id)
+        save_dataset_folder(run_dir, folder, repo_id)  # checks the run dir: a broken run creates no repo
         _validate_card(folder / "README.md")
         try:
             if not exists:
@@ -716,8 +741,8 @@ def push(
                 # Remove shards of an earlier push that this one does not replace, so a config never mixes runs.
                 delete_patterns=[f"{name}/*" for name in CONFIGS],
             )
-        except (HfHubHTTPError, httpx2.HTTPError) as e:
-            raise _hub_error(f"upload to {repo_id}", e) from None
+        except HubHTTPError as e:
+            raise _hub_error(f"create or write to the dataset repo {repo_id}", e) from None
     return info.commit_url
 
 
@@ -727,7 +752,7 @@ def _validate_card(readme: Path) -> None:
         DatasetCard.load(readme).validate()
     except ValueError as e:
         raise BestOfNError(f"the Hub rejects the dataset card's metadata: {e}") from None
-    except (HfHubHTTPError, httpx2.HTTPError) as e:
+    except HubHTTPError as e:
         raise _hub_error("validate the dataset card", e) from None
 
 
@@ -747,7 +772,8 @@ def add_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--repo-id", required=True, metavar="OWNER/NAME", help="dataset repo to push to")
     p.add_argument("--private", action="store_true", help="create the repo as private (no effect on an existing repo)")
     p.add_argument("--revision", metavar="BRANCH", help="push to this branch, created from main if missing")
-    p.add_argument("--overwrite", action="store_true", help="allow replacing the dataset files of an existing repo or branch")
+    p.add_argument("--overwrite", action="store_true",
+                   help="allow replacing the dataset files of an existing repo or branch")
     p.add_argument("--dry-run", action="store_true", help="write the files to --save-dir and upload nothing")
     p.add_argument("--save-dir", metavar="DIR", help="folder for the files (required with --dry-run; kept after a push)")
     p.add_argument("--commit-message", metavar="TEXT", help="message of the upload commit")
