@@ -9,6 +9,9 @@ The package mirrors the method's steps, one module each:
 - ``grading``     extract the ``\\boxed{}`` answer and judge it with math-verify
 - ``selection``   majority vote, naive and weighted Best-of-N
 - ``pipeline``    the run directory: stages, artifacts, resume
+- ``analysis``    accuracy vs N, PRM quality, flips (numbers only); ``report`` turns them into plots and prose
+- ``sweep``       the pipeline once per temperature, sharing the greedy baseline
+- ``hub``         publish a run as a Hub dataset with a dataset card
 - ``cli``         the ``bestofn`` command
 """
 

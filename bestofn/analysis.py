@@ -117,7 +117,9 @@ def load_run(run_dir: str | Path) -> RunData:
         samples = read_jsonl(run_dir / "samples.jsonl")
         results = read_json(run_dir / "results.json")
     except (ValueError, KeyError) as e:
-        raise BestOfNError(f"run directory {run_dir} has an unreadable artifact ({type(e).__name__}: {e}); {fix}") from None
+        raise BestOfNError(
+            f"run directory {run_dir} has an unreadable artifact ({type(e).__name__}: {e}); {fix}"
+        ) from None
     config: dict[str, Any] = {}
     if (run_dir / "config.yaml").is_file():
         config = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8")) or {}
@@ -131,12 +133,17 @@ def load_run(run_dir: str | Path) -> RunData:
         raise BestOfNError(f"{run_dir}/samples.jsonl has no PRM scores (step_rewards) yet; {fix}")
     sizes = {len(by_problem.get(p["unique_id"], [])) for p in problems}
     if len(sizes) != 1 or 0 in sizes:
-        raise BestOfNError(f"{run_dir}/samples.jsonl has {sorted(sizes)} samples per problem, expected the same N for all; {fix}")
+        raise BestOfNError(
+            f"{run_dir}/samples.jsonl has {sorted(sizes)} samples per problem, expected the same N for all; {fix}"
+        )
     n = sizes.pop()
     lacking = [p["unique_id"] for p in problems if p["unique_id"] not in greedy]
     if lacking:
         raise BestOfNError(f"{run_dir}/greedy.jsonl lacks problems {lacking[:3]}; {fix}")
-    loaded = [_problem(p, greedy[p["unique_id"]], by_problem[p["unique_id"]], n, run_dir) for p in problems]
+    try:
+        loaded = [_problem(p, greedy[p["unique_id"]], by_problem[p["unique_id"]], n, run_dir) for p in problems]
+    except KeyError as e:  # a row without a field of docs/artifacts.md: written by another version, or edited
+        raise BestOfNError(f"run directory {run_dir} has rows without the field {e}; {fix}") from None
     return RunData(
         run_dir=run_dir,
         n=n,
@@ -401,13 +408,15 @@ def group_table(p: ProblemData, rewards: np.ndarray) -> list[dict[str, Any]]:
     rows = []
     for g in range(int(p.labels.max()) + 1):
         members = [int(i) for i in np.flatnonzero(p.labels == g)]
-        rows.append({
-            "answer": p.answers[members[0]],
-            "count": len(members),
-            "reward_sum": float(sum(rewards[i] for i in members)),
-            "indices": members,
-            "correct": bool(p.correct[members[0]]),
-        })
+        rows.append(
+            {
+                "answer": p.answers[members[0]],
+                "count": len(members),
+                "reward_sum": float(sum(rewards[i] for i in members)),
+                "indices": members,
+                "correct": bool(p.correct[members[0]]),
+            }
+        )
     return sorted(rows, key=lambda r: -r["reward_sum"])
 
 
@@ -460,7 +469,9 @@ def prm_stats(run: RunData, how: str, rng: np.random.Generator, rounds: int = DE
         reps = []
         for _ in range(rounds):
             pick = rng.integers(0, len(per_problem), len(per_problem))
-            value = auroc(np.concatenate([per_problem[i][0] for i in pick]), np.concatenate([per_problem[i][1] for i in pick]))
+            value = auroc(
+                np.concatenate([per_problem[i][0] for i in pick]), np.concatenate([per_problem[i][1] for i in pick])
+            )
             if value is not None:
                 reps.append(value)
         tail = (1 - CI_LEVEL) / 2 * 100
@@ -516,8 +527,10 @@ class Analysis:
     outcomes: list[ProblemOutcome]
     comparisons: dict[str, Comparison]  # "weighted_bon-greedy", "weighted_bon-majority", ...
     prm: dict[str, PRMStats]
-    mean_tokens: list[float]  # per problem, for n samples (same order as ns)
+    mean_tokens: list[float]  # generated tokens per problem for n samples (same order as ns)
     greedy_mean_tokens: float
+    tokens_by_level: dict[int, list[float]]
+    greedy_tokens_by_level: dict[int, float]
     inconsistencies: list[str] = field(default_factory=list)  # disagreements with results.json
 
     @property
@@ -528,7 +541,9 @@ class Analysis:
         return self.accuracy[method][-1]
 
 
-def compare(curves: Curves, outcomes: list[ProblemOutcome], a: str, b: str, rng: np.random.Generator, rounds: int) -> Comparison:
+def compare(
+    curves: Curves, outcomes: list[ProblemOutcome], a: str, b: str, rng: np.random.Generator, rounds: int
+) -> Comparison:
     """Paired comparison of two methods at full N: accuracy difference with CI, flips, McNemar p."""
     diff = curves.methods[a][-1] - curves.methods[b][-1]
     only_a = [o.unique_id for o in outcomes if o.solved(a) and not o.solved(b)]
@@ -558,7 +573,12 @@ def analyze(
     }
     aggregation = {a: _estimates_by_method(v, rng, bootstrap) for a, v in curves.by_aggregation.items()}
     outcomes = [full_n_outcome(p, run.reward_aggregation) for p in run.problems]
-    pairs = [("weighted_bon", "greedy"), ("weighted_bon", "majority"), ("weighted_bon", "naive_bon"), ("majority", "greedy")]
+    pairs = [
+        ("weighted_bon", "greedy"),
+        ("weighted_bon", "majority"),
+        ("weighted_bon", "naive_bon"),
+        ("majority", "greedy"),
+    ]
     comparisons = {f"{a}-{b}": compare(curves, outcomes, a, b, rng, bootstrap) for a, b in pairs}
     prm = {a: prm_stats(run, a, rng, bootstrap if a == "last" else 0) for a in AGGREGATIONS}
     analysis = Analysis(
@@ -573,12 +593,16 @@ def analyze(
         prm=prm,
         mean_tokens=[float(x) for x in curves.tokens.mean(axis=1)],
         greedy_mean_tokens=float(curves.greedy_tokens.mean()),
+        tokens_by_level={lvl: [float(x) for x in curves.tokens[:, levels == lvl].mean(axis=1)] for lvl in run.levels},
+        greedy_tokens_by_level={lvl: float(curves.greedy_tokens[levels == lvl].mean()) for lvl in run.levels},
     )
     analysis.inconsistencies = check_against_results(analysis)
     return analysis
 
 
-def _estimates_by_method(values: dict[str, np.ndarray], rng: np.random.Generator, rounds: int) -> dict[str, list[Estimate]]:
+def _estimates_by_method(
+    values: dict[str, np.ndarray], rng: np.random.Generator, rounds: int
+) -> dict[str, list[Estimate]]:
     names = list(values)
     stacked = np.concatenate([values[m] for m in names])  # (methods * ns, problems): one shared resample
     flat = estimates(stacked, rng, rounds)

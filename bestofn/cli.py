@@ -86,8 +86,10 @@ def build_parser() -> argparse.ArgumentParser:
                             help="allow changed settings in an existing run directory (recomputes what they affect)")
     run_parser.set_defaults(func=_run)
 
-    from . import hub
+    from . import hub, report, sweep
 
+    report.add_cli(sub)
+    sweep.add_cli(sub)
     hub.add_cli(sub)
     return parser
 

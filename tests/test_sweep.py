@@ -1,0 +1,188 @@
+"""Tests of bestofn.sweep with the pipeline replaced by a fake that writes hand-made run directories."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from bestofn import report as R
+from bestofn import sweep as S
+from bestofn.config import BestOfNConfig
+from bestofn.errors import BestOfNError
+from test_analysis import problem, sample, write_run_dir
+
+# Two problems, N=4. At every temperature greedy is right on "a" only (one shared baseline). The samples get
+# more diverse with temperature: T=0.4 gets both problems, T=0.8 only "a", T=1.2 neither (but pass@4 on "b").
+SAMPLES = {
+    0.4: ([sample("1", 0.9)] * 4, [sample("2", 0.8)] * 3 + [sample("5", 0.1)]),
+    0.8: ([sample("1", 0.9)] * 3 + [sample("3", 0.2)], [sample("5", 0.7)] * 3 + [sample("2", 0.3)]),
+    1.2: (
+        [sample("4", 0.9)] * 3 + [sample("8", 0.2)],
+        [sample("5", 0.6), sample("6", 0.7), sample("7", 0.8), sample("2", 0.1)],
+    ),
+}
+
+
+def fake_pipeline(calls: list):
+    """A fake ``pipeline.run`` / ``import_stages`` pair that records its calls and writes a run directory."""
+
+    def run(config: BestOfNConfig, overwrite: bool = False) -> dict:
+        calls.append(("run", config.temperature, config.output_dir, overwrite))
+        a, b = SAMPLES[config.temperature]
+        specs = [problem("a", "1", greedy="1", samples=a), problem("b", "2", greedy="9", samples=b, level=2)]
+        write_run_dir(Path(config.output_dir), specs, temperature=config.temperature)
+        return json.loads((Path(config.output_dir) / "results.json").read_text())
+
+    def import_stages(src_dir, config: BestOfNConfig, stages=("problems", "greedy")) -> list[str]:
+        calls.append(("import", Path(src_dir), config.temperature, config.output_dir, tuple(stages)))
+        return list(stages)
+
+    return run, import_stages
+
+
+def test_parse_temperatures():
+    assert S.parse_temperatures("0.4,0.8,1.2") == [0.4, 0.8, 1.2]
+    for bad, msg in (("0.4,x", "numbers"), ("0,0.8", "positive"), ("", "positive"), ("0.8,0.80", "duplicates")):
+        with pytest.raises(BestOfNError, match=msg):
+            S.parse_temperatures(bad)
+
+
+def test_run_sweep_runs_each_temperature_and_shares_greedy(tmp_path: Path):
+    calls: list = []
+    run, imp = fake_pipeline(calls)
+    config = BestOfNConfig(output_dir=str(tmp_path / "sweep"), n=4, num_problems=2)
+    dirs = S.run_sweep(config, [0.4, 0.8, 1.2], run_fn=run, import_fn=imp)
+    first = tmp_path / "sweep" / "temperature-0.4"
+    assert dirs == [first, tmp_path / "sweep" / "temperature-0.8", tmp_path / "sweep" / "temperature-1.2"]
+    assert calls == [
+        ("run", 0.4, str(first), False),
+        ("import", first, 0.8, str(dirs[1]), ("problems", "greedy")),  # before its run: greedy is reused
+        ("run", 0.8, str(dirs[1]), False),
+        ("import", first, 1.2, str(dirs[2]), ("problems", "greedy")),
+        ("run", 1.2, str(dirs[2]), False),
+    ]
+    assert config.temperature == 0.8 and config.output_dir == str(
+        tmp_path / "sweep"
+    )  # the caller's config is untouched
+    assert [t for t, _ in S.find_temperature_runs(tmp_path / "sweep")] == [0.4, 0.8, 1.2]
+
+
+def test_sweep_report_numbers_and_plots(tmp_path: Path):
+    run, imp = fake_pipeline([])
+    S.run_sweep(BestOfNConfig(output_dir=str(tmp_path / "sweep"), n=4), [1.2, 0.4, 0.8], run_fn=run, import_fn=imp)
+    sw = S.analyze_sweep(tmp_path / "sweep", subsets=20, bootstrap=100)
+    assert sw.temperatures == [0.4, 0.8, 1.2]  # sorted, whatever the order they were run in
+    assert [an.at_full_n("weighted_bon").value for an in sw.analyses] == [1.0, 0.5, 0.0]
+    assert [an.at_full_n("pass_at_n").value for an in sw.analyses] == [1.0, 1.0, 0.5]
+    assert sw.distinct_answers == [1.5, 2.0, 3.0]  # T=0.4: {1} and {2,5}; T=0.8: 2 and 2; T=1.2: 2 and 4
+    assert sw.sample_accuracy == pytest.approx([(1 + 0.75) / 2, (0.75 + 0.25) / 2, (0 + 0.25) / 2])
+    assert sw.greedy_shared and sw.best_vs_worst.value == 1.0
+
+    written = S.write_sweep_report(tmp_path / "sweep", subsets=20, bootstrap=100, run_reports=False)
+    out = tmp_path / "sweep" / "report"
+    assert {p.name for p in written} == {"report.md", "report.html", *S.SWEEP_PLOTS}
+    for name in S.SWEEP_PLOTS:
+        with Image.open(out / name) as img:
+            img.verify()
+    md = (out / "report.md").read_text()
+    assert "most accurate at T=0.4 (100.0% [100.0, 100.0]) and least at T=1.2 (0.0% [0.0, 0.0])" in md
+    assert "T=1.2: 3.0 distinct answers per problem, 12.5% of samples right, pass@4 50.0%" in md
+    assert "| 0.8 | 50.0% [0.0, 100.0] |" in md  # greedy: "a" right, "b" wrong
+    assert "| 0.4 |" in md and "run report" in md and "](../temperature-" not in md  # no run reports, no links
+    html = (out / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == len(S.SWEEP_PLOTS)
+
+
+def test_empty_sweep_dir_is_an_error(tmp_path: Path):
+    with pytest.raises(BestOfNError, match=r"no temperature-<t> run directories.*bestofn sweep --temperatures"):
+        S.analyze_sweep(tmp_path)
+
+
+def test_sweep_cli_runs_and_reports(tmp_path: Path, monkeypatch, capsys):
+    """`bestofn sweep` with the real run flags of bestofn.cli (the pipeline itself faked), then `bestofn report SWEEP_DIR`."""
+    calls: list = []
+    run, imp = fake_pipeline(calls)
+    real_run_sweep = S.run_sweep
+    monkeypatch.setattr(S, "run_sweep", lambda config, temps: real_run_sweep(config, temps, run_fn=run, import_fn=imp))
+    parser = argparse.ArgumentParser(prog="bestofn")
+    sub = parser.add_subparsers(dest="command")
+    S.add_cli(sub)
+    R.add_cli(sub)
+    args = parser.parse_args(
+        [
+            "sweep",
+            "--temperatures",
+            "0.4,1.2",
+            "--output-dir",
+            str(tmp_path / "sw"),
+            "--n",
+            "4",
+            "--seed",
+            "5",
+            "--subsets",
+            "10",
+            "--report-seed",
+            "3",
+            "--bootstrap",
+            "50",
+        ]
+    )
+    assert args.temperatures == [0.4, 1.2] and args.report_seed == 3 and args.seed == 5
+    assert args.func(args) == 0
+    assert [c[1] for c in calls if c[0] == "run"] == [0.4, 1.2]
+    assert "report.md" in capsys.readouterr().out
+    md = (tmp_path / "sw" / "report" / "report.md").read_text()
+    assert "report settings: 10 subsets per point, seed 3, 50 bootstrap resamples" in md
+    for t in ("0.4", "1.2"):  # each temperature got its own report, linked from the sweep's
+        assert (tmp_path / "sw" / f"temperature-{t}" / "report" / "report.html").is_file()
+        assert f"[md](../temperature-{t}/report/report.md) / [html](../temperature-{t}/report/report.html)" in md
+    # `bestofn report SWEEP_DIR` rewrites the sweep's own report (not the runs'), with the new settings
+    run_report = (tmp_path / "sw" / "temperature-0.4" / "report" / "report.md").stat().st_mtime_ns
+    args = parser.parse_args(["report", str(tmp_path / "sw"), "--subsets", "9", "--bootstrap", "50", "--format", "md"])
+    assert args.func(args) == 0
+    assert "report settings: 9 subsets per point" in (tmp_path / "sw" / "report" / "report.md").read_text()
+    assert (tmp_path / "sw" / "temperature-0.4" / "report" / "report.md").stat().st_mtime_ns == run_report
+
+
+def test_temperature_dir_names():
+    assert S.temperature_dir("s", 0.8).name == "temperature-0.8"
+    assert S.temperature_dir("s", 1.0).name == "temperature-1"
+    assert S.temperature_dir("s", 0.1 + 0.7).name == "temperature-0.8"
+    assert dataclasses.replace(BestOfNConfig(), temperature=1.2).temperature == 1.2
+
+
+def test_real_sweep_shares_greedy_and_reuses_finished_runs(
+    tmp_path: Path, monkeypatch, tiny_generator_dir, tiny_prm_dir, math500_path
+):
+    """The real pipeline on the tiny models: greedy is generated once for the whole sweep; a rerun generates nothing."""
+    from bestofn.generation import TransformersBackend
+    from bestofn.io import read_jsonl
+    from conftest import tiny_config
+
+    real_generate = TransformersBackend.generate
+    calls: list[tuple[int, float]] = []
+
+    def counting_generate(backend, prompts, **kwargs):
+        calls.append((len(prompts), kwargs["temperature"]))
+        return real_generate(backend, prompts, **kwargs)
+
+    monkeypatch.setattr(TransformersBackend, "generate", counting_generate)
+    config = tiny_config(tiny_generator_dir, tiny_prm_dir, math500_path, tmp_path / "sweep", num_problems=2, n=2)
+    dirs = S.run_sweep(config, [0.5, 1.0])
+    assert calls == [(2, 0.0), (2, 0.5), (2, 1.0)]  # greedy once (temperature 0), then the samples per temperature
+    assert read_jsonl(dirs[0] / "greedy.jsonl") == read_jsonl(dirs[1] / "greedy.jsonl")
+    S.run_sweep(config, [0.5, 1.0])
+    assert len(calls) == 3, "a rerun reuses every finished stage"
+
+    written = S.write_sweep_report(tmp_path / "sweep", subsets=5, bootstrap=50, run_reports=False)
+    sw_md = (tmp_path / "sweep" / "report" / "report.md").read_text()
+    assert "temperatures: 0.5, 1" in sw_md and "**Greedy** is one shared baseline" in sw_md
+    for path in written:
+        if path.suffix == ".png":
+            with Image.open(path) as img:
+                img.verify()
