@@ -25,7 +25,7 @@ import math
 import re
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -200,6 +200,7 @@ class RunArtifacts:
     samples: dict[str, list[dict[str, Any]]]  # by unique_id, sorted by sample_index
     results: dict[str, Any]
     bestofn_version: str
+    model_commits: dict[str, str | None] = field(default_factory=dict)  # role -> Hub commit used, from the manifest
 
 
 def _rerun_hint(run_dir: Path) -> str:
@@ -258,7 +259,9 @@ def load_run(run_dir: str | Path) -> RunArtifacts:
         rows.sort(key=lambda r: r["sample_index"])
     results = read_json(run_dir / "results.json")
     manifest = read_json(run_dir / "manifest.json") if (run_dir / "manifest.json").is_file() else {}
-    run = RunArtifacts(run_dir, config, problems, greedy, samples, results, manifest.get("bestofn_version", __version__))
+    commits = {role: m.get("commit") for role, m in manifest.get("models", {}).items()}
+    run = RunArtifacts(run_dir, config, problems, greedy, samples, results, manifest.get("bestofn_version", __version__),
+                       commits)
     _check_consistent(run)
     return run
 
@@ -422,8 +425,8 @@ def build_card(run: RunArtifacts, dsets: dict[str, Dataset], repo_id: str, file_
         dataset_split=cfg.dataset_split,
         num_problems=len(run.problems),
         num_samples=num_samples,
-        generator=_model_info(cfg.generator, cfg.generator_revision),
-        prm=_model_info(cfg.prm, cfg.prm_revision),
+        generator=_model_info(cfg.generator, cfg.generator_revision, run.model_commits.get("generator")),
+        prm=_model_info(cfg.prm, cfg.prm_revision, run.model_commits.get("prm")),
         system_prompt_block=_fenced(cfg.system_prompt or "(no system message)"),
         user_template_block=_fenced(cfg.user_template),
         n=cfg.n,
@@ -441,7 +444,7 @@ def build_card(run: RunArtifacts, dsets: dict[str, Dataset], repo_id: str, file_
         sample_fields_table=fields_table("samples"),
         stderr_text=f"{100 * math.sqrt(0.25 / max(len(run.problems), 1)):.0f}",
         truncation_text=_truncation_text(run, num_samples),
-        revision_text=_revision_text(cfg),
+        revision_text=_revision_text(cfg, run.model_commits),
         citations_text=_citations(cfg),
     )
 
@@ -494,7 +497,7 @@ def _is_hub_id(name: str) -> bool:
     return bool(re.fullmatch(r"[\w.-]+/[\w.-]+", name)) and not Path(name).exists()
 
 
-def _model_info(name: str, revision: str | None) -> dict[str, str]:
+def _model_info(name: str, revision: str | None, commit: str | None = None) -> dict[str, str]:
     if _is_hub_id(name):
         name_md = f"[{name}](https://huggingface.co/{name})"
     else:
@@ -502,9 +505,18 @@ def _model_info(name: str, revision: str | None) -> dict[str, str]:
         name_md = f"`{Path(name).name}` (a local model folder)"
     return {
         "name_md": name_md,
-        "revision_md": f"`{revision}`" if revision else "not pinned (default branch at run time)",
+        "revision_md": _revision_md(revision, commit),
         "license": KNOWN_LICENSES.get(name, "see the model card"),
     }
+
+
+def _revision_md(revision: str | None, commit: str | None) -> str:
+    """The asked-for revision and the commit it resolved to (recorded by the pipeline in manifest.json)."""
+    if revision and commit and commit != revision:
+        return f"`{revision}` (commit `{commit}`)"
+    if revision or commit:
+        return f"`{revision or commit}`"
+    return "not pinned (default branch at run time)"
 
 
 def _source_dataset_id(cfg: BestOfNConfig) -> str:
@@ -557,12 +569,14 @@ def _truncation_text(run: RunArtifacts, num_samples: int) -> str:
     )
 
 
-def _revision_text(cfg: BestOfNConfig) -> str:
-    unpinned = [role for role, rev in (("generator", cfg.generator_revision), ("PRM", cfg.prm_revision)) if not rev]
+def _revision_text(cfg: BestOfNConfig, commits: dict[str, str | None]) -> str:
+    known = {"generator": cfg.generator_revision or commits.get("generator"), "PRM": cfg.prm_revision or commits.get("prm")}
+    unpinned = [role for role, rev in known.items() if not rev]
     if not unpinned:
-        return "Both models are pinned to the revisions above."
-    what = "revision was" if len(unpinned) == 1 else "revisions were"
-    return f"The {' and '.join(unpinned)} {what} not pinned: the run used the default branch at the time."
+        return "Both models are identified by the revisions above (the commits the run actually used)."
+    what = "revision is" if len(unpinned) == 1 else "revisions are"
+    return (f"The {' and '.join(unpinned)} {what} unknown (a local folder, or not recorded): "
+            "the run used whatever weights that name pointed to at the time.")
 
 
 def _citations(cfg: BestOfNConfig) -> str:

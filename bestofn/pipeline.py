@@ -54,23 +54,34 @@ class RunDir:
     def file(self, stage: str) -> Path:
         return self.path / ARTIFACTS[stage]
 
-    def manifest(self) -> dict[str, str]:
+    def _manifest_doc(self) -> dict[str, Any]:
         path = self.path / "manifest.json"
-        return read_json(path)["stages"] if path.exists() else {}
+        return read_json(path) if path.exists() else {"stages": {}}
+
+    def _write_manifest(self, **changes: Any) -> None:
+        doc = {**self._manifest_doc(), "bestofn_version": __version__, **changes}
+        write_json(self.path / "manifest.json", doc)
+
+    def manifest(self) -> dict[str, str]:
+        """Finished stages and their fingerprints."""
+        return self._manifest_doc().get("stages", {})
 
     def is_done(self, stage: str) -> bool:
         return self.manifest().get(stage) == self.config.fingerprint(stage) and self.file(stage).exists()
 
     def mark_done(self, stage: str) -> None:
-        stages = {**self.manifest(), stage: self.config.fingerprint(stage)}
-        write_json(self.path / "manifest.json", {"bestofn_version": __version__, "stages": stages})
+        self._write_manifest(stages={**self.manifest(), stage: self.config.fingerprint(stage)})
         self.journal(stage).remove()
 
     def invalidate(self, stage: str) -> None:
         """Forget ``stage`` and every later stage before recomputing it (they were built on the old one)."""
         later = STAGES[STAGES.index(stage):]
-        stages = {k: v for k, v in self.manifest().items() if k not in later}
-        write_json(self.path / "manifest.json", {"bestofn_version": __version__, "stages": stages})
+        self._write_manifest(stages={k: v for k, v in self.manifest().items() if k not in later})
+
+    def record_model(self, role: str, name: str, commit: str | None) -> None:
+        """Remember which model (and, for a Hub id, which commit) produced this run's results."""
+        models = {**self._manifest_doc().get("models", {}), role: {"name": name, "commit": commit}}
+        self._write_manifest(models=models)
 
     def journal(self, stage: str) -> Journal:
         return Journal(self.path / ".partial" / f"{stage}-{self.config.fingerprint(stage)}.jsonl")
@@ -81,8 +92,13 @@ def run(config: BestOfNConfig, overwrite: bool = False) -> dict[str, Any]:
     """Run (or resume) every stage and return the contents of ``results.json``."""
     run_dir = prepare_run_dir(config, overwrite)
     problems = stage_problems(run_dir)
+    # Check both models before any work (a typo in the PRM id must not wait for hours of generation),
+    # and record the commits they resolve to, so the results can be traced to exact weights.
+    if not (run_dir.is_done("greedy") and (run_dir.is_done("samples") or run_dir.is_done("scores"))):
+        run_dir.record_model("generator", config.generator, check_model_reachable(
+            config.generator, config.generator_revision, "generator", "--generator"))
     if not run_dir.is_done("scores"):
-        check_model_reachable(config.prm, config.prm_revision, "PRM", "--prm")  # fail before hours of generation
+        run_dir.record_model("prm", config.prm, check_model_reachable(config.prm, config.prm_revision, "PRM", "--prm"))
     generator = _LazyBackend(config)
     try:
         greedy = stage_greedy(run_dir, problems, generator)
@@ -124,18 +140,23 @@ def prepare_run_dir(config: BestOfNConfig, overwrite: bool) -> RunDir:
     return run_dir
 
 
-def check_model_reachable(name_or_path: str, revision: str | None, role: str, flag: str) -> None:
-    """Fetch only the model's config.json (a local folder needs one), so a typo stops the run at once."""
+def check_model_reachable(name_or_path: str, revision: str | None, role: str, flag: str) -> str | None:
+    """Fetch only the model's config.json, so a typo stops the run at once; return the Hub commit.
+
+    A local folder must hold a config.json; its commit is None (unknown).
+    """
     if Path(name_or_path).is_dir():
         if not (Path(name_or_path) / "config.json").exists():
             raise BestOfNError(f"the {role} folder {name_or_path} has no config.json; pass a model folder with {flag}")
-        return
+        return None
     from huggingface_hub import hf_hub_download
 
     try:
-        hf_hub_download(name_or_path, "config.json", revision=revision)
+        config_file = Path(hf_hub_download(name_or_path, "config.json", revision=revision))
     except Exception as e:  # offline, unknown repo, gated repo, bad revision: all end the same way
         raise model_load_error(role, name_or_path, flag, e) from None
+    # The Hub cache stores files under .../snapshots/<commit>/, which names the exact weights used.
+    return config_file.parent.name if config_file.parent.parent.name == "snapshots" else None
 
 
 def import_stages(src_dir: str | Path, config: BestOfNConfig, stages: Sequence[str] = ("problems", "greedy")) -> list[str]:

@@ -210,6 +210,18 @@ def test_card_describes_the_run(run_dir: Path, tmp_path: Path) -> None:
     assert meta.source_datasets == ["HuggingFaceH4/MATH-500"] and meta.size_categories == ["n<1K"]
 
 
+def test_card_names_the_commits_the_run_used(run_dir: Path, tmp_path: Path) -> None:
+    manifest = read_json(run_dir / "manifest.json")
+    manifest["models"] = {"generator": {"name": "Qwen/Qwen2.5-1.5B-Instruct", "commit": "0123abcd"},
+                          "prm": {"name": "Skywork/Skywork-o1-Open-PRM-Qwen-2.5-1.5B", "commit": "feedbeef"}}
+    write_json(run_dir / "manifest.json", manifest)
+    hub.save_dataset_folder(run_dir, tmp_path / "out", "someone/bestofn-test")
+    text = (tmp_path / "out" / "README.md").read_text(encoding="utf-8")
+    assert "| `abc123` (commit `0123abcd`) |" in text  # the pinned branch/tag and what it resolved to
+    assert "Skywork-o1-Open-PRM-Qwen-2.5-1.5B) | `feedbeef` |" in text
+    assert "Both models are identified by the revisions above" in text
+
+
 def test_card_hides_local_paths_and_cites_only_used_models(tmp_path: Path) -> None:
     run = make_run_dir(tmp_path, generator="/home/alice/models/tiny-gen", prm="/home/alice/models/tiny-prm",
                        dataset="/home/alice/data/math500.jsonl")

@@ -202,3 +202,19 @@ def test_dataset_with_missing_fields(tmp_path, tiny_generator_dir, tiny_prm_dir,
             "--output-dir", str(tmp_path / "run")]
     assert main(argv) == 2
     assert "lacks required fields ['level']" in capsys.readouterr().err
+
+
+def test_the_models_used_are_recorded(tiny_run_dir, tiny_generator_dir, tiny_prm_dir):
+    models = read_json(tiny_run_dir / "manifest.json")["models"]
+    assert models == {"generator": {"name": str(tiny_generator_dir), "commit": None},  # local folders: no commit
+                      "prm": {"name": str(tiny_prm_dir), "commit": None}}
+
+
+def test_hub_commit_comes_from_the_cache_path(tmp_path, monkeypatch):
+    config_file = tmp_path / "models--org--prm" / "snapshots" / "c0ffee42" / "config.json"
+    config_file.parent.mkdir(parents=True)
+    config_file.write_text("{}")
+    monkeypatch.setattr("huggingface_hub.hf_hub_download", lambda repo, name, revision=None: str(config_file))
+    assert pipeline.check_model_reachable("org/prm", None, "PRM", "--prm") == "c0ffee42"
+    with pytest.raises(BestOfNError, match="has no config.json"):
+        pipeline.check_model_reachable(str(tmp_path), None, "PRM", "--prm")
