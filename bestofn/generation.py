@@ -66,10 +66,15 @@ def resolve_device(device: str) -> str:
 
 
 def resolve_dtype(dtype: str, device: str) -> torch.dtype:
-    """``auto``: bf16 on GPU (the models' native precision), fp32 on CPU (bf16 matmuls are slow there)."""
-    if dtype == "auto":
-        return torch.bfloat16 if device.startswith("cuda") else torch.float32
-    return getattr(torch, dtype)
+    """``auto``: bf16 on GPU (the models' native precision), fp32 on CPU (bf16 matmuls are slow there).
+
+    GPUs without native bf16 (T4, V100) get fp16: emulated bf16 there is many times slower.
+    """
+    if dtype != "auto":
+        return getattr(torch, dtype)
+    if not device.startswith("cuda"):
+        return torch.float32
+    return torch.bfloat16 if torch.cuda.is_bf16_supported(including_emulation=False) else torch.float16
 
 
 def make_backend(config: BestOfNConfig) -> GenerationBackend:

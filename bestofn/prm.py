@@ -4,21 +4,29 @@ How the Skywork PRM reads a solution (its reference inference code, reproduced t
 
     input  = tokens(bos + problem + "\\n")
              + for each piece of response.split("\\n"):  tokens(piece) + [newline token]
-    reward of step k = sigmoid(value_head(hidden state at the newline token that ends piece k))
+    reward of step k = sigmoid(value_head(final hidden state at the newline token that ends piece k))
 
-Empty pieces (from blank lines) count as steps too, because the reference scores them. The value head is
-a single linear layer (``v_head.summary``) on the backbone's last hidden state; its output is a logit, so
-the sigmoid turns it into the PRM's estimate of P(this step is correct). The solution's reward is its last
-step's reward (chosen in ``selection.aggregate``): the DeepMind paper (Appendix E) found the last-step
-score, which sees the whole solution, a better judge than the min or product over steps.
+Empty pieces (from blank lines, or after a trailing newline) count as steps too, because the reference
+scores them. The value head is one linear layer (``v_head.summary``) on the backbone's final, normed hidden
+state (the reference's ``hidden_states[-1]``, which transformers defines as the output of the final norm);
+its output is a logit, so the sigmoid turns it into the PRM's estimate of P(this step is correct). The
+solution's reward is its last step's reward (chosen in ``selection.aggregate``): the DeepMind paper
+(Appendix E) found the last-step score, which sees the whole solution, a better judge than the min or
+product over steps.
 
-This implementation is lean: it loads only the Qwen2 backbone and the value head (no LM head, never the
-checkpoint's custom code), evaluates the value head only at step positions, and packs length-sorted
-solutions into token-budgeted batches so little compute is spent on padding.
+This implementation is lean (see docs/prm.md and benchmarks/prm_throughput.py):
+
+- it loads only the Qwen2 backbone and the value head: never the checkpoint's custom code, never its LM
+  head, so no vocabulary-sized logits are ever computed;
+- it evaluates the value head only at step positions;
+- it packs length-sorted solutions into token-budgeted, right-padded batches, so little compute goes to
+  padding, and needs no attention mask (see :meth:`SkyworkPRM._forward`), which lets SDPA use its fastest
+  causal kernels.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -34,9 +42,18 @@ from .errors import BestOfNError, model_load_error
 log = logging.getLogger(__name__)
 
 STEP_SEPARATOR = "\n"
+# Tokens per batch, padding included. 16k tokens keep an H100 busy (bigger batches gain almost nothing)
+# while the activations of the 1.5B model stay near 1 GiB, which also fits a 16 GB T4 beside the weights.
+# On CPU, throughput is flat in the batch size, so batches stay small and the memory low.
 DEFAULT_BATCH_TOKENS = {"cuda": 16384, "cpu": 4096}
+FALLBACK_BATCH_TOKENS = 4096
+VALUE_HEAD_KEYS = ("v_head.summary.weight", "v_head.summary.bias")
+# Checkpoint weights that the backbone leaves on disk on purpose (the value head is read separately).
+_UNUSED_CHECKPOINT_KEYS = [r"^lm_head\.", r"^v_head\."]
 # Files needed to score. Python files are never fetched: the checkpoint's own modelling code never runs.
-_ALLOW_PATTERNS = ["*.json", "*.safetensors", "*.bin", "*.txt", "*.model", "*.tiktoken"]
+_CONFIG_PATTERNS = ["*.json", "*.txt", "*.model", "*.tiktoken"]
+_SAFETENSORS_PATTERNS = ["*.safetensors"]
+_BIN_PATTERNS = ["pytorch_model*.bin"]
 
 
 @dataclass
@@ -71,15 +88,21 @@ class SkyworkPRM(nn.Module):
         self.value_head = value_head  # kept in float32: it is tiny and the rewards need the precision
         self.tokenizer = tokenizer
         self.max_length = max_length or backbone.config.max_position_embeddings
-        device_type = next(backbone.parameters()).device.type
-        self.batch_tokens = batch_tokens or DEFAULT_BATCH_TOKENS.get(device_type, 4096)
-        self.newline_id = tokenizer.encode(STEP_SEPARATOR)[-1]
+        self._batch_tokens = batch_tokens
+        self.newline_id = tokenizer.encode(STEP_SEPARATOR)[-1]  # the reference's step token id
         if tokenizer.bos_token is None:
-            log.warning("the PRM tokenizer has no bos token: inputs start with the problem (as the reference does)")
+            # The reference recipe prepends bos_token (and would fail without one); the closest reading is
+            # to prepend nothing. Said once per model, not once per solution.
+            log.warning("the PRM tokenizer has no bos token: PRM inputs start directly with the problem")
 
     @property
     def device(self) -> torch.device:
         return next(self.backbone.parameters()).device
+
+    @property
+    def batch_tokens(self) -> int:
+        """Token budget per batch: the one given, else the default for the device the model is on now."""
+        return self._batch_tokens or DEFAULT_BATCH_TOKENS.get(self.device.type, FALLBACK_BATCH_TOKENS)
 
     # --- loading ------------------------------------------------------------------------------------------
     @classmethod
@@ -88,34 +111,26 @@ class SkyworkPRM(nn.Module):
                         max_length: int | None = None) -> SkyworkPRM:
         """Load a Skywork-format PRM from a local folder or a Hub id.
 
-        ``dtype`` defaults to bfloat16 on GPU and float32 on CPU. The checkpoint's ``auto_map`` (custom
-        code) is ignored on purpose: the architecture is a plain Qwen2 backbone plus ``v_head.summary``,
-        which this class builds itself, so ``trust_remote_code`` is never needed.
+        ``dtype`` defaults to bfloat16 on GPU (float16 on GPUs without bf16, such as the T4) and float32
+        on CPU (bf16 matmuls are slow on most CPUs).
+        The checkpoint's ``auto_map`` (custom code) is ignored on purpose: the architecture is a plain
+        Qwen2 backbone plus ``v_head.summary``, which this class builds itself, so ``trust_remote_code``
+        is never needed. Problems the user can fix are raised as one-line :class:`BestOfNError`.
         """
-        from transformers import AutoTokenizer, Qwen2Config, Qwen2Model
-        from transformers.utils import logging as hf_logging
+        from transformers import AutoTokenizer
+
+        from .generation import resolve_dtype
 
         if dtype is None:
-            dtype = torch.bfloat16 if str(device).startswith("cuda") else torch.float32
+            dtype = resolve_dtype("auto", str(device))
+        folder = _resolve_checkpoint(name_or_path, revision)
+        config = _load_config(folder)
+        value_head = _load_value_head(folder, config.hidden_size)  # first: a wrong checkpoint fails fast
+        backbone = _load_backbone(folder, config, dtype)
         try:
-            folder = _resolve_checkpoint(name_or_path, revision)
-            config_dict = json.loads((folder / "config.json").read_text())
-            if config_dict.get("model_type") != "qwen2":
-                raise ValueError(f"expected a Qwen2-based Skywork PRM, found model_type {config_dict.get('model_type')!r}")
-            config_dict = {k: v for k, v in config_dict.items() if k not in ("auto_map", "architectures")}
-            config = Qwen2Config(**config_dict)
             tokenizer = AutoTokenizer.from_pretrained(folder)
-            # The checkpoint also holds lm_head and v_head weights that Qwen2Model does not use; the load
-            # report would list them as "unexpected" and alarm users, so transformers is silenced here.
-            verbosity = hf_logging.get_verbosity()
-            hf_logging.set_verbosity_error()
-            try:
-                backbone = Qwen2Model.from_pretrained(folder, config=config, dtype=dtype, attn_implementation="sdpa")
-            finally:
-                hf_logging.set_verbosity(verbosity)
-            value_head = _load_value_head(folder, config.hidden_size)
-        except (OSError, ValueError, KeyError) as e:
-            raise model_load_error("PRM", name_or_path, "--prm", e) from None
+        except (OSError, ValueError) as e:
+            raise BestOfNError(f"cannot load the PRM tokenizer from {folder}: {_first_line(e)}") from None
         model = cls(backbone.eval(), value_head, tokenizer, max_length=max_length, batch_tokens=batch_tokens)
         return model.to(device)
 
@@ -124,13 +139,16 @@ class SkyworkPRM(nn.Module):
         """Token ids and step positions of each pair, exactly as the reference builds them.
 
         All prompts and step pieces are tokenized in two batched calls (fast tokenizers parallelize
-        them); tokenizing each piece separately, not the whole response, is what the reference does.
+        them); tokenizing each piece separately, not the whole response, is what the reference does, and
+        it changes the tokens wherever a piece would otherwise merge with the newline after it.
         """
+        if not problems:
+            return []
         bos = self.tokenizer.bos_token or ""
         prompt_ids = self.tokenizer([bos + p + STEP_SEPARATOR for p in problems])["input_ids"]
         pieces = [r.split(STEP_SEPARATOR) for r in responses]
         flat = [piece for ps in pieces for piece in ps]
-        flat_ids = iter(self.tokenizer(flat)["input_ids"]) if flat else iter([])
+        flat_ids = iter(self.tokenizer(flat)["input_ids"])
         pairs = []
         for prompt, ps in zip(prompt_ids, pieces):
             ids, positions = list(prompt), []
@@ -143,7 +161,11 @@ class SkyworkPRM(nn.Module):
         return pairs
 
     def _truncate(self, pair: EncodedPair) -> EncodedPair:
-        """Policy for inputs longer than the PRM's context: score the steps that fit, flag the pair."""
+        """Policy for inputs longer than the PRM's context: score the steps that fit, flag the pair.
+
+        Attention is causal, so a step's reward depends only on the tokens up to it: the steps that fit
+        get exactly the rewards they would get in a longer context.
+        """
         if len(pair.input_ids) <= self.max_length:
             return pair
         kept = [p for p in pair.step_positions if p < self.max_length]
@@ -155,15 +177,18 @@ class SkyworkPRM(nn.Module):
         """Step rewards (sigmoid probabilities) of each (problem, response) pair."""
         return [s.step_rewards for s in self.score_detailed(problems, responses)]
 
-    @torch.inference_mode()
     def score_detailed(self, problems: Sequence[str], responses: Sequence[str],
                        progress: bool = False) -> list[PRMScore]:
         """Like :meth:`score`, with the truncation flag; ``progress`` shows a bar over tokens."""
-        from tqdm.auto import tqdm
-
         if len(problems) != len(responses):
             raise ValueError(f"{len(problems)} problems but {len(responses)} responses: pass one problem per response")
-        pairs = self.encode(problems, responses)
+        return self.score_encoded(self.encode(problems, responses), progress=progress)
+
+    @torch.inference_mode()
+    def score_encoded(self, pairs: Sequence[EncodedPair], progress: bool = False) -> list[PRMScore]:
+        """Score already-encoded pairs (what :meth:`encode` returns), in their order."""
+        from tqdm.auto import tqdm
+
         # A pair with no step inside the context (a huge problem) needs no forward pass: no rewards.
         results = [PRMScore([], p.truncated) for p in pairs]
         total = sum(len(p.input_ids) for p in pairs)
@@ -174,19 +199,21 @@ class SkyworkPRM(nn.Module):
                 bar.update(sum(len(pairs[i].input_ids) for i in batch))
         return results
 
-    def _batches(self, pairs: list[EncodedPair]) -> Iterator[list[int]]:
+    def _batches(self, pairs: Sequence[EncodedPair]) -> Iterator[list[int]]:
         """Indices grouped into batches of similar length, each at most ``batch_tokens`` padded tokens.
 
         Sorting by length (longest first, so an out-of-memory error shows up on the first batch) keeps
-        padding small; results are put back in input order by the caller.
+        padding small; results are put back in input order by the caller. A pair longer than the budget
+        still gets a batch of its own.
         """
+        budget = self.batch_tokens
         order = sorted(range(len(pairs)), key=lambda i: -len(pairs[i].input_ids))
         batch: list[int] = []
         for i in order:
             if not pairs[i].step_positions:
                 continue  # nothing fits in the context: no forward pass needed
-            longest = len(pairs[batch[0]].input_ids) if batch else len(pairs[i].input_ids)
-            if batch and longest * (len(batch) + 1) > self.batch_tokens:
+            width = len(pairs[batch[0]].input_ids) if batch else len(pairs[i].input_ids)  # the batch's longest
+            if batch and width * (len(batch) + 1) > budget:
                 yield batch
                 batch = []
             batch.append(i)
@@ -194,18 +221,18 @@ class SkyworkPRM(nn.Module):
             yield batch
 
     def _forward(self, pairs: list[EncodedPair]) -> list[list[float]]:
+        """Step rewards of one batch: backbone, then the value head at step positions only."""
         width = max(len(p.input_ids) for p in pairs)
         pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
-        # Right padding: with causal attention, pad tokens after a sequence cannot change its states.
         input_ids = torch.full((len(pairs), width), pad_id, dtype=torch.long)
-        attention_mask = torch.zeros((len(pairs), width), dtype=torch.long)
         for row, p in enumerate(pairs):
             input_ids[row, : len(p.input_ids)] = torch.tensor(p.input_ids)
-            attention_mask[row, : len(p.input_ids)] = 1
-        hidden = self.backbone(
-            input_ids=input_ids.to(self.device), attention_mask=attention_mask.to(self.device), use_cache=False
-        ).last_hidden_state
-        # The value head runs only where a step ends: (steps in batch, hidden), not (batch, width, hidden).
+        # No attention mask, on purpose: padding is on the right and attention is causal, so no real token
+        # ever attends to a pad (and positions are 0..len-1 for every row). Pads get states that are never
+        # read. Without a mask, SDPA runs its causal flash kernel instead of the slower masked one.
+        hidden = self.backbone(input_ids=input_ids.to(self.device), use_cache=False).last_hidden_state
+        # The value head runs only where a step ends: (steps in batch, hidden), not (batch, width, hidden),
+        # and only those rows are upcast to float32.
         rows = torch.tensor([r for r, p in enumerate(pairs) for _ in p.step_positions], device=self.device)
         cols = torch.tensor([c for p in pairs for c in p.step_positions], device=self.device)
         logits = self.value_head(hidden[rows, cols].float()).squeeze(-1)
@@ -217,42 +244,122 @@ class SkyworkPRM(nn.Module):
         return out
 
 
+# --- checkpoint reading ---------------------------------------------------------------------------------------
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return (text.splitlines()[0] if text else type(error).__name__)[:300]
+
+
+def _looks_local(name_or_path: str) -> bool:
+    """A path the user meant as a folder (not a Hub id like ``Skywork/Skywork-o1-Open-PRM-Qwen-2.5-1.5B``)."""
+    if os.path.exists(name_or_path) or name_or_path.startswith(("/", ".", "~")) or "\\" in name_or_path:
+        return True
+    return name_or_path.count("/") > 1  # a Hub id is "owner/name": one slash at most
+
+
 def _resolve_checkpoint(name_or_path: str, revision: str | None) -> Path:
-    """A local folder as is; a Hub id downloaded (weights, config and tokenizer only, no code)."""
-    if os.path.isdir(name_or_path):
-        return Path(name_or_path)
+    """A local folder as is; a Hub id downloaded (config, tokenizer and one copy of the weights, no code)."""
+    local = os.path.expanduser(name_or_path)  # a recipe file's "~/models/prm" gets no shell expansion
+    if os.path.isdir(local):
+        return Path(local)
+    if _looks_local(name_or_path):
+        raise BestOfNError(f"the PRM folder {name_or_path!r} does not exist (or is not a folder): check --prm")
     from huggingface_hub import snapshot_download
 
-    return Path(snapshot_download(name_or_path, revision=revision, allow_patterns=_ALLOW_PATTERNS))
+    try:
+        folder = Path(snapshot_download(name_or_path, revision=revision,
+                                        allow_patterns=_CONFIG_PATTERNS + _SAFETENSORS_PATTERNS))
+        if not any(folder.glob("*.safetensors")):  # an older checkpoint: fetch the .bin weights instead
+            folder = Path(snapshot_download(name_or_path, revision=revision,
+                                            allow_patterns=_CONFIG_PATTERNS + _BIN_PATTERNS))
+    except Exception as e:  # noqa: BLE001 - every Hub failure (offline, typo, gated) is the user's to fix
+        raise model_load_error("PRM", name_or_path, "--prm", e) from None
+    return folder
+
+
+def _load_config(folder: Path):
+    """The checkpoint's Qwen2 config, without the custom-code pointers (``auto_map``, ``architectures``)."""
+    from transformers import Qwen2Config
+
+    path = folder / "config.json"
+    try:
+        config_dict = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise BestOfNError(f"cannot read the PRM config {path}: {_first_line(e)}") from None
+    if config_dict.get("model_type") != "qwen2":
+        raise BestOfNError(f"{folder} is not a Qwen2-based Skywork PRM (config.json has model_type "
+                           f"{config_dict.get('model_type')!r}, expected 'qwen2')")
+    config_dict = {k: v for k, v in config_dict.items() if k not in ("auto_map", "architectures")}
+    return Qwen2Config.from_dict(config_dict)
+
+
+@functools.cache
+def _backbone_class() -> type:
+    """``Qwen2Model`` that expects, and leaves on disk, the checkpoint's LM head and value head.
+
+    The checkpoint stores the backbone under ``model.`` (stripped by transformers as the base-model
+    prefix) beside ``lm_head`` and ``v_head``. Declaring those two as expected keeps transformers from
+    printing an alarming "UNEXPECTED keys" load report, while any other surprise is still reported, and
+    they are never materialized (safetensors are read lazily; a .bin is memory-mapped).
+    """
+    from transformers import Qwen2Model
+
+    class PRMBackbone(Qwen2Model):
+        _keys_to_ignore_on_load_unexpected = _UNUSED_CHECKPOINT_KEYS
+
+    return PRMBackbone
+
+
+def _load_backbone(folder: Path, config, dtype: torch.dtype) -> nn.Module:
+    """The Qwen2 backbone weights, in ``dtype``; a checkpoint that lacks some is refused, not patched."""
+    try:
+        # SDPA: fused attention on every device (the flash kernel on GPU); same results as eager attention.
+        backbone, info = _backbone_class().from_pretrained(folder, config=config, dtype=dtype, attn_implementation="sdpa",
+                                                           output_loading_info=True)
+    except (OSError, ValueError, RuntimeError) as e:  # no weights file, corrupt file, shape mismatch
+        raise BestOfNError(f"cannot load the PRM backbone weights from {folder}: {_first_line(e)}") from None
+    missing = sorted(info["missing_keys"])
+    if missing:
+        # transformers would initialize them randomly; the rewards would be noise, so stop here.
+        raise BestOfNError(f"the PRM checkpoint {folder} lacks {len(missing)} backbone weights "
+                           f"(e.g. {', '.join(missing[:3])}): is it a complete Qwen2-based Skywork PRM?")
+    return backbone
 
 
 def _load_value_head(folder: Path, hidden_size: int) -> nn.Linear:
     """Read just ``v_head.summary.{weight,bias}`` from the checkpoint (safetensors or .bin, sharded or not)."""
-    wanted = ("v_head.summary.weight", "v_head.summary.bias")
-    tensors = _read_tensors(folder, wanted)
-    missing = [k for k in wanted if k not in tensors]
+    try:
+        tensors = _read_tensors(folder, VALUE_HEAD_KEYS)
+    except (OSError, RuntimeError, ValueError) as e:
+        raise BestOfNError(f"cannot read the PRM weights in {folder}: {_first_line(e)}") from None
+    missing = [k for k in VALUE_HEAD_KEYS if k not in tensors]
     if missing:
-        raise KeyError(f"{folder} has no value head weights {missing}: is it a Skywork-format PRM checkpoint?")
+        raise BestOfNError(f"the checkpoint {folder} has no value head ({', '.join(missing)} missing): "
+                           "it is not a Skywork-format PRM (e.g. Skywork/Skywork-o1-Open-PRM-Qwen-2.5-1.5B)")
+    weight, bias = tensors[VALUE_HEAD_KEYS[0]], tensors[VALUE_HEAD_KEYS[1]]
+    if tuple(weight.shape) != (1, hidden_size) or bias.numel() != 1:
+        raise BestOfNError(f"the value head in {folder} has shape {tuple(weight.shape)}, expected (1, {hidden_size})")
     head = nn.Linear(hidden_size, 1)
-    head.load_state_dict({"weight": tensors[wanted[0]].float(), "bias": tensors[wanted[1]].float()})
+    head.load_state_dict({"weight": weight.float(), "bias": bias.float().reshape(1)})
     return head.eval()
 
 
 def _read_tensors(folder: Path, names: Sequence[str]) -> dict[str, torch.Tensor]:
+    """The named tensors, from the first weights format present (safetensors before .bin, as transformers)."""
     for index_name, single in (("model.safetensors.index.json", "model.safetensors"),
                                ("pytorch_model.bin.index.json", "pytorch_model.bin")):
-        if (folder / index_name).exists():
+        if (folder / single).exists():
+            files = {single}
+        elif (folder / index_name).exists():
             weight_map = json.loads((folder / index_name).read_text())["weight_map"]
             files = {weight_map[n] for n in names if n in weight_map}
-        elif (folder / single).exists():
-            files = {single}
         else:
             continue
         out: dict[str, torch.Tensor] = {}
-        for f in files:
+        for f in sorted(files):
             out.update(_read_file(folder / f, names))
         return out
-    raise OSError(f"no model.safetensors or pytorch_model.bin (or sharded index) in {folder}")
+    raise OSError(f"no model.safetensors or pytorch_model.bin (or a sharded index of them) in {folder}")
 
 
 def _read_file(path: Path, names: Sequence[str]) -> dict[str, torch.Tensor]:
@@ -260,7 +367,10 @@ def _read_file(path: Path, names: Sequence[str]) -> dict[str, torch.Tensor]:
         from safetensors import safe_open
 
         with safe_open(str(path), framework="pt") as f:
-            return {n: f.get_tensor(n) for n in names if n in f.keys()}
-    # mmap: reading two small tensors does not pull a multi-GB .bin into memory
-    state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    return {n: state[n] for n in names if n in state}
+            keys = set(f.keys())
+            return {n: f.get_tensor(n) for n in names if n in keys}
+    try:  # mmap: reading two small tensors does not pull a multi-GB .bin into memory
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except RuntimeError:  # a legacy (non-zip) .bin cannot be memory-mapped
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    return {n: state[n].clone() for n in names if n in state}
