@@ -94,7 +94,7 @@ def run(config: BestOfNConfig, overwrite: bool = False) -> dict[str, Any]:
     problems = stage_problems(run_dir)
     # Check both models before any work (a typo in the PRM id must not wait for hours of generation),
     # and record the commits they resolve to, so the results can be traced to exact weights.
-    if not (run_dir.is_done("greedy") and (run_dir.is_done("samples") or run_dir.is_done("scores"))):
+    if not (run_dir.is_done("greedy") and run_dir.is_done("samples")):
         run_dir.record_model("generator", config.generator, check_model_reachable(
             config.generator, config.generator_revision, "generator", "--generator"))
     if not run_dir.is_done("scores"):
@@ -124,7 +124,8 @@ def prepare_run_dir(config: BestOfNConfig, overwrite: bool) -> RunDir:
     if previous.exists():
         old = BestOfNConfig.from_yaml(previous)
         stale = [s for s in run_dir.manifest() if old.fingerprint(s) != config.fingerprint(s)]
-        changed = sorted(k for k in set().union(*(stage_keys(s) for s in stale)) if getattr(old, k) != getattr(config, k)) if stale else []
+        keys = set().union(*(stage_keys(s) for s in stale))
+        changed = sorted(k for k in keys if getattr(old, k) != getattr(config, k))
         if stale and not overwrite:
             diff = ", ".join(f"{k}: {getattr(old, k)!r} -> {getattr(config, k)!r}" for k in changed)
             raise BestOfNError(
@@ -224,7 +225,7 @@ def stage_samples(run_dir: RunDir, problems: list[Problem], generator: _LazyBack
 
 def _generate_stage(run_dir: RunDir, stage: str, problems: list[Problem], generator: _LazyBackend, *, n: int,
                     temperature: float, top_p: float) -> list[dict]:
-    if run_dir.is_done(stage) or (stage == "samples" and run_dir.is_done("scores")):
+    if run_dir.is_done(stage):
         return read_jsonl(run_dir.file(stage))
     cfg = run_dir.config
     run_dir.invalidate(stage)
