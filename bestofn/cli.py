@@ -32,6 +32,8 @@ _CONFIG_FLAGS: dict[str, tuple[str, type | None, str]] = {
     "--seed": ("seed", int, "seed for the subset and sampling"),
     "--backend": ("backend", str, "generation backend: transformers or vllm"),
     "--device": ("device", str, "cpu, cuda, cuda:1, or auto"),
+    "--gpu-memory-utilization": ("gpu_memory_utilization", float, "vLLM: share of GPU memory (on CPU: of RAM)"),
+    "--max-model-len": ("max_model_len", int, "vLLM: longest prompt + solution, in tokens"),
     "--output-dir": ("output_dir", str, "run directory for all artifacts"),
 }
 

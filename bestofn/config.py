@@ -61,7 +61,7 @@ class BestOfNConfig:
         default=0.5,
         metadata={"help": "vLLM: share of GPU memory for weights + KV cache (the PRM needs the rest later)."},
     )
-    max_model_len: int | None = field(default=None, metadata={"help": "vLLM: context length (default: prompt + max_new_tokens)."})
+    max_model_len: int | None = field(default=None, metadata={"help": "vLLM: longest prompt + solution, in tokens (default: the model's own context)."})
     tensor_parallel_size: int = field(default=1, metadata={"help": "vLLM: GPUs to shard the generator over."})
     enforce_eager: bool = field(default=False, metadata={"help": "vLLM: disable CUDA graphs (slower, less memory)."})
     # --- PRM scoring ----------------------------------------------------------------------------------------

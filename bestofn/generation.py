@@ -97,7 +97,7 @@ class TransformersBackend(GenerationBackend):
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.stop_ids = _stop_token_ids(model, tokenizer)
+        self.stop_ids = stop_token_ids(model.generation_config, tokenizer)
 
     @classmethod
     def from_config(cls, config: BestOfNConfig) -> TransformersBackend:
@@ -143,6 +143,10 @@ class TransformersBackend(GenerationBackend):
             num_return_sequences=n,
             eos_token_id=self.stop_ids,
             pad_token_id=self.tokenizer.pad_token_id,
+            # The method samples from the model's own distribution, shaped only by temperature and top_p.
+            # Qwen2.5-Instruct's generation_config.json sets repetition_penalty=1.1 (and top_k=20), which
+            # generate() would otherwise apply, even to greedy decoding; vLLM does not apply them either.
+            repetition_penalty=1.0,
             **(sampling if temperature > 0 else {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}),
         )
         new_tokens = output[:, enc["input_ids"].shape[1] :].tolist()
@@ -165,9 +169,12 @@ class TransformersBackend(GenerationBackend):
             torch.cuda.empty_cache()
 
 
-def _stop_token_ids(model: Any, tokenizer: Any) -> list[int]:
-    """End-of-sequence ids from the generation config (Qwen2.5-Instruct has two: <|im_end|>, <|endoftext|>)."""
-    ids = getattr(model.generation_config, "eos_token_id", None)
+def stop_token_ids(generation_config: Any, tokenizer: Any) -> list[int]:
+    """End-of-sequence ids from the generation config (Qwen2.5-Instruct has two: <|im_end|>, <|endoftext|>).
+
+    Both backends use this one rule, so they stop at the same tokens.
+    """
+    ids = getattr(generation_config, "eos_token_id", None)
     ids = [ids] if isinstance(ids, int) else list(ids or [])
     if tokenizer.eos_token_id is not None and tokenizer.eos_token_id not in ids:
         ids.append(tokenizer.eos_token_id)

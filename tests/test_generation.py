@@ -62,3 +62,21 @@ def test_generated_records_are_consistent(backend, prompts):
             if c.finish_reason == "length":
                 assert c.num_tokens == 10  # only a solution that used the whole budget is cut off
             assert "<|im_end|>" not in c.text  # special tokens are not part of the solution
+
+
+def test_model_generation_defaults_do_not_leak_in(tiny_generator_dir, tmp_path, prompts):
+    # Qwen2.5-Instruct ships repetition_penalty=1.1 and top_k=20 in generation_config.json; the method
+    # samples with temperature and top_p only, so those defaults must not change what the backend produces.
+    import json
+    import shutil
+
+    shaped = tmp_path / "generator"
+    shutil.copytree(tiny_generator_dir, shaped)
+    gen_config = json.loads((shaped / "generation_config.json").read_text())
+    (shaped / "generation_config.json").write_text(json.dumps({**gen_config, "repetition_penalty": 3.0, "top_k": 2}))
+    plain = TransformersBackend.from_config(BestOfNConfig(generator=str(tiny_generator_dir), device="cpu"))
+    other = TransformersBackend.from_config(BestOfNConfig(generator=str(shaped), device="cpu"))
+    for kwargs in ({"n": 1, "temperature": 0}, {"n": 3, "temperature": 1.0}):
+        a = plain.generate(prompts, top_p=1.0, max_new_tokens=24, seed=3, **kwargs)
+        b = other.generate(prompts, top_p=1.0, max_new_tokens=24, seed=3, **kwargs)
+        assert [[c.text for c in g] for g in a] == [[c.text for c in g] for g in b]
