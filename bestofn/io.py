@@ -108,4 +108,7 @@ class Journal:
             os.fsync(f.fileno())
 
     def remove(self) -> None:
+        """Delete the journal (its stage is finished), and its folder once no journal is left in it."""
         self.path.unlink(missing_ok=True)
+        if self.path.parent.is_dir() and not any(self.path.parent.iterdir()):
+            self.path.parent.rmdir()
