@@ -28,10 +28,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 from .errors import BestOfNError
 from .io import read_json, read_jsonl
+from .pipeline import check_finished, finish_hint
 from .selection import AGGREGATIONS, aggregate, group_answers
 
 # The methods of results.json, in the order plots and tables show them.
@@ -45,7 +45,6 @@ METHOD_LABELS = {
 }
 SELECTION_METHODS = ("majority", "naive_bon", "weighted_bon")  # those that pick one answer out of n
 CI_LEVEL = 0.95
-REQUIRED_FILES = ("problems.jsonl", "greedy.jsonl", "samples.jsonl", "results.json")
 
 DEFAULT_SUBSETS = 500
 DEFAULT_BOOTSTRAP = 2000
@@ -105,12 +104,8 @@ def load_run(run_dir: str | Path) -> RunData:
     Raises :class:`BestOfNError` when files are missing or disagree (a run that has not finished).
     """
     run_dir = Path(run_dir)
-    fix = f"finish the run with `bestofn run --output-dir {run_dir}` (same settings as before)"
-    if not run_dir.is_dir():
-        raise BestOfNError(f"run directory {run_dir} does not exist; make it with `bestofn run --output-dir {run_dir}`")
-    missing = [name for name in REQUIRED_FILES if not (run_dir / name).is_file()]
-    if missing:
-        raise BestOfNError(f"run directory {run_dir} lacks {', '.join(missing)}; {fix}")
+    config = check_finished(run_dir).to_dict()  # every stage present and up to date
+    fix = finish_hint(run_dir)
     try:
         problems = read_jsonl(run_dir / "problems.jsonl")
         greedy = {r["unique_id"]: r for r in read_jsonl(run_dir / "greedy.jsonl")}
@@ -120,9 +115,6 @@ def load_run(run_dir: str | Path) -> RunData:
         raise BestOfNError(
             f"run directory {run_dir} has an unreadable artifact ({type(e).__name__}: {e}); {fix}"
         ) from None
-    config: dict[str, Any] = {}
-    if (run_dir / "config.yaml").is_file():
-        config = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8")) or {}
     if not problems:
         raise BestOfNError(f"{run_dir}/problems.jsonl has no problems; {fix}")
 
@@ -159,7 +151,7 @@ def _problem(p: dict, greedy: dict, rows: list[dict], n: int, run_dir: Path) -> 
     if [r["sample_index"] for r in rows] != list(range(n)):
         raise BestOfNError(
             f"{run_dir}/samples.jsonl: problem {p['unique_id']} has sample_index "
-            f"{[r['sample_index'] for r in rows]}, expected 0..{n - 1}; rerun `bestofn run --output-dir {run_dir}`"
+            f"{[r['sample_index'] for r in rows]}, expected 0..{n - 1}; {finish_hint(run_dir)}"
         )
     answers = [r["answer"] for r in rows]
     labels = np.full(n, -1, dtype=int)

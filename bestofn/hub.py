@@ -42,9 +42,10 @@ from huggingface_hub.errors import HTTPError as HubHTTPError
 from huggingface_hub.utils import validate_repo_id
 
 from . import __version__
-from .config import STAGES, BestOfNConfig
+from .config import BestOfNConfig
 from .errors import BestOfNError
 from .io import read_json, read_jsonl
+from .pipeline import check_finished, finish_hint
 
 TEMPLATE_PATH = Path(__file__).parent / "templates" / "dataset_card.md"
 # The subset comes from MATH-500's test split; naming the split "test" tells users not to train on it.
@@ -52,15 +53,6 @@ SPLIT = "test"
 CONFIGS = ("problems", "samples")
 DEFAULT_CONFIG = "problems"
 MATH500_ID = "HuggingFaceH4/MATH-500"
-
-# Which artifact each stage of the pipeline leaves behind (scores are written into samples.jsonl).
-STAGE_FILES: dict[str, str] = {
-    "problems": "problems.jsonl",
-    "greedy": "greedy.jsonl",
-    "samples": "samples.jsonl",
-    "scores": "samples.jsonl",
-    "results": "results.json",
-}
 
 # --- column types and their documentation ------------------------------------------------------------------
 # Each entry: column -> (feature, description). The features are the dataset's schema; the descriptions
@@ -203,53 +195,10 @@ class RunArtifacts:
     model_commits: dict[str, str | None] = field(default_factory=dict)  # role -> Hub commit used, from the manifest
 
 
-def _rerun_hint(run_dir: Path) -> str:
-    # The run's own config.yaml reproduces its settings, so finished stages are reused, not recomputed.
-    return f"finish the run with `bestofn run --config {run_dir / 'config.yaml'} --output-dir {run_dir}`"
-
-
-def check_run_dir(run_dir: str | Path) -> None:
-    """Raise a :class:`BestOfNError` naming every stage a run directory lacks (or holds out of date).
-
-    A stage counts as missing when its file is absent, or when ``manifest.json`` exists and does not list
-    it; it is stale when its manifest fingerprint differs from the one ``config.yaml`` gives, i.e. the
-    settings changed after it ran and the data would not match what the card says.
-    """
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise BestOfNError(f"run directory {run_dir} does not exist; create it with `bestofn run --output-dir {run_dir}`")
-    if not (run_dir / "config.yaml").is_file():
-        raise BestOfNError(
-            f"{run_dir} is not a run directory (no config.yaml); create it with `bestofn run --output-dir {run_dir}`"
-        )
-    config = BestOfNConfig.from_yaml(run_dir / "config.yaml")
-    manifest_path = run_dir / "manifest.json"
-    finished = read_json(manifest_path).get("stages", {}) if manifest_path.is_file() else None
-    missing = [
-        s for s in STAGES if not (run_dir / STAGE_FILES[s]).is_file() or (finished is not None and s not in finished)
-    ]
-    if finished is None and "samples" not in missing and "scores" not in missing:
-        # Without a manifest, tell scored samples from unscored ones by their fields.
-        first = next(iter(read_jsonl(run_dir / "samples.jsonl")), {})
-        if "step_rewards" not in first:
-            missing.append("scores")
-    if missing:
-        files = sorted({STAGE_FILES[s] for s in missing if not (run_dir / STAGE_FILES[s]).is_file()})
-        detail = f" (missing files: {', '.join(files)})" if files else ""
-        raise BestOfNError(f"run directory {run_dir} lacks stages {', '.join(missing)}{detail}; {_rerun_hint(run_dir)}")
-    stale = [s for s in STAGES if finished is not None and finished[s] != config.fingerprint(s)]
-    if stale:
-        raise BestOfNError(
-            f"stages {', '.join(stale)} of {run_dir} were computed with other settings than its config.yaml; "
-            f"{_rerun_hint(run_dir)}"
-        )
-
-
 def load_run(run_dir: str | Path) -> RunArtifacts:
     """Check and read a run directory, and verify that its files describe the same problems."""
     run_dir = Path(run_dir)
-    check_run_dir(run_dir)
-    config = BestOfNConfig.from_yaml(run_dir / "config.yaml")
+    config = check_finished(run_dir)
     problems = read_jsonl(run_dir / "problems.jsonl")
     greedy = {r["unique_id"]: r for r in read_jsonl(run_dir / "greedy.jsonl")}
     samples: dict[str, list[dict[str, Any]]] = {}
@@ -274,12 +223,12 @@ def _check_consistent(run: RunArtifacts) -> None:
         uid = p["unique_id"]
         for name, present in (("greedy.jsonl", uid in run.greedy), ("results.json", uid in per_problem)):
             if not present:
-                raise BestOfNError(f"{run.run_dir / name} has no entry for problem {uid!r}; {_rerun_hint(run.run_dir)}")
+                raise BestOfNError(f"{run.run_dir / name} has no entry for problem {uid!r}; {finish_hint(run.run_dir)}")
         indices = [s["sample_index"] for s in run.samples.get(uid, [])]
         if indices != list(range(n)):
             raise BestOfNError(
                 f"{run.run_dir / 'samples.jsonl'} holds samples {indices} for problem {uid!r}, expected 0..{n - 1} "
-                f"(n={n} in config.yaml); {_rerun_hint(run.run_dir)}"
+                f"(n={n} in config.yaml); {finish_hint(run.run_dir)}"
             )
     extra = set(per_problem) - {p["unique_id"] for p in run.problems}
     if extra:

@@ -181,6 +181,47 @@ def import_stages(src_dir: str | Path, config: BestOfNConfig, stages: Sequence[s
     return copied
 
 
+def finish_hint(run_dir: str | Path) -> str:
+    """How to complete a run directory: its own config.yaml reuses every finished stage."""
+    return f"finish the run with `bestofn run --config {Path(run_dir) / 'config.yaml'} --output-dir {run_dir}`"
+
+
+def check_finished(run_dir: str | Path) -> BestOfNConfig:
+    """Return the config of a finished run directory, or raise naming every stage it lacks or holds stale.
+
+    The report and the Hub upload read a run directory; this is their one check that it is complete. A
+    stage is missing when its file is absent or the manifest does not list it (without a manifest, e.g. a
+    hand-made directory, scored samples are told apart by their ``step_rewards``); it is stale when its
+    fingerprint differs from the one config.yaml gives, i.e. settings changed after it ran.
+    """
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise BestOfNError(f"run directory {run_dir} does not exist; create it with `bestofn run --output-dir {run_dir}`")
+    files = ["config.yaml", *dict.fromkeys(ARTIFACTS.values())]
+    if not (run_dir / "config.yaml").is_file():
+        absent = [f for f in files if not (run_dir / f).is_file()]
+        raise BestOfNError(f"{run_dir} is not a run directory (missing {', '.join(absent)}); "
+                           f"create it with `bestofn run --output-dir {run_dir}`")
+    config = BestOfNConfig.from_yaml(run_dir / "config.yaml")
+    hint = finish_hint(run_dir)
+    manifest_path = run_dir / "manifest.json"
+    finished = read_json(manifest_path).get("stages", {}) if manifest_path.is_file() else None
+    missing = [s for s in STAGES if not (run_dir / ARTIFACTS[s]).is_file() or (finished is not None and s not in finished)]
+    if finished is None and "scores" not in missing:
+        first = next(iter(read_jsonl(run_dir / ARTIFACTS["scores"])), {})
+        if "step_rewards" not in first:
+            missing.append("scores")
+    if missing:
+        absent = sorted({ARTIFACTS[s] for s in missing if not (run_dir / ARTIFACTS[s]).is_file()})
+        detail = f" (missing files: {', '.join(absent)})" if absent else ""
+        raise BestOfNError(f"run directory {run_dir} lacks stages {', '.join(missing)}{detail}; {hint}")
+    stale = [s for s in STAGES if finished is not None and finished[s] != config.fingerprint(s)]
+    if stale:
+        raise BestOfNError(f"stages {', '.join(stale)} of {run_dir} were computed with other settings than its "
+                           f"config.yaml; {hint}")
+    return config
+
+
 # --- stage 1: problems -----------------------------------------------------------------------------------------
 def stage_problems(run_dir: RunDir) -> list[Problem]:
     if not run_dir.is_done("problems"):

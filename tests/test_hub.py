@@ -23,6 +23,7 @@ from huggingface_hub.errors import HTTPError as HubHTTPError
 from bestofn import hub
 from bestofn.config import STAGES, BestOfNConfig
 from bestofn.errors import BestOfNError
+from bestofn.pipeline import check_finished
 from bestofn.io import read_json, write_json, write_jsonl
 from bestofn.selection import answer_groups, majority_vote, naive_best_of_n, weighted_best_of_n
 
@@ -255,19 +256,19 @@ def test_unscored_samples_without_manifest_name_scores(run_dir: Path, tmp_path: 
     rows = [r for r in hub.read_jsonl(run_dir / "samples.jsonl")]
     write_jsonl(run_dir / "samples.jsonl", [{k: v for k, v in r.items() if k not in ("step_rewards", "reward")} for r in rows])
     with pytest.raises(BestOfNError, match="lacks stages scores;"):
-        hub.check_run_dir(run_dir)
+        check_finished(run_dir)
 
 
 def test_stale_stages_are_refused(run_dir: Path) -> None:
     cfg = BestOfNConfig.from_yaml(run_dir / "config.yaml", temperature=0.5)
     (run_dir / "config.yaml").write_text(cfg.to_yaml(), encoding="utf-8")
     with pytest.raises(BestOfNError, match="stages samples, scores, results of .* other settings"):
-        hub.check_run_dir(run_dir)
+        check_finished(run_dir)
 
 
 def test_missing_run_dir_and_inconsistent_samples(run_dir: Path, tmp_path: Path) -> None:
     with pytest.raises(BestOfNError, match="does not exist"):
-        hub.check_run_dir(tmp_path / "nope")
+        check_finished(tmp_path / "nope")
     rows = hub.read_jsonl(run_dir / "samples.jsonl")
     write_jsonl(run_dir / "samples.jsonl", rows[1:])
     with pytest.raises(BestOfNError, match=r"samples \[1, 2, 3\] for problem 'test/algebra/1.json', expected 0..3"):

@@ -218,3 +218,15 @@ def test_hub_commit_comes_from_the_cache_path(tmp_path, monkeypatch):
     assert pipeline.check_model_reachable("org/prm", None, "PRM", "--prm") == "c0ffee42"
     with pytest.raises(BestOfNError, match="has no config.json"):
         pipeline.check_model_reachable(str(tmp_path), None, "PRM", "--prm")
+
+
+def test_check_finished_accepts_a_finished_run_and_names_what_is_missing(tiny_run_dir, tmp_path):
+    import shutil
+
+    assert pipeline.check_finished(tiny_run_dir) == BestOfNConfig.from_yaml(tiny_run_dir / "config.yaml")
+    partial = tmp_path / "partial"
+    shutil.copytree(tiny_run_dir, partial)
+    (partial / "results.json").unlink()
+    with pytest.raises(BestOfNError, match=r"lacks stages results \(missing files: results.json\); finish the run "
+                                           r"with `bestofn run --config .*partial/config.yaml --output-dir"):
+        pipeline.check_finished(partial)

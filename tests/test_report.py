@@ -122,7 +122,8 @@ def test_cli_options_and_errors(tmp_path: Path, capsys):
     empty = parser.parse_args(["report", str(tmp_path / "empty")])
     (tmp_path / "empty").mkdir()
     with pytest.raises(
-        BestOfNError, match=r"lacks problems\.jsonl, greedy\.jsonl, samples\.jsonl, results\.json; .*bestofn run"
+        BestOfNError, match=r"not a run directory \(missing config\.yaml, problems\.jsonl, greedy\.jsonl, "
+                           r"samples\.jsonl, results\.json\); .*bestofn run"
     ):
         empty.func(empty)
 
