@@ -108,6 +108,15 @@ class BestOfNConfig:
             raise BestOfNError(f"max_new_tokens must be at least 1, got {self.max_new_tokens}")
         if self.backend not in ("transformers", "vllm"):
             raise BestOfNError(f"backend must be 'transformers' or 'vllm', got {self.backend!r}")
+        if not 0 < self.gpu_memory_utilization <= 1:
+            raise BestOfNError(
+                f"gpu_memory_utilization must be in (0, 1], got {self.gpu_memory_utilization}; e.g. 0.5 leaves half "
+                f"the GPU for the PRM (on CPU it is the share of RAM)"
+            )
+        if self.max_model_len is not None and self.max_model_len < 1:
+            raise BestOfNError(f"max_model_len must be a positive number of tokens, got {self.max_model_len}")
+        if self.tensor_parallel_size < 1:
+            raise BestOfNError(f"tensor_parallel_size must be at least 1, got {self.tensor_parallel_size}")
         if self.dtype not in ("auto", "bfloat16", "float16", "float32"):
             raise BestOfNError(f"dtype must be auto, bfloat16, float16 or float32, got {self.dtype!r}")
         if self.aggregation not in ("last", "min", "prod", "mean"):

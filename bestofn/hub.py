@@ -43,7 +43,7 @@ from huggingface_hub.utils import validate_repo_id
 
 from . import __version__
 from .config import BestOfNConfig
-from .errors import BestOfNError
+from .errors import BestOfNError, first_line
 from .io import read_json, read_jsonl
 from .pipeline import check_finished, finish_hint
 
@@ -590,12 +590,12 @@ def _check_repo_id(repo_id: str) -> None:
 
 def _hub_error(action: str, error: Exception) -> BestOfNError:
     status = getattr(getattr(error, "response", None), "status_code", None)
-    first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    first = first_line(error)
     if status is None and not isinstance(error, HfHubHTTPError):
         return BestOfNError(
             f"cannot reach the Hugging Face Hub to {action} ({first}); check the network, or use --dry-run --save-dir DIR"
         )
-    return BestOfNError(f"the Hub refused to {action} (HTTP {status}: {first[:300]})")
+    return BestOfNError(f"the Hub refused to {action} (HTTP {status}: {first})")
 
 
 def check_write_access(api: HfApi, repo_id: str) -> str:

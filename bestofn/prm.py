@@ -37,7 +37,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .errors import BestOfNError, model_load_error
+from .errors import BestOfNError, first_line, model_load_error
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +130,7 @@ class SkyworkPRM(nn.Module):
         try:
             tokenizer = AutoTokenizer.from_pretrained(folder)
         except (OSError, ValueError) as e:
-            raise BestOfNError(f"cannot load the PRM tokenizer from {folder}: {_first_line(e)}") from None
+            raise BestOfNError(f"cannot load the PRM tokenizer from {folder}: {first_line(e)}") from None
         model = cls(backbone.eval(), value_head, tokenizer, max_length=max_length, batch_tokens=batch_tokens)
         return model.to(device)
 
@@ -245,11 +245,6 @@ class SkyworkPRM(nn.Module):
 
 
 # --- checkpoint reading ---------------------------------------------------------------------------------------
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return (text.splitlines()[0] if text else type(error).__name__)[:300]
-
-
 def _looks_local(name_or_path: str) -> bool:
     """A path the user meant as a folder (not a Hub id like ``Skywork/Skywork-o1-Open-PRM-Qwen-2.5-1.5B``)."""
     if os.path.exists(name_or_path) or name_or_path.startswith(("/", ".", "~")) or "\\" in name_or_path:
@@ -285,7 +280,7 @@ def _load_config(folder: Path):
     try:
         config_dict = json.loads(path.read_text())
     except (OSError, ValueError) as e:
-        raise BestOfNError(f"cannot read the PRM config {path}: {_first_line(e)}") from None
+        raise BestOfNError(f"cannot read the PRM config {path}: {first_line(e)}") from None
     if config_dict.get("model_type") != "qwen2":
         raise BestOfNError(f"{folder} is not a Qwen2-based Skywork PRM (config.json has model_type "
                            f"{config_dict.get('model_type')!r}, expected 'qwen2')")
@@ -317,7 +312,7 @@ def _load_backbone(folder: Path, config, dtype: torch.dtype) -> nn.Module:
         backbone, info = _backbone_class().from_pretrained(folder, config=config, dtype=dtype, attn_implementation="sdpa",
                                                            output_loading_info=True)
     except (OSError, ValueError, RuntimeError) as e:  # no weights file, corrupt file, shape mismatch
-        raise BestOfNError(f"cannot load the PRM backbone weights from {folder}: {_first_line(e)}") from None
+        raise BestOfNError(f"cannot load the PRM backbone weights from {folder}: {first_line(e)}") from None
     missing = sorted(info["missing_keys"])
     if missing:
         # transformers would initialize them randomly; the rewards would be noise, so stop here.
@@ -331,7 +326,7 @@ def _load_value_head(folder: Path, hidden_size: int) -> nn.Linear:
     try:
         tensors = _read_tensors(folder, VALUE_HEAD_KEYS)
     except (OSError, RuntimeError, ValueError) as e:
-        raise BestOfNError(f"cannot read the PRM weights in {folder}: {_first_line(e)}") from None
+        raise BestOfNError(f"cannot read the PRM weights in {folder}: {first_line(e)}") from None
     missing = [k for k in VALUE_HEAD_KEYS if k not in tensors]
     if missing:
         raise BestOfNError(f"the checkpoint {folder} has no value head ({', '.join(missing)} missing): "

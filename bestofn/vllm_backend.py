@@ -30,8 +30,8 @@ import multiprocessing
 from typing import Any
 
 from .config import BestOfNConfig
-from .errors import BestOfNError, model_load_error
-from .generation import Completion, GenerationBackend, stop_token_ids
+from .errors import BestOfNError, first_line, model_load_error
+from .generation import Completion, GenerationBackend, resolve_dtype, stop_token_ids
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,6 @@ class VLLMBackend(GenerationBackend):
         vllm = import_vllm()
         from transformers import AutoConfig, AutoTokenizer, GenerationConfig
 
-        _check_engine_settings(config)
         try:
             tokenizer = AutoTokenizer.from_pretrained(config.generator, revision=config.generator_revision)
             model_config = AutoConfig.from_pretrained(config.generator, revision=config.generator_revision)
@@ -194,18 +193,6 @@ def _platform() -> str:
     return str(current_platform.device_type or "unknown")
 
 
-def _check_engine_settings(config: BestOfNConfig) -> None:
-    if not 0 < config.gpu_memory_utilization <= 1:
-        raise BestOfNError(
-            f"gpu_memory_utilization must be in (0, 1], got {config.gpu_memory_utilization}; e.g. 0.5 leaves half "
-            f"the GPU for the PRM (on CPU it is the share of RAM)"
-        )
-    if config.max_model_len is not None and config.max_model_len < 1:
-        raise BestOfNError(f"max_model_len must be a positive number of tokens, got {config.max_model_len}")
-    if config.tensor_parallel_size < 1:
-        raise BestOfNError(f"tensor_parallel_size must be at least 1, got {config.tensor_parallel_size}")
-
-
 def _check_head_size(model_config: Any, platform: str) -> None:
     """On CPU, refuse a head size vLLM's attention kernels lack before the engine starts (it would die later).
 
@@ -227,13 +214,6 @@ def _check_head_size(model_config: Any, platform: str) -> None:
             f"vLLM's CPU attention does not support this generator's head size ({head_dim}; supported: "
             f"{', '.join(map(str, supported))}); use --backend transformers"
         )
-
-
-def _resolve_dtype(dtype: str, platform: str) -> str:
-    """``auto`` as the transformers backend reads it: bf16 on a GPU, fp32 on CPU (bf16 matmuls are slow there)."""
-    if dtype == "auto":
-        return "float32" if platform == "cpu" else "bfloat16"
-    return dtype
 
 
 def _check_device(device: str, platform: str) -> None:
@@ -258,7 +238,8 @@ def _start_engine(vllm: Any, config: BestOfNConfig, platform: str) -> Any:
     kwargs = dict(
         model=config.generator,
         revision=config.generator_revision,
-        dtype=_resolve_dtype(config.dtype, platform),
+        # The transformers backend's rule (bf16 on GPU, fp16 without bf16 support, fp32 on CPU), as a vLLM string.
+        dtype=str(resolve_dtype(config.dtype, "cpu" if platform == "cpu" else "cuda")).removeprefix("torch."),
         seed=config.seed,
         gpu_memory_utilization=config.gpu_memory_utilization,
         max_model_len=config.max_model_len,  # None: the model's own context
@@ -280,7 +261,7 @@ def _start_engine(vllm: Any, config: BestOfNConfig, platform: str) -> Any:
 
 def _engine_start_error(error: Exception, config: BestOfNConfig, platform: str) -> BestOfNError:
     message = str(error).strip()
-    first = message.splitlines()[0] if message else type(error).__name__
+    first = first_line(error)
     if "max_model_len" in message and ("greater than" in message or "larger than" in message):
         return BestOfNError(
             f"max_model_len={config.max_model_len} is longer than the generator's context ({first[:200]}); "

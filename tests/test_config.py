@@ -25,6 +25,8 @@ def test_defaults_replicate_the_paper_setup():
         ({"top_p": 1.5}, "top_p"),
         ({"backend": "tgi"}, "backend must be"),
         ({"aggregation": "max"}, "aggregation"),
+        ({"max_model_len": 0}, "max_model_len must be a positive"),
+        ({"tensor_parallel_size": 0}, "tensor_parallel_size must be at least 1"),
         ({"user_template": "no placeholder"}, "{problem}"),
     ],
 )

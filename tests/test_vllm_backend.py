@@ -207,12 +207,10 @@ def test_max_model_len_beyond_the_model_is_clear(vllm_available, tiny_generator_
 
 
 @pytest.mark.parametrize("value", [0.0, 1.5])
-def test_bad_gpu_memory_utilization(vllm_available, tiny_generator_dir, value):
-    from bestofn.vllm_backend import VLLMBackend
-
-    config = BestOfNConfig(generator=str(tiny_generator_dir), backend="vllm", **{**ENGINE, "gpu_memory_utilization": value})
+def test_bad_gpu_memory_utilization(tiny_generator_dir, value):
+    # Refused with the other settings, before any model or engine is loaded.
     with pytest.raises(BestOfNError, match="gpu_memory_utilization must be in"):
-        VLLMBackend.from_config(config)
+        BestOfNConfig(generator=str(tiny_generator_dir), backend="vllm", **{**ENGINE, "gpu_memory_utilization": value})
 
 
 def test_engine_start_failure_names_the_fixes(vllm_available, tiny_generator_dir, monkeypatch):
