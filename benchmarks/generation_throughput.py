@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 from bestofn.config import BestOfNConfig  # noqa: E402
 from bestofn.data import load_math500  # noqa: E402
-from bestofn.generation import GenerationBackend, make_backend  # noqa: E402
+from bestofn.backends import GenerationBackend, make_backend  # noqa: E402
 from bestofn.prompts import render_prompt  # noqa: E402
 
 SHARED_MATH500 = Path(__file__).resolve().parents[2] / "shared" / "data" / "math500.jsonl"

@@ -1,18 +1,23 @@
-"""bestofn: Best-of-N test-time compute for small math models.
+"""bestofn: test-time compute for math reasoning: sample, score every step with a PRM, select or search.
 
-The package mirrors the method's steps, one module each:
+The method, one step per module (the README, docstrings and comments use these numbers):
 
-- ``data``        load MATH-500, keep levels 1-3, draw a reproducible subset
-- ``prompts``     the chain-of-thought prompt (one step per line, answer in ``\\boxed{}``)
-- ``generation``  greedy and N sampled solutions (transformers; ``vllm_backend`` for vLLM)
-- ``prm``         score every step with the Skywork process reward model
-- ``grading``     extract the ``\\boxed{}`` answer and judge it with math-verify
-- ``selection``   majority vote, naive and weighted Best-of-N
-- ``pipeline``    the run directory: stages, artifacts, resume
-- ``analysis``    accuracy vs N, PRM quality, flips (numbers only); ``report`` turns them into plots and prose
-- ``sweep``       the pipeline once per temperature, sharing the greedy baseline
-- ``hub``         publish a run as a Hub dataset with a dataset card
-- ``cli``         the ``bestofn`` command
+1. ``data``        load MATH-500, keep levels 1-3, draw a reproducible stratified subset
+2. ``prompts``     the chain-of-thought chat prompt (steps separated as the PRM reads them, answer boxed)
+3. ``backends/``   generate: one greedy solution (the baseline) and N sampled ones (transformers, vLLM)
+4. ``grading``     extract the ``\\boxed{}`` answer and judge it against the gold answer with math-verify
+5. ``prm/``        score every step of every solution with a process reward model
+6. ``selection``   pick one answer: majority vote, naive and weighted Best-of-N
+
+Around the method:
+
+- ``config``       every setting, once (the CLI flags are generated from it)
+- ``pipeline``     the stages in a run directory that survives kills and reruns
+- ``report/``      the numbers behind a run and the plots and pages that show them
+- ``sweep``        the pipeline once per temperature, sharing the greedy baseline
+- ``hub``          publish a run as a Hub dataset with a dataset card
+- ``testing/``     tiny checkpoints in the real formats, for tests and offline smoke runs
+- ``cli``          the ``bestofn`` command (imports the library; the library never imports it)
 """
 
 __version__ = "0.1.0"

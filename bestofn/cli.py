@@ -88,7 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
                             help="allow changed settings in an existing run directory (recomputes what they affect)")
     run_parser.set_defaults(func=_run)
 
-    from . import hub, report, sweep
+    from . import hub, sweep
+    from .report import run_report as report
 
     report.add_cli(sub)
     sweep.add_cli(sub)

@@ -45,7 +45,7 @@ from . import __version__
 from .config import BestOfNConfig
 from .errors import BestOfNError, first_line
 from .io import read_json, read_jsonl
-from .pipeline import check_finished, finish_hint
+from .rundir import check_finished, finish_hint
 
 TEMPLATE_PATH = Path(__file__).parent / "templates" / "dataset_card.md"
 # The subset comes from MATH-500's test split; naming the split "test" tells users not to train on it.

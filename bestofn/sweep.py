@@ -24,8 +24,8 @@ import yaml
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 
-from . import analysis as A
-from . import report as R
+from .report import analysis as A
+from .report import run_report as R
 from .config import BestOfNConfig
 from .errors import BestOfNError
 
@@ -35,7 +35,7 @@ SHARED_STAGES = ("problems", "greedy")  # stages whose fingerprints do not inclu
 _DIR_PATTERN = re.compile(r"^temperature-(\d+(?:\.\d+)?)$")
 
 RunFn = Callable[..., dict]  # bestofn.pipeline.run(config, overwrite=False) -> results
-ImportFn = Callable[..., list]  # bestofn.pipeline.import_stages(src_dir, config, stages=...) -> imported stages
+ImportFn = Callable[..., list]  # bestofn.rundir.import_stages(src_dir, config, stages=...) -> imported stages
 
 
 def temperature_dir(sweep_dir: str | Path, temperature: float) -> Path:
@@ -67,13 +67,13 @@ def run_sweep(
     """Run the pipeline at each temperature, sharing problems and greedy; return the run directories.
 
     ``config.output_dir`` is the sweep directory. ``run_fn`` and ``import_fn`` default to
-    :func:`bestofn.pipeline.run` and :func:`bestofn.pipeline.import_stages` (injectable for tests).
+    :func:`bestofn.pipeline.run` and :func:`bestofn.rundir.import_stages` (injectable for tests).
     """
     if run_fn is None or import_fn is None:
-        from . import pipeline  # imported late: it loads torch and the generation stack
+        from . import pipeline, rundir  # imported late: pipeline loads torch and the generation stack
 
         run_fn = run_fn or pipeline.run
-        import_fn = import_fn or pipeline.import_stages
+        import_fn = import_fn or rundir.import_stages
     sweep_dir = Path(config.output_dir)
     run_dirs: list[Path] = []
     for t in temperatures:
@@ -112,7 +112,7 @@ def find_temperature_runs(sweep_dir: str | Path) -> list[tuple[float, Path]]:
 # --------------------------------------------------------------------------------------------------------
 @dataclass
 class SweepAnalysis:
-    """One :class:`bestofn.analysis.Analysis` per temperature, plus what varies with temperature."""
+    """One :class:`bestofn.report.analysis.Analysis` per temperature, plus what varies with temperature."""
 
     sweep_dir: Path
     temperatures: list[float]

@@ -1,4 +1,4 @@
-"""Tests of bestofn.analysis on hand-made run directories whose right numbers are worked out by hand.
+"""Tests of bestofn.report.analysis on hand-made run directories whose right numbers are worked out by hand.
 
 ``write_run_dir`` (also used by test_report.py and test_sweep.py) writes the artifacts of docs/artifacts.md
 from a short spec: per problem, the gold answer, the greedy answer, and each sample's answer and step
@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import yaml
 
-from bestofn import analysis as A
+from bestofn.report import analysis as A
 from bestofn.errors import BestOfNError
 from bestofn.grading import is_equivalent
 from bestofn.selection import (

@@ -3,7 +3,7 @@
 import pytest
 
 from bestofn.config import DEFAULT_SYSTEM_PROMPT, BestOfNConfig
-from bestofn.generation import TransformersBackend
+from bestofn.backends import TransformersBackend
 from bestofn.prompts import build_messages, render_prompt
 
 

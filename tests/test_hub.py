@@ -23,7 +23,7 @@ from huggingface_hub.errors import HTTPError as HubHTTPError
 from bestofn import hub
 from bestofn.config import STAGES, BestOfNConfig
 from bestofn.errors import BestOfNError
-from bestofn.pipeline import check_finished
+from bestofn.rundir import check_finished
 from bestofn.io import read_json, write_json, write_jsonl
 from bestofn.selection import answer_groups, majority_vote, naive_best_of_n, weighted_best_of_n
 

@@ -7,11 +7,11 @@ import json
 import pytest
 import yaml
 
-from bestofn import pipeline
+from bestofn import pipeline, rundir
 from bestofn.cli import main
 from bestofn.config import BestOfNConfig
 from bestofn.errors import BestOfNError
-from bestofn.generation import TransformersBackend
+from bestofn.backends import TransformersBackend
 from bestofn.io import read_json, read_jsonl
 
 from conftest import tiny_config
@@ -163,7 +163,7 @@ def test_changing_the_prm_rescores_without_regenerating(tmp_path, monkeypatch, t
 def test_import_stages_shares_the_greedy_baseline(tmp_path, tiny_run_dir, monkeypatch):
     source = BestOfNConfig.from_yaml(tiny_run_dir / "config.yaml")
     hotter = BestOfNConfig.from_dict({**source.to_dict(), "temperature": 1.2, "output_dir": str(tmp_path / "hot")})
-    assert pipeline.import_stages(tiny_run_dir, hotter) == ["problems", "greedy"]
+    assert rundir.import_stages(tiny_run_dir, hotter) == ["problems", "greedy"]
     counter = CountingGenerate().install(monkeypatch)
     pipeline.run(hotter)
     assert counter.calls == [4], "only the samples are generated"
@@ -223,10 +223,10 @@ def test_hub_commit_comes_from_the_cache_path(tmp_path, monkeypatch):
 def test_check_finished_accepts_a_finished_run_and_names_what_is_missing(tiny_run_dir, tmp_path):
     import shutil
 
-    assert pipeline.check_finished(tiny_run_dir) == BestOfNConfig.from_yaml(tiny_run_dir / "config.yaml")
+    assert rundir.check_finished(tiny_run_dir) == BestOfNConfig.from_yaml(tiny_run_dir / "config.yaml")
     partial = tmp_path / "partial"
     shutil.copytree(tiny_run_dir, partial)
     (partial / "results.json").unlink()
     with pytest.raises(BestOfNError, match=r"lacks stages results \(missing files: results.json\); finish the run "
                                            r"with `bestofn run --config .*partial/config.yaml --output-dir"):
-        pipeline.check_finished(partial)
+        rundir.check_finished(partial)

@@ -187,7 +187,7 @@ def test_scores_match_the_reference_within_1e5(prm, reference):
 
 
 def test_without_bos_the_input_starts_with_the_problem_and_it_is_said_once(tiny_prm_dir, caplog):
-    with caplog.at_level(logging.WARNING, logger="bestofn.prm"):
+    with caplog.at_level(logging.WARNING, logger="bestofn.prm.skywork"):
         prm = SkyworkPRM.from_pretrained(str(tiny_prm_dir))
         scores = prm.score(PROBLEMS, RESPONSES)
         prm.score(PROBLEMS[:2], RESPONSES[:2])

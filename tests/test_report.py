@@ -1,4 +1,4 @@
-"""Tests of bestofn.report: the numbers in report.md/report.html, valid plots, the CLI, rendering details."""
+"""Tests of bestofn.report.run_report: the numbers in report.md/report.html, valid plots, the CLI, rendering details."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from bestofn import analysis as A
-from bestofn import report as R
+from bestofn.report import analysis as A
+from bestofn.report import run_report as R
 from bestofn.errors import BestOfNError
 from bestofn.io import read_json
 from test_analysis import DISAGREE, HOPELESS, PRM_HELPS, problem, sample, write_run_dir

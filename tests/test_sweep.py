@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from bestofn import report as R
+from bestofn.report import run_report as R
 from bestofn import sweep as S
 from bestofn.config import BestOfNConfig
 from bestofn.errors import BestOfNError
@@ -160,7 +160,7 @@ def test_real_sweep_shares_greedy_and_reuses_finished_runs(
     tmp_path: Path, monkeypatch, tiny_generator_dir, tiny_prm_dir, math500_path
 ):
     """The real pipeline on the tiny models: greedy is generated once for the whole sweep; a rerun generates nothing."""
-    from bestofn.generation import TransformersBackend
+    from bestofn.backends import TransformersBackend
     from bestofn.io import read_jsonl
     from conftest import tiny_config
 

@@ -24,7 +24,7 @@ import yaml
 
 from bestofn.config import DEFAULT_SYSTEM_PROMPT, DEFAULT_USER_TEMPLATE, BestOfNConfig
 from bestofn.errors import BestOfNError
-from bestofn.generation import TransformersBackend, make_backend
+from bestofn.backends import TransformersBackend, make_backend
 from bestofn.io import read_json, read_jsonl
 from bestofn.pipeline import METHODS
 from bestofn.prompts import render_prompt
@@ -79,7 +79,7 @@ def peaked_config(peaked_generator_dir) -> BestOfNConfig:
 @pytest.fixture(scope="module")
 def vllm_backend(vllm_available, peaked_config):
     """The one in-process engine of this module."""
-    from bestofn.vllm_backend import VLLMBackend
+    from bestofn.backends.vllm_backend import VLLMBackend
 
     backend = VLLMBackend.from_config(peaked_config)
     yield backend
@@ -140,7 +140,7 @@ def test_stop_token_is_counted_but_not_decoded(vllm_backend, prompts):
 
 
 def _seed(seed: int, position: int) -> int:
-    from bestofn.vllm_backend import prompt_seed
+    from bestofn.backends.vllm_backend import prompt_seed
 
     return prompt_seed(seed, position)
 
@@ -191,7 +191,7 @@ def test_missing_vllm_names_the_install(monkeypatch, tiny_generator_dir):
 
 
 def test_unsupported_head_size_is_refused_before_start(vllm_available, tmp_path):
-    from bestofn.vllm_backend import VLLMBackend
+    from bestofn.backends.vllm_backend import VLLMBackend
 
     model = make_tiny_generator(tmp_path / "head16", hidden_size=32, heads=2)  # head_dim 16: vLLM's CPU kernels lack it
     with pytest.raises(BestOfNError, match=r"head size \(16.*--backend transformers"):
@@ -199,7 +199,7 @@ def test_unsupported_head_size_is_refused_before_start(vllm_available, tmp_path)
 
 
 def test_max_model_len_beyond_the_model_is_clear(vllm_available, tiny_generator_dir):
-    from bestofn.vllm_backend import VLLMBackend
+    from bestofn.backends.vllm_backend import VLLMBackend
 
     config = BestOfNConfig(generator=str(tiny_generator_dir), backend="vllm", max_model_len=100_000, **ENGINE)
     with pytest.raises(BestOfNError, match=r"max_model_len=100000 is longer than the generator's context"):
@@ -221,7 +221,7 @@ def test_engine_start_failure_names_the_fixes(vllm_available, tiny_generator_dir
     """
     import vllm
 
-    from bestofn.vllm_backend import VLLMBackend
+    from bestofn.backends.vllm_backend import VLLMBackend
 
     def failing_llm(**kwargs):
         raise RuntimeError("Engine core initialization failed. See root cause above. Failed core proc(s): {'EngineCore': 1}")
@@ -237,7 +237,7 @@ def test_engine_start_failure_names_the_fixes(vllm_available, tiny_generator_dir
 
 
 def test_device_vllm_cannot_use_is_refused(vllm_available, tiny_generator_dir):
-    from bestofn.vllm_backend import VLLMBackend
+    from bestofn.backends.vllm_backend import VLLMBackend
 
     config = BestOfNConfig(generator=str(tiny_generator_dir), backend="vllm", **{**ENGINE, "device": "cuda"})
     with pytest.raises(BestOfNError, match="installed vLLM runs on cpu"):
@@ -255,7 +255,7 @@ _DRIVER = textwrap.dedent(
 
     from bestofn.cli import main
     from bestofn.prm import SkyworkPRM
-    from bestofn.vllm_backend import VLLMBackend
+    from bestofn.backends.vllm_backend import VLLMBackend
 
     PROBES = {"generate": [], "prm_load": []}
 

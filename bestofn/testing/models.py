@@ -16,7 +16,6 @@ Run ``python -m bestofn.testing DIR`` to write both into ``DIR/generator`` and `
 from __future__ import annotations
 
 import random
-import sys
 from pathlib import Path
 
 import torch
@@ -126,9 +125,3 @@ def make_tiny_prm(path: str | Path, seed: int = 1, hidden_size: int = 128, layer
     config.save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
-
-
-if __name__ == "__main__":
-    out = Path(sys.argv[1] if len(sys.argv) > 1 else "tiny-models")
-    print(make_tiny_generator(out / "generator"))
-    print(make_tiny_prm(out / "prm"))

@@ -29,9 +29,9 @@ import logging
 import multiprocessing
 from typing import Any
 
-from .config import BestOfNConfig
-from .errors import BestOfNError, first_line, model_load_error
-from .generation import Completion, GenerationBackend, resolve_dtype, stop_token_ids
+from ..config import BestOfNConfig
+from ..errors import BestOfNError, first_line, model_load_error
+from .base import Completion, GenerationBackend, resolve_dtype, stop_token_ids
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Step 6: what Best-of-N buys over greedy, computed from a finished run directory.
 
 Everything here is a pure computation on the artifacts of ``bestofn run`` (``problems.jsonl``,
-``greedy.jsonl``, ``samples.jsonl``, ``results.json``, ``config.yaml``); :mod:`bestofn.report` turns the
+``greedy.jsonl``, ``samples.jsonl``, ``results.json``, ``config.yaml``); :mod:`bestofn.report.run_report` turns the
 result into plots and words. Nothing is plotted or written here.
 
 Accuracy vs n. A run samples N solutions per problem; the accuracy of Best-of-n for n < N is estimated by
@@ -29,10 +29,10 @@ from typing import Any
 
 import numpy as np
 
-from .errors import BestOfNError
-from .io import read_json, read_jsonl
-from .pipeline import check_finished, finish_hint
-from .selection import AGGREGATIONS, aggregate, group_answers
+from ..errors import BestOfNError
+from ..io import read_json, read_jsonl
+from ..rundir import check_finished, finish_hint
+from ..selection import AGGREGATIONS, aggregate, group_answers
 
 # The methods of results.json, in the order plots and tables show them.
 METHODS = ("greedy", "majority", "naive_bon", "weighted_bon", "pass_at_n")

@@ -1,6 +1,6 @@
 """Step 6b: ``bestofn report RUN_DIR``: plots and a written analysis of what Best-of-N buys over greedy.
 
-Every figure and every sentence is computed from the run directory by :mod:`bestofn.analysis`; nothing is
+Every figure and every sentence is computed from the run directory by :mod:`bestofn.report.analysis`; nothing is
 hard-coded. The report is built once as a list of blocks (:class:`Doc`) and rendered twice: ``report.md``
 with the PNG plots beside it, and ``report.html``, a single file with the same plots embedded (base64),
 to open in a browser or attach to a message. Plots use matplotlib's object API (``Figure``) without
@@ -24,8 +24,8 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
 from . import analysis as A
-from .io import atomic_write_bytes, atomic_write_text
-from .selection import AGGREGATIONS
+from ..io import atomic_write_bytes, atomic_write_text
+from ..selection import AGGREGATIONS
 
 COLORS = {
     "greedy": "#555555",
@@ -763,7 +763,7 @@ def write_report(
 
 
 def write_analysis_report(an: A.Analysis, out_dir: str | Path, formats: Sequence[str] = ("md", "html")) -> list[Path]:
-    """Plot and write the report of an existing :class:`~bestofn.analysis.Analysis` into ``out_dir``."""
+    """Plot and write the report of an existing :class:`~bestofn.report.analysis.Analysis` into ``out_dir``."""
     figures = {name: plot(an) for name, (plot, _) in PLOTS.items()}
     return render(
         build_report(an), figures, Path(out_dir), f"Best-of-N report: {an.run.run_dir.resolve().name}", formats
@@ -828,7 +828,7 @@ def add_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def run_cli(args: argparse.Namespace) -> int:
     """Handler of ``bestofn report``."""
-    from . import sweep  # here, not at the top: sweep imports this module
+    from .. import sweep  # here, not at the top: sweep imports this module
 
     run_dir = Path(args.run_dir)
     settings = {

@@ -1,89 +1,17 @@
-"""Steps 2 and 3: generate solutions, greedily (the baseline) and N at a time by sampling.
-
-A backend turns rendered prompts into :class:`Completion` records. Two exist: :class:`TransformersBackend`
-here (CPU or GPU, always available) and ``VLLMBackend`` in ``vllm_backend.py`` (fast, GPU). The pipeline
-only sees the :class:`GenerationBackend` interface, so backends are interchangeable.
-"""
+"""The transformers backend: batched, left-padded ``model.generate`` on CPU or GPU (always available)."""
 
 from __future__ import annotations
 
 import logging
-from abc import ABC, abstractmethod
-from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
 
-from .config import BestOfNConfig
-from .errors import BestOfNError, model_load_error
+from ..config import BestOfNConfig
+from ..errors import BestOfNError, model_load_error
+from .base import Completion, GenerationBackend, resolve_device, resolve_dtype, stop_token_ids
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Completion:
-    """One generated solution."""
-
-    text: str
-    num_tokens: int  # generated tokens, the end-of-sequence token included when there is one
-    finish_reason: str  # "stop": the model ended it; "length": cut off at max_new_tokens
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-class GenerationBackend(ABC):
-    """What the pipeline needs from a generator."""
-
-    tokenizer: Any  # renders the chat prompt (see prompts.render_prompt)
-
-    @abstractmethod
-    def generate(
-        self, prompts: list[str], *, n: int, temperature: float, top_p: float, max_new_tokens: int, seed: int
-    ) -> list[list[Completion]]:
-        """``n`` completions per prompt; ``temperature == 0`` means greedy (then ``n`` must be 1).
-
-        The same prompts, settings and seed must give the same completions on the same hardware.
-        """
-
-    def chunk_size(self, n: int) -> int:
-        """Prompts per :meth:`generate` call when each asks for ``n`` solutions.
-
-        The pipeline journals finished work after each call, so this is also how much a kill can lose.
-        """
-        return max(1, 64 // n)
-
-    def close(self) -> None:
-        """Free the model's memory (the PRM is loaded next, on the same device)."""
-
-
-def resolve_device(device: str) -> str:
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise BestOfNError(f"device {device!r} asked for, but torch sees no CUDA GPU; use --device cpu")
-    return device
-
-
-def resolve_dtype(dtype: str, device: str) -> torch.dtype:
-    """``auto``: bf16 on GPU (the models' native precision), fp32 on CPU (bf16 matmuls are slow there).
-
-    GPUs without native bf16 (T4, V100) get fp16: emulated bf16 there is many times slower.
-    """
-    if dtype != "auto":
-        return getattr(torch, dtype)
-    if not device.startswith("cuda"):
-        return torch.float32
-    return torch.bfloat16 if torch.cuda.is_bf16_supported(including_emulation=False) else torch.float16
-
-
-def make_backend(config: BestOfNConfig) -> GenerationBackend:
-    """The backend named by ``config.backend``, with the generator loaded."""
-    if config.backend == "vllm":
-        from .vllm_backend import VLLMBackend  # optional dependency, imported only when asked for
-
-        return VLLMBackend.from_config(config)
-    return TransformersBackend.from_config(config)
 
 
 class TransformersBackend(GenerationBackend):
@@ -167,17 +95,3 @@ class TransformersBackend(GenerationBackend):
         del self.model
         if device.type == "cuda":
             torch.cuda.empty_cache()
-
-
-def stop_token_ids(generation_config: Any, tokenizer: Any) -> list[int]:
-    """End-of-sequence ids from the generation config (Qwen2.5-Instruct has two: <|im_end|>, <|endoftext|>).
-
-    Both backends use this one rule, so they stop at the same tokens.
-    """
-    ids = getattr(generation_config, "eos_token_id", None)
-    ids = [ids] if isinstance(ids, int) else list(ids or [])
-    if tokenizer.eos_token_id is not None and tokenizer.eos_token_id not in ids:
-        ids.append(tokenizer.eos_token_id)
-    if not ids:
-        raise BestOfNError("the generator defines no end-of-sequence token; set eos_token_id in its generation_config.json")
-    return ids

@@ -37,7 +37,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .errors import BestOfNError, first_line, model_load_error
+from ..errors import BestOfNError, first_line, model_load_error
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +119,7 @@ class SkyworkPRM(nn.Module):
         """
         from transformers import AutoTokenizer
 
-        from .generation import resolve_dtype
+        from ..backends.base import resolve_dtype
 
         if dtype is None:
             dtype = resolve_dtype("auto", str(device))
