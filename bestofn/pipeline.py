@@ -23,6 +23,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from . import costs
 from .backends import GenerationBackend, make_backend, resolve_device, resolve_dtype
 from .config import BestOfNConfig
 from .data import Problem, load_math500, select_subset
@@ -82,6 +83,7 @@ def check_model_reachable(name_or_path: str, revision: str | None, role: str, fl
 
 
 # --- stage 1: problems -----------------------------------------------------------------------------------------
+@costs.measured("problems")
 def stage_problems(run_dir: RunDir) -> list[Problem]:
     if not run_dir.is_done("problems"):
         cfg = run_dir.config
@@ -103,7 +105,8 @@ class _LazyBackend:
 
     def get(self) -> GenerationBackend:
         if self.backend is None:
-            self.backend = make_backend(self.config)
+            with costs.model_load():
+                self.backend = make_backend(self.config)
         return self.backend
 
     def close(self) -> None:
@@ -112,11 +115,13 @@ class _LazyBackend:
             self.backend = None
 
 
+@costs.measured("greedy")
 def stage_greedy(run_dir: RunDir, problems: list[Problem], generator: _LazyBackend) -> list[dict]:
     """The baseline: one greedy (temperature 0) solution per problem."""
     return _generate_stage(run_dir, "greedy", problems, generator, n=1, temperature=0.0, top_p=1.0)
 
 
+@costs.measured("samples")
 def stage_samples(run_dir: RunDir, problems: list[Problem], generator: _LazyBackend) -> list[dict]:
     """Best-of-N's candidates: N sampled solutions per problem."""
     cfg = run_dir.config
@@ -140,8 +145,8 @@ def _generate_stage(run_dir: RunDir, stage: str, problems: list[Problem], genera
         for chunk in _chunks(todo, generator.get().chunk_size(n)) if todo else []:
             backend = generator.get()
             prompts = [render_prompt(backend.tokenizer, p.problem, cfg.system_prompt, cfg.user_template) for p in chunk]
-            outputs = backend.generate(prompts, n=n, temperature=temperature, top_p=top_p,
-                                       max_new_tokens=cfg.max_new_tokens, seed=_chunk_seed(cfg.seed, chunk[0].unique_id))
+            outputs = costs.metered_generate(backend, prompts, n=n, temperature=temperature, top_p=top_p,
+                                             max_new_tokens=cfg.max_new_tokens, seed=_chunk_seed(cfg.seed, chunk[0].unique_id))
             new_rows = [_solution_row(p, i, c, gold[p.unique_id], cfg.grading_timeout, stage)
                         for p, completions in zip(chunk, outputs) for i, c in enumerate(completions)]
             journal.append(new_rows)  # a kill after this line loses nothing of this chunk
@@ -172,6 +177,7 @@ def _chunks(items: list, size: int) -> Iterator[list]:
 
 
 # --- stage 3b: PRM scores ------------------------------------------------------------------------------------------
+@costs.measured("scores")
 def stage_scores(run_dir: RunDir, problems: list[Problem], samples: list[dict]) -> list[dict]:
     """Score every sampled solution with the PRM; adds ``step_rewards``, ``reward``, ``prm_truncated``."""
     if run_dir.is_done("scores"):
@@ -183,12 +189,13 @@ def stage_scores(run_dir: RunDir, problems: list[Problem], samples: list[dict]) 
     todo = [s for s in samples if (s["unique_id"], s["sample_index"]) not in scored]
     if todo:
         device = resolve_device(cfg.device)
-        prm = load_prm(cfg.prm, device=device, dtype=resolve_dtype(cfg.dtype, device), revision=cfg.prm_revision,
-                       batch_tokens=cfg.prm_batch_tokens, max_length=cfg.prm_max_length)
+        with costs.model_load():
+            prm = load_prm(cfg.prm, device=device, dtype=resolve_dtype(cfg.dtype, device), revision=cfg.prm_revision,
+                           batch_tokens=cfg.prm_batch_tokens, max_length=cfg.prm_max_length)
         problem_text = {p.unique_id: p.problem for p in problems}
         with tqdm(total=len(samples), initial=len(samples) - len(todo), desc="PRM scoring", unit="solution") as bar:
             for chunk in _chunks(todo, SCORE_CHUNK_SOLUTIONS):
-                scores = prm.score_detailed([problem_text[s["unique_id"]] for s in chunk], [s["text"] for s in chunk])
+                scores = costs.metered_score(prm, [problem_text[s["unique_id"]] for s in chunk], [s["text"] for s in chunk])
                 new = [{"unique_id": s["unique_id"], "sample_index": s["sample_index"], "step_rewards": sc.step_rewards,
                         "prm_truncated": sc.truncated} for s, sc in zip(chunk, scores)]
                 journal.append(new)
@@ -210,6 +217,7 @@ def stage_scores(run_dir: RunDir, problems: list[Problem], samples: list[dict]) 
 
 
 # --- stage 4: selection and accuracy ----------------------------------------------------------------------------
+@costs.measured("results")
 def stage_results(run_dir: RunDir, problems: list[Problem], greedy: list[dict], samples: list[dict]) -> dict[str, Any]:
     """Apply every selection rule to every problem and write the accuracies to ``results.json``."""
     cfg = run_dir.config
