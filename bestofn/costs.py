@@ -316,8 +316,14 @@ def format_cost_table(totals: dict[str, StageCost]) -> str:
     rows = [list(COLUMNS), *cost_rows(totals)]
     widths = [max(len(r[i]) for r in rows) for i in range(len(COLUMNS))]
     lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in rows]
+    return "\n".join(lines + hardware_lines(totals))
+
+
+def hardware_lines(totals: dict[str, StageCost]) -> list[str]:
+    """What each model stage ran on, and how the backend decoded."""
+    lines = []
     for stage, c in totals.items():
         if c.device:
             extra = ", ".join(f"{k} {v}" for k, v in c.settings.items())
             lines.append(f"{stage}: {c.backend} on {c.device}, {c.dtype}" + (f" ({extra})" if extra else ""))
-    return "\n".join(lines)
+    return lines
