@@ -139,7 +139,8 @@ def choose_decoding(compile_generation: str, device: str, decode_steps: int) -> 
     compiling takes minutes), so ``on`` falls back to eager elsewhere, with a warning.
     """
     if compile_generation not in COMPILE_GENERATION_CHOICES:
-        raise BestOfNError(f"compile_generation must be one of {', '.join(COMPILE_GENERATION_CHOICES)}, got {compile_generation!r}")
+        choices = ", ".join(COMPILE_GENERATION_CHOICES)
+        raise BestOfNError(f"compile_generation must be one of {choices}, got {compile_generation!r}")
     cuda = device.startswith("cuda")
     if compile_generation == "on" and not cuda:
         log.warning("compile_generation=on needs a CUDA GPU (transformers compiles the decoding step only there); "
@@ -274,5 +275,7 @@ class TransformersBackend(GenerationBackend):
     def close(self) -> None:
         device = self.model.device
         del self.model
+        if self.decoding == "compiled":
+            torch.compiler.reset()  # drop the compiled step and its CUDA graphs, which hold the model's memory
         if device.type == "cuda":
             torch.cuda.empty_cache()
