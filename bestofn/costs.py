@@ -253,7 +253,9 @@ def metered_generate(backend: Any, prompts: list[str], **kwargs: Any) -> Any:
         meter.cost.model_s += time.perf_counter() - start
         meter.cost.sequences += sum(len(group) for group in outputs)
         meter.cost.generated_tokens += sum(c.num_tokens for group in outputs for c in group)
-        meter.cost.prompt_tokens += _count_tokens(backend.tokenizer, prompts)
+        tokenizer = getattr(backend, "tokenizer", None)
+        if tokenizer is not None:
+            meter.cost.prompt_tokens += _count_tokens(tokenizer, prompts)
         meter.cost.settings.update(getattr(backend, "settings", {}))
         meter.flush(finished=False)
     return outputs
