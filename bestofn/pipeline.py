@@ -9,7 +9,8 @@ Stages (each writes one artifact, see docs/artifacts.md):
     results   -> results.json     greedy / majority / naive / weighted Best-of-N accuracy
 
 Where the artifacts live and what a rerun may trust is :mod:`bestofn.rundir`'s job; work is journaled one
-chunk of problems at a time, so a killed stage resumes where it stopped.
+chunk of problems at a time, so a killed stage resumes where it stopped. What each stage cost (time, tokens,
+memory) goes to ``timings.json`` (:mod:`bestofn.costs`, one decorator per stage).
 """
 
 from __future__ import annotations
@@ -146,7 +147,8 @@ def _generate_stage(run_dir: RunDir, stage: str, problems: list[Problem], genera
             backend = generator.get()
             prompts = [render_prompt(backend.tokenizer, p.problem, cfg.system_prompt, cfg.user_template) for p in chunk]
             outputs = costs.metered_generate(backend, prompts, n=n, temperature=temperature, top_p=top_p,
-                                             max_new_tokens=cfg.max_new_tokens, seed=_chunk_seed(cfg.seed, chunk[0].unique_id))
+                                             max_new_tokens=cfg.max_new_tokens,
+                                             seed=_chunk_seed(cfg.seed, chunk[0].unique_id))
             new_rows = [_solution_row(p, i, c, gold[p.unique_id], cfg.grading_timeout, stage)
                         for p, completions in zip(chunk, outputs) for i, c in enumerate(completions)]
             journal.append(new_rows)  # a kill after this line loses nothing of this chunk
@@ -195,7 +197,8 @@ def stage_scores(run_dir: RunDir, problems: list[Problem], samples: list[dict]) 
         problem_text = {p.unique_id: p.problem for p in problems}
         with tqdm(total=len(samples), initial=len(samples) - len(todo), desc="PRM scoring", unit="solution") as bar:
             for chunk in _chunks(todo, SCORE_CHUNK_SOLUTIONS):
-                scores = costs.metered_score(prm, [problem_text[s["unique_id"]] for s in chunk], [s["text"] for s in chunk])
+                scores = costs.metered_score(prm, [problem_text[s["unique_id"]] for s in chunk],
+                                             [s["text"] for s in chunk])
                 new = [{"unique_id": s["unique_id"], "sample_index": s["sample_index"], "step_rewards": sc.step_rewards,
                         "prm_truncated": sc.truncated} for s, sc in zip(chunk, scores)]
                 journal.append(new)
