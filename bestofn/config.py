@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from .errors import BestOfNError
+from .selection import AGGREGATIONS
 
 DEFAULT_SYSTEM_PROMPT = (
     "You are a careful math tutor. Solve the problem step by step.\n"
@@ -119,8 +120,8 @@ class BestOfNConfig:
             raise BestOfNError(f"tensor_parallel_size must be at least 1, got {self.tensor_parallel_size}")
         if self.dtype not in ("auto", "bfloat16", "float16", "float32"):
             raise BestOfNError(f"dtype must be auto, bfloat16, float16 or float32, got {self.dtype!r}")
-        if self.aggregation not in ("last", "min", "prod", "mean"):
-            raise BestOfNError(f"aggregation must be last, min, prod or mean, got {self.aggregation!r}")
+        if self.aggregation not in AGGREGATIONS:
+            raise BestOfNError(f"aggregation must be one of {', '.join(AGGREGATIONS)}, got {self.aggregation!r}")
         if "{problem}" not in self.user_template:
             raise BestOfNError("user_template must contain '{problem}', where the problem text goes")
 

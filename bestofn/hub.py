@@ -46,6 +46,7 @@ from .config import BestOfNConfig
 from .errors import BestOfNError, first_line
 from .io import read_json, read_jsonl
 from .rundir import check_finished, finish_hint
+from .selection import METHOD_LABELS
 
 TEMPLATE_PATH = Path(__file__).parent / "templates" / "dataset_card.md"
 # The subset comes from MATH-500's test split; naming the split "test" tells users not to train on it.
@@ -120,13 +121,6 @@ FIELD_DESCRIPTIONS: dict[str, dict[str, str]] = {
     "samples": {name: doc for name, (_, doc) in _SAMPLE_COLUMNS.items()},
 }
 
-METHOD_LABELS = {
-    "greedy": "Greedy decoding",
-    "majority": "Majority vote",
-    "naive_bon": "Naive Best-of-N",
-    "weighted_bon": "Weighted Best-of-N",
-    "pass_at_n": "Pass@N (oracle)",
-}
 # Licenses we can state for the default models; any other model gets "see the model card".
 KNOWN_LICENSES = {
     "Qwen/Qwen2.5-1.5B-Instruct": "Apache-2.0",

@@ -32,18 +32,8 @@ import numpy as np
 from ..errors import BestOfNError
 from ..io import read_json, read_jsonl
 from ..rundir import check_finished, finish_hint
-from ..selection import AGGREGATIONS, aggregate, group_answers
+from ..selection import AGGREGATIONS, METHOD_LABELS, METHODS, SELECTION_METHODS, aggregate, group_answers
 
-# The methods of results.json, in the order plots and tables show them.
-METHODS = ("greedy", "majority", "naive_bon", "weighted_bon", "pass_at_n")
-METHOD_LABELS = {
-    "greedy": "greedy",
-    "majority": "majority vote",
-    "naive_bon": "naive Best-of-N",
-    "weighted_bon": "weighted Best-of-N",
-    "pass_at_n": "pass@N (oracle)",
-}
-SELECTION_METHODS = ("majority", "naive_bon", "weighted_bon")  # those that pick one answer out of n
 CI_LEVEL = 0.95
 
 DEFAULT_SUBSETS = 500
