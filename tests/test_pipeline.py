@@ -38,7 +38,8 @@ def test_run_directory_has_every_artifact(tiny_run_dir):
     greedy = read_jsonl(tiny_run_dir / "greedy.jsonl")
     assert [g["unique_id"] for g in greedy] == ids
     for g in greedy:
-        assert set(g) == {"unique_id", "text", "num_tokens", "finish_reason", "answer", "correct", "string_match"}
+        assert set(g) == {"unique_id", "text", "num_tokens", "finish_reason", "answer", "answer_status", "correct",
+                          "string_match"}
         assert 1 <= g["num_tokens"] <= 32 and g["finish_reason"] in ("stop", "length")
         if g["finish_reason"] == "length":
             assert g["num_tokens"] == 32
