@@ -1,12 +1,13 @@
 """The whole method, stage by stage, in a run directory that survives kills and reruns.
 
-Stages (each writes one artifact, see docs/artifacts.md):
+Stages (each writes one artifact, see docs/artifacts.md) and the steps of the method they run (the numbering
+of :mod:`bestofn`: 1 data, 2 prompts, 3 backends, 4 grading, 5 prm, 6 selection):
 
-    problems  -> problems.jsonl   MATH-500, levels, stratified subset
-    greedy    -> greedy.jsonl     one greedy solution per problem, graded (the baseline)
-    samples   -> samples.jsonl    N sampled solutions per problem, graded
-    scores    -> samples.jsonl    + PRM step rewards and reward per solution
-    results   -> results.json     greedy / majority / naive / weighted Best-of-N accuracy
+    problems  -> problems.jsonl   step 1      MATH-500, levels, stratified subset
+    greedy    -> greedy.jsonl     steps 2-4   one greedy solution per problem, graded (the baseline)
+    samples   -> samples.jsonl    steps 2-4   N sampled solutions per problem, graded
+    scores    -> samples.jsonl    step 5      + PRM step rewards and reward per solution
+    results   -> results.json     step 6      greedy / majority / naive / weighted Best-of-N accuracy
 
 Where the artifacts live and what a rerun may trust is :mod:`bestofn.rundir`'s job; work is journaled one
 chunk of problems at a time, so a killed stage resumes where it stopped.
@@ -80,7 +81,7 @@ def check_model_reachable(name_or_path: str, revision: str | None, role: str, fl
     return config_file.parent.name if config_file.parent.parent.name == "snapshots" else None
 
 
-# --- stage 1: problems -----------------------------------------------------------------------------------------
+# --- step 1: problems ------------------------------------------------------------------------------------------
 def stage_problems(run_dir: RunDir) -> list[Problem]:
     if not run_dir.is_done("problems"):
         cfg = run_dir.config
@@ -92,7 +93,7 @@ def stage_problems(run_dir: RunDir) -> list[Problem]:
     return [Problem(**row) for row in read_jsonl(run_dir.file("problems"))]
 
 
-# --- stages 2 and 3: generation ----------------------------------------------------------------------------------
+# --- steps 2-4: prompt, generate, grade ---------------------------------------------------------------------------
 class _LazyBackend:
     """Loads the generator on first use, so a rerun whose generation is finished never loads it."""
 
@@ -165,7 +166,7 @@ def _chunks(items: list, size: int) -> Iterator[list]:
         yield items[start : start + size]
 
 
-# --- stage 3b: PRM scores ------------------------------------------------------------------------------------------
+# --- step 5: PRM scores ---------------------------------------------------------------------------------------------
 def stage_scores(run_dir: RunDir, problems: list[Problem], samples: list[dict]) -> list[dict]:
     """Score every sampled solution with the PRM; adds ``step_rewards``, ``reward``, ``prm_truncated``."""
     if run_dir.is_done("scores"):
@@ -203,7 +204,7 @@ def stage_scores(run_dir: RunDir, problems: list[Problem], samples: list[dict]) 
     return rows
 
 
-# --- stage 4: selection and accuracy ----------------------------------------------------------------------------
+# --- step 6: selection and accuracy -----------------------------------------------------------------------------
 def stage_results(run_dir: RunDir, problems: list[Problem], greedy: list[dict], samples: list[dict]) -> dict[str, Any]:
     """Apply every selection rule to every problem and write the accuracies to ``results.json``."""
     cfg = run_dir.config

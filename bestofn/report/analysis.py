@@ -1,4 +1,4 @@
-"""Step 6: what Best-of-N buys over greedy, computed from a finished run directory.
+"""After step 6: what Best-of-N buys over greedy, computed from a finished run directory.
 
 Everything here is a pure computation on the artifacts of ``bestofn run`` (``problems.jsonl``,
 ``greedy.jsonl``, ``samples.jsonl``, ``results.json``, ``config.yaml``); :mod:`bestofn.report.run_report` turns the
