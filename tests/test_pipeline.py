@@ -338,3 +338,19 @@ def test_check_finished_accepts_a_finished_run_and_names_what_is_missing(tiny_ru
     with pytest.raises(BestOfNError, match=r"lacks stages results \(missing files: results.json\); finish the run "
                                            r"with `bestofn run --config .*partial/config.yaml --output-dir"):
         rundir.check_finished(partial)
+
+
+def test_grading_timeout_reaches_every_comparison(tmp_path, monkeypatch, math500_path, tiny_generator_dir, tiny_prm_dir):
+    """grading_timeout bounds the grading of each solution and each comparison made to group answers."""
+    from bestofn import selection
+
+    script, rows, dataset = known_patterns(math500_path, tmp_path)
+    patch_pipeline(monkeypatch, script, make_tokenizer())
+    seen = {"grade": set(), "group": set()}
+    real_grade, real_equivalent = pipeline.grade, selection.is_equivalent
+    monkeypatch.setattr(pipeline, "grade", lambda text, gold, timeout: seen["grade"].add(timeout) or real_grade(text, gold, timeout))
+    monkeypatch.setattr(selection, "is_equivalent",
+                        lambda a, b, timeout=5: seen["group"].add(timeout) or real_equivalent(a, b, timeout))
+    results = pipeline.run(tiny_config(tiny_generator_dir, tiny_prm_dir, dataset, tmp_path / "run", grading_timeout=3))
+    assert seen == {"grade": {3}, "group": {3}}
+    assert {m: (a["correct"], a["total"]) for m, a in results["accuracy"].items()} == EXPECTED_ACCURACY
