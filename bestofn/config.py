@@ -84,7 +84,7 @@ class BestOfNConfig:
     device: str = field(default="auto", metadata={"help": "cpu, cuda, cuda:1, ... ('auto': cuda if available)."})
     dtype: str = field(default="auto", metadata={"help": "auto (bf16 on GPU, fp32 on CPU), bfloat16, float16, float32."})
     # --- grading --------------------------------------------------------------------------------------------
-    grading_timeout: int = field(default=5, metadata={"help": "Seconds math-verify may spend on one comparison."})
+    grading_timeout: int = field(default=5, metadata={"help": "Seconds to grade one solution (extraction + math-verify), and per answer comparison in selection."})
     # --- output ---------------------------------------------------------------------------------------------
     output_dir: str = field(default="runs/best_of_n", metadata={"help": "Run directory for all artifacts."})
 
