@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from bestofn.io import Journal, atomic_write_text, read_jsonl, write_jsonl
+from bestofn.io import Journal, read_jsonl, write_jsonl
 
 
 def test_atomic_write_leaves_no_temporary_files(tmp_path):

@@ -32,6 +32,7 @@ import numpy as np
 from ..errors import BestOfNError
 from .. import rundir
 from ..rundir import finish_hint
+# Method names and labels live in bestofn.selection; run_report and sweep reach them as A.METHOD_LABELS etc.
 from ..selection import AGGREGATIONS, METHOD_LABELS, METHODS, SELECTION_METHODS, aggregate, group_answers
 
 CI_LEVEL = 0.95
