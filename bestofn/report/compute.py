@@ -22,7 +22,7 @@ from typing import Any
 from ..config import BestOfNConfig
 from ..costs import COLUMNS, cost_rows, hardware_lines, stage_totals
 from ..io import read_json
-from .analysis import METHOD_LABELS
+from ..selection import METHOD_LABELS
 
 
 @dataclass(frozen=True)
