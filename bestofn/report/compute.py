@@ -69,9 +69,9 @@ def _method_table(costs: list[MethodCost], n: int) -> tuple[list[str], list[list
 def add_compute_section(doc: Any, run_dir: str | Path) -> None:
     """Append the compute section (heading, per-stage and per-method tables) to ``doc``."""
     run_dir = Path(run_dir)
-    config = BestOfNConfig.from_yaml(run_dir / "config.yaml")
     results = read_json(run_dir / "results.json")
-    totals = stage_totals(run_dir, config)
+    has_config = (run_dir / "config.yaml").is_file()
+    totals = stage_totals(run_dir, BestOfNConfig.from_yaml(run_dir / "config.yaml")) if has_config else {}
     doc.heading(2, "Compute")
     if totals:
         doc.table(list(COLUMNS), cost_rows(totals))
