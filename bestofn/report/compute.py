@@ -4,9 +4,9 @@ Two tables, both computed from the run directory alone:
 
 - **Per stage** (from ``timings.json``, see :mod:`bestofn.costs`): wall time, model load, time in the model,
   sequences, tokens read and generated, tokens/s, peak memory, and the hardware.
-- **Per method** (from ``results.json``): accuracy, generated tokens per problem behind the method's answer,
-  and *solved problems per 1k generated tokens*: correct answers x 1000 / generated tokens, i.e. accuracy per
-  1k tokens of generation per problem. Greedy spends one solution per problem; every Best-of-N method and
+- **Per method** (accuracy from ``results.json``, tokens from the artifacts): accuracy, generated tokens per
+  problem behind the method's answer, and *solved problems per 1k generated tokens*: correct answers x 1000 /
+  generated tokens, i.e. accuracy per 1k tokens of generation per problem. Greedy spends one solution per problem; every Best-of-N method and
   pass@N spend the N samples (and the PRM methods also the PRM's reading of them, shown per stage).
 
 :func:`add_compute_section` writes it into any document with ``heading``/``para``/``table`` methods (the run
@@ -21,7 +21,7 @@ from typing import Any
 
 from ..config import BestOfNConfig
 from ..costs import COLUMNS, cost_rows, hardware_lines, stage_totals
-from ..io import read_json
+from ..io import read_json, read_jsonl
 from ..selection import METHOD_LABELS
 
 
@@ -52,9 +52,18 @@ def method_tokens(method: str, tokens: dict[str, int]) -> int:
     return tokens["samples"]
 
 
-def method_costs(results: dict[str, Any]) -> list[MethodCost]:
-    """Every method of ``results.json`` with its accuracy and generated tokens."""
-    return [MethodCost(m, acc["correct"], acc["total"], method_tokens(m, results["tokens"]))
+def generated_tokens(run_dir: str | Path, results: dict[str, Any]) -> dict[str, int]:
+    """Generated tokens per artifact (greedy.jsonl, samples.jsonl: their ``num_tokens``), and any count
+    results.json adds (e.g. a search method's own)."""
+    run_dir = Path(run_dir)
+    counted = {stage: sum(r["num_tokens"] for r in read_jsonl(run_dir / f"{stage}.jsonl"))
+               for stage in ("greedy", "samples") if (run_dir / f"{stage}.jsonl").is_file()}
+    return {**counted, **results.get("tokens", {})}
+
+
+def method_costs(results: dict[str, Any], tokens: dict[str, int]) -> list[MethodCost]:
+    """Every method of ``results.json`` with its accuracy and the generated tokens behind it."""
+    return [MethodCost(m, acc["correct"], acc["total"], method_tokens(m, tokens))
             for m, acc in results["accuracy"].items()]
 
 
@@ -83,7 +92,7 @@ def add_compute_section(doc: Any, run_dir: str | Path) -> None:
         )
     else:
         doc.para("This run directory has no timings.json (it was made before costs were recorded).")
-    doc.table(*_method_table(method_costs(results), results["n"]))
+    doc.table(*_method_table(method_costs(results, generated_tokens(run_dir, results)), results["n"]))
     doc.para(
         "Solved / 1k generated tokens: correct answers per 1000 tokens the generator wrote for them (greedy: one "
         f"solution per problem; the others: the {results['n']} samples per problem). PRM scoring is not counted here."
