@@ -34,7 +34,7 @@ from datasets.info import DatasetInfo, DatasetInfosDict
 from datasets.splits import SplitDict, SplitInfo
 from datasets.utils.metadata import MetadataConfigs
 from huggingface_hub import DatasetCard, DatasetCardData, HfApi, get_token
-from huggingface_hub.errors import HFValidationError, HfHubHTTPError
+from huggingface_hub.errors import HFValidationError, HfHubHTTPError, OfflineModeIsEnabled
 # The base class of every HTTP failure huggingface_hub raises, refused connections included: huggingface_hub
 # re-exports it from the HTTP library it is built on (httpx in 1.x, httpx2 in 2.x), so this stays right.
 from huggingface_hub.errors import HTTPError as HubHTTPError
@@ -611,6 +611,11 @@ def check_write_access(api: HfApi, repo_id: str) -> str:
         )
     try:
         who = api.whoami()
+    except OfflineModeIsEnabled:  # the first request of a push: say so once, instead of a traceback
+        raise BestOfNError(
+            "offline mode is on (HF_HUB_OFFLINE or TRANSFORMERS_OFFLINE is set), so nothing can be uploaded: unset it "
+            "to push, or build the files without uploading with --dry-run --save-dir DIR"
+        ) from None
     except HubHTTPError as e:
         if isinstance(e, HfHubHTTPError) and e.response.status_code == 401:
             raise BestOfNError(
