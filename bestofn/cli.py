@@ -154,6 +154,10 @@ def _temperatures(text: str) -> list[float]:
     return parse_temperatures(text)
 
 
+def _one_temperature(text: str) -> None:
+    raise BestOfNError(f"sweep takes --temperatures T1,T2,... (e.g. --temperatures 0.4,0.8,1.2), not --temperature {text}")
+
+
 def _sweep(args: argparse.Namespace) -> None:
     from . import sweep
 
@@ -185,7 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("run", help="run (or resume) the whole pipeline into --output-dir",
+    p = sub.add_parser("run", allow_abbrev=False, help="run (or resume) the whole pipeline into --output-dir",
                        description="Run (or resume) every stage of the method into --output-dir.")
     add_config_flags(p)
     p.add_argument("--overwrite", action="store_true",
@@ -193,7 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_run)
 
     p = sub.add_parser(
-        "report", formatter_class=_ReportHelp,
+        "report", formatter_class=_ReportHelp, allow_abbrev=False,
         help="plots and a written analysis of a finished run (or of a temperature sweep)",
         description="Write report.md, report.html and PNG plots computed from the artifacts of RUN_DIR. RUN_DIR may "
         "also be a sweep directory (made by `bestofn sweep`): then the sweep's comparison report is rewritten.")
@@ -203,7 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_report)
 
     p = sub.add_parser(
-        "sweep", formatter_class=_ReportHelp,
+        "sweep", formatter_class=_ReportHelp, allow_abbrev=False,
         help="run Best-of-N at several temperatures (sharing the greedy baseline) and compare them",
         description="Run the pipeline once per temperature into OUTPUT_DIR/temperature-<t>/ (problems and greedy are "
         "computed once and shared; finished runs are reused), then write each run's report and a sweep report in "
@@ -212,11 +216,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--temperatures", required=True, type=_temperatures, metavar="T1,T2,...",
                    help="sampling temperatures, comma-separated, e.g. 0.4,0.8,1.2")
     add_config_flags(p, exclude=("temperature",))
+    p.add_argument("--temperature", type=_one_temperature, help=argparse.SUPPRESS)
     add_report_flags(p)
     p.set_defaults(func=_sweep)
 
     p = sub.add_parser(
-        "push", help="publish a run directory as a Hub dataset with a dataset card",
+        "push", allow_abbrev=False, help="publish a run directory as a Hub dataset with a dataset card",
         description="Build the `problems` and `samples` datasets and the dataset card from a finished run directory, "
         "and upload them to a Hub dataset repo. An existing repo is only written to with --revision (a new branch) "
         "or --overwrite.")

@@ -152,7 +152,7 @@ def parse_text(ft: FieldType, text: str) -> Any:
             value: Any = [_parse_scalar(ft.base, t) for t in items]
         else:
             value = _parse_scalar(ft.base, text)
-        return check_value(ft, value)
+        return check_value(dataclasses.replace(ft, choices=None), value)  # argparse checks choices, naming them
     except (ValueError, BestOfNError):
         kind = ft.describe().replace(" or null", " or none")
         if ft.is_list:
