@@ -343,8 +343,8 @@ def test_help_is_fast(argv):
 def test_ctrl_c_stops_with_one_line_and_the_rerun_resumes(tmp_path, tiny_generator_dir, tiny_prm_dir, math500_path):
     out = tmp_path / "run"
     argv = [sys.executable, "-m", "bestofn.cli", "run", "--generator", str(tiny_generator_dir), "--prm",
-            str(tiny_prm_dir), "--dataset", str(math500_path), "--num-problems", "4", "--n", "1",
-            "--max-new-tokens", "24", "--generation-batch-size", "1", "--device", "cpu", "--output-dir", str(out)]
+            str(tiny_prm_dir), "--dataset", str(math500_path), "--num-problems", "3", "--n", "1",
+            "--max-new-tokens", "16", "--generation-batch-size", "1", "--device", "cpu", "--output-dir", str(out)]
     proc = subprocess.Popen(argv, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 240
     journal_rows = 0
@@ -366,4 +366,4 @@ def test_ctrl_c_stops_with_one_line_and_the_rerun_resumes(tmp_path, tiny_generat
     assert again.returncode == 0, again.stderr
     assert "greedy: resuming" in again.stderr
     results = read_json(out / "results.json")
-    assert results["num_problems"] == 4 and len((out / "greedy.jsonl").read_text().splitlines()) == 4
+    assert results["num_problems"] == 3 and len((out / "greedy.jsonl").read_text().splitlines()) == 3
