@@ -20,6 +20,7 @@ import yaml
 
 from .errors import BestOfNError
 from .fields import check_value, field_types
+from .selection import AGGREGATIONS
 
 DEFAULT_SYSTEM_PROMPT = (
     "You are a careful math tutor. Solve the problem step by step.\n"
@@ -86,14 +87,14 @@ class BestOfNConfig:
     # --- selection ------------------------------------------------------------------------------------------
     aggregation: str = field(
         default="last", metadata={"help": "Step rewards -> solution reward (last: the paper's choice).",
-                                  "choices": ("last", "min", "prod", "mean")}
+                                  "choices": AGGREGATIONS}
     )
     # --- hardware -------------------------------------------------------------------------------------------
     device: str = field(default="auto", metadata={"help": "cpu, cuda, cuda:1, ... ('auto': cuda if available)."})
     dtype: str = field(default="auto", metadata={"help": "Model weights' dtype; auto: bf16 on GPU, fp32 on CPU.",
                                                  "choices": ("auto", "bfloat16", "float16", "float32")})
     # --- grading --------------------------------------------------------------------------------------------
-    grading_timeout: int = field(default=5, metadata={"help": "Seconds math-verify may spend on one comparison."})
+    grading_timeout: int = field(default=5, metadata={"help": "Seconds to grade one solution (extraction + math-verify), and per answer comparison in selection."})
     # --- output ---------------------------------------------------------------------------------------------
     output_dir: str = field(default="runs/best_of_n", metadata={"help": "Run directory for all artifacts."})
 
