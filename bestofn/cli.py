@@ -216,7 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--temperatures", required=True, type=_temperatures, metavar="T1,T2,...",
                    help="sampling temperatures, comma-separated, e.g. 0.4,0.8,1.2")
     add_config_flags(p, exclude=("temperature",))
-    p.add_argument("--temperature", type=_one_temperature, help=argparse.SUPPRESS)
+    p.add_argument("--temperature", type=_one_temperature, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     add_report_flags(p)
     p.set_defaults(func=_sweep)
 

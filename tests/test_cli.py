@@ -150,6 +150,7 @@ def test_argparse_usage_errors_stay_argparses(capsys):
 def test_sweep_takes_the_run_flags_but_not_temperature():
     args = parse("sweep", "--temperatures", "0.4,1.2", "--n", "4", "--seed", "5", "--report-seed", "3")
     assert (args.temperatures, args.n, args.seed, args.report_seed) == ([0.4, 1.2], 4, 5, 3)
+    assert config_from_args(args).temperature == BestOfNConfig().temperature  # each run replaces it
 
 def test_sweep_explains_that_it_takes_temperatures(tmp_path, capsys):
     assert main(["sweep", "--temperatures", "0.4", "--temperature", "0.8", "--output-dir", str(tmp_path / "sw")]) == 2
