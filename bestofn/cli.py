@@ -22,6 +22,8 @@ from .errors import BestOfNError
 _CONFIG_FLAGS: dict[str, tuple[str, type | None, str]] = {
     "--generator": ("generator", str, "policy model: Hub id or local folder"),
     "--prm": ("prm", str, "process reward model: Hub id or local folder"),
+    "--prm-format": ("prm_format", str, "PRM format: skywork, qwen2.5-math-prm, rlhflow, math-shepherd (default: detected)"),
+    "--prm-compile": ("prm_compile", str, "torch.compile the PRM backbone: auto, on, off"),
     "--dataset": ("dataset", str, "Hub dataset id or local .jsonl/.parquet file"),
     "--levels": ("levels", None, "difficulty levels to keep, e.g. 1,2,3"),
     "--num-problems": ("num_problems", int, "problems in the subset"),
