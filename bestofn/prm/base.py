@@ -140,13 +140,14 @@ class PRMScorer(nn.Module):
         """Policy for inputs longer than the PRM's context: score the steps that fit, flag the pair.
 
         Attention is causal, so a step's reward depends only on the tokens up to it: the steps that fit
-        get exactly the rewards they would get in a longer context.
+        get exactly the rewards they would get in a longer context. The flag means "steps were lost": an
+        input whose tail after its last reward position (RLHFlow's "+<|eot_id|>") does not fit loses nothing.
         """
         if len(pair.input_ids) <= self.max_length:
             return pair
         kept = [p for p in pair.step_positions if p < self.max_length]
         end = kept[-1] + 1 if kept else 0
-        return EncodedPair(pair.input_ids[:end], kept, truncated=True)
+        return EncodedPair(pair.input_ids[:end], kept, truncated=len(kept) < len(pair.step_positions))
 
     # --- scoring --------------------------------------------------------------------------------------------
     def score(self, problems: Sequence[str], responses: Sequence[str]) -> list[list[float]]:

@@ -97,7 +97,9 @@ def read_config(name_or_path: str, revision: str | None = None) -> dict:
 
 def detect_format(name_or_path: str, format: str | None = None, revision: str | None = None) -> str:
     """The checkpoint's format, from its config.json alone (no weights are read)."""
-    if format is None and _known_id(name_or_path) is not None:
+    if format is not None:
+        check_format(format)  # a typo is told before any download
+    elif _known_id(name_or_path) is not None:
         return _known_id(name_or_path)  # no config needed (and none fetched) for a known Hub id
     return format_from_config(name_or_path, read_config(name_or_path, revision), format)
 
