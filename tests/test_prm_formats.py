@@ -264,7 +264,7 @@ def test_an_unknown_format_name_is_refused():
 # --- errors ---------------------------------------------------------------------------------------------------
 def _with_tokenizer(src: Path, dst: Path, tokenizer) -> Path:
     shutil.copytree(src, dst)
-    for f in dst.glob("tokenizer*"):
+    for f in [*dst.glob("tokenizer*"), *dst.glob("chat_template*"), *dst.glob("special_tokens_map*")]:
         f.unlink()
     tokenizer.save_pretrained(dst)
     return dst
