@@ -109,10 +109,10 @@ class PRMScorer(nn.Module):
         # Not a submodule: the compiled wrapper shares the backbone's weights and must not appear twice.
         object.__setattr__(self, "_run_backbone", torch.compile(backbone, dynamic=False) if compile else backbone)
         if compile:
-            import torch._dynamo
+            from torch import _dynamo
 
             # One compiled graph per length bucket; the default limit (8) would silently fall back to eager.
-            torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
+            _dynamo.config.recompile_limit = max(_dynamo.config.recompile_limit, 64)
 
     @property
     def step_separator(self) -> str:
