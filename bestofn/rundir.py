@@ -71,6 +71,14 @@ class RunDir:
         models = {**self._manifest_doc().get("models", {}), role: {"name": name, "commit": commit}}
         self._write_manifest(models=models)
 
+    def step_separator(self) -> str | None:
+        """The step separator the generation prompt asked for (None: not recorded, e.g. an older run)."""
+        return self._manifest_doc().get("step_separator")
+
+    def record_step_separator(self, separator: str) -> None:
+        """Remember how the solutions' steps were asked to be separated (what a later PRM is checked against)."""
+        self._write_manifest(step_separator=separator)
+
     def journal(self, stage: str) -> Journal:
         return Journal(self.path / ".partial" / f"{stage}-{self.config.fingerprint(stage)}.jsonl")
 
