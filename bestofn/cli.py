@@ -118,11 +118,13 @@ def report_settings(args: argparse.Namespace) -> dict[str, Any]:
 
 # --- the commands --------------------------------------------------------------------------------------------------
 def _run(args: argparse.Namespace) -> None:
+    from . import costs
     from .pipeline import run
 
     config = config_from_args(args)
     results = run(config, overwrite=args.overwrite)
     print(format_summary(results, config.output_dir))
+    print(costs.format_cost_table(costs.stage_totals(config.output_dir, config)))
 
 
 def format_summary(results: dict, output_dir: str) -> str:

@@ -36,6 +36,7 @@ STEP_FORMATS = {
 }
 PRM_COMPILE_CHOICES = ("auto", "on", "off")
 DEFAULT_USER_TEMPLATE = "{problem}"
+COMPILE_GENERATION_CHOICES = ("auto", "on", "off")  # compile_generation (transformers backend, see its module)
 
 
 @dataclass
@@ -68,8 +69,21 @@ class BestOfNConfig:
     top_p: float = field(default=1.0, metadata={"help": "Nucleus sampling threshold of the N solutions."})
     max_new_tokens: int = field(default=2048, metadata={"help": "Longest solution, in tokens."})
     seed: int = field(default=0, metadata={"help": "Seed for the subset and for sampling."})
-    generation_batch_size: int = field(
-        default=64, metadata={"help": "transformers backend: sequences decoded together (problems x samples)."}
+    generation_batch_tokens: int | None = field(
+        default=None,
+        metadata={"help": "transformers backend: tokens per generation batch, counting prompt + max_new_tokens per "
+                          "sequence (default: from free GPU memory and the model's KV-cache size; 32768 on CPU).",
+                  "example": 262144},
+    )
+    generation_batch_size: int | None = field(
+        default=None, metadata={"help": "transformers backend: at most this many sequences per batch (default: no cap).",
+                                "example": 64}
+    )
+    compile_generation: str = field(
+        default="auto",
+        metadata={"help": "transformers backend: static KV cache + torch.compile'd decoding step on CUDA "
+                          "(auto: on when the run decodes long enough to pay back the compile).",
+                  "choices": COMPILE_GENERATION_CHOICES},
     )
     # --- vLLM engine (backend: vllm) ----------------------------------------------------------------------
     gpu_memory_utilization: float = field(
@@ -148,6 +162,9 @@ class BestOfNConfig:
             raise BestOfNError(f"max_model_len must be a positive number of tokens, got {self.max_model_len}")
         if self.tensor_parallel_size < 1:
             raise BestOfNError(f"tensor_parallel_size must be at least 1, got {self.tensor_parallel_size}")
+        for key in ("generation_batch_tokens", "generation_batch_size"):
+            if getattr(self, key) is not None and getattr(self, key) < 1:
+                raise BestOfNError(f"{key} must be a positive number, got {getattr(self, key)} (or unset it)")
         if "{problem}" not in self.user_template:
             raise BestOfNError("user_template must contain '{problem}', where the problem text goes")
 

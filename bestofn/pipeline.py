@@ -10,7 +10,8 @@ of :mod:`bestofn`: 1 data, 2 prompts, 3 backends, 4 grading, 5 prm, 6 selection)
     results   -> results.json     step 6      greedy / majority / naive / weighted Best-of-N accuracy
 
 Where the artifacts live and what a rerun may trust is :mod:`bestofn.rundir`'s job; work is journaled one
-chunk of problems at a time, so a killed stage resumes where it stopped.
+chunk of problems at a time, so a killed stage resumes where it stopped. What each stage cost (time, tokens,
+memory) goes to ``timings.json`` (:mod:`bestofn.costs`, one decorator per stage).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from . import costs
 from .backends import GenerationBackend, make_backend, resolve_device, resolve_dtype
 from .config import BestOfNConfig
 from .data import Problem, load_math500, select_subset
@@ -103,6 +105,7 @@ def check_model_reachable(name_or_path: str, revision: str | None, role: str, fl
 
 
 # --- step 1: problems ------------------------------------------------------------------------------------------
+@costs.measured("problems")
 def stage_problems(run_dir: RunDir) -> list[Problem]:
     if not run_dir.is_done("problems"):
         cfg = run_dir.config
@@ -124,7 +127,8 @@ class _LazyBackend:
 
     def get(self) -> GenerationBackend:
         if self.backend is None:
-            self.backend = make_backend(self.config)
+            with costs.model_load():
+                self.backend = make_backend(self.config)
         return self.backend
 
     def close(self) -> None:
@@ -133,11 +137,13 @@ class _LazyBackend:
             self.backend = None
 
 
+@costs.measured("greedy")
 def stage_greedy(run_dir: RunDir, problems: list[Problem], generator: _LazyBackend) -> list[dict]:
     """The baseline: one greedy (temperature 0) solution per problem."""
     return _generate_stage(run_dir, "greedy", problems, generator, n=1, temperature=0.0, top_p=1.0)
 
 
+@costs.measured("samples")
 def stage_samples(run_dir: RunDir, problems: list[Problem], generator: _LazyBackend) -> list[dict]:
     """Best-of-N's candidates: N sampled solutions per problem."""
     cfg = run_dir.config
@@ -163,8 +169,9 @@ def _generate_stage(run_dir: RunDir, stage: str, problems: list[Problem], genera
             backend = generator.get()
             prompts = [render_prompt(backend.tokenizer, p.problem, cfg.system_prompt, cfg.user_template, separator)
                        for p in chunk]
-            outputs = backend.generate(prompts, n=n, temperature=temperature, top_p=top_p,
-                                       max_new_tokens=cfg.max_new_tokens, seed=derived_seed(cfg.seed, chunk[0].unique_id))
+            outputs = costs.metered_generate(backend, prompts, n=n, temperature=temperature, top_p=top_p,
+                                             max_new_tokens=cfg.max_new_tokens,
+                                             seed=derived_seed(cfg.seed, chunk[0].unique_id))
             new_rows = [_solution_row(p, i, c, gold[p.unique_id], cfg.grading_timeout, stage)
                         for p, completions in zip(chunk, outputs) for i, c in enumerate(completions)]
             journal.append(new_rows)  # a kill after this line loses nothing of this chunk
@@ -207,6 +214,7 @@ def _chunks(items: list, size: int) -> Iterator[list]:
 
 
 # --- step 5: PRM scores ---------------------------------------------------------------------------------------------
+@costs.measured("scores")
 def stage_scores(run_dir: RunDir, problems: list[Problem], samples: list[dict]) -> list[dict]:
     """Score every sampled solution with the PRM; adds ``step_rewards``, ``reward``, ``prm_truncated``."""
     if run_dir.is_done("scores"):
@@ -219,9 +227,10 @@ def stage_scores(run_dir: RunDir, problems: list[Problem], samples: list[dict]) 
     if todo:
         device = resolve_device(cfg.device)
         compile = compile_enabled(cfg.prm_compile, device, sum(s["num_tokens"] for s in todo))
-        prm = load_prm(cfg.prm, device=device, dtype=resolve_dtype(cfg.dtype, device), revision=cfg.prm_revision,
-                       format=cfg.prm_format, batch_tokens=cfg.prm_batch_tokens, max_length=cfg.prm_max_length,
-                       compile=compile)
+        with costs.model_load():
+            prm = load_prm(cfg.prm, device=device, dtype=resolve_dtype(cfg.dtype, device), revision=cfg.prm_revision,
+                           format=cfg.prm_format, batch_tokens=cfg.prm_batch_tokens, max_length=cfg.prm_max_length,
+                           compile=compile)
         generated_with = run_dir.step_separator() or LINE
         if prm.step_separator != generated_with:  # said once per scoring stage, not once per solution
             log.warning("the solutions were generated with steps separated by %r, but the PRM (%s format) splits "
@@ -230,7 +239,8 @@ def stage_scores(run_dir: RunDir, problems: list[Problem], samples: list[dict]) 
         problem_text = {p.unique_id: p.problem for p in problems}
         with tqdm(total=len(samples), initial=len(samples) - len(todo), desc="PRM scoring", unit="solution") as bar:
             for chunk in _chunks(todo, SCORE_CHUNK_SOLUTIONS):
-                scores = prm.score_detailed([problem_text[s["unique_id"]] for s in chunk], [s["text"] for s in chunk])
+                scores = costs.metered_score(prm, [problem_text[s["unique_id"]] for s in chunk],
+                                             [s["text"] for s in chunk])
                 new = [{"unique_id": s["unique_id"], "sample_index": s["sample_index"], "step_rewards": sc.step_rewards,
                         "prm_truncated": sc.truncated} for s, sc in zip(chunk, scores)]
                 journal.append(new)
@@ -252,6 +262,7 @@ def stage_scores(run_dir: RunDir, problems: list[Problem], samples: list[dict]) 
 
 
 # --- step 6: selection and accuracy -----------------------------------------------------------------------------
+@costs.measured("results")
 def stage_results(run_dir: RunDir, problems: list[Problem], greedy: list[dict], samples: list[dict]) -> dict[str, Any]:
     """Apply every selection rule to every problem and write the accuracies to ``results.json``."""
     cfg = run_dir.config

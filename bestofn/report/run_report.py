@@ -23,6 +23,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
 from . import analysis as A
+from .compute import add_compute_section
 from ..io import atomic_write_bytes, atomic_write_text
 from ..selection import AGGREGATIONS
 
@@ -591,6 +592,7 @@ def build_report(an: A.Analysis) -> Doc:
 
     _prm_section(doc, an)
     _level_section(doc, an)
+    add_compute_section(doc, run.run_dir)  # time, tokens and memory per stage; accuracy per 1k tokens
     _notes_section(doc, an)
     return doc
 

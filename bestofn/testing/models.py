@@ -73,13 +73,14 @@ def make_tokenizer(path: str | Path | None = None, vocab_size: int = 512):
     return fast
 
 
-def _qwen2_config(tokenizer, hidden_size: int, layers: int, heads: int, kv_heads: int, max_positions: int):
+def _qwen2_config(tokenizer, hidden_size: int, layers: int, heads: int, kv_heads: int, max_positions: int,
+                  intermediate_size: int | None = None, vocab_size: int | None = None):
     from transformers import Qwen2Config
 
     return Qwen2Config(
-        vocab_size=len(tokenizer),
+        vocab_size=vocab_size or len(tokenizer),  # larger than the tokenizer: ids it lacks decode to nothing
         hidden_size=hidden_size,
-        intermediate_size=hidden_size * 2,
+        intermediate_size=intermediate_size or hidden_size * 2,
         num_hidden_layers=layers,
         num_attention_heads=heads,
         num_key_value_heads=kv_heads,
@@ -92,14 +93,22 @@ def _qwen2_config(tokenizer, hidden_size: int, layers: int, heads: int, kv_heads
 
 
 def make_tiny_generator(path: str | Path, seed: int = 0, hidden_size: int = 128,
-                        layers: int = 2, heads: int = 2, max_positions: int = 2048) -> Path:
-    """Write a tiny random ``Qwen2ForCausalLM`` + tokenizer to ``path``; head_dim is 64 (vLLM refuses 16)."""
+                        layers: int = 2, heads: int = 2, max_positions: int = 2048, *, kv_heads: int = 1,
+                        intermediate_size: int | None = None, vocab_size: int | None = None,
+                        device: str = "cpu", dtype: torch.dtype = torch.float32) -> Path:
+    """Write a tiny random ``Qwen2ForCausalLM`` + tokenizer to ``path``; head_dim is 64 (vLLM refuses 16).
+
+    The keyword-only arguments build other shapes (benchmarks/pipeline_throughput.py writes the real
+    Qwen2.5-1.5B shape, initialized on ``device`` and saved in ``dtype``).
+    """
     from transformers import GenerationConfig, Qwen2ForCausalLM
 
     path = Path(path)
     torch.manual_seed(seed)
     tokenizer = make_tokenizer()
-    model = Qwen2ForCausalLM(_qwen2_config(tokenizer, hidden_size, layers, heads, 1, max_positions))
+    config = _qwen2_config(tokenizer, hidden_size, layers, heads, kv_heads, max_positions, intermediate_size, vocab_size)
+    with torch.device(device):
+        model = Qwen2ForCausalLM(config).to(dtype)
     stop_ids = [tokenizer.convert_tokens_to_ids("<|im_end|>"), tokenizer.convert_tokens_to_ids("<|endoftext|>")]
     model.generation_config = GenerationConfig(eos_token_id=stop_ids, pad_token_id=tokenizer.pad_token_id)
     model.save_pretrained(path)
@@ -108,18 +117,21 @@ def make_tiny_generator(path: str | Path, seed: int = 0, hidden_size: int = 128,
 
 
 def make_tiny_prm(path: str | Path, seed: int = 1, hidden_size: int = 128, layers: int = 2, heads: int = 2,
-                  max_positions: int = 4096, safetensors: bool = True) -> Path:
+                  max_positions: int = 4096, safetensors: bool = True, *, kv_heads: int = 1,
+                  intermediate_size: int | None = None, vocab_size: int | None = None, device: str = "cpu",
+                  dtype: torch.dtype = torch.float32) -> Path:
     """Write a Skywork-format PRM checkpoint: Qwen2 weights under ``model.``, ``lm_head``, ``v_head.summary``."""
     from transformers import Qwen2ForCausalLM
 
     path = Path(path)
     torch.manual_seed(seed)
     tokenizer = make_tokenizer()
-    config = _qwen2_config(tokenizer, hidden_size, layers, heads, 1, max_positions)
+    config = _qwen2_config(tokenizer, hidden_size, layers, heads, kv_heads, max_positions, intermediate_size, vocab_size)
     config.architectures = ["Qwen2ForPrmModel"]
     config.auto_map = {"AutoModel": "modeling_qwen2_prm.Qwen2ForPrmModel"}  # code that is deliberately absent
-    lm = Qwen2ForCausalLM(config)
-    state = {k: v.contiguous() for k, v in lm.state_dict().items()}
+    with torch.device(device):
+        lm = Qwen2ForCausalLM(config).to(dtype)
+    state = {k: v.contiguous().cpu() for k, v in lm.state_dict().items()}
     state["lm_head.weight"] = state["lm_head.weight"].clone()  # stored untied, as in the Hub checkpoint
     state["v_head.summary.weight"] = torch.randn(1, hidden_size) * 0.5
     state["v_head.summary.bias"] = torch.randn(1) * 0.1
