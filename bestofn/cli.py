@@ -65,7 +65,7 @@ def _run(args: argparse.Namespace) -> None:
     from .pipeline import run
 
     config = config_from_args(args)
-    results = run(config, overwrite=args.overwrite)
+    results = run(config, overwrite=args.overwrite, repair=args.repair)
     print(format_summary(results, config.output_dir))
 
 
@@ -86,6 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_flags(run_parser)
     run_parser.add_argument("--overwrite", action="store_true",
                             help="allow changed settings in an existing run directory (recomputes what they affect)")
+    run_parser.add_argument("--repair", action="store_true",
+                            help="recompute only the missing or unreadable rows of damaged artifacts")
     run_parser.set_defaults(func=_run)
 
     from . import hub, sweep

@@ -31,7 +31,7 @@ from .grading import grade, is_equivalent
 from .io import read_jsonl, write_json, write_jsonl
 from .prm import load_prm
 from .prompts import render_prompt
-from .rundir import RunDir, prepare_run_dir
+from .rundir import RunDir, lock_run_dir, prepare_run_dir
 from .selection import aggregate, answer_groups, majority_vote, naive_best_of_n, weighted_best_of_n
 
 log = logging.getLogger(__name__)
@@ -41,9 +41,19 @@ SCORE_CHUNK_SOLUTIONS = 256  # solutions per PRM journal chunk: big enough for g
 
 
 # --- the entry point -------------------------------------------------------------------------------------------
-def run(config: BestOfNConfig, overwrite: bool = False) -> dict[str, Any]:
-    """Run (or resume) every stage and return the contents of ``results.json``."""
-    run_dir = prepare_run_dir(config, overwrite)
+def run(config: BestOfNConfig, overwrite: bool = False, repair: bool = False) -> dict[str, Any]:
+    """Run (or resume) every stage and return the contents of ``results.json``.
+
+    One process at a time writes a run directory (a second one stops at once). ``overwrite`` recomputes
+    the stages whose settings changed or whose files were damaged; ``repair`` recomputes only the missing
+    rows of damaged files.
+    """
+    with lock_run_dir(config.output_dir):
+        return _run_locked(config, overwrite, repair)
+
+
+def _run_locked(config: BestOfNConfig, overwrite: bool, repair: bool) -> dict[str, Any]:
+    run_dir = prepare_run_dir(config, overwrite, repair)
     problems = stage_problems(run_dir)
     # Check both models before any work (a typo in the PRM id must not wait for hours of generation),
     # and record the commits they resolve to, so the results can be traced to exact weights.
@@ -130,7 +140,7 @@ def _generate_stage(run_dir: RunDir, stage: str, problems: list[Problem], genera
     cfg = run_dir.config
     run_dir.invalidate(stage)
     journal = run_dir.journal(stage)
-    rows = journal.read()
+    rows = run_dir.resume_rows(stage, n)  # only problems with all their n rows count as done
     done = {r["unique_id"] for r in rows}
     todo = [p for p in problems if p.unique_id not in done]
     if done:

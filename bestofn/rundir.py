@@ -1,29 +1,40 @@
 """The run directory: where every artifact of a run lives, and what a rerun may trust.
 
-``manifest.json`` records, for each finished stage, the fingerprint of the settings it was computed with.
-A rerun skips a stage whose fingerprint is unchanged; a stage killed midway resumes from its journal in
-``.partial/``; a changed setting recomputes exactly the stages that depend on it, and only when the user
-says so (``overwrite``), never silently. Every reader of a run directory (report, sweep, Hub upload) checks
-it with :func:`check_finished` first.
+``manifest.json`` records, for each finished stage, the fingerprint of the settings it was computed with
+and the row count and sha256 of the file it wrote. A rerun skips a stage whose fingerprint is unchanged and
+whose file still matches; a stage killed midway resumes from its journal in ``.partial/`` (a problem counts
+as done only when all its rows are there); a changed setting recomputes exactly the stages that depend on
+it, and only when the user says so (``overwrite``), never silently. A damaged file (a row deleted, a line
+cut) stops the run with the fix: ``overwrite`` recomputes its stage, ``repair`` only its missing rows.
+
+One process writes a run directory at a time: :func:`lock_run_dir` holds an exclusive ``flock`` on
+``.lock`` for the whole run. Every reader of a run directory (report, sweep, Hub upload) checks it with
+:func:`check_finished` first.
 """
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
 import shutil
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from . import __version__
 from .config import STAGES, BestOfNConfig, stage_keys
 from .errors import BestOfNError
-from .io import Journal, atomic_write_text, read_json, read_jsonl, write_json
+from .io import Journal, atomic_write_text, file_digest, read_json, read_jsonl, read_jsonl_lenient, write_json
 
 log = logging.getLogger(__name__)
 
 ARTIFACTS = {"problems": "problems.jsonl", "greedy": "greedy.jsonl", "samples": "samples.jsonl",
              "scores": "samples.jsonl", "results": "results.json"}
+SCORE_FIELDS = ("step_rewards", "reward", "prm_truncated")  # what the scores stage adds to samples.jsonl's rows
+LOCK_FILE = ".lock"  # holds the PID of the process writing the run directory
 
 class RunDir:
     """A run directory: artifacts, the manifest of finished stages, and journals of unfinished ones."""
@@ -31,6 +42,8 @@ class RunDir:
     def __init__(self, path: str | Path, config: BestOfNConfig):
         self.path = Path(path)
         self.config = config
+        # Finished stages whose files were checked intact: recomputing an earlier stage (a repair) keeps them.
+        self.verified: set[str] = set()
 
     def file(self, stage: str) -> Path:
         return self.path / ARTIFACTS[stage]
@@ -51,13 +64,45 @@ class RunDir:
         return self.manifest().get(stage) == self.config.fingerprint(stage) and self.file(stage).exists()
 
     def mark_done(self, stage: str) -> None:
-        self._write_manifest(stages={**self.manifest(), stage: self.config.fingerprint(stage)})
+        """Record ``stage`` as finished: its fingerprint, and its file's row count and sha256 (to spot damage)."""
+        artifact = {"file": ARTIFACTS[stage], **file_digest(self.file(stage))}
+        self._write_manifest(stages={**self.manifest(), stage: self.config.fingerprint(stage)},
+                             artifacts={**self._manifest_doc().get("artifacts", {}), stage: artifact})
         self.journal(stage).remove()
 
     def invalidate(self, stage: str) -> None:
-        """Forget ``stage`` and every later stage before recomputing it (they were built on the old one)."""
+        """Forget ``stage`` and every later stage before recomputing it (they were built on the old one).
+
+        Later stages checked intact in this run (:attr:`verified`) are kept: only a repair recomputes a
+        stage whose settings are unchanged, and it must not throw away the finished work after it.
+        """
         later = STAGES[STAGES.index(stage):]
-        self._write_manifest(stages={k: v for k, v in self.manifest().items() if k not in later})
+        drop = {s for s in later if s == stage or s not in self.verified}
+        self.verified -= drop
+        doc = self._manifest_doc()
+        self._write_manifest(stages={k: v for k, v in doc.get("stages", {}).items() if k not in drop},
+                             artifacts={k: v for k, v in doc.get("artifacts", {}).items() if k not in drop})
+
+    def resume_rows(self, stage: str, per_problem: int) -> list[dict[str, Any]]:
+        """The journaled rows of ``stage`` for the problems whose ``per_problem`` rows are all there.
+
+        A generation stage writes each problem's rows (1 greedy solution, or N samples) in one chunk, but a
+        problem counts as done only when every ``sample_index`` 0..per_problem-1 is present; the rows of any
+        other problem are dropped from the journal (and said so), and the problem is generated again.
+        """
+        journal = self.journal(stage)
+        by_problem: dict[str, dict[int, dict[str, Any]]] = {}
+        for row in journal.read():
+            by_problem.setdefault(row["unique_id"], {})[row.get("sample_index", 0)] = row
+        want = set(range(per_problem))
+        short = {uid: len(rows) for uid, rows in by_problem.items() if set(rows) != want}
+        kept = [row for uid, rows in by_problem.items() if uid not in short for _, row in sorted(rows.items())]
+        if short:
+            uid, have = next(iter(short.items()))
+            log.warning("journal %s: %d problem(s) lack rows (e.g. %s: %d of %d); they are generated again",
+                        journal.path, len(short), uid, have, per_problem)
+            journal.rewrite(kept)
+        return kept
 
     def record_model(self, role: str, name: str, commit: str | None) -> None:
         """Remember which model (and, for a Hub id, which commit) produced this run's results."""
@@ -68,8 +113,12 @@ class RunDir:
         return Journal(self.path / ".partial" / f"{stage}-{self.config.fingerprint(stage)}.jsonl")
 
 
-def prepare_run_dir(config: BestOfNConfig, overwrite: bool) -> RunDir:
-    """Create the run directory, refuse to mix settings in it, and save the resolved config."""
+def prepare_run_dir(config: BestOfNConfig, overwrite: bool, repair: bool = False) -> RunDir:
+    """Create the run directory, refuse to mix settings in it, check its finished files, save the config.
+
+    A finished stage whose file no longer matches the manifest stops the run, unless ``overwrite``
+    (recompute that stage) or ``repair`` (recompute only the problems whose rows are missing or unreadable).
+    """
     path = Path(config.output_dir)
     try:
         path.mkdir(parents=True, exist_ok=True)
@@ -96,8 +145,164 @@ def prepare_run_dir(config: BestOfNConfig, overwrite: bool) -> RunDir:
                 log.warning("settings changed (%s): recomputing from stage %r", ", ".join(changed), stage)
                 run_dir.invalidate(stage)
                 break
+    _check_artifacts(run_dir, overwrite, repair)
     atomic_write_text(previous, config.to_yaml())
     return run_dir
+
+
+# --- artifacts verified on reuse ---------------------------------------------------------------------------------
+def damaged_artifacts(path: Path, stages: Sequence[str]) -> dict[str, str]:
+    """``{stage: what is wrong}`` for the finished ``stages`` whose file no longer matches the manifest.
+
+    samples.jsonl is written by two stages; it is checked against the later one that finished. A manifest
+    from before these checks has no ``artifacts`` entry: its files are only checked to exist.
+    """
+    doc = read_json(path / "manifest.json") if (path / "manifest.json").is_file() else {}
+    records = doc.get("artifacts", {})
+    damaged: dict[str, str] = {}
+    for stage in stages:
+        later = [s for s in stages if ARTIFACTS[s] == ARTIFACTS[stage] and STAGES.index(s) > STAGES.index(stage)]
+        if later:
+            continue  # a later stage rewrote this file: its record is the one to check
+        file = path / ARTIFACTS[stage]
+        if not file.is_file():
+            damaged[stage] = "the file is missing"
+        elif stage in records and file_digest(file) != {k: records[stage][k] for k in ("rows", "sha256")}:
+            damaged[stage] = _what_changed(file, records[stage])
+    return damaged
+
+
+def _what_changed(file: Path, record: dict[str, Any]) -> str:
+    """A short account of how ``file`` differs from its manifest record (only called on a mismatch)."""
+    said = []
+    if file.suffix == ".jsonl":
+        _, bad = read_jsonl_lenient(file)
+        if bad:
+            more = f", and {len(bad) - 1} more bad line(s)" if len(bad) > 1 else ""
+            said.append(f"line {bad[0][0]} is not valid JSON ({bad[0][1]}{more})")
+    rows = file_digest(file)["rows"]
+    if rows != record["rows"]:
+        said.append(f"{rows} rows, manifest.json says {record['rows']}")
+    return "; ".join(said) or "its content differs from the sha256 in manifest.json (the file was edited)"
+
+
+def fix_hint(run_dir: str | Path, stages: Sequence[str]) -> str:
+    """The two ways out of a damaged run directory, as commands to copy."""
+    base = f"bestofn run --config {Path(run_dir) / 'config.yaml'} --output-dir {run_dir}"
+    return (f"`{base} --repair` recomputes only the missing or unreadable rows, `{base} --overwrite` "
+            f"recomputes the stage(s) {', '.join(stages)}")
+
+
+def _damage_error(run_dir: Path, damaged: dict[str, str]) -> BestOfNError:
+    stage, detail = next(iter(damaged.items()))
+    redo = sorted({s for d in damaged for s in STAGES if ARTIFACTS[s] == ARTIFACTS[d]}, key=STAGES.index)
+    return BestOfNError(f"{run_dir / ARTIFACTS[stage]} does not match manifest.json ({detail}); it was changed "
+                        f"after its stage finished; {fix_hint(run_dir, redo)}")
+
+
+def _check_artifacts(run_dir: RunDir, overwrite: bool, repair: bool) -> None:
+    """Check every finished, up-to-date stage's file before the run trusts it (results is always redone)."""
+    finished = [s for s, fp in run_dir.manifest().items() if s != "results" and fp == run_dir.config.fingerprint(s)]
+    finished.sort(key=STAGES.index)
+    damaged = damaged_artifacts(run_dir.path, finished)
+    if damaged and not (overwrite or repair):
+        raise _damage_error(run_dir.path, damaged)
+    # A damaged samples.jsonl takes both stages that wrote it: its samples and its scores are redone.
+    redo = {s for d in damaged for s in finished if ARTIFACTS[s] == ARTIFACTS[d]}
+    run_dir.verified = set(finished) - redo
+    for stage in sorted(redo, key=STAGES.index):
+        log.warning("%s: %s; %s stage %r", run_dir.file(stage), damaged.get(stage, "rewritten by a damaged stage"),
+                    "repairing" if repair else "recomputing", stage)
+    if repair:
+        _salvage(run_dir, redo)
+    for stage in sorted(redo, key=STAGES.index):
+        run_dir.invalidate(stage)
+        if not repair:
+            run_dir.journal(stage).remove()
+
+
+def _salvage(run_dir: RunDir, stages: set[str]) -> None:
+    """Put the readable rows of damaged files into their stages' journals, so only missing rows are redone.
+
+    The generation stages then keep every problem whose rows are all there (``resume_rows``); the scores of
+    the samples kept are kept too. problems.jsonl is simply recomputed (it is cheap and deterministic).
+    """
+    file = run_dir.file
+    if "greedy" in stages and file("greedy").is_file():
+        run_dir.journal("greedy").rewrite(read_jsonl_lenient(file("greedy"))[0])
+    if "samples" in stages:
+        rows = read_jsonl_lenient(file("samples"))[0] if file("samples").is_file() else []
+        run_dir.journal("samples").rewrite([{k: v for k, v in r.items() if k not in SCORE_FIELDS} for r in rows])
+        kept = {r["unique_id"] for r in run_dir.resume_rows("samples", run_dir.config.n)}
+        # Scores of solutions that are kept: from the damaged file, and from an unfinished scoring journal.
+        scores = {(r["unique_id"], r["sample_index"]): r for r in run_dir.journal("scores").read()}
+        scores.update({(r["unique_id"], r["sample_index"]): {k: r[k] for k in ("unique_id", "sample_index",
+                       "step_rewards", "prm_truncated")} for r in rows if "step_rewards" in r})
+        run_dir.journal("scores").rewrite([r for key, r in scores.items() if key[0] in kept])
+
+
+# --- one writer per run directory ----------------------------------------------------------------------------------
+@contextmanager
+def lock_run_dir(path: str | Path) -> Iterator[None]:
+    """Hold the run directory's exclusive lock while the body runs; a second writer stops at once.
+
+    ``flock`` on ``.lock``: the kernel releases it when its process dies, so a lock left by a killed run
+    is simply taken over (the file then still names the dead PID, which is logged). The file is removed
+    on release. Creates the directory, and the error for one that cannot be written.
+    """
+    path = Path(path)
+    created = not path.exists()
+    lock_path = path / LOCK_FILE
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd = _acquire(lock_path)
+    except OSError as e:
+        raise BestOfNError(f"cannot write to output directory {path} ({e.strerror}); choose another --output-dir") from None
+    try:
+        yield
+    finally:
+        lock_path.unlink(missing_ok=True)  # before unlocking: the next writer never locks a file being removed
+        os.close(fd)
+        if created and not any(path.iterdir()):
+            path.rmdir()  # a run that failed before writing anything leaves no directory behind
+
+
+def _acquire(lock_path: Path) -> int:
+    """Open and lock ``lock_path`` (retrying if it was replaced meanwhile) and write our PID into it."""
+    while True:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise BestOfNError(
+                f"{lock_path.parent} is in use by another `bestofn run` (PID {_holder(lock_path)}); wait for it "
+                f"to finish or stop it, or choose another --output-dir") from None
+        except BaseException:
+            os.close(fd)
+            raise
+        if lock_path.exists() and os.stat(lock_path).st_ino == os.fstat(fd).st_ino:
+            break
+        os.close(fd)  # the holder removed the file as we opened it: lock the new one
+    stale = os.read(fd, 64).decode(errors="replace").strip()
+    if stale:
+        log.info("%s: taking over the lock of a run that was killed (PID %s)", lock_path.parent, stale)
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
+
+
+def _holder(lock_path: Path) -> str:
+    """The PID written in the lock file (the holder writes it just after locking: wait a moment for it)."""
+    for _ in range(20):
+        try:
+            pid = lock_path.read_text().strip()
+        except OSError:
+            pid = ""
+        if pid:
+            return pid
+        time.sleep(0.05)
+    return "unknown"
 
 
 def import_stages(src_dir: str | Path, config: BestOfNConfig, stages: Sequence[str] = ("problems", "greedy")) -> list[str]:
@@ -159,4 +364,7 @@ def check_finished(run_dir: str | Path) -> BestOfNConfig:
     if stale:
         raise BestOfNError(f"stages {', '.join(stale)} of {run_dir} were computed with other settings than its "
                            f"config.yaml; {hint}")
+    damaged = damaged_artifacts(run_dir, STAGES) if finished is not None else {}
+    if damaged:
+        raise _damage_error(run_dir, damaged)
     return config

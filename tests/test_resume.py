@@ -160,6 +160,7 @@ def test_damaged_artifact_stops_the_rerun_and_repair_redoes_only_its_missing_row
     pipeline.run(config("run"))
     backend.calls.clear()
     damage(run_dir / file)
+    capsys.readouterr()
 
     for argv in (["run", "--config", str(run_dir / "config.yaml"), "--output-dir", str(run_dir)],
                  ["report", str(run_dir)]):
@@ -228,13 +229,13 @@ def test_a_second_run_on_the_same_directory_stops_at_once(tmp_path, tiny_generat
     try:
         _wait_for_lock(first, out, tmp_path / "first.log")
         env = {**os.environ, "PYTHONPATH": str(REPO)}
-        second = subprocess.run([sys.executable, "-m", "bestofn.cli", *argv, "--n", "2", "--max-new-tokens", "8"],
+        second = subprocess.run([sys.executable, "-m", "bestofn.cli", *argv, "--n", "2", "--max-new-tokens", "8",
+                                 "--overwrite"],
                                 capture_output=True, text=True, env=env, cwd=REPO, timeout=120)
         assert first.poll() is None, "the two runs overlapped"
         err = second.stderr.strip().splitlines()
         assert second.returncode == 2 and err[-1].startswith("bestofn: error: "), second.stderr
         assert f"PID {first.pid}" in err[-1] and "Traceback" not in second.stderr
-        assert read_json(out / "manifest.json")["stages"].keys() <= {"problems"}
         assert "n: 16" in (out / "config.yaml").read_text(), "the second run changed nothing"
     finally:
         first.kill()
