@@ -65,9 +65,9 @@ class RunDir:
 
     def mark_done(self, stage: str) -> None:
         """Record ``stage`` as finished: its fingerprint, and its file's row count and sha256 (to spot damage)."""
-        artifact = {"file": ARTIFACTS[stage], **file_digest(self.file(stage))}
+        artifact = {"stage": stage, **file_digest(self.file(stage))}
         self._write_manifest(stages={**self.manifest(), stage: self.config.fingerprint(stage)},
-                             artifacts={**self._manifest_doc().get("artifacts", {}), stage: artifact})
+                             artifacts={**self._manifest_doc().get("artifacts", {}), ARTIFACTS[stage]: artifact})
         self.journal(stage).remove()
 
     def invalidate(self, stage: str) -> None:
@@ -79,9 +79,8 @@ class RunDir:
         later = STAGES[STAGES.index(stage):]
         drop = {s for s in later if s == stage or s not in self.verified}
         self.verified -= drop
-        doc = self._manifest_doc()
-        self._write_manifest(stages={k: v for k, v in doc.get("stages", {}).items() if k not in drop},
-                             artifacts={k: v for k, v in doc.get("artifacts", {}).items() if k not in drop})
+        # The files' records stay: they describe what is on disk until the stage writes its file again.
+        self._write_manifest(stages={k: v for k, v in self.manifest().items() if k not in drop})
 
     def resume_rows(self, stage: str, per_problem: int) -> list[dict[str, Any]]:
         """The journaled rows of ``stage`` for the problems whose ``per_problem`` rows are all there.
@@ -152,23 +151,21 @@ def prepare_run_dir(config: BestOfNConfig, overwrite: bool, repair: bool = False
 
 # --- artifacts verified on reuse ---------------------------------------------------------------------------------
 def damaged_artifacts(path: Path, stages: Sequence[str]) -> dict[str, str]:
-    """``{stage: what is wrong}`` for the finished ``stages`` whose file no longer matches the manifest.
+    """``{file name: what is wrong}`` for the files of the finished ``stages`` that no longer match the manifest.
 
-    samples.jsonl is written by two stages; it is checked against the later one that finished. A manifest
-    from before these checks has no ``artifacts`` entry: its files are only checked to exist.
+    The manifest keeps one record per file, from the stage that last wrote it (samples.jsonl is written by
+    samples, then rewritten by scores). A manifest from before these checks has no ``artifacts``: its files
+    are only checked to exist.
     """
     doc = read_json(path / "manifest.json") if (path / "manifest.json").is_file() else {}
     records = doc.get("artifacts", {})
     damaged: dict[str, str] = {}
-    for stage in stages:
-        later = [s for s in stages if ARTIFACTS[s] == ARTIFACTS[stage] and STAGES.index(s) > STAGES.index(stage)]
-        if later:
-            continue  # a later stage rewrote this file: its record is the one to check
-        file = path / ARTIFACTS[stage]
+    for name in dict.fromkeys(ARTIFACTS[s] for s in stages):
+        file, record = path / name, records.get(name)
         if not file.is_file():
-            damaged[stage] = "the file is missing"
-        elif stage in records and file_digest(file) != {k: records[stage][k] for k in ("rows", "sha256")}:
-            damaged[stage] = _what_changed(file, records[stage])
+            damaged[name] = "the file is missing"
+        elif record and file_digest(file) != {"rows": record["rows"], "sha256": record["sha256"]}:
+            damaged[name] = _what_changed(file, record)
     return damaged
 
 
@@ -193,10 +190,9 @@ def fix_hint(run_dir: str | Path, stages: Sequence[str]) -> str:
             f"recomputes the stage(s) {', '.join(stages)}")
 
 
-def _damage_error(run_dir: Path, damaged: dict[str, str]) -> BestOfNError:
-    stage, detail = next(iter(damaged.items()))
-    redo = sorted({s for d in damaged for s in STAGES if ARTIFACTS[s] == ARTIFACTS[d]}, key=STAGES.index)
-    return BestOfNError(f"{run_dir / ARTIFACTS[stage]} does not match manifest.json ({detail}); it was changed "
+def _damage_error(run_dir: Path, damaged: dict[str, str], redo: Sequence[str]) -> BestOfNError:
+    name, detail = next(iter(damaged.items()))
+    return BestOfNError(f"{run_dir / name} does not match manifest.json ({detail}); it was changed "
                         f"after its stage finished; {fix_hint(run_dir, redo)}")
 
 
@@ -205,17 +201,17 @@ def _check_artifacts(run_dir: RunDir, overwrite: bool, repair: bool) -> None:
     finished = [s for s, fp in run_dir.manifest().items() if s != "results" and fp == run_dir.config.fingerprint(s)]
     finished.sort(key=STAGES.index)
     damaged = damaged_artifacts(run_dir.path, finished)
+    # A damaged samples.jsonl takes both finished stages that wrote it: its samples and its scores are redone.
+    redo = [s for s in finished if ARTIFACTS[s] in damaged]
     if damaged and not (overwrite or repair):
-        raise _damage_error(run_dir.path, damaged)
-    # A damaged samples.jsonl takes both stages that wrote it: its samples and its scores are redone.
-    redo = {s for d in damaged for s in finished if ARTIFACTS[s] == ARTIFACTS[d]}
-    run_dir.verified = set(finished) - redo
-    for stage in sorted(redo, key=STAGES.index):
-        log.warning("%s: %s; %s stage %r", run_dir.file(stage), damaged.get(stage, "rewritten by a damaged stage"),
+        raise _damage_error(run_dir.path, damaged, redo)
+    run_dir.verified = set(finished) - set(redo)
+    for stage in redo:
+        log.warning("%s: %s; %s stage %r", run_dir.file(stage), damaged[ARTIFACTS[stage]],
                     "repairing" if repair else "recomputing", stage)
     if repair:
-        _salvage(run_dir, redo)
-    for stage in sorted(redo, key=STAGES.index):
+        _salvage(run_dir, set(redo))
+    for stage in redo:
         run_dir.invalidate(stage)
         if not repair:
             run_dir.journal(stage).remove()
@@ -234,10 +230,12 @@ def _salvage(run_dir: RunDir, stages: set[str]) -> None:
         rows = read_jsonl_lenient(file("samples"))[0] if file("samples").is_file() else []
         run_dir.journal("samples").rewrite([{k: v for k, v in r.items() if k not in SCORE_FIELDS} for r in rows])
         kept = {r["unique_id"] for r in run_dir.resume_rows("samples", run_dir.config.n)}
-        # Scores of solutions that are kept: from the damaged file, and from an unfinished scoring journal.
+        # Scores of solutions that are kept: from an unfinished scoring journal, and from the damaged file
+        # when its scores are up to date (the scores stage was finished with the current settings).
         scores = {(r["unique_id"], r["sample_index"]): r for r in run_dir.journal("scores").read()}
-        scores.update({(r["unique_id"], r["sample_index"]): {k: r[k] for k in ("unique_id", "sample_index",
-                       "step_rewards", "prm_truncated")} for r in rows if "step_rewards" in r})
+        if "scores" in stages:
+            scores.update({(r["unique_id"], r["sample_index"]): {k: r[k] for k in ("unique_id", "sample_index",
+                           "step_rewards", "prm_truncated")} for r in rows if "step_rewards" in r})
         run_dir.journal("scores").rewrite([r for key, r in scores.items() if key[0] in kept])
 
 
@@ -366,5 +364,5 @@ def check_finished(run_dir: str | Path) -> BestOfNConfig:
                            f"config.yaml; {hint}")
     damaged = damaged_artifacts(run_dir, STAGES) if finished is not None else {}
     if damaged:
-        raise _damage_error(run_dir, damaged)
+        raise _damage_error(run_dir, damaged, [s for s in STAGES if ARTIFACTS[s] in damaged])
     return config

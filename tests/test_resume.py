@@ -22,7 +22,9 @@ import pytest
 
 from bestofn import pipeline, rundir
 from bestofn.cli import main
+from bestofn.errors import BestOfNError
 from bestofn.io import Journal, read_json, read_jsonl
+from bestofn.rundir import LOCK_FILE, lock_run_dir
 from bestofn.testing import make_tokenizer
 from bestofn.testing.scripted import Script, ScriptedProblem, Solution, patch_pipeline
 
@@ -193,6 +195,17 @@ def test_overwrite_recomputes_a_damaged_stage(scripted, capsys):
 
 
 # --- 3. one writer per run directory ---------------------------------------------------------------------------
+def test_run_dir_lock_is_exclusive_and_released(tmp_path):
+    with lock_run_dir(tmp_path / "run"):
+        assert (tmp_path / "run" / LOCK_FILE).read_text().strip() == str(os.getpid())
+        with pytest.raises(BestOfNError, match=rf"in use by another `bestofn run` \(PID {os.getpid()}\)"):
+            with lock_run_dir(tmp_path / "run"):
+                pass
+    assert not (tmp_path / "run").exists(), "a run that wrote nothing leaves no directory behind"
+    with lock_run_dir(tmp_path / "run"):  # released: the next writer gets it
+        pass
+
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -211,7 +224,7 @@ def _start_slow_run(argv: list[str], log: Path) -> subprocess.Popen:
 
 def _wait_for_lock(proc: subprocess.Popen, out: Path, log: Path, timeout: float = 180) -> Path:
     """Poll until the lock file names ``proc``; the process must still be running."""
-    lock = out / rundir.LOCK_FILE
+    lock = out / LOCK_FILE
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert proc.poll() is None, f"the first run ended early:\n{log.read_text()}"
