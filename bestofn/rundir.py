@@ -36,6 +36,7 @@ ARTIFACTS = {"problems": "problems.jsonl", "greedy": "greedy.jsonl", "samples": 
 SCORE_FIELDS = ("step_rewards", "reward", "prm_truncated")  # what the scores stage adds to samples.jsonl's rows
 LOCK_FILE = ".lock"  # holds the PID of the process writing the run directory
 
+
 class RunDir:
     """A run directory: artifacts, the manifest of finished stages, and journals of unfinished ones."""
 
