@@ -244,7 +244,7 @@ def test_a_second_run_on_the_same_directory_stops_at_once(tmp_path, tiny_generat
         env = {**os.environ, "PYTHONPATH": str(REPO)}
         second = subprocess.run([sys.executable, "-m", "bestofn.cli", *argv, "--n", "2", "--max-new-tokens", "8",
                                  "--overwrite"],
-                                capture_output=True, text=True, env=env, cwd=REPO, timeout=120)
+                                capture_output=True, text=True, env=env, cwd=REPO, timeout=300)
         assert first.poll() is None, "the two runs overlapped"
         err = second.stderr.strip().splitlines()
         assert second.returncode == 2 and err[-1].startswith("bestofn: error: "), second.stderr
