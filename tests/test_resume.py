@@ -165,7 +165,8 @@ def test_damaged_artifact_stops_the_rerun_and_repair_redoes_only_its_missing_row
     capsys.readouterr()
 
     for argv in (["run", "--config", str(run_dir / "config.yaml"), "--output-dir", str(run_dir)],
-                 ["report", str(run_dir)]):
+                 ["report", str(run_dir)],
+                 ["push", str(run_dir), "--repo-id", "me/run", "--dry-run", "--save-dir", str(run_dir.parent / "hub")]):
         assert main(argv) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith("bestofn: error: "), err
