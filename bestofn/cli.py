@@ -122,7 +122,7 @@ def _run(args: argparse.Namespace) -> None:
     from .pipeline import run
 
     config = config_from_args(args)
-    results = run(config, overwrite=args.overwrite)
+    results = run(config, overwrite=args.overwrite, repair=args.repair)
     print(format_summary(results, config.output_dir))
     print(costs.format_cost_table(costs.stage_totals(config.output_dir, config)))
 
@@ -196,6 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_flags(p)
     p.add_argument("--overwrite", action="store_true",
                    help="allow changed settings in an existing run directory (recomputes what they affect)")
+    p.add_argument("--repair", action="store_true",
+                   help="recompute only the missing or unreadable rows of damaged artifacts")
     p.set_defaults(func=_run)
 
     p = sub.add_parser(

@@ -35,7 +35,7 @@ from .prm import load_prm, step_separator
 from .prm.base import compile_enabled
 from .prm.formats import LINE
 from .prompts import render_prompt
-from .rundir import RunDir, prepare_run_dir
+from .rundir import RunDir, lock_run_dir, prepare_run_dir
 from .seeds import derived_seed
 from .selection import METHODS, Choice, aggregate, answer_groups, choose_majority, choose_naive, choose_weighted, group_answers
 
@@ -45,17 +45,21 @@ SCORE_CHUNK_SOLUTIONS = 256  # solutions per PRM journal chunk: big enough for g
 
 
 # --- the entry point -------------------------------------------------------------------------------------------
-def run(config: BestOfNConfig, overwrite: bool = False) -> dict[str, Any]:
+def run(config: BestOfNConfig, overwrite: bool = False, repair: bool = False) -> dict[str, Any]:
     """Run (or resume) every stage and return the contents of ``results.json``.
 
-    A run that fails (or is interrupted) before any stage finished in a folder it created removes that folder.
+    One process at a time writes a run directory (a second one stops at once). ``overwrite`` recomputes
+    the stages whose settings changed or whose files were damaged; ``repair`` recomputes only the missing
+    rows of damaged files. A run that fails (or is interrupted) before any stage finished in a folder it
+    created removes that folder.
     """
-    run_dir = prepare_run_dir(config, overwrite)
-    try:
-        return _run_stages(run_dir)
-    except BaseException:
-        run_dir.discard_if_unfinished()
-        raise
+    with lock_run_dir(config.output_dir) as created:
+        run_dir = prepare_run_dir(config, overwrite, repair, created=created)
+        try:
+            return _run_stages(run_dir)
+        except BaseException:
+            run_dir.discard_if_unfinished()
+            raise
 
 
 def _run_stages(run_dir: RunDir) -> dict[str, Any]:
@@ -158,7 +162,7 @@ def _generate_stage(run_dir: RunDir, stage: str, problems: list[Problem], genera
     separator = generation_separator(run_dir)
     run_dir.invalidate(stage)
     journal = run_dir.journal(stage)
-    rows = journal.read()
+    rows = run_dir.resume_rows(stage, n)  # only problems with all their n rows count as done
     done = {r["unique_id"] for r in rows}
     todo = [p for p in problems if p.unique_id not in done]
     if done:
