@@ -52,3 +52,12 @@ def tiny_run_dir(tmp_path_factory, tiny_generator_dir, tiny_prm_dir, math500_pat
     config = tiny_config(tiny_generator_dir, tiny_prm_dir, math500_path, tmp_path_factory.mktemp("run") / "run")
     run(config)
     return Path(config.output_dir)
+
+
+@pytest.fixture(scope="session")
+def synthetic_run_dir(tmp_path_factory, tiny_generator_dir, tiny_prm_dir) -> Path:
+    """A realistic run made by the pipeline on scripted solutions (60 problems, N=16; see scripted_runs.py)."""
+    from scripted_runs import build_run, synthetic_specs
+
+    return build_run(tmp_path_factory.mktemp("synthetic") / "run", synthetic_specs(),
+                     (tiny_generator_dir, tiny_prm_dir))
