@@ -2,6 +2,7 @@
 
     bestofn run --config recipes/best_of_n.yaml [--n 16 --temperature 0.8 ...]
     bestofn report RUN_DIR
+    bestofn import FILE_OR_HUB_ID --output-dir RUN_DIR
     bestofn sweep --temperatures 0.4,0.8,1.2 [run flags]
     bestofn push RUN_DIR --repo-id OWNER/NAME [--dry-run --save-dir DIR]
 
@@ -69,6 +70,15 @@ def _run(args: argparse.Namespace) -> None:
     print(format_summary(results, config.output_dir))
 
 
+def _import(args: argparse.Namespace) -> None:
+    from .importer import import_completions
+
+    out = import_completions(args.source, args.output_dir, split=args.split, subset=args.subset,
+                             generator=args.generator, prm=args.prm, temperature=args.temperature, top_p=args.top_p,
+                             aggregation=args.aggregation, overwrite=args.overwrite)
+    print(f"imported {args.source} into {out}")
+
+
 def format_summary(results: dict, output_dir: str) -> str:
     """A short accuracy table for the terminal."""
     lines = [f"{results['num_problems']} problems, N={results['n']}  (run directory: {output_dir})"]
@@ -87,6 +97,23 @@ def build_parser() -> argparse.ArgumentParser:
     run_parser.add_argument("--overwrite", action="store_true",
                             help="allow changed settings in an existing run directory (recomputes what they affect)")
     run_parser.set_defaults(func=_run)
+
+    import_parser = sub.add_parser(
+        "import", help="turn completions made elsewhere (a .jsonl/.parquet file or Hub dataset) into a run directory",
+        description="Rows: problem, answer, completions, optional scores, level, subject, unique_id, "
+                    "completion_tokens, greedy (search-and-learn's completion datasets import as they are).")
+    import_parser.add_argument("source", metavar="FILE_OR_HUB_ID", help="a .jsonl/.parquet file or a Hub dataset id")
+    import_parser.add_argument("--output-dir", required=True, help="the run directory to write")
+    import_parser.add_argument("--split", default="train", help="split of a Hub dataset (default: train)")
+    import_parser.add_argument("--subset", default=None, help="config name of a Hub dataset")
+    import_parser.add_argument("--generator", default=None, help="name of the model that wrote the completions")
+    import_parser.add_argument("--prm", default=None, help="name of the reward model behind the scores")
+    import_parser.add_argument("--temperature", type=float, default=None, help="sampling temperature used")
+    import_parser.add_argument("--top-p", type=float, default=None, help="top-p used")
+    import_parser.add_argument("--aggregation", default="last", choices=("last", "min", "prod", "mean"),
+                               help="step rewards -> solution reward for selection (default: last)")
+    import_parser.add_argument("--overwrite", action="store_true", help="replace a non-empty output directory")
+    import_parser.set_defaults(func=_import)
 
     from . import hub, sweep
     from .report import run_report as report

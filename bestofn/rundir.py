@@ -64,6 +64,10 @@ class RunDir:
         models = {**self._manifest_doc().get("models", {}), role: {"name": name, "commit": commit}}
         self._write_manifest(models=models)
 
+    def record_import(self, info: dict[str, Any]) -> None:
+        """Remember where imported completions came from (``bestofn import``) and what they lacked."""
+        self._write_manifest(imported_from=info)
+
     def journal(self, stage: str) -> Journal:
         return Journal(self.path / ".partial" / f"{stage}-{self.config.fingerprint(stage)}.jsonl")
 

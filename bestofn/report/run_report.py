@@ -67,7 +67,7 @@ def comparison_text(c: A.Comparison, n: int) -> str:
     McNemar p (the only verdict), and the size of the difference with its interval (not a second verdict)."""
     a, b = label(c.a, n), label(c.b, n)
     if not c.informative:
-        return f"{a} and {b} solved exactly the same problems (0 informative problems): no evidence either way."
+        return f"{a[0].upper() + a[1:]} and {b} solved exactly the same problems (0 informative problems): no evidence either way."
     verdict = ("a split this uneven is unlikely if both were equally accurate (significant at 5%)" if c.significant
                else "not significant at 5%")
     floor = A.min_informative_for_significance()
@@ -103,14 +103,19 @@ def title(an: A.Analysis) -> str:
 def _setup(page: Page, an: A.Analysis) -> None:
     cfg, run = an.run.config, an.run
     levels = ", ".join(f"{P.level_name(lvl)}: {sum(o.level == lvl for o in an.outcomes)}" for lvl in run.levels)
+    imported = run.manifest.get("imported_from")
+    stated = imported.get("stated", {}) if imported else cfg
+
+    def setting(key: str) -> str:  # an imported run knows only what the import command was told
+        return "not stated" if stated.get(key) is None else str(cfg.get(key))
+
     items = [
         f"problems: {len(run.problems)} ({levels}) from {code(cfg.get('dataset', '?'))}",
-        f"samples per problem N = {run.n}, temperature {cfg.get('temperature', '?')}, top-p {cfg.get('top_p', '?')}",
+        f"samples per problem N = {run.n}, temperature {setting('temperature')}, top-p {setting('top_p')}",
         f"generator: {code(cfg.get('generator', '?'))}; reward model: {code(cfg.get('prm', '?'))}",
         f"reward aggregation for selection: {code(run.reward_aggregation)}"
         + (" (the rewards have one score per solution, so every aggregation is the same)" if run.one_score else ""),
     ]
-    imported = run.manifest.get("imported_from")
     if imported:
         items.append(f"completions imported with `bestofn import` from {code(imported.get('source', '?'))}"
                      + ("" if run.has_greedy else "; no greedy solutions (so no greedy baseline)"))
