@@ -66,7 +66,7 @@ def bullets(items: Sequence[str]) -> str:
 
 def details(summary: str, body_markdown: str) -> str:
     """A collapsed block (``<details>``, which GitHub and browsers both fold); the body is Markdown."""
-    return f"<details><summary>{html.escape(summary)}</summary>\n\n{body_markdown}\n\n</details>"
+    return f"<details><summary>{html.escape(summary, quote=False)}</summary>\n\n{body_markdown}\n\n</details>"
 
 
 # --------------------------------------------------------------------------------------------------------
