@@ -17,7 +17,7 @@ import numpy as np
 from matplotlib import colormaps
 from matplotlib.colors import ListedColormap, TwoSlopeNorm
 from matplotlib.figure import Figure
-from matplotlib.ticker import NullFormatter, NullLocator
+from matplotlib.ticker import MaxNLocator, NullFormatter, NullLocator
 
 from ..selection import AGGREGATIONS
 from . import analysis as A
@@ -109,8 +109,8 @@ def plot_accuracy_vs_n(an: A.Analysis) -> Figure:
     ax = fig.subplots()
     greedy = an.at_full_n("greedy") if an.run.has_greedy else None
     _greedy_reference(ax, greedy)
-    accuracy_lines(ax, an.ns, {"pass_at_n": an.accuracy["pass_at_n"]}, A.METHOD_LABELS, COLORS, {"pass_at_n": ":s"}, bands=False)
-    accuracy_lines(ax, an.ns, {m: an.accuracy[m] for m in A.SELECTION_METHODS}, A.METHOD_LABELS, COLORS, bands=False)
+    accuracy_lines(ax, an.ns, {m: an.accuracy[m] for m in ("pass_at_n", *A.SELECTION_METHODS)}, A.METHOD_LABELS,
+                   COLORS, {"pass_at_n": ":s"}, bands=False)
     # One band only (the method the report is about): three overlapping bands blur into one another.
     weighted = an.accuracy["weighted_bon"]
     ax.fill_between(an.ns, [e.low for e in weighted], [e.high for e in weighted], color=COLORS["weighted_bon"],
@@ -251,6 +251,7 @@ def plot_step_rewards(steps: Mapping[bool, A.StepCurve]) -> Figure:
         ax.plot(c.steps, c.mean, "-o", ms=3, color=color, label=f"{name} solutions ({c.count[0]} at step 1)")
         ax.fill_between(c.steps, c.q25, c.q75, color=color, alpha=0.12, lw=0)
     ax.set_xlabel("step (1 = first)")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("step reward")
     ax.set_ylim(-0.02, 1.02)
     ax.grid(alpha=0.3)
@@ -321,7 +322,7 @@ def plot_compute(an: A.Analysis) -> Figure:
     for ax, (title, acc, tokens, greedy_tokens) in zip(axes, panels):
         accuracy_lines(ax, tokens, {m: acc[m] for m in ("pass_at_n", *A.SELECTION_METHODS)}, A.METHOD_LABELS, COLORS,
                        {"pass_at_n": ":s"}, bands=False)
-        values = _flat(*(acc[m] for m in ("pass_at_n", *A.SELECTION_METHODS)))
+        values = [e.value for m in ("pass_at_n", *A.SELECTION_METHODS) for e in acc[m]]
         if greedy_tokens is not None and "greedy" in acc:
             ax.plot([greedy_tokens], [acc["greedy"][-1].value], "*", ms=12, color=COLORS["greedy"], label="greedy",
                     clip_on=False)

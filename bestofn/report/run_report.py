@@ -370,10 +370,13 @@ def _reward_section(page: Page, an: A.Analysis) -> None:
         + (f" {cal.clipped} rewards outside [0, 1] were put into the end bins." if cal.clipped else "")
     )
     page.heading(3, "Rewards within each problem")
-    page.image("rewards_by_problem.png", "Rewards of right and wrong solutions per problem")
-    page.para("One row per problem with both right and wrong samples (problems where the right answer was sampled but "
-              "not chosen first): the rewards of its right solutions (green) beside those of its wrong ones (red); "
-              "the ring marks the solution shown for weighted Best-of-N's pick.")
+    if not mixed_problems(an):
+        page.para("No problem has both right and wrong samples: there is nothing for a reward to rank within a problem.")
+    else:
+        page.image("rewards_by_problem.png", "Rewards of right and wrong solutions per problem")
+        page.para("One row per problem with both right and wrong samples (problems where the right answer was sampled "
+                  "but not chosen first): the rewards of its right solutions (green) beside those of its wrong ones "
+                  "(red); the ring marks the solution shown for weighted Best-of-N's pick.")
     if run.one_score:
         return
     page.heading(3, "Step rewards")
@@ -395,7 +398,7 @@ def _step_viewer(page: Page, an: A.Analysis) -> None:
     page.para(f"Step-reward viewer: every solution of {plural(len(chosen), 'problem')} with more than one answer group "
               f"(missed right answers first), best reward first, each step coloured by its reward "
               f"(red 0, yellow 0.5, green 1). In report.md the rewards are listed instead.")
-    legend = "".join(f'<span style="background:{P.reward_color(r)}">{r:.1f}</span>' for r in (0.0, 0.25, 0.5, 0.75, 1.0))
+    legend = "".join(f'<span style="background:{P.reward_color(r)}">{r:g}</span>' for r in (0.0, 0.25, 0.5, 0.75, 1.0))
     blocks, stand_ins = [f'<p class="legend">reward: {legend}</p>'], []
     for p in chosen:
         html_text, md_text = _viewer_problem(p, by_id[p.unique_id], an)
@@ -486,15 +489,21 @@ def _notes_section(page: Page, an: A.Analysis) -> None:
 # --------------------------------------------------------------------------------------------------------
 # The report
 # --------------------------------------------------------------------------------------------------------
+def mixed_problems(an: A.Analysis) -> list[A.ProblemData]:
+    """Problems with both right and wrong samples: where a reward can rank right above wrong."""
+    return [p for p in an.run.problems if 0 < p.correct.sum() < len(p.correct)]
+
+
 def plots_for(an: A.Analysis) -> dict[str, Callable[[], Figure]]:
     """The report's figures by file name; only those that show something for this run."""
     figures: dict[str, Callable[[], Figure]] = {
         "accuracy_vs_n.png": lambda: P.plot_accuracy_vs_n(an),
         "reward_distributions.png": lambda: P.plot_reward_distributions(an),
         "calibration.png": lambda: P.plot_calibration(an.calibration),
-        "rewards_by_problem.png": lambda: P.plot_rewards_by_problem(an),
         "by_level.png": lambda: P.plot_by_level(an),
     }
+    if mixed_problems(an):
+        figures["rewards_by_problem.png"] = lambda: P.plot_rewards_by_problem(an)
     if an.matters.contested:
         figures["selection.png"] = lambda: P.plot_selection_grid(an)
     if not an.run.one_score:
