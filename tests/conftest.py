@@ -60,4 +60,4 @@ def synthetic_run_dir(tmp_path_factory, tiny_generator_dir, tiny_prm_dir) -> Pat
     from scripted_runs import build_run, synthetic_specs
 
     return build_run(tmp_path_factory.mktemp("synthetic") / "run", synthetic_specs(),
-                     (tiny_generator_dir, tiny_prm_dir))
+                     (tiny_generator_dir, tiny_prm_dir), dataset_name="synthetic-MATH")

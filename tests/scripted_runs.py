@@ -36,10 +36,11 @@ def problem_text(uid: str) -> str:
 
 
 def build_run(path: Path, specs: list[dict], models: tuple[Path, Path], how: str = "last",
-              temperature: float = 0.8) -> Path:
-    """Run the pipeline on ``specs`` (see :func:`problem`) into ``path``; ``models`` are the tiny model folders."""
+              temperature: float = 0.8, dataset_name: str | None = None) -> Path:
+    """Run the pipeline on ``specs`` (see :func:`problem`) into ``path``; ``models`` are the tiny model folders.
+    The problems are written to ``DATASET_NAME.jsonl`` beside ``path`` (default: ``<path name>-problems``)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    dataset = path.parent / f"{path.name}-problems.jsonl"
+    dataset = path.parent / f"{dataset_name or path.name + '-problems'}.jsonl"
     dataset.write_text("".join(
         json.dumps({"unique_id": s["uid"], "problem": problem_text(s["uid"]), "answer": s["gold"], "level": s["level"],
                     "subject": s["subject"], "solution": "..."}) + "\n" for s in specs))
