@@ -71,8 +71,8 @@ def _steps(rng: np.random.Generator, right: bool) -> tuple[float, ...]:
 
 
 def synthetic_specs(num_problems: int = 60, n: int = 16, seed: int = 0) -> list[dict]:
-    """Problems with known properties: ~1/4 unanimous and right (some greedy answers spelled so only math-verify
-    accepts them),
+    """Problems with known properties: ~1/4 unanimous and right (some answers spelled "N.0", which only
+    math-verify accepts),
     a few unanimous and wrong, ~1/6 with no right sample, the rest mixed with 1-3 wrong answer groups; a few
     samples without an answer or cut off; one problem where three well-scored right answers are outvoted by
     five lower-scored wrong ones."""
@@ -96,7 +96,8 @@ def synthetic_specs(num_problems: int = 60, n: int = 16, seed: int = 0) -> list[
             weights = rng.dirichlet(np.ones(groups))
             for _ in range(n):
                 right = rng.random() < p_right
-                answer = gold if right else wrongs[int(rng.choice(groups, p=weights))]
+                spelled = f"{gold}.0" if kind == "unanimous" and rng.random() < 0.2 else gold  # one group, two spellings
+                answer = spelled if right else wrongs[int(rng.choice(groups, p=weights))]
                 roll = rng.random()
                 if roll < 0.04:
                     samples.append(sample(None, *_steps(rng, False)))

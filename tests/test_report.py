@@ -104,8 +104,8 @@ def test_contested_problem_blocks(report_dir: Path):
 
 
 def test_synthetic_report_headline_matches_the_artifacts(synthetic_report: Path, synthetic_run_dir: Path):
-    """The headline's counts, recomputed plainly from samples.jsonl and results.json (answers are integers, so
-    distinct strings are the answer groups)."""
+    """The headline's counts, recomputed plainly from samples.jsonl and results.json (answers are numbers, so
+    distinct values are the answer groups)."""
     samples = read_jsonl(synthetic_run_dir / "samples.jsonl")
     results = read_json(synthetic_run_dir / "results.json")
     answers: dict[str, set] = {}
@@ -113,7 +113,7 @@ def test_synthetic_report_headline_matches_the_artifacts(synthetic_report: Path,
     for r in samples:
         answers.setdefault(r["unique_id"], set())
         if r["answer"] is not None:
-            answers[r["unique_id"]].add(r["answer"])
+            answers[r["unique_id"]].add(float(r["answer"]))  # "46" and "46.0" are one group
         right[r["unique_id"]] = right.get(r["unique_id"], False) or r["correct"]
     contested = sum(len(a) > 1 for a in answers.values())
     unanimous = sum(len(a) == 1 for a in answers.values())

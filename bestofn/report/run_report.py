@@ -1,4 +1,4 @@
-"""``bestofn report RUN_DIR``: plots and a written analysis of what Best-of-N buys over greedy.
+"""After step 6: ``bestofn report RUN_DIR``: plots and a written analysis of what Best-of-N buys over greedy.
 
 Every figure and every sentence is computed from the run directory by :mod:`bestofn.report.analysis`; nothing
 is hard-coded. The report is written as Markdown (a :class:`~bestofn.report.render.Page`); ``render`` saves it
