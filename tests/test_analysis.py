@@ -372,7 +372,7 @@ def test_incomplete_samples(run_dir: Path):
 def test_partial_greedy_is_an_error(run_dir: Path):
     rows = read_jsonl(run_dir / "greedy.jsonl")
     (run_dir / "greedy.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[:-1]))
-    with pytest.raises(BestOfNError, match=r"greedy\.jsonl lacks problems"):
+    with pytest.raises(BestOfNError, match=r"greedy\.jsonl has no entry for problem 'prm-helps'"):
         A.load_run(run_dir)
 
 

@@ -97,7 +97,8 @@ def test_sweep_report_numbers_and_plots(sweep_dir: Path, tmp_path: Path):
     assert [an.at_full_n("pass_at_n").value for an in sw.analyses] == [1.0, 1.0, 0.5]
     assert sw.distinct_answers == [1.5, 2.0, 3.0]  # T=0.4: {1} and {2,5}; T=0.8: 2 and 2; T=1.2: 2 and 4
     assert sw.sample_accuracy == pytest.approx([(1 + 0.75) / 2, (0.75 + 0.25) / 2, (0 + 0.25) / 2])
-    assert sw.greedy_shared and sw.best_vs_worst.value == 1.0
+    assert sw.greedy_shared and sw.best_vs_worst.difference.value == 1.0
+    assert (sw.best_vs_worst.only_a, sw.best_vs_worst.only_b, sw.best_vs_worst.p_value) == (["a", "b"], [], 0.5)
 
     out = tmp_path / "report"
     written = SR.write_sweep_report(sweep_dir, output_dir=out, subsets=20, bootstrap=100, run_reports=False)
@@ -112,6 +113,8 @@ def test_sweep_report_numbers_and_plots(sweep_dir: Path, tmp_path: Path):
     # Wilson intervals of 2/2 and 0/2: [34.2, 100.0] and [0.0, 65.8] (z = 1.96, worked by hand)
     assert "most accurate at T=0.4 (100.0% [34.2, 100.0]) and least at T=1.2 (0.0% [0.0, 65.8])" in md
     assert "T=1.2: 3.0 distinct answers per problem, 12.5% of samples right, pass@4 50.0%" in md
+    assert ("2 informative problems (solved at only one of the two temperatures), 2 won, 0 lost; exact McNemar "
+            "p = 0.5, not significant at 5%") in md  # 2-0: 2 / 2**2
     assert "| 0.8 | 50.0% [9.5, 90.5] |" in md  # greedy: "a" right, "b" wrong: 1/2
     assert "| 0.4 |" in md and "run report" in md and "](../temperature-" not in md  # no run reports, no links
     html = (out / "report.html").read_text()

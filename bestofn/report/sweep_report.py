@@ -61,7 +61,7 @@ class SweepAnalysis:
     analyses: list[A.Analysis]
     distinct_answers: list[float]  # mean number of answer groups per problem
     sample_accuracy: list[float]  # share of right samples
-    best_vs_worst: A.Estimate | None  # weighted Best-of-N, best minus worst temperature, paired over problems
+    best_vs_worst: A.Comparison | None  # weighted Best-of-N, best vs worst temperature, paired over problems
     greedy_shared: bool  # every temperature has the same greedy answers (one baseline)
 
 
@@ -93,13 +93,18 @@ def analyze_sweep(
     )
 
 
-def _best_vs_worst(analyses: list[A.Analysis], seed: int, rounds: int) -> A.Estimate:
-    """Weighted Best-of-N at full N: best temperature minus worst, bootstrapped over the shared problems."""
+def _best_vs_worst(analyses: list[A.Analysis], seed: int, rounds: int) -> A.Comparison:
+    """Weighted Best-of-N at full N, best temperature against worst on the shared problems: the problems only one
+    of them solved, the exact McNemar p, and the difference with a paired bootstrap interval."""
     values = [an.at_full_n("weighted_bon").value for an in analyses]
-    best, worst = int(np.argmax(values)), int(np.argmin(values))
-    diff = analyses[best].curves.methods["weighted_bon"][-1] - analyses[worst].curves.methods["weighted_bon"][-1]
+    best, worst = analyses[int(np.argmax(values))], analyses[int(np.argmin(values))]
+    diff = best.curves.methods["weighted_bon"][-1] - worst.curves.methods["weighted_bon"][-1]
     reps = A.bootstrap_means(diff[None, :], np.random.default_rng([seed, 7]), rounds)[0]
-    return A.estimate(diff.mean(), reps)
+    solved = [{o.unique_id for o in an.outcomes if o.weighted_bon.correct} for an in (best, worst)]
+    only_best = [o.unique_id for o in best.outcomes if o.unique_id in solved[0] - solved[1]]
+    only_worst = [o.unique_id for o in best.outcomes if o.unique_id in solved[1] - solved[0]]
+    return A.Comparison("weighted_bon", "weighted_bon", A.estimate(diff.mean(), reps), only_best, only_worst,
+                        A.mcnemar_p(len(only_best), len(only_worst)))
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -130,8 +135,11 @@ def sweep_summary(sw: SweepAnalysis) -> list[str]:
             f"({with_ci(weighted[best])}) and least at T={temps(values[worst])} ({with_ci(weighted[worst])})."
         )
     if sw.best_vs_worst is not None and values[best] != values[worst]:
-        noise = "larger than" if sw.best_vs_worst.low > 0 else "within"
-        line += f" Best minus worst, paired over the same problems: {points(sw.best_vs_worst)}, {noise} problem-sampling noise."
+        c = sw.best_vs_worst
+        verdict = "significant at 5%" if c.significant else "not significant at 5%"
+        line += (f" Best against worst on the same problems: {c.informative} informative problems (solved at only one "
+                 f"of the two temperatures), {len(c.only_a)} won, {len(c.only_b)} lost; exact McNemar p = "
+                 f"{c.p_value:.3g}, {verdict}. Difference: {points(c.difference)}.")
     out.append(line)
     out.append(
         "**Gain over greedy per temperature.** "
