@@ -19,7 +19,8 @@ import pytest
 from bestofn.errors import BestOfNError
 from bestofn.io import read_jsonl
 from bestofn.report import analysis as A
-from bestofn.selection import answer_groups, group_answers, majority_vote, naive_best_of_n, weighted_best_of_n
+from bestofn.selection import (answer_groups, choose_majority, choose_naive, choose_weighted, group_answers,
+                               majority_vote, naive_best_of_n, weighted_best_of_n)
 from scripted_runs import build_run, problem, sample, synthetic_specs
 
 # The problem the issue asks for: naive and weighted selection must disagree.
@@ -383,9 +384,15 @@ def assert_outcomes_match_selection(run: A.RunData, an: A.Analysis) -> None:
     """Full-N picks and answer groups from the label fast path == bestofn.selection's functions on all N."""
     for p, out in zip(run.problems, an.outcomes):
         rewards = list(p.rewards(run.reward_aggregation))
-        assert out.weighted_bon.answer == weighted_best_of_n(p.answers, rewards), p.unique_id
-        assert out.naive_bon.answer == naive_best_of_n(p.answers, rewards), p.unique_id
-        assert out.majority.answer == majority_vote(p.answers), p.unique_id
+        for method, choose in (("majority", choose_majority), ("naive_bon", choose_naive),
+                               ("weighted_bon", choose_weighted)):
+            choice, pick = choose(p.answers, rewards), getattr(out, method)
+            assert (pick.answer, pick.sample_index) == ((choice.answer, choice.sample_index) if choice else
+                                                        (None, None)), (p.unique_id, method)
+        stored = {r["unique_id"]: r for r in run.results["per_problem"]}[p.unique_id]
+        for method in A.SELECTION_METHODS:  # and the report shows what results.json says
+            assert getattr(out, method).answer == stored[method]["answer"], (p.unique_id, method)
+            assert getattr(out, method).sample_index == stored[method]["sample_index"], (p.unique_id, method)
         groups = [{k: g[k] for k in ("answer", "count", "reward_sum", "indices")} for g in out.groups]
         assert groups == answer_groups(p.answers, rewards), p.unique_id
 

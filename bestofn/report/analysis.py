@@ -410,13 +410,15 @@ def full_n_outcome(p: ProblemData, how: str) -> ProblemOutcome:
     naive = int(best_solution(p.labels, rewards, everything)[0])
     weighted = int(heaviest_group(p.labels, rewards, everything)[0])
     groups = group_table(p, rewards)
-    shown = None
-    if weighted >= 0:  # show the best-scored solution of the winning group, as results.json does
-        members = np.flatnonzero(p.labels == p.labels[weighted])
-        shown = int(members[np.argmax(rewards[members])])
 
-    def pick(i: int, show: int | None) -> Pick:
-        return Pick(p.answers[i], bool(p.correct[i]), show) if i >= 0 else Pick(None, False, None)
+    def pick(i: int) -> Pick:
+        """A group rule's verdict is the best-scored member of the winning group (as results.json shows it):
+        its own answer and grade (ties: the earlier solution)."""
+        if i < 0:
+            return Pick(None, False, None)
+        members = np.flatnonzero(p.labels == p.labels[i])
+        shown = int(members[np.argmax(rewards[members])])  # argmax: the first of equal maxima
+        return Pick(p.answers[shown], bool(p.correct[shown]), shown)
 
     return ProblemOutcome(
         unique_id=p.unique_id,
@@ -424,9 +426,9 @@ def full_n_outcome(p: ProblemData, how: str) -> ProblemOutcome:
         subject=p.subject,
         gold=p.gold,
         greedy=Pick(p.greedy_answer, p.greedy_correct, None) if p.greedy_correct is not None else None,
-        majority=pick(majority, majority),
-        naive_bon=pick(naive, naive),
-        weighted_bon=pick(weighted, shown),
+        majority=pick(majority),
+        naive_bon=pick(naive),  # the best-scored solution is the best-scored member of its own group
+        weighted_bon=pick(weighted),
         pass_at_n=bool(p.correct.any()),
         num_correct=int(p.correct.sum()),
         groups=groups,
