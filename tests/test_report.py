@@ -7,7 +7,6 @@ token counts. Expected numbers are worked out by hand or computed plainly from t
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 from pathlib import Path
@@ -15,6 +14,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from bestofn.cli import main
 from bestofn.errors import BestOfNError
 from bestofn.importer import import_completions
 from bestofn.io import read_json, read_jsonl
@@ -179,21 +179,16 @@ def test_clear_gain_is_called_significant(tmp_path: Path, tiny_generator_dir, ti
 
 def test_cli_options_and_errors(tmp_path: Path, capsys, report_dir: Path):
     run = report_dir.parent
-    parser = argparse.ArgumentParser(prog="bestofn")
-    R.add_cli(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["report", str(run), "--subsets", "7", "--seed", "3", "--bootstrap", "40",
-                              "--output-dir", str(tmp_path / "out"), "--format", "html"])
-    assert (args.subsets, args.report_seed, args.bootstrap, args.format) == (7, 3, 40, "html")
-    assert args.func(args) == 0
+    assert main(["report", str(run), "--subsets", "7", "--seed", "3", "--bootstrap", "40",
+                 "--output-dir", str(tmp_path / "out"), "--format", "html"]) == 0
     assert "report.html" in capsys.readouterr().out
     assert {p.name for p in (tmp_path / "out").iterdir()} == {"report.html", *pngs(report_dir)}
     html = (tmp_path / "out" / "report.html").read_text()
     assert "report settings: 7 subsets per point, seed 3, 40 bootstrap resamples" in html
-    empty = parser.parse_args(["report", str(tmp_path / "empty")])
     (tmp_path / "empty").mkdir()
     with pytest.raises(BestOfNError, match=r"not a run directory \(missing config\.yaml, problems\.jsonl, "
                                            r"greedy\.jsonl, samples\.jsonl, results\.json\); .*bestofn run"):
-        empty.func(empty)
+        R.write_report(tmp_path / "empty")
 
 
 def test_rendering_escapes_answers_in_both_formats():

@@ -24,7 +24,6 @@ from matplotlib.figure import Figure
 from ..io import atomic_write_bytes, atomic_write_text
 
 DPI = 110
-FORMATS = {"both": ("md", "html"), "md": ("md",), "html": ("html",)}
 
 
 # --------------------------------------------------------------------------------------------------------
