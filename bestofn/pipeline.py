@@ -275,7 +275,8 @@ def stage_results(run_dir: RunDir, problems: list[Problem], greedy: list[dict], 
     for s in sorted(samples, key=lambda s: s["sample_index"]):  # position in a problem's list = sample_index
         samples_by_id[s["unique_id"]].append(s)
     per_problem = [
-        _select_for_problem(p, greedy_by_id[p.unique_id], samples_by_id[p.unique_id], cfg.aggregation, cfg.grading_timeout)
+        _select_for_problem(p, greedy_by_id.get(p.unique_id), samples_by_id[p.unique_id], cfg.aggregation,
+                            cfg.grading_timeout)
         for p in tqdm(problems, desc="selection", unit="problem")
     ]
     results = {
@@ -288,7 +289,7 @@ def stage_results(run_dir: RunDir, problems: list[Problem], greedy: list[dict], 
                      for lvl in sorted({p.level for p in problems})},
         "string_match": {"greedy": _rate([g["string_match"] for g in greedy]),
                          "samples": _rate([s["string_match"] for s in samples])},
-        "tokens": {"greedy": sum(g["num_tokens"] for g in greedy), "samples": sum(s["num_tokens"] for s in samples)},
+        "tokens": {"greedy": _total_tokens(greedy), "samples": _total_tokens(samples)},
         "per_problem": per_problem,
     }
     write_json(run_dir.file("results"), results)
@@ -296,7 +297,13 @@ def stage_results(run_dir: RunDir, problems: list[Problem], greedy: list[dict], 
     return results
 
 
-def _select_for_problem(problem: Problem, greedy: dict, samples: list[dict], how: str, timeout: int) -> dict:
+def _total_tokens(rows: list[dict]) -> int | None:
+    """Generated tokens of ``rows``; None when a count is unknown (imported completions), never a partial sum."""
+    counts = [r.get("num_tokens") for r in rows]
+    return None if any(c is None for c in counts) else sum(counts)
+
+
+def _select_for_problem(problem: Problem, greedy: dict | None, samples: list[dict], how: str, timeout: int) -> dict:
     """Every method's answer for one problem, whether it is right, and the answer groups behind them."""
     answers = [s["answer"] for s in samples]
     rewards = [aggregate(s["step_rewards"], how) for s in samples]
@@ -312,7 +319,8 @@ def _select_for_problem(problem: Problem, greedy: dict, samples: list[dict], how
 
     return {
         "unique_id": problem.unique_id, "level": problem.level, "subject": problem.subject, "gold": problem.answer,
-        "greedy": {"answer": greedy["answer"], "correct": greedy["correct"]},
+        # None when the run has no greedy solution (completions imported without one: `bestofn import`)
+        "greedy": {"answer": greedy["answer"], "correct": greedy["correct"]} if greedy is not None else None,
         "majority": verdict(choose_majority(answers, rewards, groups=groups)),
         "naive_bon": verdict(choose_naive(answers, rewards, groups=groups)),
         "weighted_bon": verdict(choose_weighted(answers, rewards, groups=groups)),
@@ -327,4 +335,5 @@ def _rate(flags: Sequence[bool]) -> dict[str, Any]:
 
 
 def _accuracy(per_problem: list[dict]) -> dict[str, dict[str, Any]]:
-    return {m: _rate([r[m]["correct"] for r in per_problem]) for m in METHODS}
+    return {m: _rate([r[m]["correct"] for r in per_problem]) for m in METHODS
+            if all(r[m] is not None for r in per_problem)}

@@ -117,6 +117,10 @@ class RunDir:
         models = {**self._manifest_doc().get("models", {}), role: {"name": name, "commit": commit}}
         self._write_manifest(models=models)
 
+    def record_import(self, info: dict[str, Any]) -> None:
+        """Remember where imported completions came from (``bestofn import``) and what they lacked."""
+        self._write_manifest(imported_from=info)
+
     def step_separator(self) -> str | None:
         """The step separator the generation prompt asked for (None: not recorded, e.g. an older run)."""
         return self._manifest_doc().get("step_separator")
@@ -458,7 +462,10 @@ def _check_consistent(run: Run) -> None:
     sizes = sorted({len(run.samples.get(p["unique_id"], [])) for p in run.problems})
     for p in run.problems:
         uid = p["unique_id"]
-        for name, present in ((ARTIFACTS["greedy"], uid in run.greedy), (ARTIFACTS["results"], uid in per_problem)):
+        # An empty greedy.jsonl is a run without a greedy baseline (completions imported by `bestofn import`);
+        # otherwise every problem needs its greedy solution.
+        has_greedy = uid in run.greedy or not run.greedy
+        for name, present in ((ARTIFACTS["greedy"], has_greedy), (ARTIFACTS["results"], uid in per_problem)):
             if not present:
                 raise BestOfNError(f"{run.run_dir / name} has no entry for problem {uid!r}; {hint}")
         indices = [s["sample_index"] for s in run.samples.get(uid, [])]

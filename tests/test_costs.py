@@ -172,7 +172,7 @@ def test_report_compute_section_has_accuracy_per_1k_tokens(scripted):
     sample_tokens = sum(s["num_tokens"] for s in read_jsonl(run / "samples.jsonl"))
     results = read_json(run / "results.json")
     got = {c.method: (c.correct, c.generated_tokens, c.solved_per_1k_tokens)
-           for c in method_costs(results, generated_tokens(run, results))}
+           for c in method_costs(results, generated_tokens(results))}
     # Hand-worked from the script: greedy is right on P1 only; weighted Best-of-2 picks P1's right answer (0.9
     # against 0.2) and P2's (both samples right); pass@2 gets P1 and P2; P3 has no right sample.
     assert got["greedy"] == (1, greedy_tokens, pytest.approx(1000 / greedy_tokens))
