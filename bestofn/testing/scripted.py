@@ -154,5 +154,7 @@ def patch_pipeline(monkeypatch: Any, script: Script, tokenizer: Any, *, any_mode
         monkeypatch.setattr(pipeline, "check_model_reachable", lambda name, revision, role, flag: None)
     monkeypatch.setattr(pipeline, "make_backend", lambda config: backend)
     monkeypatch.setattr(pipeline, "load_prm", lambda *args, **kwargs: ScriptedPRM(script))
+    # The scripted PRM reads steps at the script's separator, so that is what the prompt asks for.
+    monkeypatch.setattr(pipeline, "step_separator", lambda *args, **kwargs: script.separator)
     return backend
 
