@@ -35,6 +35,10 @@ _CONFIG_FLAGS: dict[str, tuple[str, type | None, str]] = {
     "--gpu-memory-utilization": ("gpu_memory_utilization", float, "vLLM: share of GPU memory (on CPU: of RAM)"),
     "--max-model-len": ("max_model_len", int, "vLLM: longest prompt + solution, in tokens"),
     "--output-dir": ("output_dir", str, "run directory for all artifacts"),
+    "--method": ("method", str, "best_of_n, beam_search or dvts"),
+    "--beam-width": ("beam_width", int, "search: candidates per kept beam (M)"),
+    "--num-iterations": ("num_iterations", int, "search: most steps per solution"),
+    "--lookahead": ("lookahead", int, "search: greedy steps used only to score a candidate"),
 }
 
 

@@ -32,6 +32,7 @@ from .io import read_jsonl, write_json, write_jsonl
 from .prm import load_prm
 from .prompts import render_prompt
 from .rundir import RunDir, prepare_run_dir
+from .methods.search import score_with_tokens, search_compute, search_stage
 from .selection import aggregate, answer_groups, majority_vote, naive_best_of_n, weighted_best_of_n
 
 log = logging.getLogger(__name__)
@@ -55,7 +56,7 @@ def run(config: BestOfNConfig, overwrite: bool = False) -> dict[str, Any]:
     generator = _LazyBackend(config)
     try:
         greedy = stage_greedy(run_dir, problems, generator)
-        samples = stage_samples(run_dir, problems, generator)
+        samples = (stage_samples if config.method == "best_of_n" else stage_search)(run_dir, problems, generator)
     finally:
         generator.close()  # free the generator's memory before the PRM is loaded on the same device
     samples = stage_scores(run_dir, problems, samples)
@@ -171,6 +172,19 @@ def _chunks(items: list, size: int) -> Iterator[list]:
         yield items[start : start + size]
 
 
+def stage_search(run_dir: RunDir, problems: list[Problem], generator: _LazyBackend) -> list[dict]:
+    """Beam search or DVTS (:mod:`bestofn.methods`): the PRM steers generation, so it is loaded alongside."""
+    cfg = run_dir.config
+    return search_stage(run_dir, problems, generator.get, lambda: _load_prm(cfg),
+                        lambda text, gold: grade(text, gold, cfg.grading_timeout))
+
+
+def _load_prm(cfg: BestOfNConfig):
+    device = resolve_device(cfg.device)
+    return load_prm(cfg.prm, device=device, dtype=resolve_dtype(cfg.dtype, device), revision=cfg.prm_revision,
+                    batch_tokens=cfg.prm_batch_tokens, max_length=cfg.prm_max_length)
+
+
 # --- stage 3b: PRM scores ------------------------------------------------------------------------------------------
 def stage_scores(run_dir: RunDir, problems: list[Problem], samples: list[dict]) -> list[dict]:
     """Score every sampled solution with the PRM; adds ``step_rewards``, ``reward``, ``prm_truncated``."""
@@ -180,17 +194,17 @@ def stage_scores(run_dir: RunDir, problems: list[Problem], samples: list[dict]) 
     run_dir.invalidate("scores")
     journal = run_dir.journal("scores")
     scored = {(r["unique_id"], r["sample_index"]): r for r in journal.read()}
+    # A search method's solutions were scored while they were searched for: nothing to redo.
+    scored.update({(s["unique_id"], s["sample_index"]): {"prm_truncated": False, **s} for s in samples if "step_rewards" in s})
     todo = [s for s in samples if (s["unique_id"], s["sample_index"]) not in scored]
     if todo:
-        device = resolve_device(cfg.device)
-        prm = load_prm(cfg.prm, device=device, dtype=resolve_dtype(cfg.dtype, device), revision=cfg.prm_revision,
-                       batch_tokens=cfg.prm_batch_tokens, max_length=cfg.prm_max_length)
+        prm = _load_prm(cfg)
         problem_text = {p.unique_id: p.problem for p in problems}
         with tqdm(total=len(samples), initial=len(samples) - len(todo), desc="PRM scoring", unit="solution") as bar:
             for chunk in _chunks(todo, SCORE_CHUNK_SOLUTIONS):
-                scores = prm.score_detailed([problem_text[s["unique_id"]] for s in chunk], [s["text"] for s in chunk])
+                scores, tokens = score_with_tokens(prm, [problem_text[s["unique_id"]] for s in chunk], [s["text"] for s in chunk])
                 new = [{"unique_id": s["unique_id"], "sample_index": s["sample_index"], "step_rewards": sc.step_rewards,
-                        "prm_truncated": sc.truncated} for s, sc in zip(chunk, scores)]
+                        "prm_truncated": sc.truncated, "prm_tokens": t} for s, sc, t in zip(chunk, scores, tokens)]
                 journal.append(new)
                 scored.update({(r["unique_id"], r["sample_index"]): r for r in new})
                 bar.update(len(chunk))
@@ -203,7 +217,7 @@ def stage_scores(run_dir: RunDir, problems: list[Problem], samples: list[dict]) 
         sc = scored[(s["unique_id"], s["sample_index"])]
         rewards = sc["step_rewards"]
         rows.append({**s, "step_rewards": rewards, "reward": rewards[-1] if rewards else None,
-                     "prm_truncated": sc["prm_truncated"]})
+                     "prm_truncated": sc["prm_truncated"], "prm_tokens": sc.get("prm_tokens", 0)})
     write_jsonl(run_dir.file("scores"), rows)
     run_dir.mark_done("scores")
     return rows
@@ -232,6 +246,8 @@ def stage_results(run_dir: RunDir, problems: list[Problem], greedy: list[dict], 
         "string_match": {"greedy": _rate([g["string_match"] for g in greedy]),
                          "samples": _rate([s["string_match"] for s in samples])},
         "tokens": {"greedy": sum(g["num_tokens"] for g in greedy), "samples": sum(s["num_tokens"] for s in samples)},
+        "method": cfg.method,
+        "compute": _compute(run_dir, samples),
         "per_problem": per_problem,
     }
     write_json(run_dir.file("results"), results)
@@ -262,6 +278,19 @@ def _select_for_problem(problem: Problem, greedy: dict, samples: list[dict], how
         "pass_at_n": {"correct": any(s["correct"] for s in samples)},
         "groups": groups,
     }
+
+
+def _compute(run_dir: RunDir, samples: list[dict]) -> dict[str, Any]:
+    """What the method spent: generated tokens (for a search: every step, pruned beams and lookahead included)
+    and the tokens the PRM read, in total and per problem."""
+    cfg = run_dir.config
+    if cfg.method == "best_of_n":
+        spent = {"generated_tokens": sum(s["num_tokens"] for s in samples),
+                 "prm_tokens": sum(s.get("prm_tokens", 0) for s in samples)}
+    else:
+        spent = search_compute(run_dir.path)
+    problems = len({s["unique_id"] for s in samples}) or 1
+    return {"method": cfg.method, **spent, **{f"{k}_per_problem": v / problems for k, v in spent.items()}}
 
 
 def _rate(flags: Sequence[bool]) -> dict[str, Any]:
