@@ -68,8 +68,11 @@ class TransformersBackend(GenerationBackend):
         self, prompts: list[str], n: int, temperature: float, top_p: float, max_new_tokens: int,
         stop: Sequence[str] | None = None, seeds: Sequence[int] | None = None,
     ) -> list[list[Completion]]:
+        # Per-row seeds decode greedily over the sampled tokens, and greedy decoding takes one sequence per row:
+        # the prompts are then repeated n times here instead of by num_return_sequences (same row order).
+        rows, per_row = (prompts, n) if seeds is None else ([p for p in prompts for _ in range(n)], 1)
         # The chat template already wrote the special tokens, so none are added here.
-        enc = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.model.device)
+        enc = self.tokenizer(rows, return_tensors="pt", padding=True, add_special_tokens=False).to(self.model.device)
         sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p, "top_k": 0}
         greedy = {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
         extra: dict[str, Any] = {"stop_strings": list(stop), "tokenizer": self.tokenizer} if stop else {}
@@ -80,7 +83,7 @@ class TransformersBackend(GenerationBackend):
         output = self.model.generate(
             **enc,
             max_new_tokens=max_new_tokens,
-            num_return_sequences=n,
+            num_return_sequences=per_row,
             eos_token_id=self.stop_ids,
             pad_token_id=self.tokenizer.pad_token_id,
             # The method samples from the model's own distribution, shaped only by temperature and top_p.
