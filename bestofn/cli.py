@@ -2,6 +2,7 @@
 
     bestofn run --config recipes/best_of_n.yaml [--n 16 --temperature 0.8 ...]
     bestofn report RUN_DIR
+    bestofn compare RUN_DIR... --output-dir DIR
     bestofn sweep --temperatures 0.4,0.8,1.2 [run flags]
     bestofn push RUN_DIR --repo-id OWNER/NAME [--dry-run --save-dir DIR]
 
@@ -93,9 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
     run_parser.set_defaults(func=_run)
 
     from . import hub, sweep
+    from .report import compare
     from .report import run_report as report
 
     report.add_cli(sub)
+    compare.add_cli(sub)
     sweep.add_cli(sub)
     hub.add_cli(sub)
     return parser
