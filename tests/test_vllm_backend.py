@@ -301,6 +301,57 @@ def test_bestofn_run_with_vllm_end_to_end(vllm_available, tiny_generator_dir, ti
     assert not any(name.startswith("VLLM") for name in seen["prm_load"][0]["names"])
 
 
+# --- search methods on the shared engine (issue 13) -----------------------------------------------------------------
+def test_steps_stop_like_the_transformers_backend(vllm_backend, peaked_config, prompts):
+    """A step stopped at a stop string: the same text (stop string kept), token count and finish reason in both
+    backends (the peaked model writes few newlines, so a space stands in for the step delimiter)."""
+    reference = TransformersBackend.from_config(peaked_config)
+    args = dict(n=1, temperature=0.0, top_p=1.0, max_new_tokens=24, seed=0, stop=[" "])
+    ours = vllm_backend.generate(prompts[:6], **args)
+    theirs = reference.generate(prompts[:6], **args)
+    reference.close()
+    assert [c[0] for c in ours] == [c[0] for c in theirs]
+    assert any(c[0].finish_reason == "delimiter" and c[0].text.endswith(" ") for c in ours)
+
+
+def test_per_prompt_seeds_do_not_depend_on_the_batch(vllm_backend, prompts):
+    args = dict(n=2, temperature=1.0, top_p=1.0, max_new_tokens=16, seed=0, stop=[" "])
+    together = vllm_backend.generate(prompts[:2], seeds=[5, 6], **args)
+    assert vllm_backend.generate(prompts[1:2], seeds=[6], **args) == together[1:]
+    assert vllm_backend.generate(prompts[:1], seeds=[7], **args) != together[:1]
+
+
+class _Shared:
+    """The module's engine for pipeline.run, which closes its backend at the end: closing is left to the last test."""
+
+    def __init__(self, backend):
+        self.backend = backend
+
+    def __getattr__(self, name):
+        return getattr(self.backend, name)
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("method", ["beam_search", "dvts"])
+def test_search_run_with_vllm_end_to_end(method, vllm_backend, peaked_config, tiny_prm_dir, math500_path, tmp_path,
+                                         monkeypatch):
+    from bestofn import pipeline
+
+    monkeypatch.setattr(pipeline, "make_backend", lambda config: _Shared(vllm_backend))
+    config = BestOfNConfig(**{**peaked_config.to_dict(), "prm": str(tiny_prm_dir), "dataset": str(math500_path),
+                              "num_problems": 2, "n": 4, "max_new_tokens": 24, "method": method, "beam_width": 2,
+                              "num_iterations": 3, "output_dir": str(tmp_path / "run")})
+    results = pipeline.run(config)
+    rows = read_jsonl(tmp_path / "run" / "samples.jsonl")
+    assert len(rows) == 8 and all(r["finish_reason"] in ("stop", "length") for r in rows)
+    assert all(r["num_tokens"] <= 24 and r["step_rewards"] for r in rows)
+    tree = read_jsonl(tmp_path / "run" / "tree.jsonl")
+    assert all(n["text"].endswith("\n") for n in tree if n["finish_reason"] == "delimiter")
+    assert results["method"] == method and results["compute"]["generated_tokens"] > 0
+
+
 # --- last: closing the shared engine releases it -----------------------------------------------------------------
 def test_close_releases_the_engine(vllm_backend):
     """Runs last in this module (pytest keeps file order): it closes the shared engine."""
