@@ -87,7 +87,9 @@ def test_every_iteration_is_one_backend_call_and_one_prm_call_for_all_problems()
     assert [c["n"] for c in backend.calls] == [2, 2, 2]
     assert [c["stop"] for c in backend.calls] == [[SEP], [SEP], None]  # the last iteration is unrestricted
     assert [len(r) for r in prm.scored] == [8, 6, 4]
-    # Seeds: a function of the run seed, the problem, the parent beam, the copy and the iteration.
+    # Seeds: a function of the run seed, the problem, the parent beam, the copy and the iteration: every
+    # expansion of a call samples its own stream (no two problems or copies share one).
+    assert all(len(set(c["seeds"])) == len(c["seeds"]) for c in backend.calls)
     assert backend.calls[0]["seeds"] == [beam_seed(7, PROBLEMS[0].unique_id, None, 0, 0),
                                          beam_seed(7, PROBLEMS[0].unique_id, None, 1, 0),
                                          beam_seed(7, PROBLEMS[1].unique_id, None, 0, 0),
