@@ -22,16 +22,18 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
 
 from ..errors import BestOfNError
 from ..io import read_jsonl
 from ..methods import METHODS
 from ..methods.search import TREE_FILE
 from . import analysis as A
-from .run_report import FORMATS, Doc, _n_axis, _percent_axis, pct, points, render, with_ci
+from .run_report import FORMATS, Doc, _n_axis, _percent_axis, pct, plural, points, render, with_ci
 
 METHOD_LABELS = {"best_of_n": "Best-of-N", "beam_search": "beam search", "dvts": "DVTS"}
 METHOD_COLORS = {"best_of_n": "#2ca02c", "beam_search": "#d62728", "dvts": "#1f77b4"}
+METHOD_MARKERS = {"best_of_n": ("o", 4), "beam_search": ("s", 8), "dvts": ("^", 5)}  # sizes: coinciding points stay visible
 DEFAULT_SELECTION = "weighted_bon"
 
 
@@ -188,7 +190,9 @@ def _draw(ax, cmp: MethodComparison, level: int | None, x: str) -> None:
         xs = [p.n if x == "n" else float(p.tokens[mask].mean()) for p in series]
         ests = [cmp.accuracy[(method, p.n, level)] for p in series]
         color = METHOD_COLORS[method]
-        ax.plot(xs, [e.value for e in ests], "-o", color=color, label=METHOD_LABELS[method], ms=4)
+        marker, size = METHOD_MARKERS[method]
+        ax.plot(xs, [e.value for e in ests], "-" + marker, color=color, label=METHOD_LABELS[method], ms=size,
+                mfc="none" if method == "beam_search" else color)
         ax.fill_between(xs, [e.low for e in ests], [e.high for e in ests], color=color, alpha=0.12, lw=0)
         if len(series) == 1:  # a single point: show its interval as an error bar (a band needs two)
             e = ests[0]
@@ -197,6 +201,7 @@ def _draw(ax, cmp: MethodComparison, level: int | None, x: str) -> None:
         _n_axis(ax, sorted({p.n for p in cmp.points}))
     else:
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel("generated tokens per problem")
     _percent_axis(ax)
 
@@ -224,7 +229,7 @@ def plot_by_level(cmp: MethodComparison) -> Figure:
         count = int((cmp.levels == level).sum())
         _draw(axes[0, j], cmp, level, "n")
         _draw(axes[1, j], cmp, level, "tokens")
-        axes[0, j].set_title(f"level {level} ({count} problems)", fontsize=10)
+        axes[0, j].set_title(f"level {level} ({plural(count, 'problem')})", fontsize=10)
     axes[0, 0].set_ylabel("accuracy vs N")
     axes[1, 0].set_ylabel("accuracy vs tokens")
     axes[0, 0].legend(loc="lower right", fontsize=8)
@@ -239,6 +244,9 @@ def verdict_sentence(v: Verdict) -> str:
     best, est = v.ranking[0]
     runner, _ = v.ranking[1]
     where = "all levels" if v.level is None else f"level {v.level}"
+    tied = [METHOD_LABELS[m] for m, e in v.ranking if e.value == est.value]
+    if len(tied) > 1:
+        return f"At N={v.n} ({where}), {' and '.join(tied)} tie at {with_ci(est)}: no method is better here."
     if v.clear:
         return (f"At N={v.n} ({where}), **{METHOD_LABELS[best]}** is best with {with_ci(est)}, ahead of "
                 f"{METHOD_LABELS[runner]} by {points(v.margin)}.")
@@ -254,10 +262,17 @@ def compute_optimal(cmp: MethodComparison) -> list[str]:
         if not vs:
             continue
         where = "All levels" if level is None else f"Level {level}"
-        picks = ", ".join(f"N={v.n}: {METHOD_LABELS[v.ranking[0][0]]}{'' if v.clear else ' (not significant)'}"
-                          for v in vs)
+        picks = ", ".join(f"N={v.n}: {_winner(v)}" for v in vs)
         lines.append(f"{where}: {picks}.")
     return lines
+
+
+def _winner(v: Verdict) -> str:
+    best = v.ranking[0][1].value
+    tied = [METHOD_LABELS[m] for m, e in v.ranking if e.value == best]
+    if len(tied) > 1:
+        return f"tie ({', '.join(tied)})"
+    return METHOD_LABELS[v.ranking[0][0]] + ("" if v.clear else " (not significant)")
 
 
 def build_compare_report(cmp: MethodComparison) -> Doc:
