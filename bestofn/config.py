@@ -19,6 +19,7 @@ import yaml
 
 from .errors import BestOfNError
 from .methods import METHODS
+from .selection import AGGREGATIONS
 
 DEFAULT_SYSTEM_PROMPT = (
     "You are a careful math tutor. Solve the problem step by step.\n"
@@ -97,7 +98,7 @@ class BestOfNConfig:
     device: str = field(default="auto", metadata={"help": "cpu, cuda, cuda:1, ... ('auto': cuda if available)."})
     dtype: str = field(default="auto", metadata={"help": "auto (bf16 on GPU, fp32 on CPU), bfloat16, float16, float32."})
     # --- grading --------------------------------------------------------------------------------------------
-    grading_timeout: int = field(default=5, metadata={"help": "Seconds math-verify may spend on one comparison."})
+    grading_timeout: int = field(default=5, metadata={"help": "Seconds to grade one solution (extraction + math-verify), and per answer comparison in selection."})
     # --- output ---------------------------------------------------------------------------------------------
     output_dir: str = field(default="runs/best_of_n", metadata={"help": "Run directory for all artifacts."})
 
@@ -133,8 +134,8 @@ class BestOfNConfig:
             raise BestOfNError(f"tensor_parallel_size must be at least 1, got {self.tensor_parallel_size}")
         if self.dtype not in ("auto", "bfloat16", "float16", "float32"):
             raise BestOfNError(f"dtype must be auto, bfloat16, float16 or float32, got {self.dtype!r}")
-        if self.aggregation not in ("last", "min", "prod", "mean"):
-            raise BestOfNError(f"aggregation must be last, min, prod or mean, got {self.aggregation!r}")
+        if self.aggregation not in AGGREGATIONS:
+            raise BestOfNError(f"aggregation must be one of {', '.join(AGGREGATIONS)}, got {self.aggregation!r}")
         if self.method not in METHODS:
             raise BestOfNError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
         if self.method != "best_of_n":

@@ -14,15 +14,16 @@ not change the tokens of the tiny test models (tested), on GPU in bf16 a near-ti
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 
 import torch
 
+from ..seeds import derived_seed
+
 
 def row_seed(seed: int, index: int) -> int:
     """Seed of completion ``index`` of a prompt seeded ``seed`` (hashed: neighbouring seeds share no stream)."""
-    return int(hashlib.sha256(f"{seed}:{index}".encode()).hexdigest()[:15], 16)
+    return derived_seed(seed, index)
 
 
 class RowSeededSampler:

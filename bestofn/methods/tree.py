@@ -8,11 +8,11 @@ journaled nodes rebuilds exactly the state a killed run had.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..data import Problem
+from ..seeds import derived_seed
 from ..selection import aggregate
 
 ENDED = ("stop", "length")  # finish reasons of a finished solution; "delimiter" means more steps follow
@@ -51,8 +51,7 @@ def is_empty_step(text: str, separator: str) -> bool:
 
 def beam_seed(seed: int, unique_id: str, parent_id: int | None, copy: int, iteration: int) -> int:
     """The sampling seed of one expansion: a function of content only, never of batching or resume."""
-    key = f"{seed}:{unique_id}:{parent_id}:{copy}:{iteration}"
-    return int(hashlib.sha256(key.encode()).hexdigest()[:8], 16)
+    return derived_seed(seed, f"{unique_id}:{parent_id}:{copy}:{iteration}")
 
 
 @dataclass(frozen=True)
