@@ -4,7 +4,9 @@ Per problem: sample n first steps; each iteration, keep the n/M best-scoring unf
 and expand each into M continuations of one step. A beam that ends (end of sequence, length, empty step)
 joins the problem's finished pool; the problem stops when n are finished or at the last iteration, whose
 call is unrestricted (no stop string), so every beam it expands runs to its end. The final pool is the n
-best-scoring finished beams.
+best-scoring finished beams. (When fewer than n/M beams are left to keep, fewer candidates are expanded, and
+in rare cases the pool ends with fewer than n solutions; it is never padded with copies, which would count
+twice in the votes.)
 
 Unlike search-and-learn, beams are ranked with the configured aggregation (last/min/prod/mean) and each
 problem keeps its own beams, so all problems share one batched loop.
