@@ -189,8 +189,8 @@ def stage_scores(run_dir: RunDir, problems: list[Problem], samples: list[dict]) 
     run_dir.invalidate("scores")
     journal = run_dir.journal("scores")
     scored = {(r["unique_id"], r["sample_index"]): r for r in journal.read()}
-    # A search method's solutions were scored while they were searched for: nothing to redo.
-    scored.update({(s["unique_id"], s["sample_index"]): {"prm_truncated": False, **s} for s in samples if "step_rewards" in s})
+    if cfg.method != "best_of_n":  # a search scored its solutions while searching (with this PRM: see _SEARCH_KEYS)
+        scored.update({(s["unique_id"], s["sample_index"]): s for s in samples})
     todo = [s for s in samples if (s["unique_id"], s["sample_index"]) not in scored]
     if todo:
         prm = _load_prm(cfg)
