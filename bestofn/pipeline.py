@@ -10,7 +10,8 @@ of :mod:`bestofn`: 1 data, 2 prompts, 3 backends, 4 grading, 5 prm, 6 selection)
     results   -> results.json     step 6      greedy / majority / naive / weighted Best-of-N accuracy
 
 Where the artifacts live and what a rerun may trust is :mod:`bestofn.rundir`'s job; work is journaled one
-chunk of problems at a time, so a killed stage resumes where it stopped.
+chunk of problems at a time, so a killed stage resumes where it stopped. What each stage cost (time, tokens,
+memory) goes to ``timings.json`` (:mod:`bestofn.costs`, one decorator per stage).
 """
 
 from __future__ import annotations
@@ -23,14 +24,17 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from . import costs
 from .backends import GenerationBackend, make_backend, resolve_device, resolve_dtype
 from .config import BestOfNConfig
 from .data import Problem, load_math500, select_subset
-from .errors import BestOfNError, model_load_error
+from .errors import BestOfNError, missing_folder_error, model_load_error
 from .grading import grade
 from .io import read_jsonl, write_json, write_jsonl
-from .methods.search import score_with_tokens, search_compute, search_stage
-from .prm import load_prm
+from .methods.search import search_compute, search_stage
+from .prm import load_prm, step_separator
+from .prm.base import compile_enabled
+from .prm.formats import LINE
 from .prompts import render_prompt
 from .rundir import RunDir, prepare_run_dir
 from .seeds import derived_seed
@@ -43,16 +47,31 @@ SCORE_CHUNK_SOLUTIONS = 256  # solutions per PRM journal chunk: big enough for g
 
 # --- the entry point -------------------------------------------------------------------------------------------
 def run(config: BestOfNConfig, overwrite: bool = False) -> dict[str, Any]:
-    """Run (or resume) every stage and return the contents of ``results.json``."""
+    """Run (or resume) every stage and return the contents of ``results.json``.
+
+    A run that fails (or is interrupted) before any stage finished in a folder it created removes that folder.
+    """
     run_dir = prepare_run_dir(config, overwrite)
-    problems = stage_problems(run_dir)
+    try:
+        return _run_stages(run_dir)
+    except BaseException:
+        run_dir.discard_if_unfinished()
+        raise
+
+
+def _run_stages(run_dir: RunDir) -> dict[str, Any]:
+    config = run_dir.config
     # Check both models before any work (a typo in the PRM id must not wait for hours of generation),
     # and record the commits they resolve to, so the results can be traced to exact weights.
+    models: dict[str, tuple[str, str | None]] = {}
     if not (run_dir.is_done("greedy") and run_dir.is_done("samples")):
-        run_dir.record_model("generator", config.generator, check_model_reachable(
+        models["generator"] = (config.generator, check_model_reachable(
             config.generator, config.generator_revision, "generator", "--generator"))
     if not run_dir.is_done("scores"):
-        run_dir.record_model("prm", config.prm, check_model_reachable(config.prm, config.prm_revision, "PRM", "--prm"))
+        models["prm"] = (config.prm, check_model_reachable(config.prm, config.prm_revision, "PRM", "--prm"))
+    problems = stage_problems(run_dir)
+    for role, (name, commit) in models.items():
+        run_dir.record_model(role, name, commit)
     generator = _LazyBackend(config)
     try:
         greedy = stage_greedy(run_dir, problems, generator)
@@ -66,10 +85,14 @@ def run(config: BestOfNConfig, overwrite: bool = False) -> dict[str, Any]:
 def check_model_reachable(name_or_path: str, revision: str | None, role: str, flag: str) -> str | None:
     """Fetch only the model's config.json, so a typo stops the run at once; return the Hub commit.
 
-    A local folder must hold a config.json; its commit is None (unknown).
+    A local folder must hold a config.json; its commit is None (unknown). A name that looks like a folder
+    but is none is reported as a missing folder, not as a Hub problem.
     """
-    if Path(name_or_path).is_dir():
-        if not (Path(name_or_path) / "config.json").exists():
+    missing = missing_folder_error(role, name_or_path, flag)
+    if missing is not None:
+        raise missing
+    if Path(name_or_path).expanduser().is_dir():
+        if not (Path(name_or_path).expanduser() / "config.json").exists():
             raise BestOfNError(f"the {role} folder {name_or_path} has no config.json; pass a model folder with {flag}")
         return None
     from huggingface_hub import hf_hub_download
@@ -83,6 +106,7 @@ def check_model_reachable(name_or_path: str, revision: str | None, role: str, fl
 
 
 # --- step 1: problems ------------------------------------------------------------------------------------------
+@costs.measured("problems")
 def stage_problems(run_dir: RunDir) -> list[Problem]:
     if not run_dir.is_done("problems"):
         cfg = run_dir.config
@@ -104,7 +128,8 @@ class _LazyBackend:
 
     def get(self) -> GenerationBackend:
         if self.backend is None:
-            self.backend = make_backend(self.config)
+            with costs.model_load():
+                self.backend = make_backend(self.config)
         return self.backend
 
     def close(self) -> None:
@@ -113,11 +138,13 @@ class _LazyBackend:
             self.backend = None
 
 
+@costs.measured("greedy")
 def stage_greedy(run_dir: RunDir, problems: list[Problem], generator: _LazyBackend) -> list[dict]:
     """The baseline: one greedy (temperature 0) solution per problem."""
     return _generate_stage(run_dir, "greedy", problems, generator, n=1, temperature=0.0, top_p=1.0)
 
 
+@costs.measured("samples")
 def stage_samples(run_dir: RunDir, problems: list[Problem], generator: _LazyBackend) -> list[dict]:
     """Best-of-N's candidates: N sampled solutions per problem."""
     cfg = run_dir.config
@@ -129,6 +156,7 @@ def _generate_stage(run_dir: RunDir, stage: str, problems: list[Problem], genera
     if run_dir.is_done(stage):
         return read_jsonl(run_dir.file(stage))
     cfg = run_dir.config
+    separator = generation_separator(run_dir)
     run_dir.invalidate(stage)
     journal = run_dir.journal(stage)
     rows = journal.read()
@@ -140,9 +168,11 @@ def _generate_stage(run_dir: RunDir, stage: str, problems: list[Problem], genera
     with tqdm(total=len(problems), initial=len(problems) - len(todo), desc=f"{stage} generation", unit="problem") as bar:
         for chunk in _chunks(todo, generator.get().chunk_size(n)) if todo else []:
             backend = generator.get()
-            prompts = [render_prompt(backend.tokenizer, p.problem, cfg.system_prompt, cfg.user_template) for p in chunk]
-            outputs = backend.generate(prompts, n=n, temperature=temperature, top_p=top_p,
-                                       max_new_tokens=cfg.max_new_tokens, seed=derived_seed(cfg.seed, chunk[0].unique_id))
+            prompts = [render_prompt(backend.tokenizer, p.problem, cfg.system_prompt, cfg.user_template, separator)
+                       for p in chunk]
+            outputs = costs.metered_generate(backend, prompts, n=n, temperature=temperature, top_p=top_p,
+                                             max_new_tokens=cfg.max_new_tokens,
+                                             seed=derived_seed(cfg.seed, chunk[0].unique_id))
             new_rows = [_solution_row(p, i, c, gold[p.unique_id], cfg.grading_timeout, stage)
                         for p, completions in zip(chunk, outputs) for i, c in enumerate(completions)]
             journal.append(new_rows)  # a kill after this line loses nothing of this chunk
@@ -153,6 +183,23 @@ def _generate_stage(run_dir: RunDir, stage: str, problems: list[Problem], genera
     write_jsonl(run_dir.file(stage), rows)
     run_dir.mark_done(stage)
     return rows
+
+
+def generation_separator(run_dir: RunDir) -> str:
+    """The step separator the prompt asks for: the one the run's solutions use, else the configured PRM's.
+
+    Once a generation stage has started (finished, or journaled), its separator is the run's (recorded in
+    the manifest), so greedy and samples always match, and a new PRM rescores without regenerating. Runs
+    from before the separator was recorded were all prompted for one step per line. The PRM's separator is
+    read from its config.json (or known Hub id) alone: no weights are loaded before generation.
+    """
+    started = any(run_dir.is_done(s) or run_dir.journal(s).path.exists() for s in ("greedy", "samples"))
+    if started:
+        return run_dir.step_separator() or LINE
+    cfg = run_dir.config
+    separator = step_separator(cfg.prm, cfg.prm_format, cfg.prm_revision)
+    run_dir.record_step_separator(separator)
+    return separator
 
 
 def _solution_row(problem: Problem, index: int, completion, gold: str, timeout: int, stage: str) -> dict:
@@ -177,10 +224,11 @@ def stage_search(run_dir: RunDir, problems: list[Problem], generator: _LazyBacke
 def _load_prm(cfg: BestOfNConfig):
     device = resolve_device(cfg.device)
     return load_prm(cfg.prm, device=device, dtype=resolve_dtype(cfg.dtype, device), revision=cfg.prm_revision,
-                    batch_tokens=cfg.prm_batch_tokens, max_length=cfg.prm_max_length)
+                    format=cfg.prm_format, batch_tokens=cfg.prm_batch_tokens, max_length=cfg.prm_max_length)
 
 
 # --- step 5: PRM scores ---------------------------------------------------------------------------------------------
+@costs.measured("scores")
 def stage_scores(run_dir: RunDir, problems: list[Problem], samples: list[dict]) -> list[dict]:
     """Score every sampled solution with the PRM; adds ``step_rewards``, ``reward``, ``prm_truncated``."""
     if run_dir.is_done("scores"):
@@ -193,13 +241,24 @@ def stage_scores(run_dir: RunDir, problems: list[Problem], samples: list[dict]) 
         scored.update({(s["unique_id"], s["sample_index"]): s for s in samples})
     todo = [s for s in samples if (s["unique_id"], s["sample_index"]) not in scored]
     if todo:
-        prm = _load_prm(cfg)
+        device = resolve_device(cfg.device)
+        compile = compile_enabled(cfg.prm_compile, device, sum(s["num_tokens"] for s in todo))
+        with costs.model_load():
+            prm = load_prm(cfg.prm, device=device, dtype=resolve_dtype(cfg.dtype, device), revision=cfg.prm_revision,
+                           format=cfg.prm_format, batch_tokens=cfg.prm_batch_tokens, max_length=cfg.prm_max_length,
+                           compile=compile)
+        generated_with = run_dir.step_separator() or LINE
+        if prm.step_separator != generated_with:  # said once per scoring stage, not once per solution
+            log.warning("the solutions were generated with steps separated by %r, but the PRM (%s format) splits "
+                        "steps at %r: its step rewards follow its own separator; for matched steps, generate a new "
+                        "run with this PRM", generated_with, prm.format, prm.step_separator)
         problem_text = {p.unique_id: p.problem for p in problems}
         with tqdm(total=len(samples), initial=len(samples) - len(todo), desc="PRM scoring", unit="solution") as bar:
             for chunk in _chunks(todo, SCORE_CHUNK_SOLUTIONS):
-                scores, tokens = score_with_tokens(prm, [problem_text[s["unique_id"]] for s in chunk], [s["text"] for s in chunk])
+                scores = costs.metered_score(prm, [problem_text[s["unique_id"]] for s in chunk],
+                                             [s["text"] for s in chunk])
                 new = [{"unique_id": s["unique_id"], "sample_index": s["sample_index"], "step_rewards": sc.step_rewards,
-                        "prm_truncated": sc.truncated, "prm_tokens": t} for s, sc, t in zip(chunk, scores, tokens)]
+                        "prm_truncated": sc.truncated} for s, sc in zip(chunk, scores)]
                 journal.append(new)
                 scored.update({(r["unique_id"], r["sample_index"]): r for r in new})
                 bar.update(len(chunk))
@@ -219,6 +278,7 @@ def stage_scores(run_dir: RunDir, problems: list[Problem], samples: list[dict]) 
 
 
 # --- step 6: selection and accuracy -----------------------------------------------------------------------------
+@costs.measured("results")
 def stage_results(run_dir: RunDir, problems: list[Problem], greedy: list[dict], samples: list[dict]) -> dict[str, Any]:
     """Apply every selection rule to every problem and write the accuracies to ``results.json``."""
     cfg = run_dir.config

@@ -15,7 +15,6 @@ compute-optimal choice per level.
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +28,7 @@ from ..io import read_jsonl
 from ..methods import METHODS
 from ..methods.search import TREE_FILE
 from . import analysis as A
-from .run_report import FORMATS, Doc, _n_axis, _percent_axis, pct, plural, points, render, with_ci
+from .run_report import Doc, _n_axis, _percent_axis, pct, plural, points, render, with_ci
 
 METHOD_LABELS = {"best_of_n": "Best-of-N", "beam_search": "beam search", "dvts": "DVTS"}
 METHOD_COLORS = {"best_of_n": "#2ca02c", "beam_search": "#d62728", "dvts": "#1f77b4"}
@@ -314,30 +313,3 @@ def write_compare_report(run_dirs: Sequence[str | Path], output_dir: str | Path,
     cmp = compare_runs(run_dirs, selection, subsets, seed, bootstrap)
     figures = {"compare_accuracy.png": plot_overall(cmp), "compare_by_level.png": plot_by_level(cmp)}
     return render(build_compare_report(cmp), figures, Path(output_dir), "Best-of-N vs beam search vs DVTS", formats)
-
-
-# --------------------------------------------------------------------------------------------------------
-# Command line
-# --------------------------------------------------------------------------------------------------------
-def add_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Add ``bestofn compare RUN_DIR... --output-dir DIR`` to the CLI's subcommands."""
-    from .run_report import add_report_options
-
-    p = subparsers.add_parser(
-        "compare", help="Best-of-N, beam search and DVTS runs side by side at equal compute",
-        description="Write report.md, report.html and PNGs comparing finished runs (e.g. one per --method) on "
-        "the problems they share: accuracy vs N and vs generated tokens, per level, and the compute-optimal method.")
-    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="finished run directories (`bestofn run`)")
-    p.add_argument("--output-dir", dest="compare_dir", required=True, help="where to write the comparison")
-    p.add_argument("--selection", choices=A.SELECTION_METHODS, default=DEFAULT_SELECTION,
-                   help="rule that picks the answer from each final pool (default: %(default)s)")
-    add_report_options(p, seed_flags=("--seed",))
-    p.set_defaults(func=run_cli)
-    return p
-
-
-def run_cli(args: argparse.Namespace) -> int:
-    written = write_compare_report(args.run_dirs, args.compare_dir, args.selection, args.subsets, args.report_seed,
-                                   args.bootstrap, FORMATS[args.format])
-    print(f"wrote {len(written)} files to {written[0].parent}: " + ", ".join(p.name for p in written))
-    return 0
