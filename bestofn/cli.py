@@ -3,6 +3,7 @@
     bestofn run --config recipes/best_of_n.yaml [--n 16 --temperature 0.8 ...]
     bestofn report RUN_DIR
     bestofn import FILE_OR_HUB_ID --output-dir RUN_DIR
+    bestofn compare RUN_DIR... --output-dir DIR
     bestofn sweep --temperatures 0.4,0.8,1.2 [run flags]
     bestofn push RUN_DIR --repo-id OWNER/NAME [--dry-run --save-dir DIR]
 
@@ -159,6 +160,13 @@ def _report(args: argparse.Namespace) -> None:
     print(f"wrote {len(written)} files to {written[0].parent}: " + ", ".join(p.name for p in written))
 
 
+def _compare(args: argparse.Namespace) -> None:
+    from .report.compare import write_compare_report
+
+    written = write_compare_report(args.run_dirs, args.compare_dir, args.selection, **report_settings(args))
+    print(f"wrote {len(written)} files to {written[0].parent}: " + ", ".join(p.name for p in written))
+
+
 def _temperatures(text: str) -> list[float]:
     from .sweep import parse_temperatures
 
@@ -265,6 +273,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--save-dir", metavar="DIR", help="folder for the files (required with --dry-run; kept after a push)")
     p.add_argument("--commit-message", metavar="TEXT", help="message of the upload commit")
     p.set_defaults(func=_push)
+
+    p = sub.add_parser(
+        "compare", formatter_class=_ReportHelp, allow_abbrev=False,
+        help="Best-of-N, beam search and DVTS runs side by side at equal compute",
+        description="Write report.md, report.html and PNGs comparing finished runs (e.g. one per --method) on the "
+        "problems they share: accuracy vs N and vs generated tokens, per level, and the compute-optimal method.")
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="finished run directories (`bestofn run`)")
+    p.add_argument("--output-dir", dest="compare_dir", required=True, help="where to write the comparison")
+    p.add_argument("--selection", choices=("majority", "naive_bon", "weighted_bon"), default="weighted_bon",
+                   help="rule that picks the answer from each final pool (default: %(default)s)")
+    add_report_flags(p, seed_flags=("--seed",))
+    p.set_defaults(func=_compare)
     return parser
 
 

@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from .errors import BestOfNError
+from .methods import METHODS
 from .fields import check_value, field_types
 from .prm.formats import BLANK_LINE, FORMATS, LINE
 from .selection import AGGREGATIONS
@@ -96,6 +97,19 @@ class BestOfNConfig:
     )
     tensor_parallel_size: int = field(default=1, metadata={"help": "vLLM: GPUs to shard the generator over."})
     enforce_eager: bool = field(default=False, metadata={"help": "vLLM: disable CUDA graphs (slower, less memory)."})
+    # --- search method ------------------------------------------------------------------------------------
+    method: str = field(
+        default="best_of_n",
+        metadata={"help": "best_of_n (sample n, then select), beam_search or dvts (PRM-guided search, n final solutions).",
+                  "choices": METHODS},
+    )
+    beam_width: int = field(
+        default=4, metadata={"help": "Search methods: M, candidates per kept beam (beam_search keeps n/M beams; dvts "
+                                     "runs n/M subtrees); n must be a multiple of it."})
+    num_iterations: int = field(
+        default=40, metadata={"help": "Search methods: most steps per solution; the last one runs beams to their end."})
+    lookahead: int = field(
+        default=0, metadata={"help": "Search methods: greedy steps generated after a candidate only to score it."})
     # --- PRM scoring ----------------------------------------------------------------------------------------
     prm: str = field(
         default="Skywork/Skywork-o1-Open-PRM-Qwen-2.5-1.5B", metadata={"help": "Process reward model: Hub id or local path."}
@@ -165,6 +179,15 @@ class BestOfNConfig:
         for key in ("generation_batch_tokens", "generation_batch_size"):
             if getattr(self, key) is not None and getattr(self, key) < 1:
                 raise BestOfNError(f"{key} must be a positive number, got {getattr(self, key)} (or unset it)")
+        if self.method not in METHODS:
+            raise BestOfNError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
+        if self.method != "best_of_n":
+            if self.beam_width < 1 or self.n % self.beam_width:
+                raise BestOfNError(f"n ({self.n}) must be a positive multiple of beam_width ({self.beam_width}) for "
+                                   f"{self.method}; e.g. --n 16 --beam-width 4")
+            if self.num_iterations < 1 or self.lookahead < 0:
+                raise BestOfNError(f"num_iterations must be >= 1 and lookahead >= 0, got {self.num_iterations} and "
+                                   f"{self.lookahead}")
         if "{problem}" not in self.user_template:
             raise BestOfNError("user_template must contain '{problem}', where the problem text goes")
 
@@ -188,7 +211,7 @@ class BestOfNConfig:
     # --- stage fingerprints -------------------------------------------------------------------------------
     def fingerprint(self, stage: str) -> str:
         """Hash of the settings that ``stage`` (and every stage it reads from) depends on."""
-        keys = sorted(stage_keys(stage))
+        keys = sorted(stage_keys(stage, self.method))
         blob = json.dumps({k: getattr(self, k) for k in keys}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -242,11 +265,17 @@ _UPSTREAM: dict[str, tuple[str, ...]] = {
     "results": ("scores",),
 }
 STAGES = tuple(_OWN_KEYS)
+# A search method's samples are chosen by the PRM while they are generated, so they depend on the PRM and
+# the aggregation too. Best-of-N's fingerprints leave these keys out (its finished runs stay valid).
+_SEARCH_KEYS = ("method", "beam_width", "num_iterations", "lookahead", "prm", "prm_revision", "prm_max_length",
+                "aggregation")
 
 
-def stage_keys(stage: str) -> set[str]:
-    """All config keys whose change invalidates ``stage``."""
+def stage_keys(stage: str, method: str = "best_of_n") -> set[str]:
+    """All config keys whose change invalidates ``stage`` (for runs of ``method``)."""
     keys = set(_OWN_KEYS[stage])
+    if method != "best_of_n" and stage == "samples":
+        keys |= set(_SEARCH_KEYS)
     for up in _UPSTREAM[stage]:
-        keys |= stage_keys(up)
+        keys |= stage_keys(up, method)
     return keys

@@ -269,8 +269,11 @@ def metered_score(prm: Any, problems: list[str], responses: list[str]) -> Any:
     if meter is not None:
         meter.cost.model_s += time.perf_counter() - start
         meter.cost.sequences += len(responses)
+        read = [getattr(sc, "num_tokens", None) for sc in scores]
         tokenizer = getattr(prm, "tokenizer", None)
-        if tokenizer is not None:  # problem + solution: the PRM's own step separators add a few more
+        if all(t is not None for t in read):  # the PRM's own count of what it read
+            meter.cost.prompt_tokens += sum(read)
+        elif tokenizer is not None:  # else problem + solution: the PRM's own step separators add a few more
             meter.cost.prompt_tokens += _count_tokens(tokenizer, problems) + _count_tokens(tokenizer, responses)
         meter.flush(finished=False)
     return scores

@@ -31,6 +31,7 @@ from .data import Problem, load_math500, select_subset
 from .errors import BestOfNError, missing_folder_error, model_load_error
 from .grading import grade
 from .io import read_jsonl, write_json, write_jsonl
+from .methods.search import search_compute, search_stage
 from .prm import load_prm, step_separator
 from .prm.base import compile_enabled
 from .prm.formats import LINE
@@ -78,7 +79,7 @@ def _run_stages(run_dir: RunDir) -> dict[str, Any]:
     generator = _LazyBackend(config)
     try:
         greedy = stage_greedy(run_dir, problems, generator)
-        samples = stage_samples(run_dir, problems, generator)
+        samples = (stage_samples if config.method == "best_of_n" else stage_search)(run_dir, problems, generator)
     finally:
         generator.close()  # free the generator's memory before the PRM is loaded on the same device
     samples = stage_scores(run_dir, problems, samples)
@@ -217,6 +218,19 @@ def _chunks(items: list, size: int) -> Iterator[list]:
         yield items[start : start + size]
 
 
+def stage_search(run_dir: RunDir, problems: list[Problem], generator: _LazyBackend) -> list[dict]:
+    """Beam search or DVTS (:mod:`bestofn.methods`): the PRM steers generation, so it is loaded alongside."""
+    cfg = run_dir.config
+    return search_stage(run_dir, problems, generator.get, lambda: _load_prm(cfg),
+                        lambda text, gold: grade(text, gold, cfg.grading_timeout))
+
+
+def _load_prm(cfg: BestOfNConfig):
+    device = resolve_device(cfg.device)
+    return load_prm(cfg.prm, device=device, dtype=resolve_dtype(cfg.dtype, device), revision=cfg.prm_revision,
+                    format=cfg.prm_format, batch_tokens=cfg.prm_batch_tokens, max_length=cfg.prm_max_length)
+
+
 # --- step 5: PRM scores ---------------------------------------------------------------------------------------------
 @costs.measured("scores")
 def stage_scores(run_dir: RunDir, problems: list[Problem], samples: list[dict]) -> list[dict]:
@@ -227,6 +241,8 @@ def stage_scores(run_dir: RunDir, problems: list[Problem], samples: list[dict]) 
     run_dir.invalidate("scores")
     journal = run_dir.journal("scores")
     scored = {(r["unique_id"], r["sample_index"]): r for r in journal.read()}
+    if cfg.method != "best_of_n":  # a search scored its solutions while searching (with this PRM: see _SEARCH_KEYS)
+        scored.update({(s["unique_id"], s["sample_index"]): s for s in samples})
     todo = [s for s in samples if (s["unique_id"], s["sample_index"]) not in scored]
     if todo:
         device = resolve_device(cfg.device)
@@ -246,7 +262,7 @@ def stage_scores(run_dir: RunDir, problems: list[Problem], samples: list[dict]) 
                 scores = costs.metered_score(prm, [problem_text[s["unique_id"]] for s in chunk],
                                              [s["text"] for s in chunk])
                 new = [{"unique_id": s["unique_id"], "sample_index": s["sample_index"], "step_rewards": sc.step_rewards,
-                        "prm_truncated": sc.truncated} for s, sc in zip(chunk, scores)]
+                        "prm_truncated": sc.truncated, "prm_tokens": sc.num_tokens} for s, sc in zip(chunk, scores)]
                 journal.append(new)
                 scored.update({(r["unique_id"], r["sample_index"]): r for r in new})
                 bar.update(len(chunk))
@@ -259,7 +275,7 @@ def stage_scores(run_dir: RunDir, problems: list[Problem], samples: list[dict]) 
         sc = scored[(s["unique_id"], s["sample_index"])]
         rewards = sc["step_rewards"]
         rows.append({**s, "step_rewards": rewards, "reward": rewards[-1] if rewards else None,
-                     "prm_truncated": sc["prm_truncated"]})
+                     "prm_truncated": sc["prm_truncated"], "prm_tokens": sc.get("prm_tokens")})
     write_jsonl(run_dir.file("scores"), rows)
     run_dir.mark_done("scores")
     return rows
@@ -290,6 +306,8 @@ def stage_results(run_dir: RunDir, problems: list[Problem], greedy: list[dict], 
         "string_match": {"greedy": _rate([g["string_match"] for g in greedy]),
                          "samples": _rate([s["string_match"] for s in samples])},
         "tokens": {"greedy": _total_tokens(greedy), "samples": _total_tokens(samples)},
+        "method": cfg.method,
+        "compute": _compute(run_dir, samples),
         "per_problem": per_problem,
     }
     write_json(run_dir.file("results"), results)
@@ -297,9 +315,10 @@ def stage_results(run_dir: RunDir, problems: list[Problem], greedy: list[dict], 
     return results
 
 
-def _total_tokens(rows: list[dict]) -> int | None:
-    """Generated tokens of ``rows``; None when a count is unknown (imported completions), never a partial sum."""
-    counts = [r.get("num_tokens") for r in rows]
+def _total_tokens(rows: list[dict], key: str = "num_tokens") -> int | None:
+    """Tokens of ``rows`` (generated, or ``prm_tokens``: read by the PRM); None when a count is unknown
+    (imported completions, a PRM that cannot count), never a partial sum."""
+    counts = [r.get(key) for r in rows]
     return None if any(c is None for c in counts) else sum(counts)
 
 
@@ -327,6 +346,19 @@ def _select_for_problem(problem: Problem, greedy: dict | None, samples: list[dic
         "pass_at_n": {"correct": any(s["correct"] for s in samples)},
         "groups": answer_groups(answers, rewards, groups=groups),
     }
+
+
+def _compute(run_dir: RunDir, samples: list[dict]) -> dict[str, Any]:
+    """What the method spent: generated tokens (for a search: every step, pruned beams and lookahead included)
+    and the tokens the PRM read, in total and per problem."""
+    cfg = run_dir.config
+    if cfg.method == "best_of_n":
+        spent = {"generated_tokens": _total_tokens(samples), "prm_tokens": _total_tokens(samples, "prm_tokens")}
+    else:
+        spent = search_compute(run_dir.path)
+    problems = len({s["unique_id"] for s in samples}) or 1
+    return {"method": cfg.method, **spent,
+            **{f"{k}_per_problem": None if v is None else v / problems for k, v in spent.items()}}
 
 
 def _rate(flags: Sequence[bool]) -> dict[str, Any]:

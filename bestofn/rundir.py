@@ -155,7 +155,7 @@ def prepare_run_dir(config: BestOfNConfig, overwrite: bool, repair: bool = False
     if previous.exists():
         old = BestOfNConfig.from_yaml(previous)
         stale = [s for s in run_dir.manifest() if old.fingerprint(s) != config.fingerprint(s)]
-        keys = set().union(*(stage_keys(s) for s in stale))
+        keys = set().union(*(stage_keys(s, old.method) | stage_keys(s, config.method) for s in stale))
         changed = sorted(k for k in keys if getattr(old, k) != getattr(config, k))
         if stale and not overwrite:
             diff = ", ".join(f"{k}: {getattr(old, k)!r} -> {getattr(config, k)!r}" for k in changed)

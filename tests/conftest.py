@@ -50,6 +50,31 @@ def tiny_generator_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def peaked_generator_dir(tiny_generator_dir, tmp_path_factory) -> Path:
+    """The tiny generator with its weights redrawn at std 0.3 instead of 0.02.
+
+    With the default small weights the logits are nearly flat and greedy decoding repeats one token ("\\n")
+    for every prompt, so agreement between backends would prove nothing. Peaked logits give varied texts,
+    of varied lengths, some ending on a stop token and some cut at the length limit.
+    """
+    import shutil
+
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    path = tmp_path_factory.mktemp("models") / "peaked-generator"
+    shutil.copytree(tiny_generator_dir, path)
+    model = AutoModelForCausalLM.from_pretrained(tiny_generator_dir)
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for param in model.parameters():
+            if param.dim() >= 2:  # matrices and embeddings; norms keep their ones
+                param.copy_(torch.randn(param.shape, generator=generator) * 0.3)
+    model.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
 def tiny_prm_dir(tmp_path_factory) -> Path:
     return make_tiny_prm(tmp_path_factory.mktemp("models") / "prm")
 

@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 import pytest
-import torch
 import yaml
 
 from bestofn.config import DEFAULT_SYSTEM_PROMPT, DEFAULT_USER_TEMPLATE, BestOfNConfig
@@ -47,28 +45,6 @@ def _require_vllm() -> None:
 @pytest.fixture(scope="module")
 def vllm_available() -> None:
     _require_vllm()
-
-
-@pytest.fixture(scope="module")
-def peaked_generator_dir(tiny_generator_dir, tmp_path_factory) -> Path:
-    """The tiny generator with its weights redrawn at std 0.3 instead of 0.02.
-
-    With the default small weights the logits are nearly flat and greedy decoding repeats one token ("\\n")
-    for every prompt, so agreement between backends would prove nothing. Peaked logits give varied texts,
-    of varied lengths, some ending on a stop token and some cut at the length limit.
-    """
-    from transformers import AutoModelForCausalLM
-
-    path = tmp_path_factory.mktemp("models") / "peaked-generator"
-    shutil.copytree(tiny_generator_dir, path)
-    model = AutoModelForCausalLM.from_pretrained(tiny_generator_dir)
-    generator = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for param in model.parameters():
-            if param.dim() >= 2:  # matrices and embeddings; norms keep their ones
-                param.copy_(torch.randn(param.shape, generator=generator) * 0.3)
-    model.save_pretrained(path)
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -323,6 +299,57 @@ def test_bestofn_run_with_vllm_end_to_end(vllm_available, tiny_generator_dir, ti
     assert max(g["rss_mib"] for g in seen["generate"]) > 500  # the probe sees the engine's processes while they live
     assert seen["prm_load"][0]["rss_mib"] < 100  # and none of them when the PRM loads
     assert not any(name.startswith("VLLM") for name in seen["prm_load"][0]["names"])
+
+
+# --- search methods on the shared engine (issue 13) -----------------------------------------------------------------
+def test_steps_stop_like_the_transformers_backend(vllm_backend, peaked_config, prompts):
+    """A step stopped at a stop string: the same text (stop string kept), token count and finish reason in both
+    backends (the peaked model writes few newlines, so a space stands in for the step delimiter)."""
+    reference = TransformersBackend.from_config(peaked_config)
+    args = dict(n=1, temperature=0.0, top_p=1.0, max_new_tokens=24, seed=0, stop=[" "])
+    ours = vllm_backend.generate(prompts[:6], **args)
+    theirs = reference.generate(prompts[:6], **args)
+    reference.close()
+    assert [c[0] for c in ours] == [c[0] for c in theirs]
+    assert any(c[0].finish_reason == "delimiter" and c[0].text.endswith(" ") for c in ours)
+
+
+def test_per_prompt_seeds_do_not_depend_on_the_batch(vllm_backend, prompts):
+    args = dict(n=2, temperature=1.0, top_p=1.0, max_new_tokens=16, seed=0, stop=[" "])
+    together = vllm_backend.generate(prompts[:2], seeds=[5, 6], **args)
+    assert vllm_backend.generate(prompts[1:2], seeds=[6], **args) == together[1:]
+    assert vllm_backend.generate(prompts[:1], seeds=[7], **args) != together[:1]
+
+
+class _Shared:
+    """The module's engine for pipeline.run, which closes its backend at the end: closing is left to the last test."""
+
+    def __init__(self, backend):
+        self.backend = backend
+
+    def __getattr__(self, name):
+        return getattr(self.backend, name)
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("method", ["beam_search", "dvts"])
+def test_search_run_with_vllm_end_to_end(method, vllm_backend, peaked_config, tiny_prm_dir, math500_path, tmp_path,
+                                         monkeypatch):
+    from bestofn import pipeline
+
+    monkeypatch.setattr(pipeline, "make_backend", lambda config: _Shared(vllm_backend))
+    config = BestOfNConfig(**{**peaked_config.to_dict(), "prm": str(tiny_prm_dir), "dataset": str(math500_path),
+                              "num_problems": 2, "n": 4, "max_new_tokens": 24, "method": method, "beam_width": 2,
+                              "num_iterations": 3, "output_dir": str(tmp_path / "run")})
+    results = pipeline.run(config)
+    rows = read_jsonl(tmp_path / "run" / "samples.jsonl")
+    assert len(rows) == 8 and all(r["finish_reason"] in ("stop", "length") for r in rows)
+    assert all(r["num_tokens"] <= 24 and r["step_rewards"] for r in rows)
+    tree = read_jsonl(tmp_path / "run" / "tree.jsonl")
+    assert all(n["text"].endswith("\n") for n in tree if n["finish_reason"] == "delimiter")
+    assert results["method"] == method and results["compute"]["generated_tokens"] > 0
 
 
 # --- last: closing the shared engine releases it -----------------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -26,7 +27,9 @@ class Completion:
 
     text: str
     num_tokens: int  # generated tokens, the end-of-sequence token included when there is one
-    finish_reason: str  # "stop": the model ended it; "length": cut off at max_new_tokens
+    # "stop": the model ended it (end of sequence); "length": cut off at max_new_tokens; "delimiter": halted at
+    # one of the call's ``stop`` strings (a step of a search method), which the text keeps at its end.
+    finish_reason: str
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -39,11 +42,17 @@ class GenerationBackend(ABC):
 
     @abstractmethod
     def generate(
-        self, prompts: list[str], *, n: int, temperature: float, top_p: float, max_new_tokens: int, seed: int
+        self, prompts: list[str], *, n: int, temperature: float, top_p: float, max_new_tokens: int, seed: int,
+        stop: Sequence[str] | None = None, seeds: Sequence[int] | None = None,
     ) -> list[list[Completion]]:
         """``n`` completions per prompt; ``temperature == 0`` means greedy (then ``n`` must be 1).
 
         The same prompts, settings and seed must give the same completions on the same hardware.
+        ``stop``: strings that end a completion (finish reason ``"delimiter"``), kept at the end of its text;
+        a prompt may end inside the assistant's turn (rendered chat prompt + a partial solution), and
+        generation continues from there. ``seeds``: one seed per prompt, replacing ``seed``; then a prompt's
+        completions depend on its own seed only, not on the other prompts of the call (search methods
+        derive each beam's seed from its content, so batching never changes a run).
         """
 
     def chunk_size(self, n: int) -> int:

@@ -27,6 +27,7 @@ import torch
 from ..config import COMPILE_GENERATION_CHOICES, BestOfNConfig
 from ..errors import BestOfNError, model_load_error
 from .base import Completion, GenerationBackend, resolve_device, resolve_dtype, stop_token_ids
+from .row_seeds import RowSeededSampler, row_seed
 
 log = logging.getLogger(__name__)
 
@@ -209,7 +210,8 @@ class TransformersBackend(GenerationBackend):
 
     @torch.inference_mode()
     def generate(
-        self, prompts: list[str], *, n: int, temperature: float, top_p: float, max_new_tokens: int, seed: int
+        self, prompts: list[str], *, n: int, temperature: float, top_p: float, max_new_tokens: int, seed: int,
+        stop: Sequence[str] | None = None, seeds: Sequence[int] | None = None,
     ) -> list[list[Completion]]:
         greedy = temperature == 0
         if greedy and n != 1:
@@ -219,33 +221,45 @@ class TransformersBackend(GenerationBackend):
         for b, batch in enumerate(plan_batches(lengths, n, max_new_tokens, self.batch_tokens, self.max_batch_sequences)):
             # One seed per batch: the same chunk of prompts always samples the same solutions.
             torch.manual_seed(seed + b)
+            batch_seeds = None if seeds is None or greedy else seeds[batch.start : batch.stop]
             groups = self._generate_batch(prompts[batch.start : batch.stop], batch.copies, temperature, top_p,
-                                          max_new_tokens)
+                                          max_new_tokens, stop, batch_seeds)
             for i, group in enumerate(groups, start=batch.start):
                 out[i].extend(group)  # a prompt split over several batches collects its copies in order
         return out
 
     def _generate_batch(
-        self, prompts: list[str], n: int, temperature: float, top_p: float, max_new_tokens: int
+        self, prompts: list[str], n: int, temperature: float, top_p: float, max_new_tokens: int,
+        stop: Sequence[str] | None = None, seeds: Sequence[int] | None = None,
     ) -> list[list[Completion]]:
+        # Per-row seeds decode greedily over the sampled tokens, and greedy decoding takes one sequence per row:
+        # the prompts are then repeated n times here instead of by num_return_sequences (same row order).
+        rows, per_row = (prompts, n) if seeds is None else ([p for p in prompts for _ in range(n)], 1)
         # The chat template already wrote the special tokens, so none are added here.
-        enc = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.model.device)
+        enc = self.tokenizer(rows, return_tensors="pt", padding=True, add_special_tokens=False).to(self.model.device)
         sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p, "top_k": 0}
+        greedy = {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
+        extra: dict[str, Any] = {"stop_strings": list(stop), "tokenizer": self.tokenizer} if stop else {}
+        if seeds is not None:  # per-row streams (see row_seeds): sampled here, so generate() decodes greedily
+            rows = [row_seed(s, j) for s in seeds for j in range(n)]
+            extra["logits_processor"] = [RowSeededSampler(rows, temperature, top_p, self.model.device)]
+            sampling = greedy
         output = self.model.generate(
             **enc,
             max_new_tokens=max_new_tokens,
-            num_return_sequences=n,
+            num_return_sequences=per_row,
             eos_token_id=self.stop_ids,
             pad_token_id=self.tokenizer.pad_token_id,
             # The method samples from the model's own distribution, shaped only by temperature and top_p.
             # Qwen2.5-Instruct's generation_config.json sets repetition_penalty=1.1 (and top_k=20), which
             # generate() would otherwise apply, even to greedy decoding; vLLM does not apply them either.
             repetition_penalty=1.0,
-            **(sampling if temperature > 0 else {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}),
+            **(sampling if temperature > 0 else greedy),
+            **extra,
             **self._cache_options(enc["input_ids"].shape[1] + max_new_tokens),
         )
         new_tokens = output[:, enc["input_ids"].shape[1] :].tolist()
-        completions = [self._completion(seq, max_new_tokens) for seq in new_tokens]
+        completions = [self._completion(seq, max_new_tokens, stop) for seq in new_tokens]
         return [completions[i * n : (i + 1) * n] for i in range(len(prompts))]
 
     def _cache_options(self, sequence_length: int) -> dict[str, Any]:
@@ -263,7 +277,11 @@ class TransformersBackend(GenerationBackend):
         # transformers compiles the forward of a static-cache generate on CUDA (mode "reduce-overhead": CUDA graphs).
         return {**options, "compile_config": CompileConfig()}
 
-    def _completion(self, token_ids: list[int], max_new_tokens: int) -> Completion:
+    def _completion(self, token_ids: list[int], max_new_tokens: int, stop: Sequence[str] | None = None) -> Completion:
+        if stop:
+            halted = self._stop_string_completion(token_ids, stop)
+            if halted is not None:
+                return halted
         stop_at = next((i for i, t in enumerate(token_ids) if t in self.stop_ids), None)
         if stop_at is None:
             kept, reason = token_ids, "length"
@@ -271,6 +289,28 @@ class TransformersBackend(GenerationBackend):
             kept, reason = token_ids[:stop_at], "stop"
         text = self.tokenizer.decode(kept, skip_special_tokens=True)
         return Completion(text=text, num_tokens=len(kept) + (reason == "stop"), finish_reason=reason)
+
+    def _stop_string_completion(self, token_ids: list[int], stop: Sequence[str]) -> Completion | None:
+        """The completion cut right after its first stop string (as vLLM cuts it), or None without one.
+
+        Generation halts at the token that completes a stop string; later positions of the row are padding
+        (which may be an end-of-sequence id), so the stop string is looked for before any stop token.
+        """
+        end = next((i for i, t in enumerate(token_ids) if t in self.stop_ids), len(token_ids))
+        text = self.tokenizer.decode(token_ids[:end], skip_special_tokens=True)
+        hits = [text.find(s) + len(s) for s in stop if s in text]
+        if not hits:
+            return None
+        cut = min(hits)
+        # Tokens generated: the shortest prefix of ids whose text already holds the stop string.
+        lo, hi = 1, end
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if len(self.tokenizer.decode(token_ids[:mid], skip_special_tokens=True)) >= cut:
+                hi = mid
+            else:
+                lo = mid + 1
+        return Completion(text=text[:cut], num_tokens=lo, finish_reason="delimiter")
 
     def close(self) -> None:
         device = self.model.device

@@ -26,6 +26,7 @@ from __future__ import annotations
 import gc
 import logging
 import multiprocessing
+from collections.abc import Sequence
 from typing import Any
 
 from ..config import BestOfNConfig
@@ -90,7 +91,8 @@ class VLLMBackend(GenerationBackend):
         return max(1, SEQUENCES_PER_CALL // n)
 
     def generate(
-        self, prompts: list[str], *, n: int, temperature: float, top_p: float, max_new_tokens: int, seed: int
+        self, prompts: list[str], *, n: int, temperature: float, top_p: float, max_new_tokens: int, seed: int,
+        stop: Sequence[str] | None = None, seeds: Sequence[int] | None = None,
     ) -> list[list[Completion]]:
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
@@ -107,10 +109,14 @@ class VLLMBackend(GenerationBackend):
                 n=n,
                 temperature=temperature,
                 top_p=top_p if temperature > 0 else 1.0,  # top_k stays at its default, no cut, as in transformers
-                seed=prompt_seed(seed, k),  # vLLM gives sample j of this prompt seed + j
+                seed=prompt_seed(seed, k) if seeds is None else seeds[k],  # sample j of this prompt: seed + j
                 max_tokens=max_new_tokens,
                 stop_token_ids=self.stop_ids,
-                detokenize=False,  # text is decoded below from the kept ids, exactly as the transformers backend does
+                # Stop strings need vLLM's own detokenizer; without them the text is decoded below from the kept
+                # ids, exactly as the transformers backend does.
+                stop=list(stop) if stop else None,
+                include_stop_str_in_output=True,  # a step keeps its delimiter, the PRM splits steps at it
+                detokenize=bool(stop),
             )
             for k in range(len(prompts))
         ]
@@ -142,6 +148,8 @@ class VLLMBackend(GenerationBackend):
     def _completion(self, out: Any) -> Completion:
         """vLLM output -> :class:`Completion`, with the transformers backend's definitions."""
         ids = list(out.token_ids)
+        if out.finish_reason == "stop" and isinstance(out.stop_reason, str):  # halted at a stop string
+            return Completion(text=out.text, num_tokens=len(ids), finish_reason="delimiter")
         if out.finish_reason == "stop":
             # vLLM keeps the stop token in token_ids; it is counted but not decoded, as in the transformers backend.
             kept = ids[:-1] if ids and ids[-1] in self.stop_ids else ids

@@ -56,6 +56,7 @@ class PRMScore:
 
     step_rewards: list[float]
     truncated: bool  # input was longer than the PRM's context: only the steps that fit were scored
+    num_tokens: int | None = None  # tokens the PRM read for this solution (its share of the compute)
 
     @property
     def reward(self) -> float | None:
@@ -167,12 +168,12 @@ class PRMScorer(nn.Module):
         from tqdm.auto import tqdm
 
         # A pair with no step inside the context (a huge problem) needs no forward pass: no rewards.
-        results = [PRMScore([], p.truncated) for p in pairs]
+        results = [PRMScore([], p.truncated, len(p.input_ids)) for p in pairs]
         total = sum(len(p.input_ids) for p in pairs)
         with tqdm(total=total, unit="tok", desc="PRM scoring", disable=not progress) as bar:
             for batch in self._batches(pairs):
                 for i, rewards in zip(batch, self._forward([pairs[i] for i in batch])):
-                    results[i] = PRMScore(rewards, pairs[i].truncated)
+                    results[i] = PRMScore(rewards, pairs[i].truncated, len(pairs[i].input_ids))
                 bar.update(sum(len(pairs[i].input_ids) for i in batch))
         return results
 

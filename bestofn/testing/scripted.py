@@ -16,7 +16,8 @@ Expected accuracies can then be worked out by hand in the test. :func:`patch_pip
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -97,7 +98,7 @@ class ScriptedBackend(GenerationBackend):
         return k, sp
 
     def generate(self, prompts: list[str], *, n: int, temperature: float, top_p: float, max_new_tokens: int,
-                 seed: int) -> list[list[Completion]]:
+                 seed: int, stop: Sequence[str] | None = None, seeds: Sequence[int] | None = None) -> list[list[Completion]]:
         self.calls.append({"prompts": len(prompts), "n": n, "temperature": temperature, "seed": seed})
         out = []
         for prompt in prompts:
@@ -139,6 +140,114 @@ class ScriptedPRM:
         return [s.step_rewards for s in self.score_detailed(problems, responses)]
 
 
+# --- step level: search trees with known labels, for beam search and DVTS ------------------------------------------
+_LABEL = re.compile(r"<step ([0-9.]+)>")
+
+
+@dataclass
+class TreeRules:
+    """What the scripted tree writes and how its PRM scores it, per problem (its index) and step label.
+
+    Step labels name a step's place in the tree: the first steps of a problem are ``0``, ``1``, ...; the
+    children of step ``L`` are ``L.0``, ``L.1``, .... Within one backend call, sample ``j`` of the ``r``-th
+    prompt that continues ``L`` is child ``r * n + j`` (so equal prompts get different children).
+
+    ``reward(k, label)``: the PRM's reward of that step; ``end(k, label)``: None (the step goes on, stopped at
+    the delimiter), ``"stop"`` (the solution ends there with a boxed answer), ``"length"`` (cut off, no answer)
+    or ``"empty"`` (the step is only a delimiter); ``answer(k, label)``: the boxed answer of a solution that
+    ends at ``label``. A call without a stop string (the unrestricted last call) ends every step it writes.
+    """
+
+    reward: Callable[[int, str], float] = lambda k, label: 0.5
+    end: Callable[[int, str], str | None] = lambda k, label: None
+    answer: Callable[[int, str], str | None] = lambda k, label: "0"
+
+
+class ScriptedTreeBackend(GenerationBackend):
+    """A backend that writes labelled steps (see :class:`TreeRules`); prompts may end in a partial solution."""
+
+    def __init__(self, problems: Sequence[str], rules: TreeRules, tokenizer: Any, separator: str = "\n"):
+        self.problems = list(problems)
+        self.rules = rules
+        self.tokenizer = tokenizer
+        self.separator = separator
+        self.calls: list[dict[str, Any]] = []  # every call's arguments, for tests of batching and seeds
+        self.fail_at_call: int | None = None  # raise at this call index: a simulated kill
+
+    def _problem(self, prompt: str) -> int:
+        found = [(len(p), k) for k, p in enumerate(self.problems) if p in prompt]
+        if not found:
+            raise KeyError(f"no scripted problem in prompt {prompt[:200]!r}")
+        return max(found)[1]
+
+    def generate(self, prompts: list[str], *, n: int, temperature: float, top_p: float, max_new_tokens: int,
+                 seed: int, stop: Sequence[str] | None = None, seeds: Sequence[int] | None = None) -> list[list[Completion]]:
+        if self.fail_at_call is not None and len(self.calls) == self.fail_at_call:
+            raise KeyboardInterrupt("simulated kill")
+        self.calls.append({"prompts": list(prompts), "n": n, "temperature": temperature, "stop": stop,
+                           "seeds": None if seeds is None else list(seeds), "max_new_tokens": max_new_tokens})
+        copies: dict[tuple[int, str], int] = {}
+        out = []
+        for prompt in prompts:
+            k = self._problem(prompt)
+            labels = _LABEL.findall(prompt)
+            parent = labels[-1] if labels else ""
+            r = copies.get((k, parent), 0)
+            copies[(k, parent)] = r + 1
+            children = [f"{parent}.{r * n + j}" if parent else str(r * n + j) for j in range(n)]
+            out.append([self._step(k, label, stop is not None) for label in children])
+        return out
+
+    def _step(self, k: int, label: str, restricted: bool) -> Completion:
+        end = self.rules.end(k, label) or (None if restricted else "stop")
+        if end is None:
+            text, reason = f"<step {label}> we simplify.{self.separator}", "delimiter"
+        elif end == "empty":
+            text, reason = self.separator, "delimiter"
+        elif end == "length":
+            text, reason = f"<step {label}> the final answer is $\\boxed{{", "length"
+        else:
+            answer = self.rules.answer(k, label)
+            box = f"$\\boxed{{{answer}}}$" if answer is not None else "no answer"
+            text, reason = f"<step {label}> the final answer is {box}.", "stop"
+        num_tokens = len(self.tokenizer(text, add_special_tokens=False)["input_ids"]) + (reason == "stop")
+        return Completion(text=text, num_tokens=num_tokens, finish_reason=reason)
+
+
+class ScriptedTreePRM:
+    """A PRM that gives each labelled step ``rules.reward(k, label)`` (0.0 to a step without a label)."""
+
+    format = "scripted"
+
+    def __init__(self, problems: Sequence[str], rules: TreeRules, separator: str = "\n"):
+        self.problems = list(problems)
+        self.rules = rules
+        self.step_separator = separator
+        self.scored: list[list[str]] = []  # the responses of every call, for tests of batching
+
+    def score_detailed(self, problems: Sequence[str], responses: Sequence[str], progress: bool = False) -> list[PRMScore]:
+        self.scored.append(list(responses))
+        out = []
+        for problem, response in zip(problems, responses):
+            k = self.problems.index(problem)
+            rewards = []
+            for step in response.split(self.step_separator):
+                labels = _LABEL.findall(step)
+                rewards.append(self.rules.reward(k, labels[-1]) if labels else 0.0)
+            out.append(PRMScore(rewards, truncated=False))
+        return out
+
+
+def patch_models(monkeypatch: Any, backend: GenerationBackend, prm: Any) -> None:
+    """Make :func:`bestofn.pipeline.run` use ``backend`` and ``prm`` (any fakes) instead of loading models."""
+    from .. import pipeline
+
+    monkeypatch.setattr(pipeline, "make_backend", lambda config: backend)
+    monkeypatch.setattr(pipeline, "load_prm", lambda *args, **kwargs: prm)
+    # The fake PRM reads steps at its own separator, so that is what the prompt asks for (no config is read).
+    monkeypatch.setattr(pipeline, "step_separator", lambda *args, **kwargs: prm.step_separator)
+
+
 def patch_pipeline(monkeypatch: Any, script: Script, tokenizer: Any, *, any_model_name: bool = False) -> ScriptedBackend:
     """Make :func:`bestofn.pipeline.run` generate with the script and score with its rewards.
 
@@ -147,14 +256,11 @@ def patch_pipeline(monkeypatch: Any, script: Script, tokenizer: Any, *, any_mode
     skipped too, so a config may name the real Hub models (e.g. to test what a dataset card says about
     them) while nothing is downloaded; their commits are then recorded as unknown.
     """
-    from .. import pipeline
-
     backend = ScriptedBackend(script, tokenizer)
     if any_model_name:
+        from .. import pipeline
+
         monkeypatch.setattr(pipeline, "check_model_reachable", lambda name, revision, role, flag: None)
-    monkeypatch.setattr(pipeline, "make_backend", lambda config: backend)
-    monkeypatch.setattr(pipeline, "load_prm", lambda *args, **kwargs: ScriptedPRM(script))
-    # The scripted PRM reads steps at the script's separator, so that is what the prompt asks for.
-    monkeypatch.setattr(pipeline, "step_separator", lambda *args, **kwargs: script.separator)
+    patch_models(monkeypatch, backend, ScriptedPRM(script))
     return backend
 

@@ -1,0 +1,246 @@
+"""The batched search loop shared by beam search and DVTS, and the pipeline stage that runs it.
+
+Each iteration, for all unfinished problems at once:
+
+1. **generate**: one backend call with every requested expansion (a partial solution appended to the rendered
+   chat prompt, M samples each, stopped at the PRM's step delimiter; the last iteration is unrestricted);
+2. **look ahead** (``lookahead`` > 0): up to ``lookahead`` more greedy steps per unfinished candidate, one
+   batched call per step, used only to score the candidate (Snell et al.'s lookahead search);
+3. **score**: one PRM call with every candidate's prefix; the configured aggregation ranks them;
+4. **journal** the iteration's nodes as one line, then let the policy keep, prune and finish beams.
+
+A resumed run replays the journaled iterations (no generation, no scoring) and continues after the last one.
+Seeds are derived from the run seed, the problem and the beam (``tree.beam_seed``), so neither batching nor
+resuming changes what is sampled.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from tqdm.auto import tqdm
+
+from ..backends.base import Completion, GenerationBackend
+from ..data import Problem
+from ..io import Journal, read_jsonl, write_jsonl
+from .beam_search import BeamSearch
+from .dvts import DVTS
+from .tree import Expansion, Node, ProblemState, beam_seed, is_empty_step, pool_rows, score_nodes
+
+log = logging.getLogger(__name__)
+
+TREE_FILE = "tree.jsonl"  # every node of every problem (pruned ones too), written beside samples.jsonl
+
+
+class StepScorer(Protocol):
+    """What the search needs from a PRM (``bestofn.prm``'s scorers and the test fakes have it)."""
+
+    def score_detailed(self, problems: Sequence[str], responses: Sequence[str]) -> list[Any]: ...
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    """The settings of one search, taken from the run's config."""
+
+    method: str
+    n: int
+    beam_width: int
+    num_iterations: int
+    lookahead: int
+    temperature: float
+    top_p: float
+    max_new_tokens: int  # per solution (all its steps)
+    seed: int
+    aggregation: str
+    separator: str  # the PRM's step delimiter: the stop string of a step
+
+    @classmethod
+    def from_config(cls, config: Any, separator: str) -> SearchSettings:
+        return cls(config.method, config.n, config.beam_width, config.num_iterations, config.lookahead,
+                   config.temperature, config.top_p, config.max_new_tokens, config.seed, config.aggregation, separator)
+
+
+def make_policy(settings: SearchSettings) -> BeamSearch | DVTS:
+    policies = {"beam_search": BeamSearch, "dvts": DVTS}
+    return policies[settings.method](settings.n, settings.beam_width)
+
+
+# --- the loop ------------------------------------------------------------------------------------------------
+def run_search(problems: Sequence[Problem], prompts: Sequence[str], backend: GenerationBackend, prm: StepScorer,
+               settings: SearchSettings, journal: Journal | None = None, progress: bool = True) -> list[ProblemState]:
+    """Search every problem (all in lockstep) and return their states; finished pools are in ``state.pool``."""
+    policy = make_policy(settings)
+    states = [ProblemState(p, prompt) for p, prompt in zip(problems, prompts)]
+    for state in states:
+        policy.start(state)
+    logged = {row["iteration"]: row["nodes"] for row in journal.read()} if journal is not None else {}
+    if logged:
+        log.info("%s: resuming after iteration %d of %d", settings.method, max(logged), settings.num_iterations)
+    step = _Stepper(backend, prm, settings, journal, logged)
+    for it in tqdm(range(settings.num_iterations), desc=settings.method, unit="iteration", disable=not progress):
+        active = [s for s in states if not s.done]
+        if not active:
+            break
+        final = it == settings.num_iterations - 1  # the last call runs every beam to its end
+        groups = step(it, [(s, e) for s in active for e in s.frontier], settings.beam_width, restricted=not final)
+        for state in active:
+            policy.update(state, groups[state.problem.unique_id], final)
+    # DVTS: leaves that were still unfinished when their subtree ended run to their end in one last call.
+    jobs = [(s, Expansion(i, subtree=s.nodes[i].subtree)) for s in states for i in s.to_finish]
+    if jobs:
+        groups = step(settings.num_iterations, jobs, 1, restricted=False)
+        for state in states:
+            state.pool.extend(node.beam_id for _, nodes in groups.get(state.problem.unique_id, []) for node in nodes)
+            state.to_finish = []
+    return states
+
+
+class _Stepper:
+    """One iteration's generation, lookahead and scoring (or its replay from the journal)."""
+
+    def __init__(self, backend: GenerationBackend, prm: StepScorer, settings: SearchSettings, journal: Journal | None,
+                 logged: dict[int, dict[str, list[dict]]]):
+        self.backend, self.prm, self.settings, self.journal, self.logged = backend, prm, settings, journal, logged
+
+    def __call__(self, iteration: int, jobs: list[tuple[ProblemState, Expansion]], per_job: int,
+                 restricted: bool) -> dict[str, list[tuple[Expansion, list[Node]]]]:
+        if iteration in self.logged:
+            nodes = self._replay(iteration, jobs, per_job)
+        else:
+            nodes = self._compute(iteration, jobs, per_job, restricted)
+            if self.journal is not None:  # one line per iteration: a kill leaves it whole or absent
+                by_problem: dict[str, list[dict]] = {}
+                for (state, _), cands in zip(jobs, nodes):
+                    by_problem.setdefault(state.problem.unique_id, []).extend(c.to_dict() for c in cands)
+                self.journal.append([{"iteration": iteration, "nodes": by_problem}])
+        groups: dict[str, list[tuple[Expansion, list[Node]]]] = {}
+        for (state, expansion), cands in zip(jobs, nodes):
+            for node in cands:
+                state.add(node)
+            groups.setdefault(state.problem.unique_id, []).append((expansion, cands))
+        return groups
+
+    def _replay(self, iteration: int, jobs: list[tuple[ProblemState, Expansion]], per_job: int) -> list[list[Node]]:
+        rows = {uid: iter(nodes) for uid, nodes in self.logged[iteration].items()}
+        out = []
+        for state, expansion in jobs:
+            cands = [Node(**next(rows[state.problem.unique_id])) for _ in range(per_job)]
+            if any(c.parent_id != expansion.parent_id for c in cands):
+                raise RuntimeError(f"journal of iteration {iteration} does not match the search state; delete "
+                                   f"{self.journal.path if self.journal else 'the journal'} to recompute it")
+            out.append(cands)
+        return out
+
+    def _compute(self, iteration: int, jobs: list[tuple[ProblemState, Expansion]], per_job: int,
+                 restricted: bool) -> list[list[Node]]:
+        cfg = self.settings
+        prefixes = [state.text(e.parent_id) for state, e in jobs]
+        used = [sum(n.num_tokens for n in state.path(e.parent_id)) for state, e in jobs]
+        budgets = [max(1, cfg.max_new_tokens - u) for u in used]
+        # 1. One backend call: every expansion of every problem.
+        seeds = [beam_seed(cfg.seed, s.problem.unique_id, e.parent_id, e.copy, iteration) for s, e in jobs]
+        outputs = self.backend.generate(
+            [s.prompt + p for (s, _), p in zip(jobs, prefixes)], n=per_job, temperature=cfg.temperature,
+            top_p=cfg.top_p, max_new_tokens=max(budgets), seed=cfg.seed,
+            stop=[cfg.separator] if restricted else None, seeds=seeds)
+        nodes: list[list[Node]] = []
+        next_id = {id(s): len(s.nodes) for s, _ in jobs}
+        for (state, e), completions, budget in zip(jobs, outputs, budgets):
+            cands = []
+            for c in completions:
+                c = self._within_budget(c, budget)
+                reason = "stop" if c.finish_reason == "delimiter" and is_empty_step(c.text, cfg.separator) else c.finish_reason
+                cands.append(Node(next_id[id(state)], e.parent_id, iteration, c.text, c.num_tokens, reason, e.subtree))
+                next_id[id(state)] += 1
+            nodes.append(cands)
+        flat = [(state, prefix, node) for (state, _), prefix, cands in zip(jobs, prefixes, nodes) for node in cands]
+        # 2. Lookahead: greedy steps after each unfinished candidate, to score it by where it leads.
+        self._look_ahead(flat)
+        # 3. One PRM call: every candidate's prefix (plus its lookahead).
+        texts = [_scored_text(prefix + node.text + node.lookahead_text, cfg.separator) for _, prefix, node in flat]
+        scores, tokens = score_with_tokens(self.prm, [s.problem.problem for s, _, _ in flat], texts)
+        for (_, _, node), sc, t in zip(flat, scores, tokens):
+            node.step_rewards, node.prm_truncated, node.prm_tokens = list(sc.step_rewards), sc.truncated, t
+        score_nodes([node for _, _, node in flat], cfg.aggregation)
+        return nodes
+
+    def _look_ahead(self, flat: list[tuple[ProblemState, str, Node]]) -> None:
+        cfg = self.settings
+        open_ = [(s, p, n) for s, p, n in flat if not n.ended]
+        for _ in range(cfg.lookahead):
+            if not open_:
+                return
+            outputs = self.backend.generate(
+                [s.prompt + p + n.text + n.lookahead_text for s, p, n in open_], n=1, temperature=0.0, top_p=1.0,
+                max_new_tokens=cfg.max_new_tokens, seed=cfg.seed, stop=[cfg.separator])
+            still = []
+            for item, (c,) in zip(open_, outputs):
+                node = item[2]
+                node.lookahead_text += c.text
+                node.lookahead_tokens += c.num_tokens
+                if c.finish_reason == "delimiter" and not is_empty_step(c.text, cfg.separator):
+                    still.append(item)
+            open_ = still
+
+    def _within_budget(self, c: Completion, budget: int) -> Completion:
+        """Cut a step that would take its solution past ``max_new_tokens`` (one call serves many budgets)."""
+        if c.num_tokens <= budget:
+            return c
+        tok = self.backend.tokenizer
+        ids = tok(c.text, add_special_tokens=False)["input_ids"][:budget]
+        return Completion(tok.decode(ids, skip_special_tokens=True), budget, "length")
+
+
+def _scored_text(text: str, separator: str) -> str:
+    """The text the PRM scores: without trailing delimiters, which would read as one more, empty, step."""
+    while separator and text.endswith(separator):
+        text = text[: -len(separator)]
+    return text
+
+
+def score_with_tokens(prm: StepScorer, problems: Sequence[str], responses: Sequence[str]) -> tuple[list[Any], list[int]]:
+    """The PRM's scores (``PRMScore``: step rewards, truncation flag) of each pair, and the tokens it read for
+    each (0 when the PRM cannot say): the PRM's share of a method's compute."""
+    scores = prm.score_detailed(problems, responses)
+    return scores, [getattr(sc, "num_tokens", None) or 0 for sc in scores]
+
+
+# --- the pipeline stage ------------------------------------------------------------------------------------------
+def search_stage(run_dir: Any, problems: list[Problem], get_backend: Callable[[], GenerationBackend],
+                 load_prm: Callable[[], StepScorer], grade: Callable[[str, str], dict]) -> list[dict]:
+    """The ``samples`` stage of a search method: the final pools, graded and already PRM-scored.
+
+    Writes ``samples.jsonl`` (the pools) and ``tree.jsonl`` (every node, for the history and the compute
+    count); iterations are journaled in the stage's journal, so a killed search resumes at its last one.
+    """
+    if run_dir.is_done("samples"):
+        return read_jsonl(run_dir.file("samples"))
+    cfg = run_dir.config
+    run_dir.invalidate("samples")
+    from ..prompts import render_prompt
+
+    backend = get_backend()
+    prm = load_prm()  # both models at once: the PRM steers generation
+    separator = getattr(prm, "step_separator", "\n")
+    prompts = [render_prompt(backend.tokenizer, p.problem, cfg.system_prompt, cfg.user_template, separator)
+               for p in problems]
+    states = run_search(problems, prompts, backend, prm, SearchSettings.from_config(cfg, separator),
+                        journal=run_dir.journal("samples"))
+    gold = {p.unique_id: p.answer for p in problems}
+    rows = [{**row, **grade(row["text"], gold[row["unique_id"]])}
+            for state in states for row in pool_rows(state, cfg.method, cfg.n)]
+    write_jsonl(run_dir.path / TREE_FILE, [{"unique_id": s.problem.unique_id, **node.to_dict()}
+                                           for s in states for node in s.nodes.values()])
+    write_jsonl(run_dir.file("samples"), rows)
+    run_dir.mark_done("samples")
+    return rows
+
+
+def search_compute(run_dir_path: Any) -> dict[str, int]:
+    """Generated tokens (steps, pruned beams and lookahead included) and PRM tokens of a finished search."""
+    nodes = read_jsonl(run_dir_path / TREE_FILE)
+    return {"generated_tokens": sum(n["num_tokens"] + n["lookahead_tokens"] for n in nodes),
+            "prm_tokens": sum(n["prm_tokens"] for n in nodes)}

@@ -1,0 +1,102 @@
+"""Beam search and DVTS through the real pipeline: scripted trees with known answers, then the tiny models.
+
+The scripted runs check the run directory (pool rows with their history, finish reasons, compute in
+results.json, resume of a killed search); the tiny-model runs check that both methods run end to end on the
+transformers backend with a real PRM and a real tokenizer, stopping each step at the PRM's delimiter.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bestofn import pipeline
+from bestofn.io import read_json, read_jsonl
+from bestofn.testing import make_tokenizer
+from bestofn.testing.scripted import ScriptedTreeBackend, ScriptedTreePRM, TreeRules, patch_models
+
+from conftest import tiny_config
+
+
+def _two_problems(math500_path: Path, tmp_path: Path) -> tuple[Path, list[dict]]:
+    rows = [json.loads(line) for line in math500_path.read_text().splitlines()]
+    chosen = [r for r in rows if r["level"] == 1 and r["answer"].isdigit()][:2]
+    path = tmp_path / "two.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in chosen))
+    return path, chosen
+
+
+def _tree(chosen: list[dict]) -> TreeRules:
+    # First steps: 1 is the best (.9), the rest tie (.2); second steps finish, child 1 with the right answer
+    # (reward .8), child 0 with a wrong one (.3).
+    return TreeRules(reward=lambda k, label: (0.9 if label == "1" else 0.2) if "." not in label
+                     else (0.8 if label.endswith("1") else 0.3),
+                     end=lambda k, label: "stop" if label.count(".") == 1 else None,
+                     answer=lambda k, label: chosen[k]["answer"] if label.endswith("1") else "12345")
+
+
+@pytest.mark.parametrize("method", ["beam_search", "dvts"])
+def test_search_run_directory(method, tmp_path, monkeypatch, math500_path, tiny_generator_dir, tiny_prm_dir) -> None:
+    dataset, chosen = _two_problems(math500_path, tmp_path)
+    texts = [r["problem"] for r in chosen]
+    backend = ScriptedTreeBackend(texts, _tree(chosen), make_tokenizer(), "\n")
+    patch_models(monkeypatch, backend, ScriptedTreePRM(texts, _tree(chosen), "\n"))
+    config = tiny_config(tiny_generator_dir, tiny_prm_dir, dataset, tmp_path / "run", num_problems=2, method=method,
+                         beam_width=2, num_iterations=3, max_new_tokens=256)
+    results = pipeline.run(config)
+    rows = read_jsonl(tmp_path / "run" / "samples.jsonl")
+    assert len(rows) == 8 and {r["method"] for r in rows} == {method}
+    assert all(r["finish_reason"] in ("stop", "length") for r in rows)
+    for r in rows:  # the history rebuilds the text, and links parent to child
+        assert "".join(s["text"] for s in r["steps"]) == r["text"]
+        assert [s["parent_id"] for s in r["steps"]] == [None] + [s["beam_id"] for s in r["steps"][:-1]]
+        assert r["beam_id"] == r["steps"][-1]["beam_id"] and r["iteration"] == r["steps"][-1]["iteration"]
+        assert len(r["step_rewards"]) == 2 and r["reward"] == r["step_rewards"][-1]
+    # Every finished solution is a second step: 2 right (.8 each) and 2 wrong (.3 each) per problem, whichever
+    # first steps were kept, so weighted selection is right on both problems.
+    assert results["accuracy"]["weighted_bon"]["correct"] == 2
+    assert results["method"] == method
+    tree = read_jsonl(tmp_path / "run" / "tree.jsonl")
+    generated = sum(n["num_tokens"] + n["lookahead_tokens"] for n in tree)
+    assert len(tree) == 2 * 8  # per problem: 4 first steps, then M=2 children of each of the 2 kept beams / subtrees
+    assert results["compute"]["generated_tokens"] == generated
+    assert results["compute"]["generated_tokens_per_problem"] == generated / 2
+
+
+def test_a_killed_search_run_resumes_per_iteration(tmp_path, monkeypatch, math500_path, tiny_generator_dir,
+                                                   tiny_prm_dir) -> None:
+    dataset, chosen = _two_problems(math500_path, tmp_path)
+    texts = [r["problem"] for r in chosen]
+    rules = TreeRules(reward=lambda k, label: 0.9 if label.startswith("1") else 0.2,
+                      end=lambda k, label: "stop" if label.count(".") == 2 else None,
+                      answer=lambda k, label: chosen[k]["answer"])
+    config = tiny_config(tiny_generator_dir, tiny_prm_dir, dataset, tmp_path / "run", num_problems=2,
+                         method="beam_search", beam_width=2, num_iterations=4, max_new_tokens=256)
+    killed = ScriptedTreeBackend(texts, rules, make_tokenizer(), "\n")
+    killed.fail_at_call = 3  # greedy baseline is call 0; search iterations 0, 1 finish; iteration 2 dies
+    patch_models(monkeypatch, killed, ScriptedTreePRM(texts, rules, "\n"))
+    with pytest.raises(KeyboardInterrupt):
+        pipeline.run(config)
+    resumed = ScriptedTreeBackend(texts, rules, make_tokenizer(), "\n")
+    patch_models(monkeypatch, resumed, ScriptedTreePRM(texts, rules, "\n"))
+    pipeline.run(config)
+    assert len(resumed.calls) == 1  # greedy was done; iterations 0 and 1 were replayed from the journal
+    rows = read_jsonl(tmp_path / "run" / "samples.jsonl")
+    assert {r["iteration"] for r in rows} == {2} and len(rows) == 8
+
+
+@pytest.mark.parametrize("method", ["beam_search", "dvts"])
+def test_search_end_to_end_on_tiny_models(method, tmp_path, math500_path, tiny_generator_dir, tiny_prm_dir) -> None:
+    config = tiny_config(tiny_generator_dir, tiny_prm_dir, math500_path, tmp_path / "run", num_problems=2,
+                         method=method, beam_width=2, num_iterations=3, max_new_tokens=24)
+    results = pipeline.run(config)
+    rows = read_jsonl(tmp_path / "run" / "samples.jsonl")
+    assert len(rows) == 2 * 4 and all(r["finish_reason"] in ("stop", "length") for r in rows)
+    assert all(r["num_tokens"] <= 24 for r in rows)
+    tree = read_jsonl(tmp_path / "run" / "tree.jsonl")
+    # Every step of an unfinished beam ends at the PRM's delimiter ("\n" for the Skywork format).
+    assert all(n["text"].endswith("\n") for n in tree if n["finish_reason"] == "delimiter")
+    assert results["compute"]["prm_tokens"] > 0 and results["compute"]["generated_tokens"] > 0
+    assert read_json(tmp_path / "run" / "results.json")["method"] == method
