@@ -178,10 +178,19 @@ def test_accuracy_intervals_are_wilson_and_never_collapse(three_run: Path):
     assert A.wilson(0, 10) == pytest.approx((0.0, wilson(0, 10)[1]))
 
 
+
+def rewrite_unrecorded(run_dir: Path, name: str, text: str) -> None:
+    """Rewrite a finished artifact as a run made before manifest.json recorded artifact hashes would hold it,
+    so the analysis' own consistency checks (not the manifest's hash check, tested in test_resume) see it."""
+    (run_dir / name).write_text(text)
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    manifest.get("artifacts", {}).pop(name, None)
+    (run_dir / "manifest.json").write_text(json.dumps(manifest))
+
 def test_results_json_disagreement_is_reported(run_dir: Path):
     results = json.loads((run_dir / "results.json").read_text())
     results["accuracy"]["weighted_bon"]["correct"] = 3
-    (run_dir / "results.json").write_text(json.dumps(results))
+    rewrite_unrecorded(run_dir, "results.json", json.dumps(results))
     notes = A.analyze(run_dir, subsets=10, bootstrap=50).inconsistencies
     assert notes == ["weighted_bon: results.json says 3 correct, the samples give 2"]
 
@@ -358,21 +367,21 @@ def test_missing_dir(tmp_path: Path):
 def test_rows_without_a_field(run_dir: Path):
     rows = read_jsonl(run_dir / "samples.jsonl")
     del rows[0]["correct"]
-    (run_dir / "samples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    rewrite_unrecorded(run_dir, "samples.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
     with pytest.raises(BestOfNError, match=r"rows without the field 'correct'.*bestofn run --config .* --output-dir"):
         A.load_run(run_dir)
 
 
 def test_incomplete_samples(run_dir: Path):
     rows = read_jsonl(run_dir / "samples.jsonl")
-    (run_dir / "samples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[:-1]))
+    rewrite_unrecorded(run_dir, "samples.jsonl", "".join(json.dumps(r) + "\n" for r in rows[:-1]))
     with pytest.raises(BestOfNError, match=r"\[2, 3\] samples per problem"):
         A.load_run(run_dir)
 
 
 def test_partial_greedy_is_an_error(run_dir: Path):
     rows = read_jsonl(run_dir / "greedy.jsonl")
-    (run_dir / "greedy.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[:-1]))
+    rewrite_unrecorded(run_dir, "greedy.jsonl", "".join(json.dumps(r) + "\n" for r in rows[:-1]))
     with pytest.raises(BestOfNError, match=r"greedy\.jsonl has no entry for problem 'prm-helps'"):
         A.load_run(run_dir)
 
