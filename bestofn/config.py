@@ -82,6 +82,17 @@ class BestOfNConfig:
     # --- hardware -------------------------------------------------------------------------------------------
     device: str = field(default="auto", metadata={"help": "cpu, cuda, cuda:1, ... ('auto': cuda if available)."})
     dtype: str = field(default="auto", metadata={"help": "auto (bf16 on GPU, fp32 on CPU), bfloat16, float16, float32."})
+    # --- scale-out (docs/scale-out.md); never part of a stage's fingerprint: Ray or not, the results are the same
+    ray_address: str | None = field(
+        default=None,
+        metadata={"help": "Run generation and PRM scoring on a Ray cluster: 'auto' joins the running one, 'local' "
+                          "starts one on this machine, or a cluster address (host:6379). Unset: this process only."},
+    )
+    workers: int | None = field(
+        default=None,
+        metadata={"help": "Ray: actors per stage, each holding one model (default: one per GPU, or 2 on a cluster "
+                          "without GPUs)."},
+    )
     # --- grading --------------------------------------------------------------------------------------------
     grading_timeout: int = field(default=5, metadata={"help": "Seconds math-verify may spend on one comparison."})
     # --- output ---------------------------------------------------------------------------------------------
@@ -117,6 +128,8 @@ class BestOfNConfig:
             raise BestOfNError(f"max_model_len must be a positive number of tokens, got {self.max_model_len}")
         if self.tensor_parallel_size < 1:
             raise BestOfNError(f"tensor_parallel_size must be at least 1, got {self.tensor_parallel_size}")
+        if self.workers is not None and self.workers < 1:
+            raise BestOfNError(f"workers must be at least 1, got {self.workers}; e.g. --workers 8")
         if self.dtype not in ("auto", "bfloat16", "float16", "float32"):
             raise BestOfNError(f"dtype must be auto, bfloat16, float16 or float32, got {self.dtype!r}")
         if self.aggregation not in ("last", "min", "prod", "mean"):

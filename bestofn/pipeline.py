@@ -17,16 +17,17 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from tqdm.auto import tqdm
 
-from .backends import GenerationBackend, make_backend, resolve_device, resolve_dtype
+from .backends import Completion, backend_class, make_backend, resolve_device, resolve_dtype
 from .config import BestOfNConfig
 from .data import Problem, load_math500, select_subset
 from .errors import BestOfNError, model_load_error
+from .executors import Executor, make_executor
 from .grading import grade, is_equivalent
 from .io import read_jsonl, write_json, write_jsonl
 from .prm import load_prm
@@ -52,13 +53,14 @@ def run(config: BestOfNConfig, overwrite: bool = False) -> dict[str, Any]:
             config.generator, config.generator_revision, "generator", "--generator"))
     if not run_dir.is_done("scores"):
         run_dir.record_model("prm", config.prm, check_model_reachable(config.prm, config.prm_revision, "PRM", "--prm"))
-    generator = _LazyBackend(config)
+    # Generation and scoring run chunk by chunk, in this process or on a Ray cluster (bestofn.executors).
+    executor = make_executor(config)
     try:
-        greedy = stage_greedy(run_dir, problems, generator)
-        samples = stage_samples(run_dir, problems, generator)
+        greedy = stage_greedy(run_dir, problems, executor)
+        samples = stage_samples(run_dir, problems, executor)
+        samples = stage_scores(run_dir, problems, samples, executor)
     finally:
-        generator.close()  # free the generator's memory before the PRM is loaded on the same device
-    samples = stage_scores(run_dir, problems, samples)
+        executor.close()
     return stage_results(run_dir, problems, greedy, samples)
 
 
@@ -94,59 +96,61 @@ def stage_problems(run_dir: RunDir) -> list[Problem]:
 
 
 # --- stages 2 and 3: generation ----------------------------------------------------------------------------------
-class _LazyBackend:
-    """Loads the generator on first use, so a rerun whose generation is finished never loads it."""
+class GenerationWorker:
+    """Step 3 on one worker: holds the generator; a chunk's problems in, their completions out."""
 
     def __init__(self, config: BestOfNConfig):
         self.config = config
-        self.backend: GenerationBackend | None = None
+        self.backend = make_backend(config)
 
-    def get(self) -> GenerationBackend:
-        if self.backend is None:
-            self.backend = make_backend(self.config)
-        return self.backend
+    @staticmethod
+    def gpus(config: BestOfNConfig) -> int:
+        return config.tensor_parallel_size if config.backend == "vllm" else 1
+
+    def __call__(self, chunk: dict[str, Any]) -> list[list[dict]]:
+        cfg = self.config
+        prompts = [render_prompt(self.backend.tokenizer, text, cfg.system_prompt, cfg.user_template)
+                   for text in chunk["problems"]]
+        outputs = self.backend.generate(prompts, n=chunk["n"], temperature=chunk["temperature"], top_p=chunk["top_p"],
+                                        max_new_tokens=cfg.max_new_tokens, seed=chunk["seed"])
+        return [[c.to_dict() for c in completions] for completions in outputs]
 
     def close(self) -> None:
-        if self.backend is not None:
-            self.backend.close()
-            self.backend = None
+        self.backend.close()  # free the generator's memory before the PRM is loaded on the same device
 
 
-def stage_greedy(run_dir: RunDir, problems: list[Problem], generator: _LazyBackend) -> list[dict]:
+def stage_greedy(run_dir: RunDir, problems: list[Problem], executor: Executor) -> list[dict]:
     """The baseline: one greedy (temperature 0) solution per problem."""
-    return _generate_stage(run_dir, "greedy", problems, generator, n=1, temperature=0.0, top_p=1.0)
+    return _generate_stage(run_dir, "greedy", problems, executor, n=1, temperature=0.0, top_p=1.0)
 
 
-def stage_samples(run_dir: RunDir, problems: list[Problem], generator: _LazyBackend) -> list[dict]:
+def stage_samples(run_dir: RunDir, problems: list[Problem], executor: Executor) -> list[dict]:
     """Best-of-N's candidates: N sampled solutions per problem."""
     cfg = run_dir.config
-    return _generate_stage(run_dir, "samples", problems, generator, n=cfg.n, temperature=cfg.temperature, top_p=cfg.top_p)
+    return _generate_stage(run_dir, "samples", problems, executor, n=cfg.n, temperature=cfg.temperature, top_p=cfg.top_p)
 
 
-def _generate_stage(run_dir: RunDir, stage: str, problems: list[Problem], generator: _LazyBackend, *, n: int,
+def _generate_stage(run_dir: RunDir, stage: str, problems: list[Problem], executor: Executor, *, n: int,
                     temperature: float, top_p: float) -> list[dict]:
     if run_dir.is_done(stage):
         return read_jsonl(run_dir.file(stage))
     cfg = run_dir.config
     run_dir.invalidate(stage)
     journal = run_dir.journal(stage)
-    rows = journal.read()
-    done = {r["unique_id"] for r in rows}
-    todo = [p for p in problems if p.unique_id not in done]
-    if done:
-        log.info("%s: resuming, %d of %d problems already generated", stage, len(done), len(problems))
-    gold = {p.unique_id: p.answer for p in problems}
-    with tqdm(total=len(problems), initial=len(problems) - len(todo), desc=f"{stage} generation", unit="problem") as bar:
-        for chunk in _chunks(todo, generator.get().chunk_size(n)) if todo else []:
-            backend = generator.get()
-            prompts = [render_prompt(backend.tokenizer, p.problem, cfg.system_prompt, cfg.user_template) for p in chunk]
-            outputs = backend.generate(prompts, n=n, temperature=temperature, top_p=top_p,
-                                       max_new_tokens=cfg.max_new_tokens, seed=_chunk_seed(cfg.seed, chunk[0].unique_id))
-            new_rows = [_solution_row(p, i, c, gold[p.unique_id], cfg.grading_timeout, stage)
-                        for p, completions in zip(chunk, outputs) for i, c in enumerate(completions)]
-            journal.append(new_rows)  # a kill after this line loses nothing of this chunk
-            rows.extend(new_rows)
-            bar.update(len(chunk))
+    # The same chunks in every run (fixed by the config, never by what is already done or by the workers),
+    # each seeded by its first problem: a resumed or distributed run samples the same solutions.
+    chunks = list(_chunks(problems, backend_class(cfg).chunk_size(cfg, n)))
+    rows, todo = _resume(journal.read(), chunks, key=lambda r: r["unique_id"], item_key=lambda p: p.unique_id)
+    if len(todo) < len(chunks):
+        log.info("%s: resuming, %d of %d chunks of problems already generated", stage, len(chunks) - len(todo), len(chunks))
+    payloads = [{"unique_ids": [p.unique_id for p in chunk], "problems": [p.problem for p in chunk], "n": n,
+                 "temperature": temperature, "top_p": top_p, "seed": _chunk_seed(cfg.seed, chunk[0].unique_id)}
+                for chunk in todo]
+    for chunk, outputs in _run_chunks(executor, GenerationWorker, todo, payloads, len(chunks), f"{stage} generation"):
+        new_rows = [_solution_row(p, i, Completion(**c), cfg.grading_timeout, stage)
+                    for p, completions in zip(chunk, outputs) for i, c in enumerate(completions)]
+        journal.append(new_rows)  # a kill after this line loses nothing of this chunk
+        rows.extend(new_rows)
     order = {p.unique_id: k for k, p in enumerate(problems)}
     rows.sort(key=lambda r: (order[r["unique_id"]], r.get("sample_index", 0)))
     write_jsonl(run_dir.file(stage), rows)
@@ -154,11 +158,11 @@ def _generate_stage(run_dir: RunDir, stage: str, problems: list[Problem], genera
     return rows
 
 
-def _solution_row(problem: Problem, index: int, completion, gold: str, timeout: int, stage: str) -> dict:
+def _solution_row(problem: Problem, index: int, completion: Completion, timeout: int, stage: str) -> dict:
     row = {"unique_id": problem.unique_id}
     if stage == "samples":
         row["sample_index"] = index
-    return {**row, **completion.to_dict(), **grade(completion.text, gold, timeout)}
+    return {**row, **completion.to_dict(), **grade(completion.text, problem.answer, timeout)}
 
 
 def _chunk_seed(seed: int, first_unique_id: str) -> int:
@@ -171,36 +175,65 @@ def _chunks(items: list, size: int) -> Iterator[list]:
         yield items[start : start + size]
 
 
+def _resume(journaled: list[dict], chunks: list[list], key: Callable[[dict], Any],
+            item_key: Callable[[Any], Any]) -> tuple[list[dict], list[list]]:
+    """Journaled rows of finished chunks, and the chunks still to do (a partly journaled one is redone whole)."""
+    done = {key(r) for r in journaled}
+    todo = [c for c in chunks if not all(item_key(x) in done for x in c)]
+    redo = {item_key(x) for c in todo for x in c}
+    return [r for r in journaled if key(r) not in redo], todo
+
+
+def _run_chunks(executor: Executor, worker: type, todo: list[list], payloads: list[dict], total: int,
+                desc: str) -> Iterator[tuple[list, Any]]:
+    """Yield ``(chunk, result)`` as the executor finishes each chunk (in any order), with a bar over chunks."""
+    with tqdm(total=total, initial=total - len(todo), desc=desc, unit="chunk") as bar:
+        for index, result in executor.map(worker, payloads):
+            yield todo[index], result
+            bar.update()
+
+
 # --- stage 3b: PRM scores ------------------------------------------------------------------------------------------
-def stage_scores(run_dir: RunDir, problems: list[Problem], samples: list[dict]) -> list[dict]:
+class ScoringWorker:
+    """Step 5 on one worker: holds the PRM; a chunk of (problem, solution) pairs in, their step rewards out."""
+
+    def __init__(self, config: BestOfNConfig):
+        device = resolve_device(config.device)
+        self.prm = load_prm(config.prm, device=device, dtype=resolve_dtype(config.dtype, device),
+                            revision=config.prm_revision, batch_tokens=config.prm_batch_tokens,
+                            max_length=config.prm_max_length)
+
+    def __call__(self, chunk: dict[str, Any]) -> list[dict]:
+        scores = self.prm.score_detailed(chunk["problems"], chunk["texts"])
+        return [{"step_rewards": sc.step_rewards, "prm_truncated": sc.truncated} for sc in scores]
+
+    def close(self) -> None:
+        del self.prm
+
+
+def stage_scores(run_dir: RunDir, problems: list[Problem], samples: list[dict], executor: Executor) -> list[dict]:
     """Score every sampled solution with the PRM; adds ``step_rewards``, ``reward``, ``prm_truncated``."""
     if run_dir.is_done("scores"):
         return read_jsonl(run_dir.file("scores"))
-    cfg = run_dir.config
     run_dir.invalidate("scores")
     journal = run_dir.journal("scores")
-    scored = {(r["unique_id"], r["sample_index"]): r for r in journal.read()}
-    todo = [s for s in samples if (s["unique_id"], s["sample_index"]) not in scored]
-    if todo:
-        device = resolve_device(cfg.device)
-        prm = load_prm(cfg.prm, device=device, dtype=resolve_dtype(cfg.dtype, device), revision=cfg.prm_revision,
-                       batch_tokens=cfg.prm_batch_tokens, max_length=cfg.prm_max_length)
-        problem_text = {p.unique_id: p.problem for p in problems}
-        with tqdm(total=len(samples), initial=len(samples) - len(todo), desc="PRM scoring", unit="solution") as bar:
-            for chunk in _chunks(todo, SCORE_CHUNK_SOLUTIONS):
-                scores = prm.score_detailed([problem_text[s["unique_id"]] for s in chunk], [s["text"] for s in chunk])
-                new = [{"unique_id": s["unique_id"], "sample_index": s["sample_index"], "step_rewards": sc.step_rewards,
-                        "prm_truncated": sc.truncated} for s, sc in zip(chunk, scores)]
-                journal.append(new)
-                scored.update({(r["unique_id"], r["sample_index"]): r for r in new})
-                bar.update(len(chunk))
-        if any(r["prm_truncated"] for r in scored.values()):
-            log.warning("some solutions were longer than the PRM's context: only their first steps were scored "
-                        "(prm_truncated=true in samples.jsonl)")
-        del prm
+    solution_key = lambda r: (r["unique_id"], r["sample_index"])  # noqa: E731
+    chunks = list(_chunks(samples, SCORE_CHUNK_SOLUTIONS))
+    journaled, todo = _resume(journal.read(), chunks, key=solution_key, item_key=solution_key)
+    scored = {solution_key(r): r for r in journaled}
+    problem_text = {p.unique_id: p.problem for p in problems}
+    payloads = [{"unique_ids": [s["unique_id"] for s in chunk], "problems": [problem_text[s["unique_id"]] for s in chunk],
+                 "texts": [s["text"] for s in chunk]} for chunk in todo]
+    for chunk, scores in _run_chunks(executor, ScoringWorker, todo, payloads, len(chunks), "PRM scoring"):
+        new = [{"unique_id": s["unique_id"], "sample_index": s["sample_index"], **sc} for s, sc in zip(chunk, scores)]
+        journal.append(new)
+        scored.update({solution_key(r): r for r in new})
+    if any(r["prm_truncated"] for r in scored.values()):
+        log.warning("some solutions were longer than the PRM's context: only their first steps were scored "
+                    "(prm_truncated=true in samples.jsonl)")
     rows = []
     for s in samples:
-        sc = scored[(s["unique_id"], s["sample_index"])]
+        sc = scored[solution_key(s)]
         rewards = sc["step_rewards"]
         rows.append({**s, "step_rewards": rewards, "reward": rewards[-1] if rewards else None,
                      "prm_truncated": sc["prm_truncated"]})

@@ -41,8 +41,9 @@ class TransformersBackend(GenerationBackend):
             raise model_load_error("generator", config.generator, "--generator", e) from None
         return cls(model.to(device).eval(), tokenizer, config.generation_batch_size)
 
-    def chunk_size(self, n: int) -> int:
-        return max(1, self.batch_size // n)  # one call = one batch of batch_size sequences
+    @classmethod
+    def chunk_size(cls, config: BestOfNConfig, n: int) -> int:
+        return max(1, config.generation_batch_size // n)  # one call = one batch of generation_batch_size sequences
 
     @torch.inference_mode()
     def generate(
