@@ -35,6 +35,7 @@ _CONFIG_FLAGS: dict[str, tuple[str, type | None, str]] = {
     "--gpu-memory-utilization": ("gpu_memory_utilization", float, "vLLM: share of GPU memory (on CPU: of RAM)"),
     "--max-model-len": ("max_model_len", int, "vLLM: longest prompt + solution, in tokens"),
     "--output-dir": ("output_dir", str, "run directory for all artifacts"),
+    "--workers": ("workers", int, "Ray: actors per stage, each holding one model (default: one per GPU)"),
 }
 
 
@@ -50,10 +51,14 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="recipe YAML file (keys of BestOfNConfig); flags override it")
     for flag, (key, typ, help_text) in _CONFIG_FLAGS.items():
         parser.add_argument(flag, dest=key, type=typ or str, default=None, help=help_text)
+    parser.add_argument("--ray", dest="ray_address", nargs="?", const="local", default=None, metavar="ADDRESS",
+                        help="run generation and PRM scoring on Ray: 'auto' joins the running cluster, an address "
+                             "joins that one, no value starts a local one (docs/scale-out.md)")
 
 
 def config_from_args(args: argparse.Namespace) -> BestOfNConfig:
     overrides = {key: getattr(args, key) for key, _, _ in _CONFIG_FLAGS.values()}
+    overrides["ray_address"] = args.ray_address
     if overrides["levels"] is not None:
         overrides["levels"] = parse_levels(overrides["levels"])
     if args.config:

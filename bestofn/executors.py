@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
@@ -151,7 +152,8 @@ class RayExecutor(Executor):
             self.started_here = True
         self.ray = ray
         resources = ray.cluster_resources()
-        self.gpus, self.cpus = int(resources.get("GPU", 0)), int(resources.get("CPU", 1))
+        self.cpus = int(resources.get("CPU", 1))
+        self.gpus = 0 if self.config.device == "cpu" else int(resources.get("GPU", 0))
         # Workers use the device Ray gives them: their own GPU(s), or the CPU on a cluster without GPUs.
         self.config = replace(self.config, device="auto" if self.gpus else "cpu")
         log.info("Ray cluster: %d CPUs, %d GPUs", self.cpus, self.gpus)
@@ -187,18 +189,21 @@ class RayExecutor(Executor):
         log.info("%s: %d chunks on %d Ray workers (%s each)", worker.__name__, len(payloads), workers,
                  f"{gpus} GPU" if gpus else "1 CPU")
         rows = [{"index": i, "payload": json.dumps(p, ensure_ascii=False)} for i, p in enumerate(payloads)]
-        dataset = self.ray.data.from_items(rows, override_num_blocks=len(rows)).map_batches(
-            _RayWorker,
-            fn_constructor_kwargs={"worker": worker, "config": self.config},
-            batch_size=1,  # one chunk per call: a chunk is the unit of work, of seeding and of journaling
-            # A fixed pool of `workers` actors (map_batches' concurrency=K), with one chunk in flight per
-            # actor, so an actor that dies charges a retry to its own chunk only.
-            compute=ActorPoolStrategy(size=workers, max_tasks_in_flight_per_actor=1),
-            num_gpus=gpus,
-            num_cpus=0 if self.gpus else 1,
-            max_restarts=-1,  # a lost actor is restarted ...
-            max_task_retries=1,  # ... and its chunk retried once
-        )
+        with warnings.catch_warnings():
+            # Actor restarts and task retries have no named parameter in Ray 2.60 (pinned), only ray_remote_args.
+            warnings.filterwarnings("ignore", message=".*ray_remote_args. is deprecated")
+            dataset = self.ray.data.from_items(rows, override_num_blocks=len(rows)).map_batches(
+                _RayWorker,
+                fn_constructor_kwargs={"worker": worker, "config": self.config},
+                batch_size=1,  # one chunk per call: a chunk is the unit of work, of seeding and of journaling
+                # A fixed pool of `workers` actors (map_batches' concurrency=K), with one chunk in flight per
+                # actor, so an actor that dies charges a retry to its own chunk only.
+                compute=ActorPoolStrategy(size=workers, max_tasks_in_flight_per_actor=1),
+                num_gpus=gpus,
+                num_cpus=1,
+                max_restarts=-1,  # a lost actor is restarted ...
+                max_task_retries=1,  # ... and its chunk retried once
+            )
         try:
             for row in dataset.iter_rows():
                 yield int(row["index"]), json.loads(row["result"])

@@ -146,8 +146,9 @@ def _generate_stage(run_dir: RunDir, stage: str, problems: list[Problem], execut
     payloads = [{"unique_ids": [p.unique_id for p in chunk], "problems": [p.problem for p in chunk], "n": n,
                  "temperature": temperature, "top_p": top_p, "seed": _chunk_seed(cfg.seed, chunk[0].unique_id)}
                 for chunk in todo]
+    gold = {p.unique_id: p.answer for p in problems}
     for chunk, outputs in _run_chunks(executor, GenerationWorker, todo, payloads, len(chunks), f"{stage} generation"):
-        new_rows = [_solution_row(p, i, Completion(**c), cfg.grading_timeout, stage)
+        new_rows = [_solution_row(p, i, Completion(**c), gold[p.unique_id], cfg.grading_timeout, stage)
                     for p, completions in zip(chunk, outputs) for i, c in enumerate(completions)]
         journal.append(new_rows)  # a kill after this line loses nothing of this chunk
         rows.extend(new_rows)
@@ -158,11 +159,11 @@ def _generate_stage(run_dir: RunDir, stage: str, problems: list[Problem], execut
     return rows
 
 
-def _solution_row(problem: Problem, index: int, completion: Completion, timeout: int, stage: str) -> dict:
+def _solution_row(problem: Problem, index: int, completion: Completion, gold: str, timeout: int, stage: str) -> dict:
     row = {"unique_id": problem.unique_id}
     if stage == "samples":
         row["sample_index"] = index
-    return {**row, **completion.to_dict(), **grade(completion.text, problem.answer, timeout)}
+    return {**row, **completion.to_dict(), **grade(completion.text, gold, timeout)}
 
 
 def _chunk_seed(seed: int, first_unique_id: str) -> int:
