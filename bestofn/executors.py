@@ -125,6 +125,12 @@ class _RayWorker:
                                    f"{first_line(e)}") from e
         return {"index": list(batch["index"]), "result": results}
 
+    def __del__(self) -> None:
+        # Ray Data deletes the UDF when the job ends gracefully: shut vLLM's engine processes down with it.
+        worker = getattr(self, "worker", None)
+        if worker is not None:
+            worker.close()
+
 
 class RayExecutor(Executor):
     """Each stage is one Ray Data job: an actor pool of ``config.workers`` actors, each holding one model."""

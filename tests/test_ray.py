@@ -45,9 +45,10 @@ def small_score_chunks():
 
 
 @pytest.fixture(scope="module")
-def cluster():
+def cluster() -> str:
+    """A local cluster for the module; returns its address (another process joins it with ``--ray ADDRESS``)."""
     ray.init(num_cpus=2, include_dashboard=False, configure_logging=False)
-    yield
+    yield ray.get_runtime_context().gcs_address
     ray.shutdown()
 
 
@@ -106,7 +107,7 @@ def test_cli_run_on_two_ray_workers_writes_the_single_process_results(cluster, m
 
 # --- a killed driver resumes -------------------------------------------------------------------------------------
 def test_killed_driver_resumes_where_it_stopped(cluster, models, single_process_run, tmp_path, monkeypatch):
-    config = make_config(models, tmp_path / "run", ray_address="auto", workers=1)
+    config = make_config(models, tmp_path / "run", ray_address=cluster, workers=1)
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text(config.to_yaml())
     # A real driver process joins the module's cluster and is killed (SIGKILL) once samples are being journaled.
