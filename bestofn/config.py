@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from .errors import BestOfNError
+from .selection import AGGREGATIONS
 
 DEFAULT_SYSTEM_PROMPT = (
     "You are a careful math tutor. Solve the problem step by step.\n"
@@ -94,7 +95,7 @@ class BestOfNConfig:
                           "without GPUs)."},
     )
     # --- grading --------------------------------------------------------------------------------------------
-    grading_timeout: int = field(default=5, metadata={"help": "Seconds math-verify may spend on one comparison."})
+    grading_timeout: int = field(default=5, metadata={"help": "Seconds to grade one solution (extraction + math-verify), and per answer comparison in selection."})
     # --- output ---------------------------------------------------------------------------------------------
     output_dir: str = field(default="runs/best_of_n", metadata={"help": "Run directory for all artifacts."})
 
@@ -132,8 +133,8 @@ class BestOfNConfig:
             raise BestOfNError(f"workers must be at least 1, got {self.workers}; e.g. --workers 8")
         if self.dtype not in ("auto", "bfloat16", "float16", "float32"):
             raise BestOfNError(f"dtype must be auto, bfloat16, float16 or float32, got {self.dtype!r}")
-        if self.aggregation not in ("last", "min", "prod", "mean"):
-            raise BestOfNError(f"aggregation must be last, min, prod or mean, got {self.aggregation!r}")
+        if self.aggregation not in AGGREGATIONS:
+            raise BestOfNError(f"aggregation must be one of {', '.join(AGGREGATIONS)}, got {self.aggregation!r}")
         if "{problem}" not in self.user_template:
             raise BestOfNError("user_template must contain '{problem}', where the problem text goes")
 

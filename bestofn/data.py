@@ -7,11 +7,11 @@ The subset must be the same on every machine and Python version for the same see
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .errors import BestOfNError
+from .seeds import seed_hash
 
 REQUIRED_FIELDS = ("problem", "answer", "level", "unique_id")
 
@@ -96,14 +96,10 @@ def select_subset(problems: list[Problem], levels: list[int], num_problems: int,
             f"asked for {num_problems} problems but levels {levels} have only {len(pool)}; "
             f"lower --num-problems or add levels"
         )
-    by_level = {lvl: sorted((p for p in pool if p.level == lvl), key=lambda p: _rank(seed, p.unique_id)) for lvl in levels}
+    by_level = {lvl: sorted((p for p in pool if p.level == lvl), key=lambda p: seed_hash(seed, p.unique_id)) for lvl in levels}
     quotas = _proportional_quotas({lvl: len(ps) for lvl, ps in by_level.items()}, num_problems)
     chosen = [p for lvl, ps in by_level.items() for p in ps[: quotas[lvl]]]
     return sorted(chosen, key=lambda p: (p.level, p.unique_id))
-
-
-def _rank(seed: int, unique_id: str) -> str:
-    return hashlib.sha256(f"{seed}:{unique_id}".encode()).hexdigest()
 
 
 def _proportional_quotas(sizes: dict[int, int], total: int) -> dict[int, int]:

@@ -25,7 +25,6 @@ import math
 import re
 import shutil
 import tempfile
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,11 +40,11 @@ from huggingface_hub.errors import HFValidationError, HfHubHTTPError
 from huggingface_hub.errors import HTTPError as HubHTTPError
 from huggingface_hub.utils import validate_repo_id
 
-from . import __version__
 from .config import BestOfNConfig
 from .errors import BestOfNError, first_line
-from .io import read_json, read_jsonl
-from .rundir import check_finished, finish_hint
+from .rundir import Run as RunArtifacts
+from .rundir import load_run
+from .selection import METHOD_LABELS
 
 TEMPLATE_PATH = Path(__file__).parent / "templates" / "dataset_card.md"
 # The subset comes from MATH-500's test split; naming the split "test" tells users not to train on it.
@@ -120,13 +119,6 @@ FIELD_DESCRIPTIONS: dict[str, dict[str, str]] = {
     "samples": {name: doc for name, (_, doc) in _SAMPLE_COLUMNS.items()},
 }
 
-METHOD_LABELS = {
-    "greedy": "Greedy decoding",
-    "majority": "Majority vote",
-    "naive_bon": "Naive Best-of-N",
-    "weighted_bon": "Weighted Best-of-N",
-    "pass_at_n": "Pass@N (oracle)",
-}
 # Licenses we can state for the default models; any other model gets "see the model card".
 KNOWN_LICENSES = {
     "Qwen/Qwen2.5-1.5B-Instruct": "Apache-2.0",
@@ -180,59 +172,7 @@ _BIB_SKYWORK = """@misc{skyworkopeno12024,
 }"""
 
 
-# --- reading and checking the run directory ---------------------------------------------------------------
-@dataclass
-class RunArtifacts:
-    """Everything ``bestofn push`` reads from a finished run directory."""
-
-    run_dir: Path
-    config: BestOfNConfig
-    problems: list[dict[str, Any]]
-    greedy: dict[str, dict[str, Any]]  # by unique_id
-    samples: dict[str, list[dict[str, Any]]]  # by unique_id, sorted by sample_index
-    results: dict[str, Any]
-    bestofn_version: str
-    model_commits: dict[str, str | None] = field(default_factory=dict)  # role -> Hub commit used, from the manifest
-
-
-def load_run(run_dir: str | Path) -> RunArtifacts:
-    """Check and read a run directory, and verify that its files describe the same problems."""
-    run_dir = Path(run_dir)
-    config = check_finished(run_dir)
-    problems = read_jsonl(run_dir / "problems.jsonl")
-    greedy = {r["unique_id"]: r for r in read_jsonl(run_dir / "greedy.jsonl")}
-    samples: dict[str, list[dict[str, Any]]] = {}
-    for row in read_jsonl(run_dir / "samples.jsonl"):
-        samples.setdefault(row["unique_id"], []).append(row)
-    for rows in samples.values():
-        rows.sort(key=lambda r: r["sample_index"])
-    results = read_json(run_dir / "results.json")
-    manifest = read_json(run_dir / "manifest.json") if (run_dir / "manifest.json").is_file() else {}
-    commits = {role: m.get("commit") for role, m in manifest.get("models", {}).items()}
-    run = RunArtifacts(run_dir, config, problems, greedy, samples, results, manifest.get("bestofn_version", __version__),
-                       commits)
-    _check_consistent(run)
-    return run
-
-
-def _check_consistent(run: RunArtifacts) -> None:
-    """Every problem must have a greedy solution, N samples and a results entry; say which file is off."""
-    per_problem = {p["unique_id"]: p for p in run.results.get("per_problem", [])}
-    n = run.config.n
-    for p in run.problems:
-        uid = p["unique_id"]
-        for name, present in (("greedy.jsonl", uid in run.greedy), ("results.json", uid in per_problem)):
-            if not present:
-                raise BestOfNError(f"{run.run_dir / name} has no entry for problem {uid!r}; {finish_hint(run.run_dir)}")
-        indices = [s["sample_index"] for s in run.samples.get(uid, [])]
-        if indices != list(range(n)):
-            raise BestOfNError(
-                f"{run.run_dir / 'samples.jsonl'} holds samples {indices} for problem {uid!r}, expected 0..{n - 1} "
-                f"(n={n} in config.yaml); {finish_hint(run.run_dir)}"
-            )
-    extra = set(per_problem) - {p["unique_id"] for p in run.problems}
-    if extra:
-        raise BestOfNError(f"{run.run_dir / 'results.json'} has problems not in problems.jsonl: {sorted(extra)[:3]}")
+# --- reading and checking the run directory: bestofn.rundir.load_run (RunArtifacts is its Run) ---------------
 
 
 # --- the two datasets --------------------------------------------------------------------------------------

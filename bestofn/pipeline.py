@@ -1,12 +1,13 @@
 """The whole method, stage by stage, in a run directory that survives kills and reruns.
 
-Stages (each writes one artifact, see docs/artifacts.md):
+Stages (each writes one artifact, see docs/artifacts.md) and the steps of the method they run (the numbering
+of :mod:`bestofn`: 1 data, 2 prompts, 3 backends, 4 grading, 5 prm, 6 selection):
 
-    problems  -> problems.jsonl   MATH-500, levels, stratified subset
-    greedy    -> greedy.jsonl     one greedy solution per problem, graded (the baseline)
-    samples   -> samples.jsonl    N sampled solutions per problem, graded
-    scores    -> samples.jsonl    + PRM step rewards and reward per solution
-    results   -> results.json     greedy / majority / naive / weighted Best-of-N accuracy
+    problems  -> problems.jsonl   step 1      MATH-500, levels, stratified subset
+    greedy    -> greedy.jsonl     steps 2-4   one greedy solution per problem, graded (the baseline)
+    samples   -> samples.jsonl    steps 2-4   N sampled solutions per problem, graded
+    scores    -> samples.jsonl    step 5      + PRM step rewards and reward per solution
+    results   -> results.json     step 6      greedy / majority / naive / weighted Best-of-N accuracy
 
 Where the artifacts live and what a rerun may trust is :mod:`bestofn.rundir`'s job; work is journaled one
 chunk of problems at a time, so a killed stage resumes where it stopped.
@@ -14,7 +15,6 @@ chunk of problems at a time, so a killed stage resumes where it stopped.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
@@ -28,16 +28,16 @@ from .config import BestOfNConfig
 from .data import Problem, load_math500, select_subset
 from .errors import BestOfNError, model_load_error
 from .executors import Executor, make_executor
-from .grading import grade, is_equivalent
+from .grading import grade
 from .io import read_jsonl, write_json, write_jsonl
 from .prm import load_prm
 from .prompts import render_prompt
 from .rundir import RunDir, prepare_run_dir
-from .selection import aggregate, answer_groups, majority_vote, naive_best_of_n, weighted_best_of_n
+from .seeds import derived_seed
+from .selection import METHODS, Choice, aggregate, answer_groups, choose_majority, choose_naive, choose_weighted, group_answers
 
 log = logging.getLogger(__name__)
 
-METHODS = ("greedy", "majority", "naive_bon", "weighted_bon", "pass_at_n")
 SCORE_CHUNK_SOLUTIONS = 256  # solutions per PRM journal chunk: big enough for good batches, small enough to resume
 
 
@@ -83,7 +83,7 @@ def check_model_reachable(name_or_path: str, revision: str | None, role: str, fl
     return config_file.parent.name if config_file.parent.parent.name == "snapshots" else None
 
 
-# --- stage 1: problems -----------------------------------------------------------------------------------------
+# --- step 1: problems ------------------------------------------------------------------------------------------
 def stage_problems(run_dir: RunDir) -> list[Problem]:
     if not run_dir.is_done("problems"):
         cfg = run_dir.config
@@ -95,9 +95,9 @@ def stage_problems(run_dir: RunDir) -> list[Problem]:
     return [Problem(**row) for row in read_jsonl(run_dir.file("problems"))]
 
 
-# --- stages 2 and 3: generation ----------------------------------------------------------------------------------
+# --- steps 2-4: prompt, generate, grade ---------------------------------------------------------------------------
 class GenerationWorker:
-    """Step 3 on one worker: holds the generator; a chunk's problems in, their completions out."""
+    """Steps 2-3 on one worker: holds the generator; a chunk's problems in, their completions out."""
 
     def __init__(self, config: BestOfNConfig):
         self.config = config
@@ -144,7 +144,7 @@ def _generate_stage(run_dir: RunDir, stage: str, problems: list[Problem], execut
     if len(todo) < len(chunks):
         log.info("%s: resuming, %d of %d chunks of problems already generated", stage, len(chunks) - len(todo), len(chunks))
     payloads = [{"unique_ids": [p.unique_id for p in chunk], "problems": [p.problem for p in chunk], "n": n,
-                 "temperature": temperature, "top_p": top_p, "seed": _chunk_seed(cfg.seed, chunk[0].unique_id)}
+                 "temperature": temperature, "top_p": top_p, "seed": derived_seed(cfg.seed, chunk[0].unique_id)}
                 for chunk in todo]
     gold = {p.unique_id: p.answer for p in problems}
     for chunk, outputs in _run_chunks(executor, GenerationWorker, todo, payloads, len(chunks), f"{stage} generation"):
@@ -164,11 +164,6 @@ def _solution_row(problem: Problem, index: int, completion: Completion, gold: st
     if stage == "samples":
         row["sample_index"] = index
     return {**row, **completion.to_dict(), **grade(completion.text, gold, timeout)}
-
-
-def _chunk_seed(seed: int, first_unique_id: str) -> int:
-    """Seed of one generation call, tied to its first problem so a resumed run samples the same solutions."""
-    return int(hashlib.sha256(f"{seed}:{first_unique_id}".encode()).hexdigest()[:8], 16)
 
 
 def _chunks(items: list, size: int) -> Iterator[list]:
@@ -194,7 +189,7 @@ def _run_chunks(executor: Executor, worker: type, todo: list[list], payloads: li
             bar.update()
 
 
-# --- stage 3b: PRM scores ------------------------------------------------------------------------------------------
+# --- step 5: PRM scores ---------------------------------------------------------------------------------------------
 class ScoringWorker:
     """Step 5 on one worker: holds the PRM; a chunk of (problem, solution) pairs in, their step rewards out."""
 
@@ -243,13 +238,13 @@ def stage_scores(run_dir: RunDir, problems: list[Problem], samples: list[dict], 
     return rows
 
 
-# --- stage 4: selection and accuracy ----------------------------------------------------------------------------
+# --- step 6: selection and accuracy -----------------------------------------------------------------------------
 def stage_results(run_dir: RunDir, problems: list[Problem], greedy: list[dict], samples: list[dict]) -> dict[str, Any]:
     """Apply every selection rule to every problem and write the accuracies to ``results.json``."""
     cfg = run_dir.config
     greedy_by_id = {g["unique_id"]: g for g in greedy}
     samples_by_id: dict[str, list[dict]] = defaultdict(list)
-    for s in samples:
+    for s in sorted(samples, key=lambda s: s["sample_index"]):  # position in a problem's list = sample_index
         samples_by_id[s["unique_id"]].append(s)
     per_problem = [
         _select_for_problem(p, greedy_by_id[p.unique_id], samples_by_id[p.unique_id], cfg.aggregation, cfg.grading_timeout)
@@ -277,24 +272,24 @@ def _select_for_problem(problem: Problem, greedy: dict, samples: list[dict], how
     """Every method's answer for one problem, whether it is right, and the answer groups behind them."""
     answers = [s["answer"] for s in samples]
     rewards = [aggregate(s["step_rewards"], how) for s in samples]
-    groups = answer_groups(answers, rewards)
-    members = {g["answer"]: g["indices"] for g in groups}
+    groups = group_answers(answers, timeout=timeout)  # math-verify runs here, once per problem
 
-    def verdict(answer: str | None) -> dict:
-        if answer is None:
+    def verdict(choice: Choice | None) -> dict:
+        # A rule's verdict is the solution it chose: its own answer and its own grade (step 4 already judged
+        # every sample against the gold answer), so answer, sample_index and correct always agree.
+        if choice is None:
             return {"answer": None, "correct": False, "sample_index": None}
-        # The solution shown for a chosen answer: the highest-reward solution that gave it.
-        best = max(members[answer], key=lambda i: (rewards[i], -i))
-        return {"answer": answer, "correct": is_equivalent(answer, problem.answer, timeout), "sample_index": best}
+        chosen = samples[choice.sample_index]
+        return {"answer": chosen["answer"], "correct": bool(chosen["correct"]), "sample_index": choice.sample_index}
 
     return {
         "unique_id": problem.unique_id, "level": problem.level, "subject": problem.subject, "gold": problem.answer,
         "greedy": {"answer": greedy["answer"], "correct": greedy["correct"]},
-        "majority": verdict(majority_vote(answers)),
-        "naive_bon": verdict(naive_best_of_n(answers, rewards)),
-        "weighted_bon": verdict(weighted_best_of_n(answers, rewards)),
+        "majority": verdict(choose_majority(answers, rewards, groups=groups)),
+        "naive_bon": verdict(choose_naive(answers, rewards, groups=groups)),
+        "weighted_bon": verdict(choose_weighted(answers, rewards, groups=groups)),
         "pass_at_n": {"correct": any(s["correct"] for s in samples)},
-        "groups": groups,
+        "groups": answer_groups(answers, rewards, groups=groups),
     }
 
 

@@ -1,4 +1,4 @@
-"""Step 2a: the chain-of-thought prompt.
+"""Step 2: the chain-of-thought prompt.
 
 The PRM scores a solution step by step and finds the steps by splitting at newlines, so the prompt asks for
 exactly one reasoning step per line; it also asks for the final answer in ``\\boxed{}`` so grading can find it.

@@ -3,8 +3,8 @@
 ``manifest.json`` records, for each finished stage, the fingerprint of the settings it was computed with.
 A rerun skips a stage whose fingerprint is unchanged; a stage killed midway resumes from its journal in
 ``.partial/``; a changed setting recomputes exactly the stages that depend on it, and only when the user
-says so (``overwrite``), never silently. Every reader of a run directory (report, sweep, Hub upload) checks
-it with :func:`check_finished` first.
+says so (``overwrite``), never silently. Every reader of a finished run directory (report, sweep, Hub
+upload) reads it with :func:`load_run`, which checks it with :func:`check_finished` first.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import shutil
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -160,3 +161,79 @@ def check_finished(run_dir: str | Path) -> BestOfNConfig:
         raise BestOfNError(f"stages {', '.join(stale)} of {run_dir} were computed with other settings than its "
                            f"config.yaml; {hint}")
     return config
+
+
+# --- reading a finished run ------------------------------------------------------------------------------------
+@dataclass
+class Run:
+    """A finished run directory, read and checked: the one view report, sweep and the Hub upload start from."""
+
+    run_dir: Path
+    config: BestOfNConfig
+    problems: list[dict[str, Any]]  # problems.jsonl, in run order
+    greedy: dict[str, dict[str, Any]]  # by unique_id
+    samples: dict[str, list[dict[str, Any]]]  # by unique_id, sorted by sample_index: exactly config.n each
+    results: dict[str, Any]
+    bestofn_version: str
+    model_commits: dict[str, str | None] = field(default_factory=dict)  # role -> Hub commit used, from the manifest
+
+    @property
+    def n(self) -> int:
+        return self.config.n
+
+
+def load_run(run_dir: str | Path) -> Run:
+    """Check that ``run_dir`` is finished, read every artifact, and verify they describe the same problems.
+
+    Raises :class:`BestOfNError` naming the file and the fix when anything is missing, unreadable or off:
+    a problem without its greedy solution, its N scored samples or its results entry.
+    """
+    run_dir = Path(run_dir)
+    config = check_finished(run_dir)
+    hint = finish_hint(run_dir)
+    try:
+        problems = read_jsonl(run_dir / ARTIFACTS["problems"])
+        greedy = {r["unique_id"]: r for r in read_jsonl(run_dir / ARTIFACTS["greedy"])}
+        rows = read_jsonl(run_dir / ARTIFACTS["samples"])
+        results = read_json(run_dir / ARTIFACTS["results"])
+        manifest = read_json(run_dir / "manifest.json") if (run_dir / "manifest.json").is_file() else {}
+    except (ValueError, KeyError) as e:
+        raise BestOfNError(f"run directory {run_dir} has an unreadable artifact ({type(e).__name__}: {e}); {hint}") from None
+    if not problems:
+        raise BestOfNError(f"{run_dir / ARTIFACTS['problems']} has no problems; {hint}")
+    missing = next((f for r in rows for f in ("unique_id", "sample_index", "step_rewards") if f not in r), None)
+    if missing == "step_rewards":
+        raise BestOfNError(f"{run_dir / ARTIFACTS['samples']} has no PRM scores (step_rewards) yet; {hint}")
+    if missing:
+        raise BestOfNError(f"run directory {run_dir} has rows without the field {missing!r}; {hint}")
+    samples: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        samples.setdefault(row["unique_id"], []).append(row)
+    for group in samples.values():
+        group.sort(key=lambda r: r["sample_index"])
+    commits = {role: m.get("commit") for role, m in manifest.get("models", {}).items()}
+    run = Run(run_dir, config, problems, greedy, samples, results, manifest.get("bestofn_version", __version__), commits)
+    _check_consistent(run)
+    return run
+
+
+def _check_consistent(run: Run) -> None:
+    """Every problem must have a greedy solution, N samples and a results entry; say which file is off."""
+    per_problem = {p["unique_id"]: p for p in run.results.get("per_problem", [])}
+    n, hint = run.n, finish_hint(run.run_dir)
+    sizes = sorted({len(run.samples.get(p["unique_id"], [])) for p in run.problems})
+    for p in run.problems:
+        uid = p["unique_id"]
+        for name, present in ((ARTIFACTS["greedy"], uid in run.greedy), (ARTIFACTS["results"], uid in per_problem)):
+            if not present:
+                raise BestOfNError(f"{run.run_dir / name} has no entry for problem {uid!r}; {hint}")
+        indices = [s["sample_index"] for s in run.samples.get(uid, [])]
+        if indices != list(range(n)):
+            raise BestOfNError(
+                f"{run.run_dir / ARTIFACTS['samples']} has {sizes} samples per problem, expected n={n} (config.yaml) "
+                f"for every problem: samples {indices} for problem {uid!r}, expected 0..{n - 1}; {hint}"
+            )
+    extra = set(per_problem) - {p["unique_id"] for p in run.problems}
+    if extra:
+        raise BestOfNError(f"{run.run_dir / ARTIFACTS['results']} has problems not in problems.jsonl: {sorted(extra)[:3]}; "
+                           f"{hint}")

@@ -1,4 +1,4 @@
-"""Step 4: pick one answer out of N sampled solutions.
+"""Step 6: pick one answer out of N sampled solutions.
 
 Three rules are compared (answers are the extracted ``\\boxed{}`` contents, None when a solution has none):
 
@@ -11,17 +11,32 @@ Three rules are compared (answers are the extracted ``\\boxed{}`` contents, None
 Answers are grouped by mathematical equivalence (``\\frac{1}{2}`` and ``0.5`` are one answer), not by string,
 otherwise votes for the same answer would be split across spellings. A solution without an answer never
 wins; with no answers at all the prediction is None. Ties go to the group whose first solution came first,
-so results are deterministic.
+so results are deterministic. Each rule reports *which* solutions it chose (:class:`Choice`), so a verdict
+always shows a solution that exists, spelled as that solution spells it.
+
+The method names and labels every artifact, report and dataset card uses are defined here, once.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from .grading import is_equivalent, normalize_answer
 
-AGGREGATIONS = ("last", "min", "prod", "mean")
+AGGREGATIONS = ("last", "min", "prod", "mean")  # step rewards -> one reward per solution, see aggregate()
+
+# The methods of results.json, in the order tables and plots show them, and their human-readable labels.
+METHODS = ("greedy", "majority", "naive_bon", "weighted_bon", "pass_at_n")
+SELECTION_METHODS = ("majority", "naive_bon", "weighted_bon")  # those that pick one answer out of N
+METHOD_LABELS = {
+    "greedy": "greedy",
+    "majority": "majority vote",
+    "naive_bon": "naive Best-of-N",
+    "weighted_bon": "weighted Best-of-N",
+    "pass_at_n": "pass@N (oracle)",
+}
 
 
 def aggregate(step_rewards: Sequence[float], how: str = "last") -> float:
@@ -46,14 +61,16 @@ def aggregate(step_rewards: Sequence[float], how: str = "last") -> float:
 
 
 def group_answers(
-    answers: Sequence[str | None], equivalent: Callable[[str, str], bool] = is_equivalent
+    answers: Sequence[str | None], equivalent: Callable[[str, str], bool] | None = None, timeout: float = 5
 ) -> list[list[int]]:
     """Indices of solutions grouped by equivalent answer, groups in order of first appearance.
 
     Each answer is compared with one representative per group (the group's first answer); identical
     normalized strings are merged without calling math-verify, which keeps this fast for N=16.
-    Solutions without an answer are left out.
+    Solutions without an answer are left out. ``timeout`` bounds each comparison (``grading_timeout``).
     """
+    if equivalent is None:
+        equivalent = lambda a, b: is_equivalent(a, b, timeout)  # noqa: E731
     groups: list[list[int]] = []
     reps: list[str] = []
     by_text: dict[str, int] = {}
@@ -73,41 +90,95 @@ def group_answers(
     return groups
 
 
-def _heaviest(answers: Sequence[str | None], weights: Sequence[float]) -> str | None:
-    groups = group_answers(answers)
+@dataclass(frozen=True)
+class Choice:
+    """Which solutions a rule chose: the answer shown is the chosen solution's own spelling.
+
+    ``sample_index`` is the solution the rule answers with (naive Best-of-N: the highest-reward one;
+    the group rules: the highest-reward member of the winning group, the one a reader should see);
+    ``group`` holds every solution whose answer is equivalent to it, in sample order.
+    """
+
+    sample_index: int
+    group: tuple[int, ...]
+    answer: str
+
+
+def _best_in(indices: Sequence[int], rewards: Sequence[float]) -> int:
+    """The highest-reward solution among ``indices`` (ties: the earlier one)."""
+    return max(indices, key=lambda i: (rewards[i], -i))
+
+
+def _heaviest(answers: Sequence[str | None], weights: Sequence[float], rewards: Sequence[float],
+              groups: list[list[int]] | None, timeout: float) -> Choice | None:
+    groups = group_answers(answers, timeout=timeout) if groups is None else groups
     if not groups:
         return None
     totals = [sum(weights[i] for i in g) for g in groups]
-    best = max(range(len(groups)), key=lambda k: (totals[k], -k))  # ties: earliest group
-    return answers[groups[best][0]]
+    best = groups[max(range(len(groups)), key=lambda k: (totals[k], -k))]  # ties: earliest group
+    shown = _best_in(best, rewards)
+    return Choice(shown, tuple(best), str(answers[shown]))
 
 
-def majority_vote(answers: Sequence[str | None]) -> str | None:
-    """The most frequent answer (equivalent answers pooled)."""
-    return _heaviest(answers, [1.0] * len(answers))
+def choose_majority(answers: Sequence[str | None], rewards: Sequence[float] | None = None, *,
+                    groups: list[list[int]] | None = None, timeout: float = 5) -> Choice | None:
+    """Majority vote: the largest group of equivalent answers (ties: the group that appears first).
 
-
-def weighted_best_of_n(answers: Sequence[str | None], rewards: Sequence[float]) -> str | None:
-    """The answer whose equivalent solutions have the largest summed reward."""
+    ``rewards`` only decide which member of the winning group is shown (without them, its first).
+    """
+    rewards = [0.0] * len(answers) if rewards is None else rewards
     _check_lengths(answers, rewards)
-    return _heaviest(answers, rewards)
+    return _heaviest(answers, [1.0] * len(answers), rewards, groups, timeout)
 
 
-def naive_best_of_n(answers: Sequence[str | None], rewards: Sequence[float]) -> str | None:
-    """The answer of the highest-reward solution that has an answer (ties: the earlier solution)."""
+def choose_weighted(answers: Sequence[str | None], rewards: Sequence[float], *,
+                    groups: list[list[int]] | None = None, timeout: float = 5) -> Choice | None:
+    """Weighted Best-of-N: the group of equivalent answers with the largest summed reward."""
+    _check_lengths(answers, rewards)
+    return _heaviest(answers, rewards, rewards, groups, timeout)
+
+
+def choose_naive(answers: Sequence[str | None], rewards: Sequence[float], *,
+                 groups: list[list[int]] | None = None, timeout: float = 5) -> Choice | None:
+    """Naive Best-of-N: the highest-reward solution that has an answer (ties: the earlier solution)."""
     _check_lengths(answers, rewards)
     candidates = [i for i, a in enumerate(answers) if a is not None and a.strip()]
     if not candidates:
         return None
-    return answers[max(candidates, key=lambda i: (rewards[i], -i))]
+    chosen = _best_in(candidates, rewards)
+    groups = group_answers(answers, timeout=timeout) if groups is None else groups
+    group = next(g for g in groups if chosen in g)
+    return Choice(chosen, tuple(group), str(answers[chosen]))
 
 
-def answer_groups(answers: Sequence[str | None], rewards: Sequence[float]) -> list[dict]:
+# The answer alone, for callers that need no indices (the report's fast path is checked against these).
+def majority_vote(answers: Sequence[str | None], timeout: float = 5) -> str | None:
+    """The most frequent answer (equivalent answers pooled), as its group's first solution spells it."""
+    choice = choose_majority(answers, timeout=timeout)
+    return choice.answer if choice else None
+
+
+def weighted_best_of_n(answers: Sequence[str | None], rewards: Sequence[float], timeout: float = 5) -> str | None:
+    """The answer whose equivalent solutions have the largest summed reward (its best solution's spelling)."""
+    choice = choose_weighted(answers, rewards, timeout=timeout)
+    return choice.answer if choice else None
+
+
+def naive_best_of_n(answers: Sequence[str | None], rewards: Sequence[float]) -> str | None:
+    """The answer of the highest-reward solution that has an answer (ties: the earlier solution)."""
+    _check_lengths(answers, rewards)  # no grouping needed: the answer is the best solution's own
+    candidates = [i for i, a in enumerate(answers) if a is not None and a.strip()]
+    return answers[_best_in(candidates, rewards)] if candidates else None
+
+
+def answer_groups(answers: Sequence[str | None], rewards: Sequence[float], *,
+                  groups: list[list[int]] | None = None, timeout: float = 5) -> list[dict]:
     """Each answer group with its size and summed reward, heaviest first (for reports and the dataset)."""
     _check_lengths(answers, rewards)
+    groups = group_answers(answers, timeout=timeout) if groups is None else groups
     rows = [
         {"answer": answers[g[0]], "count": len(g), "reward_sum": float(sum(rewards[i] for i in g)), "indices": g}
-        for g in group_answers(answers)
+        for g in groups
     ]
     return sorted(rows, key=lambda r: -r["reward_sum"])
 

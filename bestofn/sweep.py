@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import yaml
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 
@@ -100,9 +99,7 @@ def find_temperature_runs(sweep_dir: str | Path) -> list[tuple[float, Path]]:
         temperature = float(m.group(1))
         cfg_file = child / "config.yaml"
         if cfg_file.is_file():
-            temperature = float(
-                (yaml.safe_load(cfg_file.read_text(encoding="utf-8")) or {}).get("temperature", temperature)
-            )
+            temperature = BestOfNConfig.from_yaml(cfg_file).temperature
         found.append((temperature, child))
     return sorted(found)
 

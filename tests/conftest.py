@@ -52,3 +52,19 @@ def tiny_run_dir(tmp_path_factory, tiny_generator_dir, tiny_prm_dir, math500_pat
     config = tiny_config(tiny_generator_dir, tiny_prm_dir, math500_path, tmp_path_factory.mktemp("run") / "run")
     run(config)
     return Path(config.output_dir)
+
+
+def integer_problems(math500_path: Path, k: int, level: int = 1) -> list[dict]:
+    """The first ``k`` MATH-500 problems of ``level`` whose gold answer is a plain integer (easy to misspell)."""
+    import json
+
+    rows = [json.loads(line) for line in math500_path.read_text().splitlines()]
+    return [r for r in rows if r["level"] == level and r["answer"].isdigit()][:k]
+
+
+def write_dataset(rows: list[dict], path: Path) -> Path:
+    """A local MATH-500-style .jsonl file holding exactly ``rows``."""
+    import json
+
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path

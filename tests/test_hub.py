@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -20,78 +21,80 @@ from huggingface_hub import DatasetCard, DatasetCardData, HfApi
 from huggingface_hub.errors import HfHubHTTPError
 from huggingface_hub.errors import HTTPError as HubHTTPError
 
-from bestofn import hub
-from bestofn.config import STAGES, BestOfNConfig
+from bestofn import hub, pipeline
+from bestofn.config import BestOfNConfig
 from bestofn.errors import BestOfNError
+from bestofn.io import read_json, read_jsonl, write_json, write_jsonl
 from bestofn.rundir import check_finished
-from bestofn.io import read_json, write_json, write_jsonl
-from bestofn.selection import answer_groups, majority_vote, naive_best_of_n, weighted_best_of_n
+from bestofn.testing import make_tokenizer
+from bestofn.testing.scripted import Script, ScriptedProblem, Solution, patch_pipeline
+
+from conftest import integer_problems, write_dataset
 
 DATA_FILES = {"README.md", "problems/test-00000-of-00001.parquet", "samples/test-00000-of-00001.parquet"}
 
-# (unique_id, level, gold, greedy answer, [(sample answer, reward), ...]) -- N = 4
-_PROBLEMS = [
-    ("test/algebra/1.json", 1, "5", "5", [("5", 0.9), ("4", 0.95), ("5", 0.8), (None, 0.1)]),
-    ("test/geometry/2.json", 2, "\\frac{1}{2}", "1", [("0.5", 0.7), ("3", 0.2), ("3", 0.3), ("\\frac{1}{2}", 0.6)]),
-    ("test/prealgebra/3.json", 3, "12", None, [("11", 0.4), ("11", 0.45), ("13", 0.99), ("11", 0.3)]),
-]
+
+def _script(rows: list[dict]) -> Script:
+    """Three problems (levels 1, 2, 3), N=4, built through the pipeline; rewards are the last step's.
+
+    | problem | greedy | samples (answer: reward)                            | majority  | naive      | weighted   | pass@4 |
+    | ------- | ------ | --------------------------------------------------- | --------- | ---------- | ---------- | ------ |
+    | P1 (L1) | right  | g: .9, w: .95, g.0: .8, cut off (no answer): .1     | right #0  | wrong #1   | right #0   | right  |
+    | P2 (L2) | wrong  | w2: .2, \\frac{2g}{2}: .7, w2: .3, \\dfrac{2g}{2}: .75 | wrong #2  | right #3   | right #3   | right  |
+    |         |        |                                                     | (tie: first group)     | (\\dfrac)  |        |
+    | P3 (L3) | none   | w: .4, w: .45, w2: .99, w: .3                         | wrong #1  | wrong #2   | wrong #1   | wrong  |
+
+    Totals: greedy 1/3, majority 1/3, naive 1/3, weighted 2/3, pass@4 2/3. P2's #1 and P3's #3 were longer
+    than the PRM's context; P1's #3 hit the token limit (1 of 12 samples cut off, 1 without an answer).
+    """
+    g = [int(r["answer"]) for r in rows]
+    return Script([
+        ScriptedProblem(rows[0]["problem"], Solution(str(g[0])),
+                        [Solution(str(g[0]), (0.5, 0.9)), Solution(str(g[0] + 1), (0.95,)),
+                         Solution(f"{g[0]}.0", (0.8,)), Solution(None, (0.1,), "length")]),
+        ScriptedProblem(rows[1]["problem"], Solution(str(g[1] + 1)),
+                        [Solution(str(g[1] + 2), (0.2,)), Solution(f"\\frac{{{2 * g[1]}}}{{2}}", (0.7,), prm_truncated=True),
+                         Solution(str(g[1] + 2), (0.3,)), Solution(f"\\dfrac{{{2 * g[1]}}}{{2}}", (0.75,))]),
+        ScriptedProblem(rows[2]["problem"], Solution(None),
+                        [Solution(str(g[2] + 1), (0.4,)), Solution(str(g[2] + 1), (0.45,)),
+                         Solution(str(g[2] + 2), (0.99,)), Solution(str(g[2] + 1), (0.3,), prm_truncated=True)]),
+    ])
 
 
-def _acc(flags: list[bool]) -> dict[str, Any]:
-    return {"correct": sum(flags), "total": len(flags), "accuracy": sum(flags) / len(flags) if flags else 0.0}
+EXPECTED_ACCURACY = {"greedy": (1, 3), "majority": (1, 3), "naive_bon": (1, 3), "weighted_bon": (2, 3), "pass_at_n": (2, 3)}
 
 
-def make_run_dir(root: Path, **config_overrides: Any) -> Path:
-    """A finished run directory in the schema of docs/artifacts.md, with results computed by bestofn.selection."""
-    run_dir = root / "run"
-    cfg = BestOfNConfig(n=4, num_problems=3, output_dir=str(run_dir), **config_overrides)
-    run_dir.mkdir(parents=True)
-    (run_dir / "config.yaml").write_text(cfg.to_yaml(), encoding="utf-8")
-    write_json(run_dir / "manifest.json", {"bestofn_version": "0.1.0", "stages": {s: cfg.fingerprint(s) for s in STAGES}})
-    problems, greedy, samples, per_problem = [], [], [], []
-    for uid, level, gold, g_ans, draws in _PROBLEMS:
-        problems.append({"unique_id": uid, "problem": f"Problem {uid}?", "answer": gold, "level": level,
-                         "subject": uid.split("/")[1].title(), "solution": f"Reference for {uid}."})
-        correct = lambda a, gold=gold: a is not None and a in {gold, "0.5" if gold == "\\frac{1}{2}" else gold}  # noqa: E731
-        greedy.append({"unique_id": uid, "text": f"Step 1\nSo $\\boxed{{{g_ans}}}$.", "num_tokens": 12,
-                       "finish_reason": "stop" if g_ans else "length", "answer": g_ans, "correct": correct(g_ans),
-                       "string_match": g_ans == gold})
-        answers, rewards = [a for a, _ in draws], [r for _, r in draws]
-        for i, (a, r) in enumerate(draws):
-            samples.append({"unique_id": uid, "sample_index": i, "text": f"Sample {i} of {uid}\n$\\boxed{{{a}}}$",
-                            "num_tokens": 20 + i, "finish_reason": "stop", "answer": a, "correct": correct(a),
-                            "string_match": a == gold, "step_rewards": [0.5, r], "reward": r, "prm_truncated": i == 3})
-        groups = answer_groups(answers, rewards)
-        w_ans, n_ans = weighted_best_of_n(answers, rewards), naive_best_of_n(answers, rewards)
-        w_group = next(g for g in groups if g["answer"] == w_ans)
-        per_problem.append({
-            "unique_id": uid, "level": level, "subject": problems[-1]["subject"], "gold": gold,
-            "greedy": {"answer": g_ans, "correct": correct(g_ans)},
-            "majority": {"answer": majority_vote(answers), "correct": correct(majority_vote(answers))},
-            "naive_bon": {"answer": n_ans, "correct": correct(n_ans), "sample_index": max(range(4), key=lambda i: rewards[i])},
-            "weighted_bon": {"answer": w_ans, "correct": correct(w_ans),
-                             "sample_index": max(w_group["indices"], key=lambda i: rewards[i])},
-            "pass_at_n": {"correct": any(correct(a) for a in answers)},
-            "groups": groups,
-        })
-    methods = ["greedy", "majority", "naive_bon", "weighted_bon", "pass_at_n"]
-    flags = {m: [p[m]["correct"] for p in per_problem] for m in methods}
-    by_level = {str(lvl): {m: _acc([p[m]["correct"] for p in per_problem if p["level"] == lvl]) for m in methods} for lvl in (1, 2, 3)}
-    results = {"n": 4, "num_problems": 3, "methods": methods,
-               "reward_aggregation": cfg.aggregation, "accuracy": {m: _acc(flags[m]) for m in methods}, "by_level": by_level,
-               "string_match": {"greedy": _acc([g["string_match"] for g in greedy]),
-                                "samples": _acc([s["string_match"] for s in samples])},
-               "tokens": {"greedy": 36, "samples": 258}, "per_problem": per_problem}
-    write_jsonl(run_dir / "problems.jsonl", problems)
-    write_jsonl(run_dir / "greedy.jsonl", greedy)
-    write_jsonl(run_dir / "samples.jsonl", samples)
-    write_json(run_dir / "results.json", results)
-    return run_dir
+def _three_problems(math500_path: Path) -> list[dict]:
+    return [integer_problems(math500_path, 1, level=lvl)[0] for lvl in (1, 2, 3)]
+
+
+def make_run_dir(root: Path, math500_path: Path, dataset_name: str = "math500.jsonl", **config_overrides: Any) -> Path:
+    """A finished run directory made by ``bestofn.pipeline.run`` on the scripted solutions of :func:`_script`.
+
+    The config names the real Hub models by default (the card describes them); nothing is downloaded.
+    """
+    rows = _three_problems(math500_path)
+    dataset = root / dataset_name
+    dataset.parent.mkdir(parents=True, exist_ok=True)
+    write_dataset(rows, dataset)
+    cfg = BestOfNConfig(**{"n": 4, "num_problems": 3, "dataset": str(dataset), "device": "cpu",
+                           "output_dir": str(root / "run"), **config_overrides})
+    with pytest.MonkeyPatch.context() as mp:
+        patch_pipeline(mp, _script(rows), make_tokenizer(), any_model_name=True)
+        results = pipeline.run(cfg)
+    assert {m: (a["correct"], a["total"]) for m, a in results["accuracy"].items()} == EXPECTED_ACCURACY
+    return root / "run"
+
+
+@pytest.fixture(scope="module")
+def _template_run(tmp_path_factory: pytest.TempPathFactory, math500_path: Path) -> Path:
+    return make_run_dir(tmp_path_factory.mktemp("hub-run"), math500_path, generator_revision="abc123")
 
 
 @pytest.fixture
-def run_dir(tmp_path: Path) -> Path:
-    return make_run_dir(tmp_path, generator_revision="abc123")
+def run_dir(_template_run: Path, tmp_path: Path) -> Path:
+    """A private copy of the scripted run (tests edit their run directory)."""
+    return Path(shutil.copytree(_template_run, tmp_path / "run"))
 
 
 def _files(folder: Path) -> set[str]:
@@ -133,14 +136,25 @@ def _check_dry_run(run: Path, tmp_path: Path) -> None:
     _check_card(out / "README.md", results)
 
 
-def test_dry_run_files_load_back_with_declared_configs_and_features(run_dir: Path, tmp_path: Path) -> None:
+def test_dry_run_files_load_back_with_declared_configs_and_features(run_dir: Path, tmp_path: Path, math500_path: Path) -> None:
     _check_dry_run(run_dir, tmp_path)
     problems = _load(tmp_path / "out", "problems", tmp_path)["test"]
-    first = problems[0]
-    # Problem 1: answers 5 (0.9 + 0.8) vs 4 (0.95): weighted picks 5, via its best sample 0; naive picks 4.
-    assert (first["weighted_bon_answer"], first["weighted_bon_sample_index"], first["naive_bon_answer"]) == ("5", 0, "4")
-    assert first["greedy_answer"] == "5" and first["greedy_correct"] and first["reference_solution"].startswith("Reference")
-    assert problems[2]["greedy_answer"] is None  # nulls survive the round trip
+    rows = _three_problems(math500_path)
+    assert [p["unique_id"] for p in problems] == [r["unique_id"] for r in rows]
+    g1, g2 = rows[0]["answer"], int(rows[1]["answer"])
+    first, second, third = problems
+    # P1: g (0.9 + 0.8) vs g+1 (0.95): weighted picks g via its best sample #0; naive picks g+1.
+    assert (first["weighted_bon_answer"], first["weighted_bon_sample_index"], first["naive_bon_answer"]) == (
+        g1, 0, str(int(g1) + 1))
+    assert first["greedy_answer"] == g1 and first["greedy_correct"] and first["reference_solution"] == rows[0]["solution"]
+    # P2: both Best-of-N rules show sample #3 spelled as it spelled it; the majority tie goes to the first group.
+    assert (second["weighted_bon_answer"], second["weighted_bon_sample_index"], second["weighted_bon_correct"]) == (
+        f"\\dfrac{{{2 * g2}}}{{2}}", 3, True)
+    assert (second["majority_answer"], second["majority_correct"]) == (str(g2 + 2), False)
+    assert third["greedy_answer"] is None and not third["pass_at_n"]  # nulls survive the round trip
+    flags = {m: [p[f"{m}_correct"] for p in problems] for m in ("greedy", "majority", "naive_bon", "weighted_bon")}
+    assert flags == {"greedy": [True, False, False], "majority": [True, False, False],
+                     "naive_bon": [False, True, False], "weighted_bon": [True, True, False]}
 
 
 def test_dry_run_on_tiny_model_run(request: pytest.FixtureRequest, tmp_path: Path) -> None:
@@ -206,7 +220,7 @@ def test_card_describes_the_run(run_dir: Path, tmp_path: Path) -> None:
         assert arxiv in text
     assert "Skywork o1 Team" in text
     assert 'load_dataset("someone/bestofn-test", "problems", split="test")' in text
-    assert "0 of 12 samples hit the 2048-token limit, 1 have no extracted answer, and 3 were longer" in text
+    assert "1 of 12 samples hit the 2048-token limit, 1 have no extracted answer, and 2 were longer" in text
     meta = DatasetCard.load(tmp_path / "out" / "README.md").data
     assert meta.source_datasets == ["HuggingFaceH4/MATH-500"] and meta.size_categories == ["n<1K"]
 
@@ -223,18 +237,18 @@ def test_card_names_the_commits_the_run_used(run_dir: Path, tmp_path: Path) -> N
     assert "Both models are identified by the revisions above" in text
 
 
-def test_card_hides_local_paths_and_cites_only_used_models(tmp_path: Path) -> None:
-    run = make_run_dir(tmp_path, generator="/home/alice/models/tiny-gen", prm="/home/alice/models/tiny-prm",
-                       dataset="/home/alice/data/math500.jsonl")
+def test_card_hides_local_paths_and_cites_only_used_models(tmp_path: Path, math500_path: Path) -> None:
+    run = make_run_dir(tmp_path, math500_path, dataset_name="home/alice/data/math500.jsonl",
+                       generator="/home/alice/models/tiny-gen", prm="/home/alice/models/tiny-prm")
     hub.save_dataset_folder(run, tmp_path / "out", "someone/x")
     text = (tmp_path / "out" / "README.md").read_text(encoding="utf-8")
-    assert "/home/alice" not in text and "`tiny-gen` (a local model folder)" in text
+    assert "/home/alice" not in text and str(tmp_path) not in text and "`tiny-gen` (a local model folder)" in text
     assert "2412.15115" not in text and "Skywork o1 Team" not in text  # models not used: not cited
     assert "2408.03314" in text
 
 
-def test_card_names_another_aggregation(tmp_path: Path) -> None:
-    run = make_run_dir(tmp_path, aggregation="min")
+def test_card_names_another_aggregation(tmp_path: Path, math500_path: Path) -> None:
+    run = make_run_dir(tmp_path, math500_path, aggregation="min")
     hub.save_dataset_folder(run, tmp_path / "out", "someone/x")
     text = (tmp_path / "out" / "README.md").read_text(encoding="utf-8")
     assert "is the **minimum** of its step scores." in text and "The `reward` column holds" in text
@@ -253,7 +267,7 @@ def test_missing_stages_are_named_with_the_command(run_dir: Path, tmp_path: Path
 
 def test_unscored_samples_without_manifest_name_scores(run_dir: Path, tmp_path: Path) -> None:
     (run_dir / "manifest.json").unlink()
-    rows = [r for r in hub.read_jsonl(run_dir / "samples.jsonl")]
+    rows = read_jsonl(run_dir / "samples.jsonl")
     write_jsonl(run_dir / "samples.jsonl", [{k: v for k, v in r.items() if k not in ("step_rewards", "reward")} for r in rows])
     with pytest.raises(BestOfNError, match="lacks stages scores;"):
         check_finished(run_dir)
@@ -269,9 +283,10 @@ def test_stale_stages_are_refused(run_dir: Path) -> None:
 def test_missing_run_dir_and_inconsistent_samples(run_dir: Path, tmp_path: Path) -> None:
     with pytest.raises(BestOfNError, match="does not exist"):
         check_finished(tmp_path / "nope")
-    rows = hub.read_jsonl(run_dir / "samples.jsonl")
+    rows = read_jsonl(run_dir / "samples.jsonl")
     write_jsonl(run_dir / "samples.jsonl", rows[1:])
-    with pytest.raises(BestOfNError, match=r"samples \[1, 2, 3\] for problem 'test/algebra/1.json', expected 0..3"):
+    first = rows[0]["unique_id"]
+    with pytest.raises(BestOfNError, match=rf"samples \[1, 2, 3\] for problem '{re.escape(first)}', expected 0..3"):
         hub.load_run(run_dir)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import yaml
@@ -14,7 +15,12 @@ from bestofn.errors import BestOfNError
 from bestofn.backends import TransformersBackend
 from bestofn.io import read_json, read_jsonl
 
-from conftest import tiny_config
+from bestofn.data import Problem
+from bestofn.selection import SELECTION_METHODS
+from bestofn.testing import make_tokenizer
+from bestofn.testing.scripted import Script, ScriptedProblem, Solution, patch_pipeline
+
+from conftest import integer_problems, tiny_config, write_dataset
 
 
 def test_run_directory_has_every_artifact(tiny_run_dir):
@@ -32,7 +38,8 @@ def test_run_directory_has_every_artifact(tiny_run_dir):
     greedy = read_jsonl(tiny_run_dir / "greedy.jsonl")
     assert [g["unique_id"] for g in greedy] == ids
     for g in greedy:
-        assert set(g) == {"unique_id", "text", "num_tokens", "finish_reason", "answer", "correct", "string_match"}
+        assert set(g) == {"unique_id", "text", "num_tokens", "finish_reason", "answer", "answer_status", "correct",
+                          "string_match"}
         assert 1 <= g["num_tokens"] <= 32 and g["finish_reason"] in ("stop", "length")
         if g["finish_reason"] == "length":
             assert g["num_tokens"] == 32
@@ -47,31 +54,132 @@ def test_run_directory_has_every_artifact(tiny_run_dir):
     assert len({s["text"] for s in samples}) > 1, "sampling must give different solutions"
 
 
-def test_results_are_consistent_with_samples(tiny_run_dir):
-    results = read_json(tiny_run_dir / "results.json")
-    samples = read_jsonl(tiny_run_dir / "samples.jsonl")
-    greedy = read_jsonl(tiny_run_dir / "greedy.jsonl")
-    assert results["n"] == 4 and results["num_problems"] == 4
-    assert results["accuracy"]["greedy"] == {
-        "correct": sum(g["correct"] for g in greedy), "total": 4, "accuracy": sum(g["correct"] for g in greedy) / 4}
-    assert sum(level["greedy"]["total"] for level in results["by_level"].values()) == 4
-    assert results["tokens"]["samples"] == sum(s["num_tokens"] for s in samples)
-    for row in results["per_problem"]:
+# --- the method on scripted solutions with known answers --------------------------------------------------------
+def _spelled(gold: str) -> dict[str, str]:
+    """Equivalent spellings of an integer answer (they must land in one answer group) and wrong answers."""
+    g = int(gold)
+    return {"plain": gold, "decimal": f"{g}.0", "frac": f"\\frac{{{2 * g}}}{{2}}", "dfrac": f"\\dfrac{{{2 * g}}}{{2}}",
+            "eq_spaced": f"x = {g}", "eq": f"x={g}", "wrong": str(g + 1), "wrong2": str(g + 2), "wrong_decimal": f"{g + 1}.0"}
+
+
+def known_patterns(math500_path, tmp_path) -> tuple[Script, list[dict], Path]:
+    """Four problems, N=4, rewards = last step's; the answer groups spell one answer several ways.
+
+    | problem | greedy | samples (answer: reward)                         | majority   | naive      | weighted   | pass@4 |
+    | ------- | ------ | ------------------------------------------------ | ---------- | ---------- | ---------- | ------ |
+    | P1      | wrong  | w: .2, w: .2, \\frac{2g}{2}: .6, \\dfrac{2g}{2}: .7 | wrong (tie, | right,     | right,     | right  |
+    |         |        |                                                  | first grp) | \\dfrac #3 | \\dfrac #3 |        |
+    | P2      | right  | x = g: .6, w: .95, x=g: .5, no answer: .99        | right #0   | wrong #1   | right #0   | right  |
+    | P3      | none   | w: .3, w2: .4, w.0: .5, cut off (right): .9       | wrong #2   | wrong #2   | wrong #2   | wrong  |
+    | P4      | wrong  | g: .1, g.0: .1, g: .1, w: .9                      | right #0   | wrong #3   | wrong #3   | right  |
+
+    P1: greedy and majority wrong, weighted Best-of-N right. P2: the PRM's favourite is wrong, the weighted
+    vote fixes it. P4: the PRM misleads both Best-of-N rules. Totals: greedy 1/4, majority 2/4, naive 1/4,
+    weighted 2/4, pass@4 3/4. In P1 and P3 the chosen solution spells its answer differently from the first
+    member of its group (the crash of issue 15), and the verdict shows the chosen solution's own spelling.
+    """
+    rows = integer_problems(math500_path, 4)
+    s = [_spelled(r["answer"]) for r in rows]
+    script = Script([
+        ScriptedProblem(rows[0]["problem"], Solution(s[0]["wrong"]),
+                        [Solution(s[0]["wrong"], (0.5, 0.2)), Solution(s[0]["wrong"], (0.2,)),
+                         Solution(s[0]["frac"], (0.1, 0.6)), Solution(s[0]["dfrac"], (0.7,))]),
+        ScriptedProblem(rows[1]["problem"], Solution(s[1]["plain"]),
+                        [Solution(s[1]["eq_spaced"], (0.6,)), Solution(s[1]["wrong"], (0.95,)),
+                         Solution(s[1]["eq"], (0.5,)), Solution(None, (0.99,))]),
+        ScriptedProblem(rows[2]["problem"], Solution(None),
+                        [Solution(s[2]["wrong"], (0.3,)), Solution(s[2]["wrong2"], (0.4,)),
+                         Solution(s[2]["wrong_decimal"], (0.5,)), Solution(s[2]["plain"], (0.9,), "length")]),
+        ScriptedProblem(rows[3]["problem"], Solution(s[3]["wrong"]),
+                        [Solution(s[3]["plain"], (0.1,)), Solution(s[3]["decimal"], (0.1,)),
+                         Solution(s[3]["plain"], (0.1,)), Solution(s[3]["wrong"], (0.9,))]),
+    ])
+    return script, rows, write_dataset(rows, tmp_path / "four.jsonl")
+
+
+EXPECTED_ACCURACY = {"greedy": (1, 4), "majority": (2, 4), "naive_bon": (1, 4), "weighted_bon": (2, 4), "pass_at_n": (3, 4)}
+
+
+def _expected_verdicts(rows: list[dict]) -> list[dict]:
+    """Per problem and rule: (answer as the chosen solution spells it, correct, sample_index), from the table."""
+    s = [_spelled(r["answer"]) for r in rows]
+    return [
+        {"majority": (s[0]["wrong"], False, 0), "naive_bon": (s[0]["dfrac"], True, 3), "weighted_bon": (s[0]["dfrac"], True, 3)},
+        {"majority": (s[1]["eq_spaced"], True, 0), "naive_bon": (s[1]["wrong"], False, 1),
+         "weighted_bon": (s[1]["eq_spaced"], True, 0)},
+        {"majority": (s[2]["wrong_decimal"], False, 2), "naive_bon": (s[2]["wrong_decimal"], False, 2),
+         "weighted_bon": (s[2]["wrong_decimal"], False, 2)},
+        {"majority": (s[3]["plain"], True, 0), "naive_bon": (s[3]["wrong"], False, 3), "weighted_bon": (s[3]["wrong"], False, 3)},
+    ]
+
+
+def _check_known_patterns(results: dict, rows: list[dict]) -> None:
+    assert {m: (a["correct"], a["total"]) for m, a in results["accuracy"].items()} == EXPECTED_ACCURACY
+    by_id = {r["unique_id"]: r for r in results["per_problem"]}
+    for row, expected in zip(rows, _expected_verdicts(rows)):
+        got = by_id[row["unique_id"]]
+        for method, (answer, correct, index) in expected.items():
+            assert (got[method]["answer"], got[method]["correct"], got[method]["sample_index"]) == (answer, correct, index), (
+                row["unique_id"], method)
+    p1 = by_id[rows[0]["unique_id"]]
+    assert [(g["count"], g["indices"]) for g in p1["groups"]] == [(2, [2, 3]), (2, [0, 1])]  # \\frac, \\dfrac pooled
+    assert [g["reward_sum"] for g in p1["groups"]] == pytest.approx([1.3, 0.4])
+
+
+def test_selection_shows_the_chosen_solution_whatever_its_spelling(tmp_path, monkeypatch, math500_path,
+                                                                   tiny_generator_dir, tiny_prm_dir):
+    script, rows, dataset = known_patterns(math500_path, tmp_path)
+    patch_pipeline(monkeypatch, script, make_tokenizer())
+    config = tiny_config(tiny_generator_dir, tiny_prm_dir, dataset, tmp_path / "run")
+
+    results = pipeline.run(config)
+
+    _check_known_patterns(results, rows)
+    assert read_json(tmp_path / "run" / "results.json") == results
+    samples = read_jsonl(tmp_path / "run" / "samples.jsonl")
+    for row in results["per_problem"]:  # every verdict points at a real solution with exactly that answer
         mine = [s for s in samples if s["unique_id"] == row["unique_id"]]
+        for method in SELECTION_METHODS:
+            chosen = mine[row[method]["sample_index"]]
+            assert (chosen["answer"], chosen["correct"]) == (row[method]["answer"], row[method]["correct"])
         assert row["pass_at_n"]["correct"] == any(s["correct"] for s in mine)
         assert sum(g["count"] for g in row["groups"]) == sum(s["answer"] is not None for s in mine)
 
 
-def test_cli_end_to_end(tmp_path, tiny_generator_dir, tiny_prm_dir, math500_path, capsys):
+def test_results_stage_alone_on_equivalent_spellings(tmp_path, monkeypatch, math500_path, tiny_generator_dir,
+                                                     tiny_prm_dir):
+    """stage_results recomputed from the stored samples with another aggregation: min of the step rewards.
+
+    With ``min``, P1's rewards become w: .2, w: .2, \\frac: .1, \\dfrac: .7 (the others have one step), so the
+    groups weigh .4 vs .8: the same verdicts, computed again from the artifacts alone.
+    """
+    script, rows, dataset = known_patterns(math500_path, tmp_path)
+    patch_pipeline(monkeypatch, script, make_tokenizer())
+    pipeline.run(tiny_config(tiny_generator_dir, tiny_prm_dir, dataset, tmp_path / "run"))
+    config = tiny_config(tiny_generator_dir, tiny_prm_dir, dataset, tmp_path / "run", aggregation="min")
+    run_dir = rundir.RunDir(tmp_path / "run", config)
+    problems = [Problem(**r) for r in read_jsonl(run_dir.file("problems"))]
+    results = pipeline.stage_results(run_dir, problems, read_jsonl(run_dir.file("greedy")),
+                                     read_jsonl(run_dir.file("scores")))
+    assert {m: (a["correct"], a["total"]) for m, a in results["accuracy"].items()} == EXPECTED_ACCURACY
+    p1 = results["per_problem"][[p.unique_id for p in problems].index(rows[0]["unique_id"])]
+    assert p1["weighted_bon"]["sample_index"] == 3 and p1["weighted_bon"]["answer"] == _spelled(rows[0]["answer"])["dfrac"]
+    assert [g["reward_sum"] for g in p1["groups"]] == pytest.approx([0.8, 0.4])
+
+
+def test_cli_end_to_end(tmp_path, monkeypatch, math500_path, tiny_generator_dir, tiny_prm_dir, capsys):
+    script, rows, dataset = known_patterns(math500_path, tmp_path)
+    patch_pipeline(monkeypatch, script, make_tokenizer())
     out = tmp_path / "run"
-    argv = ["run", "--generator", str(tiny_generator_dir), "--prm", str(tiny_prm_dir), "--dataset", str(math500_path),
-            "--levels", "1,2", "--num-problems", "3", "--n", "2", "--max-new-tokens", "8", "--temperature", "1.0",
+    argv = ["run", "--generator", str(tiny_generator_dir), "--prm", str(tiny_prm_dir), "--dataset", str(dataset),
+            "--levels", "1,2", "--num-problems", "4", "--n", "4", "--max-new-tokens", "64", "--temperature", "1.0",
             "--device", "cpu", "--output-dir", str(out)]
     assert main(argv) == 0
-    assert "weighted_bon" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert re.search(r"weighted_bon\s+50\.0%\s+\(2/4\)", printed) and re.search(r"greedy\s+25\.0%\s+\(1/4\)", printed)
     saved = yaml.safe_load((out / "config.yaml").read_text())
-    assert saved["levels"] == [1, 2] and saved["n"] == 2 and saved["temperature"] == 1.0
-    assert len(read_jsonl(out / "samples.jsonl")) == 6
+    assert saved["levels"] == [1, 2] and saved["n"] == 4 and saved["temperature"] == 1.0
+    _check_known_patterns(read_json(out / "results.json"), rows)
 
 
 REAL_GENERATE = TransformersBackend.generate
@@ -230,3 +338,19 @@ def test_check_finished_accepts_a_finished_run_and_names_what_is_missing(tiny_ru
     with pytest.raises(BestOfNError, match=r"lacks stages results \(missing files: results.json\); finish the run "
                                            r"with `bestofn run --config .*partial/config.yaml --output-dir"):
         rundir.check_finished(partial)
+
+
+def test_grading_timeout_reaches_every_comparison(tmp_path, monkeypatch, math500_path, tiny_generator_dir, tiny_prm_dir):
+    """grading_timeout bounds the grading of each solution and each comparison made to group answers."""
+    from bestofn import selection
+
+    script, rows, dataset = known_patterns(math500_path, tmp_path)
+    patch_pipeline(monkeypatch, script, make_tokenizer())
+    seen = {"grade": set(), "group": set()}
+    real_grade, real_equivalent = pipeline.grade, selection.is_equivalent
+    monkeypatch.setattr(pipeline, "grade", lambda text, gold, timeout: seen["grade"].add(timeout) or real_grade(text, gold, timeout))
+    monkeypatch.setattr(selection, "is_equivalent",
+                        lambda a, b, timeout=5: seen["group"].add(timeout) or real_equivalent(a, b, timeout))
+    results = pipeline.run(tiny_config(tiny_generator_dir, tiny_prm_dir, dataset, tmp_path / "run", grading_timeout=3))
+    assert seen == {"grade": {3}, "group": {3}}
+    assert {m: (a["correct"], a["total"]) for m, a in results["accuracy"].items()} == EXPECTED_ACCURACY

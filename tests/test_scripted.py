@@ -68,3 +68,14 @@ def test_scripted_backend_refuses_an_unknown_prompt() -> None:
     backend = ScriptedBackend(Script([ScriptedProblem("What is 1+1?", Solution("2"))]), make_tokenizer())
     with pytest.raises(KeyError, match="no scripted problem"):
         backend.generate(["What is 2+2?"], n=1, temperature=0.0, top_p=1.0, max_new_tokens=16, seed=0)
+
+
+def test_every_scripted_solution_has_its_own_text_and_rewards() -> None:
+    # Two one-step solutions with the same answer must stay two solutions for the PRM (distinct rewards).
+    from bestofn.testing.scripted import ScriptedPRM
+
+    script = Script([ScriptedProblem("What is 1+1?", Solution("2"), [Solution("2", (0.2,)), Solution("2", (0.7,), prm_truncated=True)])])
+    texts = list(script.solutions())
+    assert len(texts) == 3
+    scores = ScriptedPRM(script).score_detailed(["What is 1+1?"] * 2, texts[1:])
+    assert [(s.step_rewards, s.truncated) for s in scores] == [([0.2], False), ([0.7], True)]

@@ -4,7 +4,21 @@ import math
 
 import pytest
 
-from bestofn.selection import aggregate, answer_groups, group_answers, majority_vote, naive_best_of_n, weighted_best_of_n
+from bestofn.selection import (
+    METHOD_LABELS,
+    METHODS,
+    SELECTION_METHODS,
+    Choice,
+    aggregate,
+    answer_groups,
+    choose_majority,
+    choose_naive,
+    choose_weighted,
+    group_answers,
+    majority_vote,
+    naive_best_of_n,
+    weighted_best_of_n,
+)
 
 
 def test_weighted_and_naive_disagree():
@@ -80,3 +94,46 @@ def test_aggregation_edge_cases():
     assert math.isclose(aggregate([0.5], "prod"), 0.5)
     with pytest.raises(ValueError, match="unknown reward aggregation"):
         aggregate([0.5], "max")
+
+
+def test_choices_name_the_chosen_solutions_in_their_own_spelling():
+    # The crash of issue 15: the best solution spells its answer differently from its group's first member.
+    answers = ["2", "3", "2.0", "x = 2", "x=2"]
+    rewards = [0.1, 0.3, 0.9, 0.2, 0.25]
+    assert group_answers(answers) == [[0, 2, 3, 4], [1]]
+    naive = choose_naive(answers, rewards)
+    assert naive == Choice(sample_index=2, group=(0, 2, 3, 4), answer="2.0")
+    weighted = choose_weighted(answers, rewards)
+    assert weighted == Choice(2, (0, 2, 3, 4), "2.0")  # 1.45 > 0.3; shown: the group's best-scored solution
+    assert choose_majority(answers) == Choice(0, (0, 2, 3, 4), "2")  # no rewards: the group's first solution
+    assert choose_majority(answers, rewards) == Choice(2, (0, 2, 3, 4), "2.0")
+    assert naive_best_of_n(answers, rewards) == "2.0" and weighted_best_of_n(answers, rewards) == "2.0"
+
+
+def test_choices_without_answers_and_with_given_groups():
+    assert choose_naive([None, " "], [0.9, 0.8]) is None
+    assert choose_weighted([], []) is None and choose_majority([None]) is None
+    # Precomputed groups are used as given (the pipeline groups once per problem, then applies every rule).
+    calls = []
+    groups = group_answers(["\\frac12", "0.5", "1"], equivalent=lambda a, b: calls.append((a, b)) or a != "1")
+    assert groups == [[0, 1], [2]] and calls
+    assert choose_weighted(["\\frac12", "0.5", "1"], [0.2, 0.3, 0.4], groups=groups) == Choice(1, (0, 1), "0.5")
+
+
+def test_grouping_honours_the_grading_timeout(monkeypatch):
+    import bestofn.selection as S
+
+    seen = []
+    monkeypatch.setattr(S, "is_equivalent", lambda a, b, timeout=5: seen.append(timeout) or False)
+    S.group_answers(["1", "2"], timeout=7)
+    assert seen == [7]
+
+
+def test_method_names_and_labels_are_defined_once():
+    from bestofn import hub, pipeline
+    from bestofn.report import analysis
+
+    assert set(METHOD_LABELS) == set(METHODS) and set(SELECTION_METHODS) < set(METHODS)
+    assert pipeline.METHODS is METHODS and analysis.METHODS is METHODS
+    assert analysis.METHOD_LABELS is METHOD_LABELS and hub.METHOD_LABELS is METHOD_LABELS
+    assert analysis.SELECTION_METHODS is SELECTION_METHODS

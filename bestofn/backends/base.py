@@ -1,4 +1,4 @@
-"""Steps 2 and 3: generate solutions, greedily (the baseline) and N at a time by sampling.
+"""Step 3: generate solutions, greedily (the baseline) and N at a time by sampling.
 
 A backend turns rendered prompts into :class:`Completion` records. Two exist: :class:`TransformersBackend`
 here (CPU or GPU, always available) and ``VLLMBackend`` in ``vllm_backend.py`` (fast, GPU). The pipeline

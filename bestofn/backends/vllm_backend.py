@@ -24,13 +24,13 @@ too short for prompt + ``max_new_tokens``) is a :class:`BestOfNError` that names
 from __future__ import annotations
 
 import gc
-import hashlib
 import logging
 import multiprocessing
 from typing import Any
 
 from ..config import BestOfNConfig
 from ..errors import BestOfNError, first_line, model_load_error
+from ..seeds import derived_seed
 from .base import Completion, GenerationBackend, resolve_dtype, stop_token_ids
 
 log = logging.getLogger(__name__)
@@ -184,7 +184,7 @@ def prompt_seed(seed: int, position: int) -> int:
     Hashed rather than ``seed + position``: vLLM seeds sample j of a prompt with its seed + j, so consecutive
     seeds would give prompt k's sample 1 and prompt k+1's sample 0 the same random stream.
     """
-    return int(hashlib.sha256(f"{seed}:{position}".encode()).hexdigest()[:8], 16)
+    return derived_seed(seed, position)
 
 
 def _platform() -> str:

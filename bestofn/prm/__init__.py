@@ -1,4 +1,4 @@
-"""Step 4: process reward models, one module per checkpoint format behind one interface.
+"""Step 5: process reward models, one module per checkpoint format behind one interface.
 
 Contract: a scorer has ``.score(problems, responses) -> list[list[float]]`` (one list of step rewards in
 [0, 1] per pair, in input order) and ``.score_detailed`` (the same, with a flag for inputs that were cut at

@@ -1,4 +1,4 @@
-"""Step 3b: score every step of every solution with the Skywork process reward model (PRM).
+"""Step 5: score every step of every solution with the Skywork process reward model (PRM).
 
 How the Skywork PRM reads a solution (its reference inference code, reproduced token for token):
 

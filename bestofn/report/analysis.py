@@ -1,4 +1,4 @@
-"""Step 6: what Best-of-N buys over greedy, computed from a finished run directory.
+"""After step 6: what Best-of-N buys over greedy, computed from a finished run directory.
 
 Everything here is a pure computation on the artifacts of ``bestofn run`` (``problems.jsonl``,
 ``greedy.jsonl``, ``samples.jsonl``, ``results.json``, ``config.yaml``); :mod:`bestofn.report.run_report` turns the
@@ -30,20 +30,11 @@ from typing import Any
 import numpy as np
 
 from ..errors import BestOfNError
-from ..io import read_json, read_jsonl
-from ..rundir import check_finished, finish_hint
-from ..selection import AGGREGATIONS, aggregate, group_answers
+from .. import rundir
+from ..rundir import finish_hint
+# Method names and labels live in bestofn.selection; run_report and sweep reach them as A.METHOD_LABELS etc.
+from ..selection import AGGREGATIONS, METHOD_LABELS, METHODS, SELECTION_METHODS, aggregate, group_answers
 
-# The methods of results.json, in the order plots and tables show them.
-METHODS = ("greedy", "majority", "naive_bon", "weighted_bon", "pass_at_n")
-METHOD_LABELS = {
-    "greedy": "greedy",
-    "majority": "majority vote",
-    "naive_bon": "naive Best-of-N",
-    "weighted_bon": "weighted Best-of-N",
-    "pass_at_n": "pass@N (oracle)",
-}
-SELECTION_METHODS = ("majority", "naive_bon", "weighted_bon")  # those that pick one answer out of n
 CI_LEVEL = 0.95
 
 DEFAULT_SUBSETS = 500
@@ -99,54 +90,28 @@ class RunData:
 
 
 def load_run(run_dir: str | Path) -> RunData:
-    """Read and check a run directory, and group each problem's N answers by equivalence (once).
+    """Read and check a run directory (:func:`bestofn.rundir.load_run`), and group each problem's N answers by
+    equivalence (once).
 
     Raises :class:`BestOfNError` when files are missing or disagree (a run that has not finished).
     """
-    run_dir = Path(run_dir)
-    config = check_finished(run_dir).to_dict()  # every stage present and up to date
-    fix = finish_hint(run_dir)
+    run = rundir.load_run(run_dir)
     try:
-        problems = read_jsonl(run_dir / "problems.jsonl")
-        greedy = {r["unique_id"]: r for r in read_jsonl(run_dir / "greedy.jsonl")}
-        samples = read_jsonl(run_dir / "samples.jsonl")
-        results = read_json(run_dir / "results.json")
-    except (ValueError, KeyError) as e:
-        raise BestOfNError(
-            f"run directory {run_dir} has an unreadable artifact ({type(e).__name__}: {e}); {fix}"
-        ) from None
-    if not problems:
-        raise BestOfNError(f"{run_dir}/problems.jsonl has no problems; {fix}")
-
-    by_problem: dict[str, list[dict]] = {}
-    for row in samples:
-        by_problem.setdefault(row["unique_id"], []).append(row)
-    if any("step_rewards" not in r for r in samples):
-        raise BestOfNError(f"{run_dir}/samples.jsonl has no PRM scores (step_rewards) yet; {fix}")
-    sizes = {len(by_problem.get(p["unique_id"], [])) for p in problems}
-    if len(sizes) != 1 or 0 in sizes:
-        raise BestOfNError(
-            f"{run_dir}/samples.jsonl has {sorted(sizes)} samples per problem, expected the same N for all; {fix}"
-        )
-    n = sizes.pop()
-    lacking = [p["unique_id"] for p in problems if p["unique_id"] not in greedy]
-    if lacking:
-        raise BestOfNError(f"{run_dir}/greedy.jsonl lacks problems {lacking[:3]}; {fix}")
-    try:
-        loaded = [_problem(p, greedy[p["unique_id"]], by_problem[p["unique_id"]], n, run_dir) for p in problems]
+        loaded = [_problem(p, run.greedy[p["unique_id"]], run.samples[p["unique_id"]], run.n, run.run_dir,
+                           run.config.grading_timeout) for p in run.problems]
     except KeyError as e:  # a row without a field of docs/artifacts.md: written by another version, or edited
-        raise BestOfNError(f"run directory {run_dir} has rows without the field {e}; {fix}") from None
+        raise BestOfNError(f"run directory {run.run_dir} has rows without the field {e}; {finish_hint(run.run_dir)}") from None
     return RunData(
-        run_dir=run_dir,
-        n=n,
-        reward_aggregation=str(results.get("reward_aggregation", "last")),
-        config=config,
-        results=results,
+        run_dir=run.run_dir,
+        n=run.n,
+        reward_aggregation=str(run.results.get("reward_aggregation", "last")),
+        config=run.config.to_dict(),
+        results=run.results,
         problems=loaded,
     )
 
 
-def _problem(p: dict, greedy: dict, rows: list[dict], n: int, run_dir: Path) -> ProblemData:
+def _problem(p: dict, greedy: dict, rows: list[dict], n: int, run_dir: Path, timeout: float = 5) -> ProblemData:
     rows = sorted(rows, key=lambda r: r["sample_index"])
     if [r["sample_index"] for r in rows] != list(range(n)):
         raise BestOfNError(
@@ -156,7 +121,7 @@ def _problem(p: dict, greedy: dict, rows: list[dict], n: int, run_dir: Path) -> 
     answers = [r["answer"] for r in rows]
     labels = np.full(n, -1, dtype=int)
     # The one place math-verify runs for a problem: its N answers, grouped exactly as selection groups them.
-    for g, members in enumerate(group_answers(answers)):
+    for g, members in enumerate(group_answers(answers, timeout=timeout)):
         labels[members] = g
     return ProblemData(
         unique_id=p["unique_id"],

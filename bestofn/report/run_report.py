@@ -1,4 +1,4 @@
-"""Step 6b: ``bestofn report RUN_DIR``: plots and a written analysis of what Best-of-N buys over greedy.
+"""After step 6: ``bestofn report RUN_DIR``: plots and a written analysis of what Best-of-N buys over greedy.
 
 Every figure and every sentence is computed from the run directory by :mod:`bestofn.report.analysis`; nothing is
 hard-coded. The report is built once as a list of blocks (:class:`Doc`) and rendered twice: ``report.md``

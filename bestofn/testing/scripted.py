@@ -30,21 +30,24 @@ class Solution:
 
     The text has one step per reward; its last step holds the boxed answer. ``finish_reason="length"``
     writes a solution cut off before its box closes (so it has no answer, whatever ``answer`` says).
+    ``prm_truncated`` makes the PRM report that only the steps that fit its context were scored.
     """
 
     answer: str | None
     step_rewards: tuple[float, ...] = (0.5, 0.5)
     finish_reason: str = "stop"
+    prm_truncated: bool = False
 
     def text(self, separator: str, tag: str) -> str:
-        """The solution text; ``tag`` makes texts of different solutions differ (the PRM tells them apart)."""
+        """The solution text; ``tag`` makes texts of different solutions differ (the PRM tells them apart),
+        even when they give the same answer in the same number of steps."""
         steps = [f"Step {k + 1} of attempt {tag}: we simplify the expression." for k in range(len(self.step_rewards) - 1)]
         if self.finish_reason == "length":
-            steps.append(f"Therefore, the final answer is $\\boxed{{{self.answer or ''}")
+            steps.append(f"Attempt {tag}: therefore, the final answer is $\\boxed{{{self.answer or ''}")
         elif self.answer is None:
             steps.append(f"Attempt {tag} ends without a final answer.")
         else:
-            steps.append(f"Therefore, the final answer is $\\boxed{{{self.answer}}}$.")
+            steps.append(f"Attempt {tag}: therefore, the final answer is $\\boxed{{{self.answer}}}$.")
         return separator.join(steps)
 
 
@@ -64,13 +67,17 @@ class Script:
     problems: list[ScriptedProblem]
     separator: str = "\n"
 
-    def texts(self) -> dict[str, tuple[float, ...]]:
-        """Every solution text the backend can write, with the step rewards the PRM gives it."""
-        out: dict[str, tuple[float, ...]] = {}
+    def solutions(self) -> dict[str, Solution]:
+        """Every solution text the backend can write, with the solution that wrote it."""
+        out: dict[str, Solution] = {}
         for k, sp in enumerate(self.problems):
             for tag, sol in [(f"{k}-greedy", sp.greedy), *((f"{k}-{i}", s) for i, s in enumerate(sp.samples))]:
-                out[sol.text(self.separator, tag)] = sol.step_rewards
+                out[sol.text(self.separator, tag)] = sol
         return out
+
+    def texts(self) -> dict[str, tuple[float, ...]]:
+        """Every solution text the backend can write, with the step rewards the PRM gives it."""
+        return {text: sol.step_rewards for text, sol in self.solutions().items()}
 
 
 class ScriptedBackend(GenerationBackend):
@@ -111,35 +118,40 @@ class ScriptedBackend(GenerationBackend):
 
 
 class ScriptedPRM:
-    """A PRM that gives each scripted solution text the step rewards its script names."""
+    """A PRM that gives each scripted solution text the step rewards (and truncation flag) its script names."""
 
     format = "scripted"
 
     def __init__(self, script: Script):
         self.step_separator = script.separator
-        self._rewards = script.texts()
+        self._solutions = script.solutions()
 
     def score_detailed(self, problems: Sequence[str], responses: Sequence[str], progress: bool = False) -> list[PRMScore]:
         if len(problems) != len(responses):
             raise ValueError(f"{len(problems)} problems but {len(responses)} responses")
-        missing = [r for r in responses if r not in self._rewards]
+        missing = [r for r in responses if r not in self._solutions]
         if missing:
             raise KeyError(f"the script has no solution {missing[0][:120]!r}")
-        return [PRMScore(list(self._rewards[r]), truncated=False) for r in responses]
+        return [PRMScore(list(self._solutions[r].step_rewards), truncated=self._solutions[r].prm_truncated)
+                for r in responses]
 
     def score(self, problems: Sequence[str], responses: Sequence[str]) -> list[list[float]]:
         return [s.step_rewards for s in self.score_detailed(problems, responses)]
 
 
-def patch_pipeline(monkeypatch: Any, script: Script, tokenizer: Any) -> ScriptedBackend:
+def patch_pipeline(monkeypatch: Any, script: Script, tokenizer: Any, *, any_model_name: bool = False) -> ScriptedBackend:
     """Make :func:`bestofn.pipeline.run` generate with the script and score with its rewards.
 
-    ``monkeypatch`` is pytest's fixture; the models named in the config must still be folders with a
-    ``config.json`` (the tiny models), since the pipeline checks them before any work.
+    ``monkeypatch`` is pytest's fixture. The pipeline checks the models named in the config before any work,
+    so they must be folders with a ``config.json`` (the tiny models); with ``any_model_name`` that check is
+    skipped too, so a config may name the real Hub models (e.g. to test what a dataset card says about
+    them) while nothing is downloaded; their commits are then recorded as unknown.
     """
     from .. import pipeline
 
     backend = ScriptedBackend(script, tokenizer)
+    if any_model_name:
+        monkeypatch.setattr(pipeline, "check_model_reachable", lambda name, revision, role, flag: None)
     monkeypatch.setattr(pipeline, "make_backend", lambda config: backend)
     monkeypatch.setattr(pipeline, "load_prm", lambda *args, **kwargs: ScriptedPRM(script))
     return backend
