@@ -1,71 +1,128 @@
-"""The ``bestofn`` command: a thin layer over the pipeline and the report/publish modules.
+"""The ``bestofn`` command: every argparse line of the project, over the library (which never imports it).
 
     bestofn run --config recipes/best_of_n.yaml [--n 16 --temperature 0.8 ...]
     bestofn report RUN_DIR
     bestofn sweep --temperatures 0.4,0.8,1.2 [run flags]
     bestofn push RUN_DIR --repo-id OWNER/NAME [--dry-run --save-dir DIR]
 
-Errors the user can fix are printed as one line (exit code 2), never as a traceback.
+The flags of ``run`` (and ``sweep``) are generated from :class:`BestOfNConfig`'s fields: one flag per key,
+typed by the field's annotation, with the field's ``metadata`` help, choices and default, so a new setting
+needs no change here. Every error the user can fix is printed as one ``bestofn: error:`` line (exit code
+2), never as a traceback; Ctrl-C prints one line too (exit code 130). Parsing is fast: the heavy libraries
+(torch, transformers, datasets, matplotlib, math-verify) are imported inside the command handlers only.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import functools
 import logging
 import sys
 from collections.abc import Sequence
+from typing import Any
 
-from .config import BestOfNConfig
+from .config import BestOfNConfig, read_recipe
 from .errors import BestOfNError
+from .fields import FieldType, field_types, flag_name, flag_text, parse_text
 
-# flag -> (config key, type, help). Types parse the command-line string; None means "not given".
-_CONFIG_FLAGS: dict[str, tuple[str, type | None, str]] = {
-    "--generator": ("generator", str, "policy model: Hub id or local folder"),
-    "--prm": ("prm", str, "process reward model: Hub id or local folder"),
-    "--dataset": ("dataset", str, "Hub dataset id or local .jsonl/.parquet file"),
-    "--levels": ("levels", None, "difficulty levels to keep, e.g. 1,2,3"),
-    "--num-problems": ("num_problems", int, "problems in the subset"),
-    "--n": ("n", int, "sampled solutions per problem"),
-    "--temperature": ("temperature", float, "sampling temperature"),
-    "--top-p": ("top_p", float, "nucleus sampling threshold"),
-    "--max-new-tokens": ("max_new_tokens", int, "longest solution, in tokens"),
-    "--seed": ("seed", int, "seed for the subset and sampling"),
-    "--backend": ("backend", str, "generation backend: transformers or vllm"),
-    "--device": ("device", str, "cpu, cuda, cuda:1, or auto"),
-    "--gpu-memory-utilization": ("gpu_memory_utilization", float, "vLLM: share of GPU memory (on CPU: of RAM)"),
-    "--max-model-len": ("max_model_len", int, "vLLM: longest prompt + solution, in tokens"),
-    "--output-dir": ("output_dir", str, "run directory for all artifacts"),
-    "--workers": ("workers", int, "Ray: actors per stage, each holding one model (default: one per GPU)"),
-}
+INTERRUPTED = "interrupted; rerun the same command to resume"
+FORMATS = {"both": ("md", "html"), "md": ("md",), "html": ("html",)}  # --format -> files the report writes
+_METAVARS = {int: "INT", float: "FLOAT", str: "TEXT"}
+# field -> (flag, value when the flag is given alone, metavar): `--ray` alone starts a local Ray cluster.
+_OPTIONAL_VALUE_FLAGS = {"ray_address": ("--ray", "local", "ADDRESS")}
 
 
-def parse_levels(text: str) -> list[int]:
-    try:
-        return [int(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise BestOfNError(f"--levels takes comma-separated integers 1-5, e.g. 1,2,3; got {text!r}") from None
+# --- run settings: one flag per BestOfNConfig field ---------------------------------------------------------------
+def add_config_flags(parser: argparse.ArgumentParser, exclude: Sequence[str] = ()) -> None:
+    """``--config FILE`` plus one flag per setting (``max_new_tokens`` -> ``--max-new-tokens``)."""
+    parser.add_argument("--config", metavar="FILE.yaml", help="recipe file (keys of BestOfNConfig); flags override it")
+    group = parser.add_argument_group("settings", "Every key of BestOfNConfig; a flag overrides the recipe file.")
+    types = field_types(BestOfNConfig)
+    for f in dataclasses.fields(BestOfNConfig):
+        if f.name not in exclude:
+            _add_field_flag(group, f, types[f.name])
 
 
-def add_config_flags(parser: argparse.ArgumentParser) -> None:
-    """The flags that build a :class:`BestOfNConfig` (a recipe file plus overrides)."""
-    parser.add_argument("--config", help="recipe YAML file (keys of BestOfNConfig); flags override it")
-    for flag, (key, typ, help_text) in _CONFIG_FLAGS.items():
-        parser.add_argument(flag, dest=key, type=typ or str, default=None, help=help_text)
-    parser.add_argument("--ray", dest="ray_address", nargs="?", const="local", default=None, metavar="ADDRESS",
-                        help="run generation and PRM scoring on Ray: 'auto' joins the running cluster, an address "
-                             "joins that one, no value starts a local one (docs/scale-out.md)")
+def _add_field_flag(group: argparse._ArgumentGroup, f: dataclasses.Field, ft: FieldType) -> None:
+    default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+    help_text = f"{f.metadata.get('help', '')} (default: {_show(default)})".strip().replace("%", "%%")
+    # SUPPRESS: a flag that is not given leaves the recipe's value (or the field's default) alone.
+    kwargs: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS, "help": help_text}
+    if ft.base is bool and not ft.is_list:
+        kwargs["action"] = argparse.BooleanOptionalAction
+    else:
+        kwargs["type"] = functools.partial(parse_text, ft)
+        if ft.choices:
+            kwargs["choices"] = ft.choices
+        else:
+            scalar = _METAVARS[ft.base]
+            kwargs["metavar"] = f"{scalar},{scalar},..." if ft.is_list else scalar
+    if f.name in _OPTIONAL_VALUE_FLAGS:  # a flag whose value may be left out, e.g. `--ray` alone
+        flag, const, metavar = _OPTIONAL_VALUE_FLAGS[f.name]
+        group.add_argument(flag, nargs="?", const=const, **{**kwargs, "metavar": metavar})
+        return
+    group.add_argument(flag_name(f.name), **kwargs)
+
+
+def _show(default: Any, limit: int = 60) -> str:
+    """A default as help shows it: command-line spelling, long texts cut."""
+    text = flag_text(default)
+    if isinstance(default, str) and (len(text) > limit or "\n" in text):
+        text = repr(text[: limit - 3] + "...")
+    return text
 
 
 def config_from_args(args: argparse.Namespace) -> BestOfNConfig:
-    overrides = {key: getattr(args, key) for key, _, _ in _CONFIG_FLAGS.values()}
-    overrides["ray_address"] = args.ray_address
-    if overrides["levels"] is not None:
-        overrides["levels"] = parse_levels(overrides["levels"])
-    if args.config:
-        return BestOfNConfig.from_yaml(args.config, **overrides)
-    return BestOfNConfig.from_dict({k: v for k, v in overrides.items() if v is not None})
+    """The recipe file (if any), overridden by the flags that were given."""
+    given = {name: getattr(args, name) for name in field_types(BestOfNConfig) if hasattr(args, name)}
+    recipe = read_recipe(args.config) if args.config else {}
+    return BestOfNConfig.from_dict({**recipe, **given})
 
 
+# --- report settings -----------------------------------------------------------------------------------------------
+def _report_defaults() -> dict[str, int]:
+    """The analysis defaults; bestofn.report.analysis is slow to import, so only when a report is made or explained."""
+    from .report import analysis as A
+
+    return {"subsets": A.DEFAULT_SUBSETS, "report_seed": A.DEFAULT_SEED, "bootstrap": A.DEFAULT_BOOTSTRAP}
+
+
+class _ReportHelp(argparse.HelpFormatter):
+    """Shows the analysis defaults in ``--help`` (they are ``None`` in the parser: "the analysis default")."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.dest in ("subsets", "report_seed", "bootstrap"):
+            return f"{action.help} (default: {_report_defaults()[action.dest]})"
+        return action.help
+
+
+def add_report_flags(parser: argparse.ArgumentParser, seed_flags: Sequence[str] = ("--report-seed",)) -> None:
+    """The analysis settings of ``report`` and ``sweep``.
+
+    ``sweep`` also takes the run flags, whose ``--seed`` seeds sampling: there the analysis seed is only
+    ``--report-seed``; ``report`` accepts both spellings.
+    """
+    group = parser.add_argument_group("report")
+    group.add_argument("--subsets", type=int, metavar="INT",
+                       help="random N-subsets averaged per point of the accuracy-vs-N curve")
+    group.add_argument(*seed_flags, dest="report_seed", type=int, metavar="INT",
+                       help="seed of the subset draws and the bootstrap")
+    group.add_argument("--bootstrap", type=int, metavar="INT",
+                       help="bootstrap resamples of the problems for the 95%% intervals")
+    group.add_argument("--format", choices=sorted(FORMATS), default="both",
+                       help="report.md (PNGs beside it), report.html (PNGs embedded), or both (default: both)")
+
+
+def report_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """Keyword arguments of the report writers, defaults filled in."""
+    defaults = _report_defaults()
+    pick = {k: getattr(args, k) if getattr(args, k) is not None else defaults[k] for k in defaults}
+    return {"subsets": pick["subsets"], "seed": pick["report_seed"], "bootstrap": pick["bootstrap"],
+            "formats": FORMATS[args.format]}
+
+
+# --- the commands --------------------------------------------------------------------------------------------------
 def _run(args: argparse.Namespace) -> None:
     from .pipeline import run
 
@@ -82,34 +139,124 @@ def format_summary(results: dict, output_dir: str) -> str:
     return "\n".join(lines)
 
 
+def _report(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from . import sweep
+    from .report import run_report
+
+    run_dir, settings = Path(args.run_dir), report_settings(args)
+    if not (run_dir / "samples.jsonl").exists() and sweep.find_temperature_runs(run_dir):
+        # Only the comparison is rewritten; `bestofn report SWEEP_DIR/temperature-<t>` redoes one run's report.
+        written = sweep.write_sweep_report(run_dir, output_dir=args.report_dir, run_reports=False, **settings)
+    else:
+        written = run_report.write_report(run_dir, output_dir=args.report_dir, **settings)
+    print(f"wrote {len(written)} files to {written[0].parent}: " + ", ".join(p.name for p in written))
+
+
+def _temperatures(text: str) -> list[float]:
+    from .sweep import parse_temperatures
+
+    return parse_temperatures(text)
+
+
+def _one_temperature(text: str) -> None:
+    raise BestOfNError(f"sweep takes --temperatures T1,T2,... (e.g. --temperatures 0.4,0.8,1.2), not --temperature {text}")
+
+
+def _sweep(args: argparse.Namespace) -> None:
+    from . import sweep
+
+    config = config_from_args(args)
+    sweep.run_sweep(config, args.temperatures)
+    written = sweep.write_sweep_report(config.output_dir, **report_settings(args))
+    print(f"wrote the sweep report to {written[0].parent}: " + ", ".join(p.name for p in written))
+
+
+def _push(args: argparse.Namespace) -> None:
+    from . import hub
+
+    if args.dry_run:
+        if not args.save_dir:
+            raise BestOfNError("--dry-run needs --save-dir DIR: the folder where the files that would be uploaded go")
+        files = hub.save_dataset_folder(args.run_dir, args.save_dir, args.repo_id)
+        print(f"dry run: nothing uploaded; files for {args.repo_id} in {args.save_dir}:")
+        for path in files:
+            print(f"  {path.relative_to(args.save_dir)}  ({path.stat().st_size:,} bytes)")
+        return
+    url = hub.push(args.run_dir, args.repo_id, private=args.private, revision=args.revision, overwrite=args.overwrite,
+                   save_dir=args.save_dir, commit_message=args.commit_message)
+    print(f"pushed to https://huggingface.co/datasets/{args.repo_id} ({url})")
+
+
+# --- the parser ------------------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bestofn", description="Best-of-N test-time compute on MATH-500.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    run_parser = sub.add_parser("run", help="run (or resume) the whole pipeline into --output-dir")
-    add_config_flags(run_parser)
-    run_parser.add_argument("--overwrite", action="store_true",
-                            help="allow changed settings in an existing run directory (recomputes what they affect)")
-    run_parser.set_defaults(func=_run)
+    p = sub.add_parser("run", allow_abbrev=False, help="run (or resume) the whole pipeline into --output-dir",
+                       description="Run (or resume) every stage of the method into --output-dir.")
+    add_config_flags(p)
+    p.add_argument("--overwrite", action="store_true",
+                   help="allow changed settings in an existing run directory (recomputes what they affect)")
+    p.set_defaults(func=_run)
 
-    from . import hub, sweep
-    from .report import run_report as report
+    p = sub.add_parser(
+        "report", formatter_class=_ReportHelp, allow_abbrev=False,
+        help="plots and a written analysis of a finished run (or of a temperature sweep)",
+        description="Write report.md, report.html and PNG plots computed from the artifacts of RUN_DIR. RUN_DIR may "
+        "also be a sweep directory (made by `bestofn sweep`): then the sweep's comparison report is rewritten.")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="run directory written by `bestofn run` (or `bestofn sweep`)")
+    p.add_argument("--output-dir", dest="report_dir", help="where to write the report (default: RUN_DIR/report)")
+    add_report_flags(p, seed_flags=("--seed", "--report-seed"))
+    p.set_defaults(func=_report)
 
-    report.add_cli(sub)
-    sweep.add_cli(sub)
-    hub.add_cli(sub)
+    p = sub.add_parser(
+        "sweep", formatter_class=_ReportHelp, allow_abbrev=False,
+        help="run Best-of-N at several temperatures (sharing the greedy baseline) and compare them",
+        description="Run the pipeline once per temperature into OUTPUT_DIR/temperature-<t>/ (problems and greedy are "
+        "computed once and shared; finished runs are reused), then write each run's report and a sweep report in "
+        "OUTPUT_DIR/report/. Takes every flag of `bestofn run` but --overwrite; --temperature is replaced by "
+        "--temperatures.")
+    p.add_argument("--temperatures", required=True, type=_temperatures, metavar="T1,T2,...",
+                   help="sampling temperatures, comma-separated, e.g. 0.4,0.8,1.2")
+    add_config_flags(p, exclude=("temperature",))
+    p.add_argument("--temperature", type=_one_temperature, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    add_report_flags(p)
+    p.set_defaults(func=_sweep)
+
+    p = sub.add_parser(
+        "push", allow_abbrev=False, help="publish a run directory as a Hub dataset with a dataset card",
+        description="Build the `problems` and `samples` datasets and the dataset card from a finished run directory, "
+        "and upload them to a Hub dataset repo. An existing repo is only written to with --revision (a new branch) "
+        "or --overwrite.")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="run directory written by `bestofn run --output-dir RUN_DIR`")
+    p.add_argument("--repo-id", required=True, metavar="OWNER/NAME", help="dataset repo to push to")
+    p.add_argument("--private", action="store_true", help="create the repo as private (no effect on an existing repo)")
+    p.add_argument("--revision", metavar="BRANCH", help="push to this branch, created from main if missing")
+    p.add_argument("--overwrite", action="store_true", help="allow replacing the dataset files of an existing repo or branch")
+    p.add_argument("--dry-run", action="store_true", help="write the files to --save-dir and upload nothing")
+    p.add_argument("--save-dir", metavar="DIR", help="folder for the files (required with --dry-run; kept after a push)")
+    p.add_argument("--commit-message", metavar="TEXT", help="message of the upload commit")
+    p.set_defaults(func=_push)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    """Parse and run one command; a user error is one line (exit 2), Ctrl-C one line (exit 130)."""
+    parser = build_parser()
     try:
+        args = parser.parse_args(argv)  # inside: a flag's type= may raise BestOfNError (e.g. --temperatures 0,1)
+        logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                            format="%(levelname)s %(name)s: %(message)s")
         args.func(args)
     except BestOfNError as e:
-        print(f"bestofn: error: {e}", file=sys.stderr)
+        print(f"bestofn: error: {' '.join(str(e).splitlines())}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"\nbestofn: {INTERRUPTED}", file=sys.stderr)
+        return 130
     return 0
 
 

@@ -1,14 +1,15 @@
 """The experiment's settings: one dataclass, read from YAML and overridden from the command line.
 
-Every key is documented in its ``metadata["help"]`` (TRL-style), so ``bestofn run --help`` and the shipped
-recipe stay in sync with the code. Each stage of the pipeline depends on a known subset of keys
+Every key is documented in its ``metadata["help"]`` (TRL-style) and typed by its annotation (plus
+``metadata["choices"]`` for enum-like strings): ``bestofn run`` gets one flag per field from them, and every
+value, from a recipe file, a flag or Python, is checked against them (:mod:`bestofn.fields`) before
+:meth:`BestOfNConfig.validate` checks ranges. Each stage of the pipeline depends on a known subset of keys
 (:data:`STAGE_KEYS`); a stage's *fingerprint* hashes those keys, which is how a rerun knows whether a
 finished stage can be reused or must be recomputed.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
@@ -18,6 +19,7 @@ from typing import Any
 import yaml
 
 from .errors import BestOfNError
+from .fields import check_value, field_types
 from .selection import AGGREGATIONS
 
 DEFAULT_SYSTEM_PROMPT = (
@@ -47,8 +49,9 @@ class BestOfNConfig:
     )
     # --- generation ---------------------------------------------------------------------------------------
     generator: str = field(default="Qwen/Qwen2.5-1.5B-Instruct", metadata={"help": "Policy model: Hub id or local path."})
-    generator_revision: str | None = field(default=None, metadata={"help": "Hub revision (branch, tag, commit)."})
-    backend: str = field(default="transformers", metadata={"help": "Generation backend: transformers or vllm."})
+    generator_revision: str | None = field(
+        default=None, metadata={"help": "Hub revision (branch, tag, commit).", "example": "main"})
+    backend: str = field(default="transformers", metadata={"help": "Generation backend.", "choices": ("transformers", "vllm")})
     n: int = field(default=16, metadata={"help": "Sampled solutions per problem (the N of Best-of-N)."})
     temperature: float = field(default=0.8, metadata={"help": "Sampling temperature of the N solutions."})
     top_p: float = field(default=1.0, metadata={"help": "Nucleus sampling threshold of the N solutions."})
@@ -62,37 +65,45 @@ class BestOfNConfig:
         default=0.5,
         metadata={"help": "vLLM: share of GPU memory for weights + KV cache (the PRM needs the rest later)."},
     )
-    max_model_len: int | None = field(default=None, metadata={"help": "vLLM: longest prompt + solution, in tokens (default: the model's own context)."})
+    max_model_len: int | None = field(
+        default=None,
+        metadata={"help": "vLLM: longest prompt + solution, in tokens (none: the model's own context).", "example": 4096},
+    )
     tensor_parallel_size: int = field(default=1, metadata={"help": "vLLM: GPUs to shard the generator over."})
     enforce_eager: bool = field(default=False, metadata={"help": "vLLM: disable CUDA graphs (slower, less memory)."})
     # --- PRM scoring ----------------------------------------------------------------------------------------
     prm: str = field(
         default="Skywork/Skywork-o1-Open-PRM-Qwen-2.5-1.5B", metadata={"help": "Process reward model: Hub id or local path."}
     )
-    prm_revision: str | None = field(default=None, metadata={"help": "Hub revision of the PRM."})
+    prm_revision: str | None = field(default=None, metadata={"help": "Hub revision of the PRM.", "example": "main"})
     prm_batch_tokens: int | None = field(
-        default=None, metadata={"help": "Tokens per PRM batch, padding included (default: 16384 on GPU, 4096 on CPU)."}
+        default=None,
+        metadata={"help": "Tokens per PRM batch, padding included (none: 16384 on GPU, 4096 on CPU).", "example": 8192},
     )
     prm_max_length: int | None = field(
-        default=None, metadata={"help": "Longest PRM input; longer ones are truncated and flagged (default: model context)."}
+        default=None,
+        metadata={"help": "Longest PRM input; longer ones are truncated and flagged (none: model context).", "example": 4096},
     )
     # --- selection ------------------------------------------------------------------------------------------
     aggregation: str = field(
-        default="last", metadata={"help": "Step rewards -> solution reward: last (paper's choice), min, prod, mean."}
+        default="last", metadata={"help": "Step rewards -> solution reward (last: the paper's choice).",
+                                  "choices": AGGREGATIONS}
     )
     # --- hardware -------------------------------------------------------------------------------------------
     device: str = field(default="auto", metadata={"help": "cpu, cuda, cuda:1, ... ('auto': cuda if available)."})
-    dtype: str = field(default="auto", metadata={"help": "auto (bf16 on GPU, fp32 on CPU), bfloat16, float16, float32."})
+    dtype: str = field(default="auto", metadata={"help": "Model weights' dtype; auto: bf16 on GPU, fp32 on CPU.",
+                                                 "choices": ("auto", "bfloat16", "float16", "float32")})
     # --- scale-out (docs/scale-out.md); never part of a stage's fingerprint: Ray or not, the results are the same
     ray_address: str | None = field(
         default=None,
         metadata={"help": "Run generation and PRM scoring on a Ray cluster: 'auto' joins the running one, 'local' "
-                          "starts one on this machine, or a cluster address (host:6379). Unset: this process only."},
+                          "(or --ray alone) starts one on this machine, or a cluster address (host:6379). "
+                          "none: this process only.", "example": "auto"},
     )
     workers: int | None = field(
         default=None,
-        metadata={"help": "Ray: actors per stage, each holding one model (default: one per GPU, or 2 on a cluster "
-                          "without GPUs)."},
+        metadata={"help": "Ray: actors per stage, each holding one model (none: one per GPU, or 2 on a cluster "
+                          "without GPUs).", "example": 8},
     )
     # --- grading --------------------------------------------------------------------------------------------
     grading_timeout: int = field(default=5, metadata={"help": "Seconds to grade one solution (extraction + math-verify), and per answer comparison in selection."})
@@ -100,11 +111,13 @@ class BestOfNConfig:
     output_dir: str = field(default="runs/best_of_n", metadata={"help": "Run directory for all artifacts."})
 
     def __post_init__(self) -> None:
+        for name, ft in field_types(type(self)).items():  # types first: validate() compares numbers
+            setattr(self, name, check_value(ft, getattr(self, name)))
         self.validate()
 
     def validate(self) -> None:
         """Reject impossible settings up front, before any model is loaded."""
-        self.levels = sorted({int(x) for x in self.levels})
+        self.levels = sorted(set(self.levels))
         bad = [lvl for lvl in self.levels if not 1 <= lvl <= 5]
         if bad or not self.levels:
             raise BestOfNError(f"levels must be a non-empty subset of 1-5, got {self.levels}; e.g. --levels 1,2,3")
@@ -118,8 +131,6 @@ class BestOfNConfig:
             raise BestOfNError(f"top_p must be in (0, 1], got {self.top_p}")
         if self.max_new_tokens < 1:
             raise BestOfNError(f"max_new_tokens must be at least 1, got {self.max_new_tokens}")
-        if self.backend not in ("transformers", "vllm"):
-            raise BestOfNError(f"backend must be 'transformers' or 'vllm', got {self.backend!r}")
         if not 0 < self.gpu_memory_utilization <= 1:
             raise BestOfNError(
                 f"gpu_memory_utilization must be in (0, 1], got {self.gpu_memory_utilization}; e.g. 0.5 leaves half "
@@ -131,33 +142,19 @@ class BestOfNConfig:
             raise BestOfNError(f"tensor_parallel_size must be at least 1, got {self.tensor_parallel_size}")
         if self.workers is not None and self.workers < 1:
             raise BestOfNError(f"workers must be at least 1, got {self.workers}; e.g. --workers 8")
-        if self.dtype not in ("auto", "bfloat16", "float16", "float32"):
-            raise BestOfNError(f"dtype must be auto, bfloat16, float16 or float32, got {self.dtype!r}")
-        if self.aggregation not in AGGREGATIONS:
-            raise BestOfNError(f"aggregation must be one of {', '.join(AGGREGATIONS)}, got {self.aggregation!r}")
         if "{problem}" not in self.user_template:
             raise BestOfNError("user_template must contain '{problem}', where the problem text goes")
 
     # --- YAML round trip -------------------------------------------------------------------------------------
     @classmethod
     def from_yaml(cls, path: str | Path, **overrides: Any) -> BestOfNConfig:
-        """Read a recipe file, then apply non-None overrides (the CLI flags)."""
-        try:
-            with open(path, encoding="utf-8") as f:
-                data = yaml.safe_load(f) or {}
-        except OSError as e:
-            raise BestOfNError(f"cannot read config file {path}: {e.strerror}") from None
-        if not isinstance(data, dict):
-            raise BestOfNError(f"config file {path} must hold a mapping of keys to values")
-        return cls.from_dict({**data, **{k: v for k, v in overrides.items() if v is not None}})
+        """Read a recipe file, then apply non-None overrides."""
+        return cls.from_dict({**read_recipe(path), **{k: v for k, v in overrides.items() if v is not None}})
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> BestOfNConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise BestOfNError(f"unknown config keys {unknown}; known keys: {sorted(known)}")
-        return cls(**data)
+    def from_dict(cls, data: dict[str, Any], where: str = "") -> BestOfNConfig:
+        """Build from a mapping of keys to values; ``where`` (e.g. "config file r.yaml: ") prefixes errors."""
+        return cls(**check_keys(data, where))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -171,6 +168,35 @@ class BestOfNConfig:
         keys = sorted(stage_keys(stage))
         blob = json.dumps({k: getattr(self, k) for k in keys}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def read_recipe(path: str | Path) -> dict[str, Any]:
+    """The keys of a recipe file, each checked against its field's type (one line per error, naming the file)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = yaml.safe_load(f)
+    except OSError as e:
+        raise BestOfNError(f"cannot read config file {path}: {e.strerror}") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(e, "problem", None) or type(e).__name__
+        raise BestOfNError(f"config file {path} is not valid YAML{at}: {problem}; write one `key: value` per line, "
+                           f"e.g. n: 16") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise BestOfNError(f"config file {path} must hold a mapping of keys to values, e.g. n: 16")
+    return check_keys(data, f"config file {path}: ")
+
+
+def check_keys(data: dict[str, Any], where: str = "") -> dict[str, Any]:
+    """``data`` with every key known and every value of its field's type (normalized), else one clear line."""
+    types = field_types(BestOfNConfig)
+    unknown = sorted(set(data) - set(types), key=str)
+    if unknown:
+        raise BestOfNError(f"{where}unknown config keys {unknown}; known keys: {sorted(types)}")
+    return {k: check_value(types[k], v, where) for k, v in data.items()}
 
 
 # Which settings each stage reads directly; upstream stages are added by ``stage_keys``. Settings that

@@ -20,7 +20,6 @@ without ``--overwrite``; ``--revision BRANCH`` pushes to a new branch instead.
 
 from __future__ import annotations
 
-import argparse
 import math
 import re
 import shutil
@@ -34,7 +33,7 @@ from datasets.info import DatasetInfo, DatasetInfosDict
 from datasets.splits import SplitDict, SplitInfo
 from datasets.utils.metadata import MetadataConfigs
 from huggingface_hub import DatasetCard, DatasetCardData, HfApi, get_token
-from huggingface_hub.errors import HFValidationError, HfHubHTTPError
+from huggingface_hub.errors import HFValidationError, HfHubHTTPError, OfflineModeIsEnabled
 # The base class of every HTTP failure huggingface_hub raises, refused connections included: huggingface_hub
 # re-exports it from the HTTP library it is built on (httpx in 1.x, httpx2 in 2.x), so this stays right.
 from huggingface_hub.errors import HTTPError as HubHTTPError
@@ -552,6 +551,11 @@ def check_write_access(api: HfApi, repo_id: str) -> str:
         )
     try:
         who = api.whoami()
+    except OfflineModeIsEnabled:  # the first request of a push: say so once, instead of a traceback
+        raise BestOfNError(
+            "offline mode is on (HF_HUB_OFFLINE or TRANSFORMERS_OFFLINE is set), so nothing can be uploaded: unset it "
+            "to push, or build the files without uploading with --dry-run --save-dir DIR"
+        ) from None
     except HubHTTPError as e:
         if isinstance(e, HfHubHTTPError) and e.response.status_code == 401:
             raise BestOfNError(
@@ -657,51 +661,3 @@ def _validate_card(readme: Path) -> None:
         raise BestOfNError(f"the Hub rejects the dataset card's metadata: {e}") from None
     except HubHTTPError as e:
         raise _hub_error("validate the dataset card", e) from None
-
-
-# --- command line ---------------------------------------------------------------------------------------------
-def add_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Add the ``push`` subcommand to the ``bestofn`` parser; its handler is ``args.func(args)``."""
-    p = subparsers.add_parser(
-        "push",
-        help="publish a run directory as a Hub dataset with a dataset card",
-        description=(
-            "Build the `problems` and `samples` datasets and the dataset card from a finished run directory, "
-            "and upload them to a Hub dataset repo. An existing repo is only written to with --revision "
-            "(a new branch) or --overwrite."
-        ),
-    )
-    p.add_argument("run_dir", metavar="RUN_DIR", help="run directory written by `bestofn run --output-dir RUN_DIR`")
-    p.add_argument("--repo-id", required=True, metavar="OWNER/NAME", help="dataset repo to push to")
-    p.add_argument("--private", action="store_true", help="create the repo as private (no effect on an existing repo)")
-    p.add_argument("--revision", metavar="BRANCH", help="push to this branch, created from main if missing")
-    p.add_argument("--overwrite", action="store_true",
-                   help="allow replacing the dataset files of an existing repo or branch")
-    p.add_argument("--dry-run", action="store_true", help="write the files to --save-dir and upload nothing")
-    p.add_argument("--save-dir", metavar="DIR", help="folder for the files (required with --dry-run; kept after a push)")
-    p.add_argument("--commit-message", metavar="TEXT", help="message of the upload commit")
-    p.set_defaults(func=push_command)
-    return p
-
-
-def push_command(args: argparse.Namespace) -> int:
-    """Handler of ``bestofn push``: dry run or push, then print what was written or where it went."""
-    if args.dry_run:
-        if not args.save_dir:
-            raise BestOfNError("--dry-run needs --save-dir DIR: the folder where the files that would be uploaded go")
-        files = save_dataset_folder(args.run_dir, args.save_dir, args.repo_id)
-        print(f"dry run: nothing uploaded; files for {args.repo_id} in {args.save_dir}:")
-        for path in files:
-            print(f"  {path.relative_to(args.save_dir)}  ({path.stat().st_size:,} bytes)")
-        return 0
-    url = push(
-        args.run_dir,
-        args.repo_id,
-        private=args.private,
-        revision=args.revision,
-        overwrite=args.overwrite,
-        save_dir=args.save_dir,
-        commit_message=args.commit_message,
-    )
-    print(f"pushed to https://huggingface.co/datasets/{args.repo_id} ({url})")
-    return 0

@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from .backends import Completion, backend_class, make_backend, resolve_device, resolve_dtype
 from .config import BestOfNConfig
 from .data import Problem, load_math500, select_subset
-from .errors import BestOfNError, model_load_error
+from .errors import BestOfNError, missing_folder_error, model_load_error
 from .executors import Executor, make_executor
 from .grading import grade
 from .io import read_jsonl, write_json, write_jsonl
@@ -43,16 +43,31 @@ SCORE_CHUNK_SOLUTIONS = 256  # solutions per PRM journal chunk: big enough for g
 
 # --- the entry point -------------------------------------------------------------------------------------------
 def run(config: BestOfNConfig, overwrite: bool = False) -> dict[str, Any]:
-    """Run (or resume) every stage and return the contents of ``results.json``."""
+    """Run (or resume) every stage and return the contents of ``results.json``.
+
+    A run that fails (or is interrupted) before any stage finished in a folder it created removes that folder.
+    """
     run_dir = prepare_run_dir(config, overwrite)
-    problems = stage_problems(run_dir)
+    try:
+        return _run_stages(run_dir)
+    except BaseException:
+        run_dir.discard_if_unfinished()
+        raise
+
+
+def _run_stages(run_dir: RunDir) -> dict[str, Any]:
+    config = run_dir.config
     # Check both models before any work (a typo in the PRM id must not wait for hours of generation),
     # and record the commits they resolve to, so the results can be traced to exact weights.
+    models: dict[str, tuple[str, str | None]] = {}
     if not (run_dir.is_done("greedy") and run_dir.is_done("samples")):
-        run_dir.record_model("generator", config.generator, check_model_reachable(
+        models["generator"] = (config.generator, check_model_reachable(
             config.generator, config.generator_revision, "generator", "--generator"))
     if not run_dir.is_done("scores"):
-        run_dir.record_model("prm", config.prm, check_model_reachable(config.prm, config.prm_revision, "PRM", "--prm"))
+        models["prm"] = (config.prm, check_model_reachable(config.prm, config.prm_revision, "PRM", "--prm"))
+    problems = stage_problems(run_dir)
+    for role, (name, commit) in models.items():
+        run_dir.record_model(role, name, commit)
     # Generation and scoring run chunk by chunk, in this process or on a Ray cluster (bestofn.executors).
     executor = make_executor(config)
     try:
@@ -67,10 +82,14 @@ def run(config: BestOfNConfig, overwrite: bool = False) -> dict[str, Any]:
 def check_model_reachable(name_or_path: str, revision: str | None, role: str, flag: str) -> str | None:
     """Fetch only the model's config.json, so a typo stops the run at once; return the Hub commit.
 
-    A local folder must hold a config.json; its commit is None (unknown).
+    A local folder must hold a config.json; its commit is None (unknown). A name that looks like a folder
+    but is none is reported as a missing folder, not as a Hub problem.
     """
-    if Path(name_or_path).is_dir():
-        if not (Path(name_or_path) / "config.json").exists():
+    missing = missing_folder_error(role, name_or_path, flag)
+    if missing is not None:
+        raise missing
+    if Path(name_or_path).expanduser().is_dir():
+        if not (Path(name_or_path).expanduser() / "config.json").exists():
             raise BestOfNError(f"the {role} folder {name_or_path} has no config.json; pass a model folder with {flag}")
         return None
     from huggingface_hub import hf_hub_download

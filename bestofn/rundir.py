@@ -29,9 +29,15 @@ ARTIFACTS = {"problems": "problems.jsonl", "greedy": "greedy.jsonl", "samples": 
 class RunDir:
     """A run directory: artifacts, the manifest of finished stages, and journals of unfinished ones."""
 
-    def __init__(self, path: str | Path, config: BestOfNConfig):
+    def __init__(self, path: str | Path, config: BestOfNConfig, created: Path | None = None):
         self.path = Path(path)
         self.config = config
+        self.created = created  # the outermost folder that prepare_run_dir made, if it made one
+
+    def discard_if_unfinished(self) -> None:
+        """Remove the folder this run created if no stage finished in it: a failed first try leaves nothing."""
+        if self.created is not None and not self.manifest():
+            shutil.rmtree(self.created, ignore_errors=True)
 
     def file(self, stage: str) -> Path:
         return self.path / ARTIFACTS[stage]
@@ -72,6 +78,7 @@ class RunDir:
 def prepare_run_dir(config: BestOfNConfig, overwrite: bool) -> RunDir:
     """Create the run directory, refuse to mix settings in it, and save the resolved config."""
     path = Path(config.output_dir)
+    created = next((p for p in reversed([path, *path.parents]) if not p.exists()), None)
     try:
         path.mkdir(parents=True, exist_ok=True)
         probe = path / ".write-test"
@@ -79,7 +86,7 @@ def prepare_run_dir(config: BestOfNConfig, overwrite: bool) -> RunDir:
         probe.unlink()
     except OSError as e:
         raise BestOfNError(f"cannot write to output directory {path} ({e.strerror}); choose another --output-dir") from None
-    run_dir = RunDir(path, config)
+    run_dir = RunDir(path, config, created)
     previous = path / "config.yaml"
     if previous.exists():
         old = BestOfNConfig.from_yaml(previous)
@@ -97,6 +104,9 @@ def prepare_run_dir(config: BestOfNConfig, overwrite: bool) -> RunDir:
                 log.warning("settings changed (%s): recomputing from stage %r", ", ".join(changed), stage)
                 run_dir.invalidate(stage)
                 break
+        if stale and (path / "report").is_dir():  # it describes the old settings
+            shutil.rmtree(path / "report")
+            log.warning("removed the report of the old settings (%s); `bestofn report %s` writes a new one", path / "report", path)
     atomic_write_text(previous, config.to_yaml())
     return run_dir
 

@@ -10,7 +10,6 @@ the others; a rerun of the same sweep reuses every finished stage. Each temperat
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import logging
 import os
@@ -356,51 +355,3 @@ def write_sweep_report(
 def _relative(target: Path, start: Path) -> str:
     """``target`` as a path relative to ``start`` (links in the report keep working when the sweep is moved)."""
     return Path(os.path.relpath(target.resolve(), start.resolve())).as_posix()
-
-
-# --------------------------------------------------------------------------------------------------------
-# Command line
-# --------------------------------------------------------------------------------------------------------
-def add_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Add ``bestofn sweep --temperatures 0.4,0.8,1.2 [run flags]`` to the CLI's subcommands."""
-    from . import cli  # here: cli imports this module to call add_cli
-
-    p = subparsers.add_parser(
-        "sweep",
-        help="run Best-of-N at several temperatures (sharing the greedy baseline) and compare them",
-        description="Run the pipeline once per temperature into OUTPUT_DIR/temperature-<t>/ (problems and greedy are "
-        "computed once and shared; finished runs are reused), then write each run's report and a sweep report "
-        "in OUTPUT_DIR/report/. Takes every flag of `bestofn run`; --temperature is replaced by --temperatures.",
-    )
-    p.add_argument(
-        "--temperatures",
-        required=True,
-        type=parse_temperatures,
-        metavar="T1,T2,...",
-        help="sampling temperatures, comma-separated, e.g. 0.4,0.8,1.2",
-    )
-    cli.add_config_flags(p)
-    R.add_report_options(p)
-    p.set_defaults(func=run_cli)
-    return p
-
-
-def run_cli(args: argparse.Namespace) -> int:
-    """Handler of ``bestofn sweep``."""
-    from . import cli
-
-    if getattr(args, "overwrite", False):
-        raise BestOfNError(
-            "sweep reuses finished runs and does not take --overwrite; to redo a temperature, delete its temperature-<t> folder"
-        )
-    config = cli.config_from_args(args)
-    run_sweep(config, args.temperatures)
-    written = write_sweep_report(
-        config.output_dir,
-        subsets=args.subsets,
-        seed=args.report_seed,
-        bootstrap=args.bootstrap,
-        formats=R.FORMATS[args.format],
-    )
-    print(f"wrote the sweep report to {written[0].parent}: " + ", ".join(p.name for p in written))
-    return 0

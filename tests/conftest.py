@@ -1,4 +1,4 @@
-"""Shared fixtures: tiny local models in the real architectures, the shared MATH-500 file, a finished run.
+"""Shared fixtures: tiny local models in the real architectures, MATH-500 (an excerpt, or all of it), a finished run.
 
 Everything is built once per test session (building the models takes a few seconds) and never touches
 the network.
@@ -17,14 +17,31 @@ from bestofn.testing import make_tiny_generator, make_tiny_prm
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a test that tries the Hub fails fast instead of hanging
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+EXCERPT = Path(__file__).resolve().parent / "data" / "math500_excerpt.jsonl"  # 30 problems, levels 1-3
 MATH500 = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "math500.jsonl"
+MATH500_HUB = "HuggingFaceH4/MATH-500"
 
 
 @pytest.fixture(scope="session")
 def math500_path() -> Path:
-    if not MATH500.exists():
-        pytest.fail(f"{MATH500} is missing: the tests read MATH-500 from ../shared/data (see its README)")
-    return MATH500
+    """A few real MATH-500 problems, shipped with the tests (see tests/data/README.md)."""
+    return EXCERPT
+
+
+@pytest.fixture(scope="session")
+def math500_full() -> str:
+    """All 500 problems: ``../shared/data/math500.jsonl`` when present, else the Hub dataset, else a skip."""
+    if MATH500.is_file():
+        return str(MATH500)
+    from bestofn.data import load_math500
+    from bestofn.errors import BestOfNError
+
+    try:
+        load_math500(MATH500_HUB)
+    except BestOfNError as e:
+        pytest.skip(f"needs all of MATH-500: neither {MATH500} exists nor can the Hub dataset {MATH500_HUB} be "
+                    f"loaded ({e}); put math500.jsonl there or go online (HF_HUB_OFFLINE=0)")
+    return MATH500_HUB
 
 
 @pytest.fixture(scope="session")

@@ -68,3 +68,45 @@ def test_fingerprints_follow_dependencies():
     assert base.fingerprint("scores") != other_prm.fingerprint("scores")
     assert all(base.fingerprint(s) == faster.fingerprint(s) for s in ("problems", "greedy", "samples", "scores"))
     assert stage_keys("problems") <= stage_keys("greedy") <= stage_keys("samples") <= stage_keys("scores")
+
+
+# --- types, from the field annotations -------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"n": "four"}, r"n must be an integer, got 'four'; e\.g\. n: 16"),
+        ({"n": 4.7}, r"n must be an integer, got 4\.7"),
+        ({"n": True}, r"n must be an integer, got True"),
+        ({"temperature": "0.8"}, r"temperature must be a finite number, got '0\.8' \(a string: write it without quotes\)"),
+        ({"temperature": float("nan")}, r"temperature must be a finite number, got nan"),
+        ({"top_p": float("inf")}, r"top_p must be a finite number, got inf"),
+        ({"levels": 2}, r"levels must be a list of integers, got 2; e\.g\. levels: \[1, 2, 3\]"),
+        ({"levels": [1, "2"]}, r"levels must be a list of integers, got \[1, '2'\]"),
+        ({"max_model_len": "big"}, r"max_model_len must be an integer or null, got 'big'; e\.g\. max_model_len: 4096"),
+        ({"enforce_eager": "yes"}, r"enforce_eager must be true or false"),
+        ({"generator": 42}, r"generator must be a string, got 42"),
+        ({"dtype": "fp8"}, r"dtype must be one of auto, bfloat16, float16, float32, got 'fp8'"),
+    ],
+)
+def test_values_are_checked_against_the_field_types(kwargs, message):
+    with pytest.raises(BestOfNError, match=message):
+        BestOfNConfig(**kwargs)
+
+
+def test_a_recipe_error_names_the_file(tmp_path):
+    from bestofn.config import read_recipe
+
+    path = tmp_path / "r.yaml"
+    path.write_text("n: 16\ntemperature: [0.8]\n")
+    with pytest.raises(BestOfNError, match=r"config file .*r\.yaml: temperature must be a finite number, got \[0\.8\]"):
+        read_recipe(path)
+    path.write_text("n: 16\n\tbad: tab\n")
+    with pytest.raises(BestOfNError, match=r"config file .*r\.yaml is not valid YAML at line 2, column 1"):
+        read_recipe(path)
+
+
+def test_whole_numbers_for_float_settings_fingerprint_like_floats(tmp_path):
+    path = tmp_path / "r.yaml"
+    path.write_text("temperature: 1\ntop_p: 1\n")
+    c = BestOfNConfig.from_yaml(path)
+    assert type(c.temperature) is float and c.fingerprint("samples") == BestOfNConfig(temperature=1.0).fingerprint("samples")

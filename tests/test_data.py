@@ -7,11 +7,20 @@ import pytest
 
 from bestofn.data import Problem, load_math500, select_subset
 from bestofn.errors import BestOfNError
+from conftest import MATH500
 
 
 @pytest.fixture(scope="module")
-def math500(math500_path):
-    return load_math500(str(math500_path))
+def math500(math500_full):
+    return load_math500(math500_full)
+
+
+def test_excerpt_is_a_verbatim_part_of_math500(math500_path):
+    excerpt = math500_path.read_text(encoding="utf-8").splitlines()
+    assert Counter(json.loads(line)["level"] for line in excerpt) == {1: 10, 2: 10, 3: 10}
+    if MATH500.is_file():  # without the full file there is nothing to compare with
+        full = set(MATH500.read_text(encoding="utf-8").splitlines())
+        assert all(line in full for line in excerpt)
 
 
 def test_loads_all_problems(math500):
@@ -51,12 +60,13 @@ def test_too_many_problems(math500):
         select_subset(math500, [1], 50, seed=0)
 
 
-def test_local_parquet(tmp_path, math500):
+def test_local_parquet(tmp_path, math500_path):
     import datasets
 
+    few = load_math500(str(math500_path))[:5]
     path = tmp_path / "math.parquet"
-    datasets.Dataset.from_list([p.to_dict() for p in math500[:5]]).to_parquet(str(path))
-    assert [p.unique_id for p in load_math500(str(path))] == [p.unique_id for p in math500[:5]]
+    datasets.Dataset.from_list([p.to_dict() for p in few]).to_parquet(str(path))
+    assert [p.unique_id for p in load_math500(str(path))] == [p.unique_id for p in few]
 
 
 def test_missing_fields_are_named(tmp_path):
@@ -79,3 +89,79 @@ def test_unreachable_hub_dataset_suggests_local_file():
 def test_problem_round_trip():
     p = Problem(unique_id="a", problem="q", answer="1", level=1)
     assert Problem(**p.to_dict()) == p
+
+
+# --- every row checked before any work, with its line number ------------------------------------------------------
+def _rows(math500_path, k: int = 30) -> list[dict]:
+    return [json.loads(line) for line in math500_path.read_text(encoding="utf-8").splitlines()[:k]]
+
+
+def _write(path, rows) -> str:
+    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows), encoding="utf-8")
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda r: r.pop("answer"), r"line 30 \(unique_id '{uid}'\) lacks required fields \['answer'\]"),
+        (lambda r: r.update(answer=None), r"line 30 \(unique_id '{uid}'\) lacks required fields \['answer'\]"),
+        (lambda r: r.update(answer="  "), r"line 30 \(unique_id '{uid}'\) has an empty answer"),
+        (lambda r: r.update(problem=["a", "list"]), r"line 30 \(unique_id '{uid}'\) has problem of type list"),
+        (lambda r: r.update(level=7), r"line 30 \(unique_id '{uid}'\) has level 7, not an integer 1-5"),
+        (lambda r: r.update(level="hard"), r"line 30 \(unique_id '{uid}'\) has level 'hard'"),
+        (lambda r: r.pop("unique_id"), r"line 30 lacks required fields \['unique_id'\]"),
+    ],
+)
+def test_a_bad_row_30_is_named_before_any_work(tmp_path, math500_path, change, message):
+    rows = _rows(math500_path)
+    uid = rows[29]["unique_id"]
+    change(rows[29])
+    path = _write(tmp_path / "bad.jsonl", rows)
+    with pytest.raises(BestOfNError, match=message.format(uid=uid)) as err:
+        load_math500(path)
+    assert "every row needs problem, answer and unique_id" in str(err.value)
+
+
+def test_every_bad_row_is_counted(tmp_path, math500_path):
+    rows = _rows(math500_path)
+    for r in (rows[3], rows[10], rows[20]):
+        r.pop("answer")
+    with pytest.raises(BestOfNError, match=r"line 4 .*lacks required fields \['answer'\].*\(and 2 more bad rows\)"):
+        load_math500(_write(tmp_path / "bad.jsonl", rows))
+
+
+def test_a_repeated_unique_id_is_named(tmp_path, math500_path):
+    rows = _rows(math500_path, 5)
+    rows[4]["unique_id"] = rows[1]["unique_id"]
+    with pytest.raises(BestOfNError, match=r"line 5 repeats unique_id '.*' of line 2"):
+        load_math500(_write(tmp_path / "dup.jsonl", rows))
+
+
+@pytest.mark.parametrize("content", ["", "\n\n  \n"])
+def test_an_empty_file_says_so(tmp_path, content):
+    path = tmp_path / "empty.jsonl"
+    path.write_text(content)
+    with pytest.raises(BestOfNError, match=r"dataset file .*empty.jsonl is empty; it needs one JSON object per line"):
+        load_math500(str(path))
+
+
+def test_a_malformed_line_is_named(tmp_path, math500_path):
+    lines = [json.dumps(r) for r in _rows(math500_path, 12)]
+    lines[6] = lines[6][:40]  # cut mid-line, as a copy interrupted half-way leaves it
+    with pytest.raises(BestOfNError, match=r"bad.jsonl: line 7 is not valid JSON \(Unterminated string.* at column \d+\)"):
+        load_math500(_write(tmp_path / "bad.jsonl", lines))
+    lines[6] = "[1, 2]"
+    with pytest.raises(BestOfNError, match=r"line 7 is a JSON list, not an object"):
+        load_math500(_write(tmp_path / "bad.jsonl", lines))
+
+
+def test_a_bad_parquet_row_is_named(tmp_path, math500_path):
+    import datasets
+
+    rows = _rows(math500_path, 6)
+    rows[5]["answer"] = ""
+    path = tmp_path / "bad.parquet"
+    datasets.Dataset.from_list(rows).to_parquet(str(path))
+    with pytest.raises(BestOfNError, match=r"row 6 \(unique_id .*\) has an empty answer"):
+        load_math500(str(path))

@@ -7,7 +7,6 @@ methods replaced by recorders.
 
 from __future__ import annotations
 
-import argparse
 import re
 import shutil
 from pathlib import Path
@@ -445,31 +444,3 @@ def test_push_incomplete_run_creates_nothing(monkeypatch: pytest.MonkeyPatch, ru
     with pytest.raises(BestOfNError, match="lacks stages samples, scores"):
         hub.push(run_dir, "someone/ds")
     assert not {"create_repo", "upload_folder"} & set(fake.names())
-
-
-# --- command line --------------------------------------------------------------------------------------------
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="bestofn")
-    hub.add_cli(parser.add_subparsers(dest="command"))
-    return parser
-
-
-def test_cli_dry_run(run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    out = tmp_path / "out"
-    args = _parser().parse_args(["push", str(run_dir), "--repo-id", "a/b", "--dry-run", "--save-dir", str(out)])
-    assert args.func(args) == 0
-    assert _files(out) == DATA_FILES
-    assert "nothing uploaded" in capsys.readouterr().out
-
-
-def test_cli_options(run_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    args = _parser().parse_args(["push", str(run_dir), "--repo-id", "a/b", "--private", "--revision", "r", "--overwrite"])
-    assert (args.private, args.revision, args.overwrite, args.dry_run, args.save_dir) == (True, "r", True, False, None)
-    seen = {}
-    monkeypatch.setattr(hub, "push", lambda *a, **k: seen.update(args=a, **k) or "url")
-    assert args.func(args) == 0 and seen["revision"] == "r" and seen["private"] and seen["overwrite"]
-    with pytest.raises(BestOfNError, match="--dry-run needs --save-dir"):
-        dry = _parser().parse_args(["push", str(run_dir), "--repo-id", "a/b", "--dry-run"])
-        dry.func(dry)
-    with pytest.raises(SystemExit):
-        _parser().parse_args(["push", str(run_dir)])  # --repo-id is required

@@ -284,7 +284,7 @@ def test_import_stages_shares_the_greedy_baseline(tmp_path, tiny_run_dir, monkey
         (["--generator", "no-such-org/no-such-model"], "cannot load the generator 'no-such-org/no-such-model'.*--generator DIR"),
         (["--prm", "no-such-org/no-such-prm"], "cannot load the PRM 'no-such-org/no-such-prm'.*--prm DIR"),
         (["--levels", "1,7"], "levels must be a non-empty subset of 1-5"),
-        (["--levels", "one"], "--levels takes comma-separated integers"),
+        (["--levels", "one"], "--levels takes a list of integers, comma-separated, got 'one'"),
         (["--n", "0"], "n must be at least 1"),
         (["--num-problems", "999"], "asked for 999 problems but levels"),
         (["--output-dir", "/proc/bestofn-run"], "cannot write to output directory"),
@@ -301,6 +301,7 @@ def test_bad_input_is_one_clear_line(flags, message, tmp_path, tiny_generator_di
 
     assert re.search(message, err[-1]), err[-1]
     assert "Traceback" not in "\n".join(err)
+    assert not (tmp_path / "run").exists(), "a failed first run leaves no run directory"
 
 
 def test_dataset_with_missing_fields(tmp_path, tiny_generator_dir, tiny_prm_dir, capsys):

@@ -1,8 +1,7 @@
-"""Tests of bestofn.report.run_report: the numbers in report.md/report.html, valid plots, the CLI, rendering details."""
+"""Tests of bestofn.report.run_report: the numbers in report.md/report.html, valid plots, rendering details (the command: tests/test_cli.py)."""
 
 from __future__ import annotations
 
-import argparse
 import re
 from pathlib import Path
 
@@ -90,42 +89,6 @@ def test_clear_gain_is_called_significant(tmp_path: Path):
     text = " ".join(R.written_analysis(A.analyze(run, subsets=5, bootstrap=500)))
     assert "+100.0 points (95% CI +100.0 to +100.0)" in text and "the interval excludes zero" in text
     assert "p = 0.000488" in text  # 12 flips one way: 2 / 2**12
-
-
-def test_cli_options_and_errors(tmp_path: Path, capsys):
-    run = write_run_dir(tmp_path / "run", [DISAGREE, PRM_HELPS])
-    parser = argparse.ArgumentParser(prog="bestofn")
-    R.add_cli(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(
-        [
-            "report",
-            str(run),
-            "--subsets",
-            "7",
-            "--seed",
-            "3",
-            "--bootstrap",
-            "40",
-            "--output-dir",
-            str(tmp_path / "out"),
-            "--format",
-            "html",
-        ]
-    )
-    assert (args.subsets, args.report_seed, args.bootstrap, args.format) == (7, 3, 40, "html")
-    assert args.func(args) == 0
-    assert "report.html" in capsys.readouterr().out
-    assert {p.name for p in (tmp_path / "out").iterdir()} == {"report.html", *R.PLOTS}
-    html = (tmp_path / "out" / "report.html").read_text()
-    assert "report settings: 7 subsets per point, seed 3, 40 bootstrap resamples" in html
-
-    empty = parser.parse_args(["report", str(tmp_path / "empty")])
-    (tmp_path / "empty").mkdir()
-    with pytest.raises(
-        BestOfNError, match=r"not a run directory \(missing config\.yaml, problems\.jsonl, greedy\.jsonl, "
-                           r"samples\.jsonl, results\.json\); .*bestofn run"
-    ):
-        empty.func(empty)
 
 
 def test_doc_escapes_answers_in_both_formats():

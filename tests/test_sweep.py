@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 from pathlib import Path
@@ -10,8 +9,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from bestofn.report import run_report as R
 from bestofn import sweep as S
+from bestofn.cli import main
 from bestofn.config import BestOfNConfig
 from bestofn.errors import BestOfNError
 from test_analysis import problem, sample, write_run_dir
@@ -104,16 +103,12 @@ def test_empty_sweep_dir_is_an_error(tmp_path: Path):
 
 
 def test_sweep_cli_runs_and_reports(tmp_path: Path, monkeypatch, capsys):
-    """`bestofn sweep` with the real run flags of bestofn.cli (the pipeline itself faked), then `bestofn report SWEEP_DIR`."""
+    """`bestofn sweep` through bestofn.cli (the pipeline itself faked), then `bestofn report SWEEP_DIR`."""
     calls: list = []
     run, imp = fake_pipeline(calls)
     real_run_sweep = S.run_sweep
     monkeypatch.setattr(S, "run_sweep", lambda config, temps: real_run_sweep(config, temps, run_fn=run, import_fn=imp))
-    parser = argparse.ArgumentParser(prog="bestofn")
-    sub = parser.add_subparsers(dest="command")
-    S.add_cli(sub)
-    R.add_cli(sub)
-    args = parser.parse_args(
+    assert main(
         [
             "sweep",
             "--temperatures",
@@ -131,9 +126,7 @@ def test_sweep_cli_runs_and_reports(tmp_path: Path, monkeypatch, capsys):
             "--bootstrap",
             "50",
         ]
-    )
-    assert args.temperatures == [0.4, 1.2] and args.report_seed == 3 and args.seed == 5
-    assert args.func(args) == 0
+    ) == 0
     assert [c[1] for c in calls if c[0] == "run"] == [0.4, 1.2]
     assert "report.md" in capsys.readouterr().out
     md = (tmp_path / "sw" / "report" / "report.md").read_text()
@@ -143,8 +136,7 @@ def test_sweep_cli_runs_and_reports(tmp_path: Path, monkeypatch, capsys):
         assert f"[md](../temperature-{t}/report/report.md) / [html](../temperature-{t}/report/report.html)" in md
     # `bestofn report SWEEP_DIR` rewrites the sweep's own report (not the runs'), with the new settings
     run_report = (tmp_path / "sw" / "temperature-0.4" / "report" / "report.md").stat().st_mtime_ns
-    args = parser.parse_args(["report", str(tmp_path / "sw"), "--subsets", "9", "--bootstrap", "50", "--format", "md"])
-    assert args.func(args) == 0
+    assert main(["report", str(tmp_path / "sw"), "--subsets", "9", "--bootstrap", "50", "--format", "md"]) == 0
     assert "report settings: 9 subsets per point" in (tmp_path / "sw" / "report" / "report.md").read_text()
     assert (tmp_path / "sw" / "temperature-0.4" / "report" / "report.md").stat().st_mtime_ns == run_report
 

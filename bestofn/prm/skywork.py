@@ -37,7 +37,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..errors import BestOfNError, first_line, model_load_error
+from ..errors import BestOfNError, first_line, missing_folder_error, model_load_error
 
 log = logging.getLogger(__name__)
 
@@ -245,20 +245,14 @@ class SkyworkPRM(nn.Module):
 
 
 # --- checkpoint reading ---------------------------------------------------------------------------------------
-def _looks_local(name_or_path: str) -> bool:
-    """A path the user meant as a folder (not a Hub id like ``Skywork/Skywork-o1-Open-PRM-Qwen-2.5-1.5B``)."""
-    if os.path.exists(name_or_path) or name_or_path.startswith(("/", ".", "~")) or "\\" in name_or_path:
-        return True
-    return name_or_path.count("/") > 1  # a Hub id is "owner/name": one slash at most
-
-
 def _resolve_checkpoint(name_or_path: str, revision: str | None) -> Path:
     """A local folder as is; a Hub id downloaded (config, tokenizer and one copy of the weights, no code)."""
     local = os.path.expanduser(name_or_path)  # a recipe file's "~/models/prm" gets no shell expansion
     if os.path.isdir(local):
         return Path(local)
-    if _looks_local(name_or_path):
-        raise BestOfNError(f"the PRM folder {name_or_path!r} does not exist (or is not a folder): check --prm")
+    missing = missing_folder_error("PRM", name_or_path, "--prm")
+    if missing is not None:
+        raise missing
     from huggingface_hub import snapshot_download
 
     try:

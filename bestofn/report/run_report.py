@@ -9,7 +9,6 @@ pyplot, so no GUI backend or global state is involved (the Agg canvas renders th
 
 from __future__ import annotations
 
-import argparse
 import base64
 import html
 import io
@@ -768,79 +767,3 @@ def write_analysis_report(an: A.Analysis, out_dir: str | Path, formats: Sequence
     return render(
         build_report(an), figures, Path(out_dir), f"Best-of-N report: {an.run.run_dir.resolve().name}", formats
     )
-
-
-# --------------------------------------------------------------------------------------------------------
-# Command line
-# --------------------------------------------------------------------------------------------------------
-FORMATS = {"both": ("md", "html"), "md": ("md",), "html": ("html",)}
-
-
-def add_report_options(parser: argparse.ArgumentParser, seed_flags: Sequence[str] = ("--report-seed",)) -> None:
-    """The analysis settings shared by ``bestofn report`` and ``bestofn sweep``.
-
-    ``bestofn sweep`` also takes the run flags, whose ``--seed`` seeds sampling: there the subset seed is
-    only ``--report-seed``; ``bestofn report`` accepts both spellings.
-    """
-    parser.add_argument(
-        "--subsets",
-        type=int,
-        default=A.DEFAULT_SUBSETS,
-        help="random N-subsets averaged per point of the accuracy-vs-N curve (default: %(default)s)",
-    )
-    parser.add_argument(
-        *seed_flags,
-        dest="report_seed",
-        type=int,
-        default=A.DEFAULT_SEED,
-        help="seed of the subset draws and the bootstrap (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--bootstrap",
-        type=int,
-        default=A.DEFAULT_BOOTSTRAP,
-        help="bootstrap resamples of the problems for the 95%% intervals (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--format",
-        choices=sorted(FORMATS),
-        default="both",
-        help="write report.md (with PNGs beside it), report.html (PNGs embedded), or both (default)",
-    )
-
-
-def add_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Add ``bestofn report RUN_DIR`` to the CLI's subcommands."""
-    p = subparsers.add_parser(
-        "report",
-        help="plots and a written analysis of a finished run (or of a temperature sweep)",
-        description="Write report.md, report.html and PNG plots computed from the artifacts of RUN_DIR. "
-        "RUN_DIR may also be a sweep directory (made by `bestofn sweep`): then the sweep's comparison report is rewritten.",
-    )
-    p.add_argument("run_dir", metavar="RUN_DIR", help="run directory written by `bestofn run` (or `bestofn sweep`)")
-    p.add_argument(
-        "--output-dir", dest="report_dir", default=None, help="where to write the report (default: RUN_DIR/report)"
-    )
-    add_report_options(p, seed_flags=("--seed", "--report-seed"))
-    p.set_defaults(func=run_cli)
-    return p
-
-
-def run_cli(args: argparse.Namespace) -> int:
-    """Handler of ``bestofn report``."""
-    from .. import sweep  # here, not at the top: sweep imports this module
-
-    run_dir = Path(args.run_dir)
-    settings = {
-        "subsets": args.subsets,
-        "seed": args.report_seed,
-        "bootstrap": args.bootstrap,
-        "formats": FORMATS[args.format],
-    }
-    if not (run_dir / "samples.jsonl").exists() and sweep.find_temperature_runs(run_dir):
-        # Only the comparison is rewritten; `bestofn report SWEEP_DIR/temperature-<t>` redoes one run's report.
-        written = sweep.write_sweep_report(run_dir, output_dir=args.report_dir, run_reports=False, **settings)
-    else:
-        written = write_report(run_dir, output_dir=args.report_dir, **settings)
-    print(f"wrote {len(written)} files to {written[0].parent}: " + ", ".join(p.name for p in written))
-    return 0
