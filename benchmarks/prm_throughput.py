@@ -1,24 +1,28 @@
-"""PRM scoring throughput: the lean scorer (``bestofn.prm``) against a reference-style implementation.
+"""PRM scoring throughput: each format's lean scorer (``bestofn.prm``) against a reference-style pass.
 
-Both run in this process, on the same random weights and the same random inputs (token ids with a newline
+Both run in this process, on the same random weights and the same random inputs (token ids with a reward
 token ending each step, as the PRM sees a solution), and the script reports for each: tokens/s, peak
 memory, useful TFLOP/s and their share of the device's bf16 peak; then the ratios and the largest
-difference between their step rewards.
+difference between their step rewards. The reference-style passes (``--format``), each with one batch per
+problem padded to its longest solution and an attention mask, as the reference code is used:
 
-- reference-style, as in SkyworkAI/skywork-o1-prm-inference: the full causal LM with
-  ``output_hidden_states``, float32 copies of the (unused) vocabulary logits, the value head upcast to
-  float32 on every token, one batch per problem padded to its longest solution, with an attention mask.
-  Rewards are gathered with one tensor op rather than the reference's ``.item()`` per step, which only
-  flatters the reference.
-- lean: ``SkyworkPRM.score_encoded``: backbone only, length-sorted token-budgeted batches, no mask, value
-  head at step positions.
+- skywork (SkyworkAI/skywork-o1-prm-inference): the full causal LM with ``output_hidden_states``, float32
+  copies of the (unused) vocabulary logits, the value head on every token;
+- qwen2.5-math-prm (the model card's ``Qwen2ForProcessRewardModel``): the score MLP on every token;
+- rlhflow, math-shepherd (search-and-learn, the model cards): the full vocabulary logits at every token,
+  then the "+"/"-" columns.
+
+Rewards are gathered with one tensor op rather than the references' per-step ``.item()``, which only
+flatters them. The lean side (``PRMScorer.score_encoded``): backbone only, length-sorted token-budgeted
+batches, no mask, the head (or two LM-head rows) at reward positions only.
 
 Usage (from the repository root):
 
-    python benchmarks/prm_throughput.py                       # CPU, small shape: 1-2 minutes on 2 cores
-    python benchmarks/prm_throughput.py --shape qwen2.5-1.5b --device cuda --out prm_cuda.json
+    python benchmarks/prm_throughput.py --format rlhflow            # CPU, small shape: 1-2 minutes on 2 cores
+    python benchmarks/prm_throughput.py --format rlhflow --shape llama3.1-8b --device cuda --out prm_rlhflow.json
+    python benchmarks/prm_throughput.py --shape qwen2.5-1.5b --device cuda --compile   # prm_compile: on
 
-Tokenization is left out on purpose: both implementations share it (``SkyworkPRM.encode``).
+Tokenization is left out on purpose: both implementations share it (the scorer's ``encode``).
 """
 
 from __future__ import annotations
@@ -40,18 +44,33 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from bestofn.prm import EncodedPair, SkyworkPRM
+from bestofn.prm import EncodedPair
 
-# Qwen2.5-1.5B(-Instruct), the architecture of Skywork-o1-Open-PRM-Qwen-2.5-1.5B.
+# Real shapes (config.json of each checkpoint's base model). "family" fixes the architecture of a real shape;
+# "small" takes the family of the --format.
 REAL = {"hidden_size": 1536, "num_hidden_layers": 28, "num_attention_heads": 12, "num_key_value_heads": 2,
-        "intermediate_size": 8960, "vocab_size": 151936, "max_position_embeddings": 32768}
+        "intermediate_size": 8960, "vocab_size": 151936, "max_position_embeddings": 32768, "rope_theta": 1e6,
+        "family": "qwen2"}
 SHAPES = {
-    "qwen2.5-1.5b": REAL,
-    # The real shape scaled down for a CPU, vocabulary included: with 4096 tokens the LM head keeps its real
-    # share of the reference's matmul FLOPs (about 16%), so the CPU ratio is not inflated by a huge LM head.
+    "qwen2.5-1.5b": REAL,  # Skywork-o1-Open-PRM-Qwen-2.5-1.5B
+    "qwen2.5-math-7b": {"hidden_size": 3584, "num_hidden_layers": 28, "num_attention_heads": 28, "num_key_value_heads": 4,
+                        "intermediate_size": 18944, "vocab_size": 152064, "max_position_embeddings": 4096,
+                        "rope_theta": 1e4, "family": "qwen2"},  # Qwen2.5-Math-PRM-7B
+    "llama3.1-8b": {"hidden_size": 4096, "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 8,
+                    "intermediate_size": 14336, "vocab_size": 128256, "max_position_embeddings": 131072,
+                    "rope_theta": 5e5, "family": "llama"},  # RLHFlow/Llama3.1-8B-PRM-*
+    "mistral-7b": {"hidden_size": 4096, "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 8,
+                   "intermediate_size": 14336, "vocab_size": 32000, "max_position_embeddings": 32768,
+                   "rope_theta": 1e4, "sliding_window": 4096, "family": "mistral"},  # math-shepherd-mistral-7b-prm
+    # A real shape scaled down for a CPU, vocabulary included: with 4096 tokens the LM head keeps about the
+    # share of the reference's matmul FLOPs that it has in Qwen2.5-1.5B (16%), so the CPU ratio is not
+    # inflated by a huge LM head (Llama-3-8B's share is 7%, Mistral-7B's 2%).
     "small": {"hidden_size": 256, "num_hidden_layers": 4, "num_attention_heads": 4, "num_key_value_heads": 2,
               "intermediate_size": 1536, "vocab_size": 4096, "max_position_embeddings": 4096},
 }
+FAMILIES = {"skywork": "qwen2", "qwen2.5-math-prm": "qwen2", "rlhflow": "llama", "math-shepherd": "mistral"}
+DEFAULT_SHAPES = {"skywork": "qwen2.5-1.5b", "qwen2.5-math-prm": "qwen2.5-math-7b", "rlhflow": "llama3.1-8b",
+                  "math-shepherd": "mistral-7b"}
 # Dense bf16 peak of known GPUs in TFLOP/s (the vendors' datasheets, no sparsity); the first match wins.
 PEAK_BF16_TFLOPS = [("H100 PCIe", 756.0), ("H100 NVL", 835.0), ("H100", 989.0), ("H200", 989.0),
                     ("A100", 312.0), ("L40S", 362.0), ("L4", 121.0), ("T4", 65.0)]
@@ -84,55 +103,125 @@ def make_inputs(problems: int, n: int, min_tokens: int, max_tokens: int, vocab: 
 
 
 # --- models ---------------------------------------------------------------------------------------------------
-def build_models(shape: str, device: str, dtype: torch.dtype, seed: int) -> tuple[nn.Module, nn.Linear]:
-    """A random ``Qwen2ForCausalLM`` in ``shape`` (built on ``device``) and a float32 value head."""
-    from transformers import Qwen2Config, Qwen2ForCausalLM
+def _config(shape: str, fmt: str):
+    """The transformers config of ``shape`` for the backbone family of format ``fmt``."""
+    from transformers import LlamaConfig, MistralConfig, Qwen2Config
 
-    config = Qwen2Config(**SHAPES[shape], tie_word_embeddings=True, rope_theta=1e6, rms_norm_eps=1e-6,
-                         attn_implementation="sdpa")
+    dims = {k: v for k, v in SHAPES[shape].items() if k not in ("family", "rope_theta", "sliding_window")}
+    family = SHAPES[shape].get("family", FAMILIES[fmt])
+    extra = {k: SHAPES[shape][k] for k in ("rope_theta", "sliding_window") if k in SHAPES[shape]}
+    cls = {"qwen2": Qwen2Config, "llama": LlamaConfig, "mistral": MistralConfig}[family]
+    return cls(**dims, **extra, tie_word_embeddings=False, rms_norm_eps=1e-6, attn_implementation="sdpa")
+
+
+def build(fmt: str, shape: str, device: str, dtype: torch.dtype, seed: int, batch_tokens: int | None):
+    """Random weights in ``shape``; returns (lean scorer, reference-style scorer, backbone config).
+
+    Both share one set of weights on ``device``. The heads get weights of about unit gain, so rewards
+    spread over (0, 1) and differences between the two show.
+    """
+    from transformers import MODEL_FOR_CAUSAL_LM_MAPPING, Qwen2Model
+
+    from bestofn.prm import MathShepherdPRM, QwenMathPRM, RLHFlowPRM, SkyworkPRM
+    from bestofn.testing import make_tokenizer
+    from bestofn.testing.models import make_llama3_tokenizer, make_mistral_tokenizer, make_qwen_math_prm_tokenizer
+
+    config = _config(shape, fmt)
+    h = config.hidden_size
     torch.manual_seed(seed)
-    with torch.device(device):  # random init on the GPU takes a second, on the CPU a minute for 1.5B
-        lm = Qwen2ForCausalLM._from_config(config, dtype=dtype).eval()
-        head = nn.Linear(config.hidden_size, 1)
-    with torch.no_grad():  # logits of about unit scale, so rewards spread over (0, 1) and differences show
-        head.weight.normal_(std=config.hidden_size**-0.5)
-        head.bias.zero_()
-    return lm, head
+    with torch.device(device), torch.no_grad():  # random init on the GPU takes seconds, on the CPU minutes for 7B
+        if fmt == "qwen2.5-math-prm":
+            backbone = Qwen2Model._from_config(config, dtype=dtype).eval()
+            score = nn.Sequential(nn.Linear(h, h), nn.ReLU(), nn.Linear(h, 2))
+            for layer in (score[0], score[2]):
+                layer.weight.normal_(std=h**-0.5)
+            tokenizer = make_qwen_math_prm_tokenizer()
+            lean = QwenMathPRM(backbone, score, tokenizer, batch_tokens=batch_tokens)
+            return lean, QwenMathReferenceStyle(backbone, score.to(dtype), tokenizer.pad_token_id), config
+        lm = MODEL_FOR_CAUSAL_LM_MAPPING[type(config)]._from_config(config, dtype=dtype).eval()
+        if fmt == "skywork":
+            head = nn.Linear(h, 1)
+            head.weight.normal_(std=h**-0.5)
+            head.bias.zero_()
+            tokenizer = make_tokenizer()  # only for its pad id: the inputs below are token ids already
+            tokenizer.bos_token = "<|endoftext|>"
+            lean = SkyworkPRM(lm.model, head, tokenizer, batch_tokens=batch_tokens)
+            return lean, SkyworkReferenceStyle(lm, head, tokenizer.pad_token_id), config
+        lm.lm_head.weight.normal_(std=h**-0.5)
+        cls, tokenizer = ((RLHFlowPRM, make_llama3_tokenizer()) if fmt == "rlhflow" else
+                          (MathShepherdPRM, make_mistral_tokenizer()))
+        candidates = list(cls.candidate_ids(tokenizer))
+        rows = nn.Linear(h, 2, bias=False)
+        rows.weight.copy_(lm.lm_head.weight[candidates].float())  # what load_token_rows reads from the file
+        pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        lean = cls(lm.model, rows, tokenizer, batch_tokens=batch_tokens)
+        return lean, TwoTokenReferenceStyle(lm, candidates, pad_id), config
 
 
 class ReferenceStyle:
-    """The reference's forward pass: full causal LM, hidden states, fp32 logits, value head on every token."""
+    """One padded batch per problem, with an attention mask, as the reference scripts are used."""
 
-    def __init__(self, lm: nn.Module, head: nn.Linear, pad_id: int):
-        self.lm, self.head, self.pad_id = lm, head, pad_id
+    pad_id: int
 
     @torch.inference_mode()
     def score(self, groups: list[list[EncodedPair]]) -> list[list[float]]:
         out: list[list[float]] = []
-        for group in groups:  # one padded batch per problem, as the reference is used
+        for group in groups:
             out += self._score_group(group)
         return out
 
     def _score_group(self, group: list[EncodedPair]) -> list[list[float]]:
         from torch.nn.utils.rnn import pad_sequence
 
-        device = self.head.weight.device
         ids = pad_sequence([torch.tensor(p.input_ids) for p in group], batch_first=True, padding_value=self.pad_id)
         mask = pad_sequence([torch.ones(len(p.input_ids), dtype=torch.long) for p in group], batch_first=True)
-        output = self.lm(input_ids=ids.to(device), attention_mask=mask.to(device), output_hidden_states=True,
-                         use_cache=False)
-        logits = output.logits.float()  # the reference upcasts the LM logits that it then ignores
-        hidden = output.hidden_states[-1]
-        values = torch.sigmoid(self.head(hidden.to(self.head.weight.dtype)).squeeze(-1))
-        rows = torch.tensor([r for r, p in enumerate(group) for _ in p.step_positions], device=device)
-        cols = torch.tensor([c for p in group for c in p.step_positions], device=device)
+        values = self.rewards_everywhere(ids.to(self.device), mask.to(self.device))
+        rows = torch.tensor([r for r, p in enumerate(group) for _ in p.step_positions], device=self.device)
+        cols = torch.tensor([c for p in group for c in p.step_positions], device=self.device)
         flat = values[rows, cols].tolist()
-        del logits, output
         rewards, start = [], 0
         for p in group:
             rewards.append(flat[start : start + len(p.step_positions)])
             start += len(p.step_positions)
         return rewards
+
+
+class SkyworkReferenceStyle(ReferenceStyle):
+    """Skywork's inference code: full causal LM, hidden states, fp32 logits, value head on every token."""
+
+    def __init__(self, lm: nn.Module, head: nn.Linear, pad_id: int):
+        self.lm, self.head, self.pad_id, self.device = lm, head, pad_id, head.weight.device
+
+    def rewards_everywhere(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        output = self.lm(input_ids=ids, attention_mask=mask, output_hidden_states=True, use_cache=False)
+        logits = output.logits.float()  # the reference upcasts the LM logits that it then ignores
+        values = torch.sigmoid(self.head(output.hidden_states[-1].to(self.head.weight.dtype)).squeeze(-1))
+        del logits, output
+        return values
+
+
+class QwenMathReferenceStyle(ReferenceStyle):
+    """Qwen2ForProcessRewardModel's forward: the score head on every token, softmax, mask at the tags."""
+
+    def __init__(self, backbone: nn.Module, score: nn.Module, pad_id: int):
+        self.backbone, self.score_head, self.pad_id = backbone, score, pad_id
+        self.device = next(backbone.parameters()).device
+
+    def rewards_everywhere(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        hidden = self.backbone(input_ids=ids, attention_mask=mask, use_cache=False).last_hidden_state
+        return torch.softmax(self.score_head(hidden).float(), dim=-1)[..., 1]
+
+
+class TwoTokenReferenceStyle(ReferenceStyle):
+    """search-and-learn / the model cards: full vocabulary logits, then the two candidate columns."""
+
+    def __init__(self, lm: nn.Module, candidates: list[int], pad_id: int):
+        self.lm, self.candidates, self.pad_id = lm, candidates, pad_id
+        self.device = next(lm.parameters()).device
+
+    def rewards_everywhere(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        logits = self.lm(input_ids=ids, attention_mask=mask, use_cache=False).logits[:, :, self.candidates]
+        return logits.float().softmax(dim=-1)[..., 0]
 
 
 # --- measuring ------------------------------------------------------------------------------------------------
@@ -274,7 +363,12 @@ def detect_peak_tflops(device: str) -> tuple[float | None, str]:
 # --- main -----------------------------------------------------------------------------------------------------
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--shape", choices=sorted(SHAPES), default="small")
+    p.add_argument("--format", choices=sorted(FAMILIES), default="skywork",
+                   help="PRM format: its lean scorer against its reference-style pass")
+    p.add_argument("--shape", choices=sorted(SHAPES), default="small",
+                   help=f"model shape (real ones: {', '.join(f'{f}: {s}' for f, s in DEFAULT_SHAPES.items())})")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the lean backbone (prm_compile: on); compiling happens in an untimed warm-up")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     p.add_argument("--dtype", choices=["auto", "float32", "bfloat16", "float16"], default="auto",
                    help="auto: bfloat16 on GPU, float32 on CPU (as the pipeline)")
@@ -304,19 +398,20 @@ def main(argv: list[str] | None = None) -> dict:
     peak_tflops, device_name = detect_peak_tflops(args.device)
     peak_tflops = args.peak_tflops or peak_tflops
 
-    from bestofn.testing import make_tokenizer
-
     build_start = time.perf_counter()
-    lm, head = build_models(args.shape, args.device, dtype, args.seed)
-    tokenizer = make_tokenizer()  # only for its pad id: the inputs below are token ids already
-    tokenizer.bos_token = "<|endoftext|>"
-    lean = SkyworkPRM(lm.model, head, tokenizer, batch_tokens=args.batch_tokens)  # shares the weights
-    reference = ReferenceStyle(lm, head, tokenizer.pad_token_id)
-    groups = make_inputs(problems, args.n, args.min_tokens, args.max_tokens, lm.config.vocab_size, args.seed)
+    lean, reference, config = build(args.format, args.shape, args.device, dtype, args.seed, args.batch_tokens)
+    groups = make_inputs(problems, args.n, args.min_tokens, args.max_tokens, config.vocab_size, args.seed)
     pairs = [p for g in groups for p in g]
-    tokens, flops = sum(len(p.input_ids) for p in pairs), useful_flops(pairs, lm.config)
+    tokens, flops = sum(len(p.input_ids) for p in pairs), useful_flops(pairs, config)
     print(f"built the models and {len(pairs)} inputs in {time.perf_counter() - build_start:.1f}s", file=sys.stderr)
 
+    compile_seconds = None
+    if args.compile:  # every length bucket compiles once, here, untimed
+        lean = type(lean)(lean.backbone, _head(lean), lean.tokenizer, batch_tokens=args.batch_tokens, compile=True)
+        start = time.perf_counter()
+        lean.score_encoded(pairs)
+        compile_seconds = time.perf_counter() - start
+        print(f"compiled the lean backbone in {compile_seconds:.1f}s", file=sys.stderr)
     # Warm-up (kernel selection, allocator, lazy init) on one problem, untimed, for both.
     lean.score_encoded(groups[0])
     reference.score(groups[:1])
@@ -333,7 +428,7 @@ def main(argv: list[str] | None = None) -> dict:
         max_diff = max(abs(a - b) for ra, rb in zip(*rewards.values()) for a, b in zip(ra, rb))
     both = ref_run.tokens_per_s and lean_run.tokens_per_s
     result = {
-        "shape": args.shape, "config": SHAPES[args.shape], "device": args.device, "device_name": device_name,
+        "format": args.format, "compile": args.compile, "compile_seconds": compile_seconds, "shape": args.shape, "config": SHAPES[args.shape], "device": args.device, "device_name": device_name,
         "dtype": str(dtype).removeprefix("torch."), "solutions": len(pairs), "problems": problems, "n": args.n,
         "tokens_per_solution": [args.min_tokens, args.max_tokens], "tokens": tokens,
         "steps": sum(len(p.step_positions) for p in pairs), "lean_batch_tokens": lean.batch_tokens,
@@ -353,12 +448,17 @@ def main(argv: list[str] | None = None) -> dict:
     return result
 
 
+def _head(lean):
+    """The head module of a lean scorer (its name differs by format)."""
+    return lean.value_head if hasattr(lean, "value_head") else lean.head
+
+
 def print_table(r: dict, ref: Run, lean: Run) -> None:
     def num(x: float | None, fmt: str) -> str:
         return "-" if x is None else format(x, fmt)
 
     mem = "peak GPU mem (GiB)" if r["device"].startswith("cuda") else "peak RSS (GiB)"
-    print(f"\nPRM scoring, {r['shape']} shape (random weights), {r['device']} ({r['device_name']}), {r['dtype']}, "
+    print(f"\nPRM scoring, format {r['format']}{' (compiled)' if r['compile'] else ''}, {r['shape']} shape (random weights), {r['device']} ({r['device_name']}), {r['dtype']}, "
           f"{r['threads']} CPU threads")
     print(f"{r['solutions']} solutions ({r['problems']} problems x {r['n']}) of {r['tokens_per_solution'][0]}-"
           f"{r['tokens_per_solution'][1]} tokens: {r['tokens']:,} tokens, {r['steps']:,} steps; lean batch budget "

@@ -2,6 +2,7 @@
 
     bestofn run --config recipes/best_of_n.yaml [--n 16 --temperature 0.8 ...]
     bestofn report RUN_DIR
+    bestofn import FILE_OR_HUB_ID --output-dir RUN_DIR
     bestofn sweep --temperatures 0.4,0.8,1.2 [run flags]
     bestofn push RUN_DIR --repo-id OWNER/NAME [--dry-run --save-dir DIR]
 
@@ -124,11 +125,22 @@ def report_settings(args: argparse.Namespace) -> dict[str, Any]:
 
 # --- the commands --------------------------------------------------------------------------------------------------
 def _run(args: argparse.Namespace) -> None:
+    from . import costs
     from .pipeline import run
 
     config = config_from_args(args)
-    results = run(config, overwrite=args.overwrite)
+    results = run(config, overwrite=args.overwrite, repair=args.repair)
     print(format_summary(results, config.output_dir))
+    print(costs.format_cost_table(costs.stage_totals(config.output_dir, config)))
+
+
+def _import(args: argparse.Namespace) -> None:
+    from .importer import import_completions
+
+    out = import_completions(args.source, args.output_dir, split=args.split, subset=args.subset,
+                             generator=args.generator, prm=args.prm, temperature=args.temperature, top_p=args.top_p,
+                             aggregation=args.aggregation, overwrite=args.overwrite)
+    print(f"imported {args.source} into {out}")
 
 
 def format_summary(results: dict, output_dir: str) -> str:
@@ -142,13 +154,12 @@ def format_summary(results: dict, output_dir: str) -> str:
 def _report(args: argparse.Namespace) -> None:
     from pathlib import Path
 
-    from . import sweep
-    from .report import run_report
+    from .report import run_report, sweep_report
 
     run_dir, settings = Path(args.run_dir), report_settings(args)
-    if not (run_dir / "samples.jsonl").exists() and sweep.find_temperature_runs(run_dir):
+    if not (run_dir / "samples.jsonl").exists() and sweep_report.find_temperature_runs(run_dir):
         # Only the comparison is rewritten; `bestofn report SWEEP_DIR/temperature-<t>` redoes one run's report.
-        written = sweep.write_sweep_report(run_dir, output_dir=args.report_dir, run_reports=False, **settings)
+        written = sweep_report.write_sweep_report(run_dir, output_dir=args.report_dir, run_reports=False, **settings)
     else:
         written = run_report.write_report(run_dir, output_dir=args.report_dir, **settings)
     print(f"wrote {len(written)} files to {written[0].parent}: " + ", ".join(p.name for p in written))
@@ -166,10 +177,11 @@ def _one_temperature(text: str) -> None:
 
 def _sweep(args: argparse.Namespace) -> None:
     from . import sweep
+    from .report import sweep_report
 
     config = config_from_args(args)
     sweep.run_sweep(config, args.temperatures)
-    written = sweep.write_sweep_report(config.output_dir, **report_settings(args))
+    written = sweep_report.write_sweep_report(config.output_dir, **report_settings(args))
     print(f"wrote the sweep report to {written[0].parent}: " + ", ".join(p.name for p in written))
 
 
@@ -200,6 +212,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_flags(p)
     p.add_argument("--overwrite", action="store_true",
                    help="allow changed settings in an existing run directory (recomputes what they affect)")
+    p.add_argument("--repair", action="store_true",
+                   help="recompute only the missing or unreadable rows of damaged artifacts")
     p.set_defaults(func=_run)
 
     p = sub.add_parser(
@@ -211,6 +225,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output-dir", dest="report_dir", help="where to write the report (default: RUN_DIR/report)")
     add_report_flags(p, seed_flags=("--seed", "--report-seed"))
     p.set_defaults(func=_report)
+
+    import_parser = sub.add_parser(
+        "import", allow_abbrev=False, help="turn completions made elsewhere (a .jsonl/.parquet file or Hub dataset) into a run directory",
+        description="Rows: problem, answer, completions, optional scores, level, subject, unique_id, "
+                    "completion_tokens, greedy (search-and-learn's completion datasets import as they are).")
+    import_parser.add_argument("source", metavar="FILE_OR_HUB_ID", help="a .jsonl/.parquet file or a Hub dataset id")
+    import_parser.add_argument("--output-dir", required=True, help="the run directory to write")
+    import_parser.add_argument("--split", default="train", help="split of a Hub dataset (default: train)")
+    import_parser.add_argument("--subset", default=None, help="config name of a Hub dataset")
+    import_parser.add_argument("--generator", default=None, help="name of the model that wrote the completions")
+    import_parser.add_argument("--prm", default=None, help="name of the reward model behind the scores")
+    import_parser.add_argument("--temperature", type=float, default=None, help="sampling temperature used")
+    import_parser.add_argument("--top-p", type=float, default=None, help="top-p used")
+    import_parser.add_argument("--aggregation", default="last", choices=("last", "min", "prod", "mean"),
+                               help="step rewards -> solution reward for selection (default: last)")
+    import_parser.add_argument("--overwrite", action="store_true", help="replace a non-empty output directory")
+    import_parser.set_defaults(func=_import)
 
     p = sub.add_parser(
         "sweep", formatter_class=_ReportHelp, allow_abbrev=False,

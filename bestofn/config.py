@@ -20,14 +20,23 @@ import yaml
 
 from .errors import BestOfNError
 from .fields import check_value, field_types
+from .prm.formats import BLANK_LINE, FORMATS, LINE
 from .selection import AGGREGATIONS
 
+# "{step_format}" is replaced by the STEP_FORMATS entry of the PRM's step separator (prompts.system_prompt_for),
+# so the generator writes its steps the way the configured PRM reads them.
 DEFAULT_SYSTEM_PROMPT = (
     "You are a careful math tutor. Solve the problem step by step.\n"
-    "Write exactly one reasoning step per line and do not leave blank lines between steps.\n"
+    "{step_format}\n"
     "Finish with a line of the form: Therefore, the final answer is $\\boxed{ANSWER}$."
 )
+STEP_FORMATS = {
+    LINE: "Write exactly one reasoning step per line and do not leave blank lines between steps.",
+    BLANK_LINE: "Separate consecutive reasoning steps with one blank line, and do not leave blank lines inside a step.",
+}
+PRM_COMPILE_CHOICES = ("auto", "on", "off")
 DEFAULT_USER_TEMPLATE = "{problem}"
+COMPILE_GENERATION_CHOICES = ("auto", "on", "off")  # compile_generation (transformers backend, see its module)
 
 
 @dataclass
@@ -43,7 +52,10 @@ class BestOfNConfig:
     levels: list[int] = field(default_factory=lambda: [1, 2, 3], metadata={"help": "Difficulty levels to keep (1-5)."})
     num_problems: int = field(default=20, metadata={"help": "Problems in the subset, stratified by level."})
     # --- prompt -----------------------------------------------------------------------------------------
-    system_prompt: str = field(default=DEFAULT_SYSTEM_PROMPT, metadata={"help": "System message of the chat prompt."})
+    system_prompt: str = field(
+        default=DEFAULT_SYSTEM_PROMPT,
+        metadata={"help": "System message of the chat prompt; '{step_format}' becomes how the PRM wants steps separated."},
+    )
     user_template: str = field(
         default=DEFAULT_USER_TEMPLATE, metadata={"help": "User message; '{problem}' is replaced by the problem."}
     )
@@ -57,8 +69,21 @@ class BestOfNConfig:
     top_p: float = field(default=1.0, metadata={"help": "Nucleus sampling threshold of the N solutions."})
     max_new_tokens: int = field(default=2048, metadata={"help": "Longest solution, in tokens."})
     seed: int = field(default=0, metadata={"help": "Seed for the subset and for sampling."})
-    generation_batch_size: int = field(
-        default=64, metadata={"help": "transformers backend: sequences decoded together (problems x samples)."}
+    generation_batch_tokens: int | None = field(
+        default=None,
+        metadata={"help": "transformers backend: tokens per generation batch, counting prompt + max_new_tokens per "
+                          "sequence (default: from free GPU memory and the model's KV-cache size; 32768 on CPU).",
+                  "example": 262144},
+    )
+    generation_batch_size: int | None = field(
+        default=None, metadata={"help": "transformers backend: at most this many sequences per batch (default: no cap).",
+                                "example": 64}
+    )
+    compile_generation: str = field(
+        default="auto",
+        metadata={"help": "transformers backend: static KV cache + torch.compile'd decoding step on CUDA "
+                          "(auto: on when the run decodes long enough to pay back the compile).",
+                  "choices": COMPILE_GENERATION_CHOICES},
     )
     # --- vLLM engine (backend: vllm) ----------------------------------------------------------------------
     gpu_memory_utilization: float = field(
@@ -76,6 +101,15 @@ class BestOfNConfig:
         default="Skywork/Skywork-o1-Open-PRM-Qwen-2.5-1.5B", metadata={"help": "Process reward model: Hub id or local path."}
     )
     prm_revision: str | None = field(default=None, metadata={"help": "Hub revision of the PRM.", "example": "main"})
+    prm_format: str | None = field(
+        default=None,
+        metadata={"help": "PRM checkpoint format (default: detected from its config or Hub id).", "choices": FORMATS},
+    )
+    prm_compile: str = field(
+        default="auto",
+        metadata={"help": "torch.compile the PRM backbone (auto: only on GPU for runs big enough to pay the compile back).",
+                  "choices": PRM_COMPILE_CHOICES},
+    )
     prm_batch_tokens: int | None = field(
         default=None,
         metadata={"help": "Tokens per PRM batch, padding included (none: 16384 on GPU, 4096 on CPU).", "example": 8192},
@@ -142,6 +176,9 @@ class BestOfNConfig:
             raise BestOfNError(f"tensor_parallel_size must be at least 1, got {self.tensor_parallel_size}")
         if self.workers is not None and self.workers < 1:
             raise BestOfNError(f"workers must be at least 1, got {self.workers}; e.g. --workers 8")
+        for key in ("generation_batch_tokens", "generation_batch_size"):
+            if getattr(self, key) is not None and getattr(self, key) < 1:
+                raise BestOfNError(f"{key} must be a positive number, got {getattr(self, key)} (or unset it)")
         if "{problem}" not in self.user_template:
             raise BestOfNError("user_template must contain '{problem}', where the problem text goes")
 
@@ -206,7 +243,9 @@ _OWN_KEYS: dict[str, tuple[str, ...]] = {
     "problems": ("dataset", "dataset_split", "levels", "num_problems", "seed"),
     "greedy": ("generator", "generator_revision", "system_prompt", "user_template", "max_new_tokens", "backend"),
     "samples": ("n", "temperature", "top_p"),
-    "scores": ("prm", "prm_revision", "prm_max_length"),
+    # The generation stages do not depend on the PRM, though their prompt asks for its step separator: the
+    # separator is recorded in the manifest, and a new PRM rescores without regenerating (see pipeline).
+    "scores": ("prm", "prm_revision", "prm_format", "prm_max_length"),
     "results": ("aggregation",),
 }
 _UPSTREAM: dict[str, tuple[str, ...]] = {

@@ -10,7 +10,11 @@ of :mod:`bestofn`: 1 data, 2 prompts, 3 backends, 4 grading, 5 prm, 6 selection)
     results   -> results.json     step 6      greedy / majority / naive / weighted Best-of-N accuracy
 
 Where the artifacts live and what a rerun may trust is :mod:`bestofn.rundir`'s job; work is journaled one
-chunk of problems at a time, so a killed stage resumes where it stopped.
+chunk of problems at a time, so a killed stage resumes where it stopped. Each model stage is a list of chunks
+planned here from the config alone and a worker class (:class:`GenerationWorker`, :class:`ScoringWorker`) that
+an executor runs, in this process or on a Ray cluster (:mod:`bestofn.executors`). What each stage cost (time,
+tokens, memory) goes to ``timings.json`` (:mod:`bestofn.costs`: one decorator per stage; the workers measure
+their model calls and return the numbers with each chunk's result, which this process records).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from . import costs
 from .backends import Completion, backend_class, make_backend, resolve_device, resolve_dtype
 from .config import BestOfNConfig
 from .data import Problem, load_math500, select_subset
@@ -30,9 +35,11 @@ from .errors import BestOfNError, missing_folder_error, model_load_error
 from .executors import Executor, make_executor
 from .grading import grade
 from .io import read_jsonl, write_json, write_jsonl
-from .prm import load_prm
+from .prm import STEP_SEPARATORS, detect_format, load_prm, step_separator
+from .prm.base import compile_enabled
+from .prm.formats import LINE
 from .prompts import render_prompt
-from .rundir import RunDir, prepare_run_dir
+from .rundir import RunDir, lock_run_dir, prepare_run_dir
 from .seeds import derived_seed
 from .selection import METHODS, Choice, aggregate, answer_groups, choose_majority, choose_naive, choose_weighted, group_answers
 
@@ -42,17 +49,21 @@ SCORE_CHUNK_SOLUTIONS = 256  # solutions per PRM journal chunk: big enough for g
 
 
 # --- the entry point -------------------------------------------------------------------------------------------
-def run(config: BestOfNConfig, overwrite: bool = False) -> dict[str, Any]:
+def run(config: BestOfNConfig, overwrite: bool = False, repair: bool = False) -> dict[str, Any]:
     """Run (or resume) every stage and return the contents of ``results.json``.
 
-    A run that fails (or is interrupted) before any stage finished in a folder it created removes that folder.
+    One process at a time writes a run directory (a second one stops at once). ``overwrite`` recomputes
+    the stages whose settings changed or whose files were damaged; ``repair`` recomputes only the missing
+    rows of damaged files. A run that fails (or is interrupted) before any stage finished in a folder it
+    created removes that folder.
     """
-    run_dir = prepare_run_dir(config, overwrite)
-    try:
-        return _run_stages(run_dir)
-    except BaseException:
-        run_dir.discard_if_unfinished()
-        raise
+    with lock_run_dir(config.output_dir) as created:
+        run_dir = prepare_run_dir(config, overwrite, repair, created=created)
+        try:
+            return _run_stages(run_dir)
+        except BaseException:
+            run_dir.discard_if_unfinished()
+            raise
 
 
 def _run_stages(run_dir: RunDir) -> dict[str, Any]:
@@ -103,6 +114,7 @@ def check_model_reachable(name_or_path: str, revision: str | None, role: str, fl
 
 
 # --- step 1: problems ------------------------------------------------------------------------------------------
+@costs.measured("problems")
 def stage_problems(run_dir: RunDir) -> list[Problem]:
     if not run_dir.is_done("problems"):
         cfg = run_dir.config
@@ -116,33 +128,43 @@ def stage_problems(run_dir: RunDir) -> list[Problem]:
 
 # --- steps 2-4: prompt, generate, grade ---------------------------------------------------------------------------
 class GenerationWorker:
-    """Steps 2-3 on one worker: holds the generator; a chunk's problems in, their completions out."""
+    """Steps 2-3 on one worker: holds the generator; a chunk's problems in, their completions and costs out.
+
+    It measures its own model load and generate calls (:class:`costs.WorkerMeter`) and returns the numbers
+    with each chunk: on Ray it runs in another process, where the driver's cost record cannot be reached, so
+    the driver records them as each chunk arrives, the same way for every executor.
+    """
 
     def __init__(self, config: BestOfNConfig):
         self.config = config
-        self.backend = make_backend(config)
+        self.meter = costs.WorkerMeter(resolve_device(config.device))
+        with self.meter.load():
+            self.backend = make_backend(config)  # the module-level name: bestofn.testing.scripted replaces it
 
     @staticmethod
     def gpus(config: BestOfNConfig) -> int:
         return config.tensor_parallel_size if config.backend == "vllm" else 1
 
-    def __call__(self, chunk: dict[str, Any]) -> list[list[dict]]:
+    def __call__(self, chunk: dict[str, Any]) -> dict[str, Any]:
         cfg = self.config
-        prompts = [render_prompt(self.backend.tokenizer, text, cfg.system_prompt, cfg.user_template)
-                   for text in chunk["problems"]]
-        outputs = self.backend.generate(prompts, n=chunk["n"], temperature=chunk["temperature"], top_p=chunk["top_p"],
-                                        max_new_tokens=cfg.max_new_tokens, seed=chunk["seed"])
-        return [[c.to_dict() for c in completions] for completions in outputs]
+        prompts = [render_prompt(self.backend.tokenizer, text, cfg.system_prompt, cfg.user_template,
+                                 chunk["step_separator"]) for text in chunk["problems"]]
+        with self.meter.chunk() as cost:
+            outputs = costs.metered_generate(self.backend, prompts, n=chunk["n"], temperature=chunk["temperature"],
+                                             top_p=chunk["top_p"], max_new_tokens=cfg.max_new_tokens, seed=chunk["seed"])
+        return {"completions": [[c.to_dict() for c in completions] for completions in outputs], "cost": cost.to_dict()}
 
     def close(self) -> None:
         self.backend.close()  # free the generator's memory before the PRM is loaded on the same device
 
 
+@costs.measured("greedy")
 def stage_greedy(run_dir: RunDir, problems: list[Problem], executor: Executor) -> list[dict]:
     """The baseline: one greedy (temperature 0) solution per problem."""
     return _generate_stage(run_dir, "greedy", problems, executor, n=1, temperature=0.0, top_p=1.0)
 
 
+@costs.measured("samples")
 def stage_samples(run_dir: RunDir, problems: list[Problem], executor: Executor) -> list[dict]:
     """Best-of-N's candidates: N sampled solutions per problem."""
     cfg = run_dir.config
@@ -154,21 +176,26 @@ def _generate_stage(run_dir: RunDir, stage: str, problems: list[Problem], execut
     if run_dir.is_done(stage):
         return read_jsonl(run_dir.file(stage))
     cfg = run_dir.config
+    separator = generation_separator(run_dir)
     run_dir.invalidate(stage)
     journal = run_dir.journal(stage)
     # The same chunks in every run (fixed by the config, never by what is already done or by the workers),
     # each seeded by its first problem: a resumed or distributed run samples the same solutions.
     chunks = list(_chunks(problems, backend_class(cfg).chunk_size(cfg, n)))
-    rows, todo = _resume(journal.read(), chunks, key=lambda r: r["unique_id"], item_key=lambda p: p.unique_id)
+    # Only problems with all their n rows count as journaled; a chunk with any problem missing is redone whole.
+    rows, todo = _resume(run_dir.resume_rows(stage, n), chunks, key=lambda r: r["unique_id"],
+                         item_key=lambda p: p.unique_id)
     if len(todo) < len(chunks):
         log.info("%s: resuming, %d of %d chunks of problems already generated", stage, len(chunks) - len(todo), len(chunks))
     payloads = [{"unique_ids": [p.unique_id for p in chunk], "problems": [p.problem for p in chunk], "n": n,
-                 "temperature": temperature, "top_p": top_p, "seed": derived_seed(cfg.seed, chunk[0].unique_id)}
+                 "temperature": temperature, "top_p": top_p, "seed": derived_seed(cfg.seed, chunk[0].unique_id),
+                 "step_separator": separator}
                 for chunk in todo]
     gold = {p.unique_id: p.answer for p in problems}
-    for chunk, outputs in _run_chunks(executor, GenerationWorker, todo, payloads, len(chunks), f"{stage} generation"):
+    for chunk, result in _run_chunks(executor, GenerationWorker, todo, payloads, len(chunks), f"{stage} generation"):
+        costs.record(result["cost"])
         new_rows = [_solution_row(p, i, Completion(**c), gold[p.unique_id], cfg.grading_timeout, stage)
-                    for p, completions in zip(chunk, outputs) for i, c in enumerate(completions)]
+                    for p, completions in zip(chunk, result["completions"]) for i, c in enumerate(completions)]
         journal.append(new_rows)  # a kill after this line loses nothing of this chunk
         rows.extend(new_rows)
     order = {p.unique_id: k for k, p in enumerate(problems)}
@@ -176,6 +203,23 @@ def _generate_stage(run_dir: RunDir, stage: str, problems: list[Problem], execut
     write_jsonl(run_dir.file(stage), rows)
     run_dir.mark_done(stage)
     return rows
+
+
+def generation_separator(run_dir: RunDir) -> str:
+    """The step separator the prompt asks for: the one the run's solutions use, else the configured PRM's.
+
+    Once a generation stage has started (finished, or journaled), its separator is the run's (recorded in
+    the manifest), so greedy and samples always match, and a new PRM rescores without regenerating. Runs
+    from before the separator was recorded were all prompted for one step per line. The PRM's separator is
+    read from its config.json (or known Hub id) alone: no weights are loaded before generation.
+    """
+    started = any(run_dir.is_done(s) or run_dir.journal(s).path.exists() for s in ("greedy", "samples"))
+    if started:
+        return run_dir.step_separator() or LINE
+    cfg = run_dir.config
+    separator = step_separator(cfg.prm, cfg.prm_format, cfg.prm_revision)
+    run_dir.record_step_separator(separator)
+    return separator
 
 
 def _solution_row(problem: Problem, index: int, completion: Completion, gold: str, timeout: int, stage: str) -> dict:
@@ -210,37 +254,62 @@ def _run_chunks(executor: Executor, worker: type, todo: list[list], payloads: li
 
 # --- step 5: PRM scores ---------------------------------------------------------------------------------------------
 class ScoringWorker:
-    """Step 5 on one worker: holds the PRM; a chunk of (problem, solution) pairs in, their step rewards out."""
+    """Step 5 on one worker: holds the PRM; a chunk of (problem, solution) pairs in, their step rewards and costs out.
+
+    The PRM loads with the first chunk, which says how many tokens the stage still has to score: with
+    ``prm_compile=auto`` that decides, on the worker's own device, whether compiling the backbone pays back.
+    Costs are measured here and recorded by the driver, as in :class:`GenerationWorker`.
+    """
 
     def __init__(self, config: BestOfNConfig):
-        device = resolve_device(config.device)
-        self.prm = load_prm(config.prm, device=device, dtype=resolve_dtype(config.dtype, device),
-                            revision=config.prm_revision, batch_tokens=config.prm_batch_tokens,
-                            max_length=config.prm_max_length)
+        self.config = config
+        self.device = resolve_device(config.device)
+        self.meter = costs.WorkerMeter(self.device)
+        self.prm: Any = None
 
-    def __call__(self, chunk: dict[str, Any]) -> list[dict]:
-        scores = self.prm.score_detailed(chunk["problems"], chunk["texts"])
-        return [{"step_rewards": sc.step_rewards, "prm_truncated": sc.truncated} for sc in scores]
+    def _load(self, stage_tokens: int) -> Any:
+        cfg = self.config
+        compile = compile_enabled(cfg.prm_compile, self.device, stage_tokens)
+        with self.meter.load():
+            # the module-level name: bestofn.testing.scripted replaces it
+            return load_prm(cfg.prm, device=self.device, dtype=resolve_dtype(cfg.dtype, self.device),
+                            revision=cfg.prm_revision, format=cfg.prm_format, batch_tokens=cfg.prm_batch_tokens,
+                            max_length=cfg.prm_max_length, compile=compile)
+
+    def __call__(self, chunk: dict[str, Any]) -> dict[str, Any]:
+        if self.prm is None:
+            self.prm = self._load(chunk["stage_tokens"])
+        with self.meter.chunk() as cost:
+            scores = costs.metered_score(self.prm, chunk["problems"], chunk["texts"])
+        return {"scores": [{"step_rewards": sc.step_rewards, "prm_truncated": sc.truncated} for sc in scores],
+                "cost": cost.to_dict()}
 
     def close(self) -> None:
-        del self.prm
+        self.prm = None
 
 
+@costs.measured("scores")
 def stage_scores(run_dir: RunDir, problems: list[Problem], samples: list[dict], executor: Executor) -> list[dict]:
     """Score every sampled solution with the PRM; adds ``step_rewards``, ``reward``, ``prm_truncated``."""
     if run_dir.is_done("scores"):
         return read_jsonl(run_dir.file("scores"))
+    cfg = run_dir.config
     run_dir.invalidate("scores")
     journal = run_dir.journal("scores")
     solution_key = lambda r: (r["unique_id"], r["sample_index"])  # noqa: E731
     chunks = list(_chunks(samples, SCORE_CHUNK_SOLUTIONS))
     journaled, todo = _resume(journal.read(), chunks, key=solution_key, item_key=solution_key)
     scored = {solution_key(r): r for r in journaled}
+    if todo:
+        _warn_if_separators_differ(run_dir)
     problem_text = {p.unique_id: p.problem for p in problems}
+    stage_tokens = sum(s["num_tokens"] or 0 for chunk in todo for s in chunk)
     payloads = [{"unique_ids": [s["unique_id"] for s in chunk], "problems": [problem_text[s["unique_id"]] for s in chunk],
-                 "texts": [s["text"] for s in chunk]} for chunk in todo]
-    for chunk, scores in _run_chunks(executor, ScoringWorker, todo, payloads, len(chunks), "PRM scoring"):
-        new = [{"unique_id": s["unique_id"], "sample_index": s["sample_index"], **sc} for s, sc in zip(chunk, scores)]
+                 "texts": [s["text"] for s in chunk], "stage_tokens": stage_tokens} for chunk in todo]
+    for chunk, result in _run_chunks(executor, ScoringWorker, todo, payloads, len(chunks), "PRM scoring"):
+        costs.record(result["cost"])
+        new = [{"unique_id": s["unique_id"], "sample_index": s["sample_index"], **sc}
+               for s, sc in zip(chunk, result["scores"])]
         journal.append(new)
         scored.update({solution_key(r): r for r in new})
     if any(r["prm_truncated"] for r in scored.values()):
@@ -257,7 +326,20 @@ def stage_scores(run_dir: RunDir, problems: list[Problem], samples: list[dict], 
     return rows
 
 
+def _warn_if_separators_differ(run_dir: RunDir) -> None:
+    """Say once per scoring stage (not once per solution or worker) when the PRM splits steps elsewhere than the
+    generation prompt asked; the PRM's format comes from its config.json alone, so no weights load here."""
+    cfg = run_dir.config
+    generated_with = run_dir.step_separator() or LINE
+    format = detect_format(cfg.prm, cfg.prm_format, cfg.prm_revision)
+    if STEP_SEPARATORS[format] != generated_with:
+        log.warning("the solutions were generated with steps separated by %r, but the PRM (%s format) splits "
+                    "steps at %r: its step rewards follow its own separator; for matched steps, generate a new "
+                    "run with this PRM", generated_with, format, STEP_SEPARATORS[format])
+
+
 # --- step 6: selection and accuracy -----------------------------------------------------------------------------
+@costs.measured("results")
 def stage_results(run_dir: RunDir, problems: list[Problem], greedy: list[dict], samples: list[dict]) -> dict[str, Any]:
     """Apply every selection rule to every problem and write the accuracies to ``results.json``."""
     cfg = run_dir.config
@@ -266,7 +348,8 @@ def stage_results(run_dir: RunDir, problems: list[Problem], greedy: list[dict], 
     for s in sorted(samples, key=lambda s: s["sample_index"]):  # position in a problem's list = sample_index
         samples_by_id[s["unique_id"]].append(s)
     per_problem = [
-        _select_for_problem(p, greedy_by_id[p.unique_id], samples_by_id[p.unique_id], cfg.aggregation, cfg.grading_timeout)
+        _select_for_problem(p, greedy_by_id.get(p.unique_id), samples_by_id[p.unique_id], cfg.aggregation,
+                            cfg.grading_timeout)
         for p in tqdm(problems, desc="selection", unit="problem")
     ]
     results = {
@@ -279,7 +362,7 @@ def stage_results(run_dir: RunDir, problems: list[Problem], greedy: list[dict], 
                      for lvl in sorted({p.level for p in problems})},
         "string_match": {"greedy": _rate([g["string_match"] for g in greedy]),
                          "samples": _rate([s["string_match"] for s in samples])},
-        "tokens": {"greedy": sum(g["num_tokens"] for g in greedy), "samples": sum(s["num_tokens"] for s in samples)},
+        "tokens": {"greedy": _total_tokens(greedy), "samples": _total_tokens(samples)},
         "per_problem": per_problem,
     }
     write_json(run_dir.file("results"), results)
@@ -287,7 +370,13 @@ def stage_results(run_dir: RunDir, problems: list[Problem], greedy: list[dict], 
     return results
 
 
-def _select_for_problem(problem: Problem, greedy: dict, samples: list[dict], how: str, timeout: int) -> dict:
+def _total_tokens(rows: list[dict]) -> int | None:
+    """Generated tokens of ``rows``; None when a count is unknown (imported completions), never a partial sum."""
+    counts = [r.get("num_tokens") for r in rows]
+    return None if any(c is None for c in counts) else sum(counts)
+
+
+def _select_for_problem(problem: Problem, greedy: dict | None, samples: list[dict], how: str, timeout: int) -> dict:
     """Every method's answer for one problem, whether it is right, and the answer groups behind them."""
     answers = [s["answer"] for s in samples]
     rewards = [aggregate(s["step_rewards"], how) for s in samples]
@@ -303,7 +392,8 @@ def _select_for_problem(problem: Problem, greedy: dict, samples: list[dict], how
 
     return {
         "unique_id": problem.unique_id, "level": problem.level, "subject": problem.subject, "gold": problem.answer,
-        "greedy": {"answer": greedy["answer"], "correct": greedy["correct"]},
+        # None when the run has no greedy solution (completions imported without one: `bestofn import`)
+        "greedy": {"answer": greedy["answer"], "correct": greedy["correct"]} if greedy is not None else None,
         "majority": verdict(choose_majority(answers, rewards, groups=groups)),
         "naive_bon": verdict(choose_naive(answers, rewards, groups=groups)),
         "weighted_bon": verdict(choose_weighted(answers, rewards, groups=groups)),
@@ -318,4 +408,5 @@ def _rate(flags: Sequence[bool]) -> dict[str, Any]:
 
 
 def _accuracy(per_problem: list[dict]) -> dict[str, dict[str, Any]]:
-    return {m: _rate([r[m]["correct"] for r in per_problem]) for m in METHODS}
+    return {m: _rate([r[m]["correct"] for r in per_problem]) for m in METHODS
+            if all(r[m] is not None for r in per_problem)}

@@ -25,7 +25,7 @@ from bestofn.backends import make_backend, resolve_device, resolve_dtype
 from bestofn.config import BestOfNConfig
 from bestofn.data import load_math500, select_subset
 from bestofn.grading import grade
-from bestofn.prm import load_prm
+from bestofn.prm import load_prm, step_separator
 from bestofn.prompts import render_prompt
 from bestofn.seeds import derived_seed
 from bestofn.selection import METHOD_LABELS, METHODS, aggregate, choose_majority, choose_naive, choose_weighted, group_answers
@@ -57,10 +57,13 @@ def main(argv: Sequence[str] | None = None) -> dict[str, list[bool]]:
     print(f"{len(problems)} problems at levels {cfg.levels}; N={cfg.n}")
 
     # --- Step 2: prompts. The wording comes from the config; the chat template is the generator's own,
-    # so the model sees the format it was tuned on. The PRM will find steps at newlines, hence the
-    # "one step per line" instruction in the system prompt.
+    # so the model sees the format it was tuned on. The PRM finds steps at its own separator (a newline
+    # for Skywork, a blank line for the other formats), and the system prompt asks for exactly that; the
+    # separator is read from the PRM's config.json alone, before any model is loaded.
+    separator = step_separator(cfg.prm, cfg.prm_format, cfg.prm_revision)
     generator = make_backend(cfg)
-    prompts = [render_prompt(generator.tokenizer, p.problem, cfg.system_prompt, cfg.user_template) for p in problems]
+    prompts = [render_prompt(generator.tokenizer, p.problem, cfg.system_prompt, cfg.user_template, separator)
+               for p in problems]
 
     # --- Step 3: generation. Greedy decoding is the baseline Best-of-N must beat; the N samples are drawn
     # at the config's temperature (0.8) with nothing else shaping the distribution (top_p 1.0).
@@ -78,7 +81,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, list[bool]]:
     # --- Step 5: PRM scores. One reward per step; a solution's reward is its last step's score by default
     # (``aggregation: last``): that score has read the whole solution.
     device = resolve_device(cfg.device)
-    prm = load_prm(cfg.prm, device=device, dtype=resolve_dtype(cfg.dtype, device))
+    prm = load_prm(cfg.prm, device=device, dtype=resolve_dtype(cfg.dtype, device), format=cfg.prm_format)
     flat = prm.score([p.problem for p in problems for _ in range(cfg.n)], [c.text for cs in samples for c in cs])
     rewards = [[aggregate(steps, cfg.aggregation) for steps in flat[k * cfg.n : (k + 1) * cfg.n]]
                for k in range(len(problems))]

@@ -71,6 +71,15 @@ def tiny_run_dir(tmp_path_factory, tiny_generator_dir, tiny_prm_dir, math500_pat
     return Path(config.output_dir)
 
 
+@pytest.fixture(scope="session")
+def synthetic_run_dir(tmp_path_factory, tiny_generator_dir, tiny_prm_dir) -> Path:
+    """A realistic run made by the pipeline on scripted solutions (60 problems, N=16; see scripted_runs.py)."""
+    from scripted_runs import build_run, synthetic_specs
+
+    return build_run(tmp_path_factory.mktemp("synthetic") / "run", synthetic_specs(),
+                     (tiny_generator_dir, tiny_prm_dir), dataset_name="synthetic-MATH")
+
+
 def integer_problems(math500_path: Path, k: int, level: int = 1) -> list[dict]:
     """The first ``k`` MATH-500 problems of ``level`` whose gold answer is a plain integer (easy to misspell)."""
     import json

@@ -1,160 +1,54 @@
-"""Tests of bestofn.report.analysis on hand-made run directories whose right numbers are worked out by hand.
+"""Tests of bestofn.report.analysis on run directories with known answers, made by the real pipeline.
 
-``write_run_dir`` (also used by test_report.py and test_sweep.py) writes the artifacts of docs/artifacts.md
-from a short spec: per problem, the gold answer, the greedy answer, and each sample's answer and step
-rewards. ``correct`` is judged with the real grader and results.json is filled with bestofn.selection's
-own functions, as the pipeline does.
+The runs come from ``scripted_runs.build_run``: the scripted generator writes each spec's solutions and the
+scripted PRM gives them the spec's step rewards, so grading, selection and results.json are the pipeline's
+own; the right numbers are worked out by hand here (or computed plainly from the artifacts).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import shutil
 from itertools import combinations
 from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 
-from bestofn.report import analysis as A
 from bestofn.errors import BestOfNError
-from bestofn.grading import is_equivalent
-from bestofn.selection import (
-    aggregate,
-    answer_groups,
-    group_answers,
-    majority_vote,
-    naive_best_of_n,
-    weighted_best_of_n,
-)
-
-
-# --------------------------------------------------------------------------------------------------------
-# A hand-made run directory
-# --------------------------------------------------------------------------------------------------------
-def sample(answer: str | None, *steps: float, tokens: int = 100, text: str | None = None) -> dict:
-    """One sampled solution for the spec: its answer and its step rewards (last one = final reward)."""
-    return {"answer": answer, "step_rewards": list(steps), "tokens": tokens, "text": text}
-
-
-def problem(
-    uid: str, gold: str, greedy: str | None, samples: list[dict], level: int = 1, greedy_tokens: int = 50
-) -> dict:
-    return {
-        "uid": uid,
-        "gold": gold,
-        "greedy": greedy,
-        "samples": samples,
-        "level": level,
-        "greedy_tokens": greedy_tokens,
-    }
-
-
-def write_run_dir(path: Path, problems: list[dict], how: str = "last", temperature: float = 0.8) -> Path:
-    """Write problems/greedy/samples/results/config for ``problems`` (specs from :func:`problem`)."""
-    path.mkdir(parents=True, exist_ok=True)
-    n = len(problems[0]["samples"])
-    prob_rows, greedy_rows, sample_rows, per_problem = [], [], [], []
-    solved = {m: 0 for m in A.METHODS}
-    for spec in problems:
-        uid, gold = spec["uid"], spec["gold"]
-        prob_rows.append(
-            {
-                "unique_id": uid,
-                "problem": f"Problem {uid}?",
-                "answer": gold,
-                "level": spec["level"],
-                "subject": "Algebra",
-                "solution": "...",
-            }
-        )
-        g_ok = is_equivalent(spec["greedy"], gold)
-        greedy_rows.append(
-            {
-                "unique_id": uid,
-                "text": f"greedy says \\boxed{{{spec['greedy']}}}",
-                "num_tokens": spec["greedy_tokens"],
-                "finish_reason": "stop",
-                "answer": spec["greedy"],
-                "correct": g_ok,
-                "string_match": g_ok,
-            }
-        )
-        answers, rewards = [], []
-        for i, s in enumerate(spec["samples"]):
-            ok = is_equivalent(s["answer"], gold)
-            answers.append(s["answer"])
-            rewards.append(aggregate(s["step_rewards"], how))
-            sample_rows.append(
-                {
-                    "unique_id": uid,
-                    "sample_index": i,
-                    "text": s["text"] or f"{uid} sample {i}: \\boxed{{{s['answer']}}}",
-                    "num_tokens": s["tokens"],
-                    "finish_reason": "stop",
-                    "answer": s["answer"],
-                    "correct": ok,
-                    "string_match": ok,
-                    "step_rewards": s["step_rewards"],
-                    "reward": s["step_rewards"][-1] if s["step_rewards"] else None,
-                    "prm_truncated": False,
-                }
-            )
-        picks = {
-            "majority": majority_vote(answers),
-            "naive_bon": naive_best_of_n(answers, rewards),
-            "weighted_bon": weighted_best_of_n(answers, rewards),
-        }
-        row = {
-            "unique_id": uid,
-            "level": spec["level"],
-            "gold": gold,
-            "greedy": {"answer": spec["greedy"], "correct": g_ok},
-            "pass_at_n": {"correct": any(is_equivalent(a, gold) for a in answers)},
-            "groups": answer_groups(answers, rewards),
-        }
-        solved["greedy"] += g_ok
-        solved["pass_at_n"] += row["pass_at_n"]["correct"]
-        for m, a in picks.items():
-            row[m] = {"answer": a, "correct": is_equivalent(a, gold)}
-            solved[m] += row[m]["correct"]
-        per_problem.append(row)
-    total = len(problems)
-    results = {
-        "n": n,
-        "num_problems": total,
-        "reward_aggregation": how,
-        "methods": list(A.METHODS),
-        "accuracy": {m: {"correct": c, "total": total, "accuracy": c / total} for m, c in solved.items()},
-        "per_problem": per_problem,
-    }
-    for name, rows in (("problems", prob_rows), ("greedy", greedy_rows), ("samples", sample_rows)):
-        (path / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    (path / "results.json").write_text(json.dumps(results))
-    (path / "config.yaml").write_text(
-        yaml.safe_dump(
-            {"n": n, "temperature": temperature, "generator": "tiny-gen", "prm": "tiny-prm", "output_dir": str(path)}
-        )
-    )
-    return path
-
+from bestofn.io import read_jsonl
+from bestofn.report import analysis as A
+from bestofn.selection import (answer_groups, choose_majority, choose_naive, choose_weighted, group_answers,
+                               majority_vote, naive_best_of_n, weighted_best_of_n)
+from scripted_runs import build_run, problem, sample, synthetic_specs
 
 # The problem the issue asks for: naive and weighted selection must disagree.
 #   samples: "1" (reward 0.9), "2" (0.5), "2" (0.5); gold "2"
 #   naive picks the single best solution ("1", wrong); weighted sums 0.5+0.5=1.0 > 0.9 for "2" (right).
 DISAGREE = problem("disagree", "2", greedy="1", samples=[sample("1", 0.9), sample("2", 0.5), sample("2", 0.5)])
 # Majority says "5" (two votes, low rewards); both reward rules say "7" (0.9 > 0.1+0.1). Gold 7. Greedy right.
-PRM_HELPS = problem(
-    "prm-helps", "7", greedy="7", samples=[sample("5", 0.1), sample("7", 0.9), sample("5", 0.1)], level=2
-)
-# Nobody gets it: no sample is right, greedy wrong.
+PRM_HELPS = problem("prm-helps", "7", greedy="7", samples=[sample("5", 0.1), sample("7", 0.9), sample("5", 0.1)],
+                    level=2)
+# Nobody gets it: no sample is right, greedy wrong; one sample has no answer (and no scored step).
 HOPELESS = problem("hopeless", "3", greedy="4", samples=[sample("4", 0.6), sample(None), sample("8", 0.7)], level=2)
 
 
+@pytest.fixture(scope="session")
+def models(tiny_generator_dir, tiny_prm_dir) -> tuple[Path, Path]:
+    return tiny_generator_dir, tiny_prm_dir
+
+
+@pytest.fixture(scope="module")
+def three_run(tmp_path_factory, models) -> Path:
+    """DISAGREE, PRM_HELPS, HOPELESS through the pipeline (read-only; tests that edit it take a copy)."""
+    return build_run(tmp_path_factory.mktemp("three") / "run", [DISAGREE, PRM_HELPS, HOPELESS], models)
+
+
 @pytest.fixture
-def run_dir(tmp_path: Path) -> Path:
-    return write_run_dir(tmp_path / "run", [DISAGREE, PRM_HELPS, HOPELESS])
+def run_dir(three_run: Path, tmp_path: Path) -> Path:
+    """A private copy of ``three_run`` that a test may break."""
+    return Path(shutil.copytree(three_run, tmp_path / "run"))
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -173,7 +67,6 @@ def test_draw_subsets_enumerates_small_cases_and_samples_distinct_sorted_indices
     assert big.shape == (300, 8)
     assert all(len(set(row)) == 8 and list(row) == sorted(row) for row in big)  # without replacement, sorted
     assert len({tuple(r) for r in big}) > 250  # random, not the first n every time
-    # every solution is equally likely to be in a subset: each appears in about half of them
     assert np.abs(np.bincount(big.ravel(), minlength=16) / 300 - 0.5).max() < 0.12
 
 
@@ -202,81 +95,87 @@ def test_fast_path_matches_selection_on_every_subset_of_random_problems():
 
 
 def test_ties_go_to_the_earliest_group_within_the_subset():
-    # full order: x(0) y(1) x(2) y(3); subset {1, 2}: y comes first there, so y wins the 1-1 tie
-    labels = np.array([0, 1, 0, 1])
+    labels = np.array([0, 1, 0, 1])  # x(0) y(1) x(2) y(3); in subset {1, 2} y comes first and wins the tie
     assert A.heaviest_group(labels, np.ones(4), np.array([[1, 2]]))[0] == 1
     assert A.heaviest_group(labels, np.ones(4), np.array([[0, 1]]))[0] == 0
-    # no answers at all: nothing is picked
     assert A.heaviest_group(np.array([-1, -1]), np.ones(2), np.array([[0, 1]]))[0] == -1
     assert A.best_solution(np.array([-1, 0]), np.array([0.9, 0.1]), np.array([[0, 1]]))[0] == 1  # None never wins
 
 
 # --------------------------------------------------------------------------------------------------------
-# Numbers of a hand-made run
+# Numbers of hand-made runs
 # --------------------------------------------------------------------------------------------------------
-def test_equivalent_spellings_form_one_group(tmp_path: Path):
-    spec = problem(
-        "half",
-        "\\frac{1}{2}",
-        greedy="0.5",
-        samples=[sample("0.5", 0.2), sample("\\frac{1}{2}", 0.3), sample("1/3", 0.4)],
-    )
-    run = A.load_run(write_run_dir(tmp_path / "r", [spec]))
+def test_equivalent_spellings_form_one_group(tmp_path: Path, models):
+    spec = problem("half", "\\frac{1}{2}", greedy="0.5",
+                   samples=[sample("0.5", 0.2), sample("\\frac{1}{2}", 0.3), sample("1/3", 0.4)])
+    run = A.load_run(build_run(tmp_path / "r", [spec], models))
     assert list(run.problems[0].labels) == [0, 0, 1]
     out = A.full_n_outcome(run.problems[0], "last")
     assert out.weighted_bon.correct and not out.naive_bon.correct  # 0.2+0.3 > 0.4, but 0.4 is the single best
     assert out.weighted_bon.sample_index == 1  # shown: the best-scored solution of the winning group
 
 
-def test_expected_accuracy_vs_n_matches_hand_computation(run_dir: Path):
+def test_expected_accuracy_vs_n_matches_hand_computation(three_run: Path):
     """DISAGREE, worked by hand over all subsets (N=3, every subset enumerated, so values are exact):
     n=1: each method is right iff the single sample is "2": 2/3.
     n=2: {0,1} and {0,2} pick "1" (vote tie -> earliest; 0.9 beats 0.5); {1,2} pick "2": 1/3 (pass@2: 1).
     n=3: majority "2", weighted "2" (1.0 > 0.9), naive "1".
     """
-    curves = A.accuracy_curves(A.load_run(run_dir), subsets=50, seed=0)
+    run = A.load_run(three_run)
+    col = {p.unique_id: k for k, p in enumerate(run.problems)}  # the pipeline orders problems by level, then id
+    curves = A.accuracy_curves(run, subsets=50, seed=0)
     assert curves.ns == [1, 2, 3]
-    col = 0  # DISAGREE is the first problem
-    expect = {
-        "majority": [2 / 3, 1 / 3, 1],
-        "weighted_bon": [2 / 3, 1 / 3, 1],
-        "naive_bon": [2 / 3, 1 / 3, 0],
-        "pass_at_n": [2 / 3, 1, 1],
-        "greedy": [0, 0, 0],
-    }
+    expect = {"majority": [2 / 3, 1 / 3, 1], "weighted_bon": [2 / 3, 1 / 3, 1], "naive_bon": [2 / 3, 1 / 3, 0],
+              "pass_at_n": [2 / 3, 1, 1], "greedy": [0, 0, 0]}
     for m, values in expect.items():
-        np.testing.assert_allclose(curves.methods[m][:, col], values, err_msg=m)
+        np.testing.assert_allclose(curves.methods[m][:, col["disagree"]], values, err_msg=m)
     # PRM_HELPS at n=3: majority "5" (wrong), weighted and naive "7"
-    np.testing.assert_allclose([curves.methods[m][2, 1] for m in ("majority", "weighted_bon", "naive_bon")], [0, 1, 1])
-    # tokens: n samples of 100 tokens each
-    np.testing.assert_allclose(curves.tokens[:, 0], [100, 200, 300])
+    np.testing.assert_allclose([curves.methods[m][2, col["prm-helps"]] for m in ("majority", "weighted_bon", "naive_bon")], [0, 1, 1])
+    # tokens: the mean over all n-subsets of the summed counts = n * (mean count), from samples.jsonl
+    counts = [r["num_tokens"] for r in read_jsonl(three_run / "samples.jsonl") if r["unique_id"] == "disagree"]
+    np.testing.assert_allclose(curves.tokens[:, col["disagree"]], [k * np.mean(counts) for k in (1, 2, 3)])
 
 
-def test_full_n_analysis_flips_and_consistency(run_dir: Path):
-    an = A.analyze(run_dir, subsets=50, seed=0, bootstrap=200)
-    assert not an.inconsistencies  # the label fast path reproduces results.json (built with selection)
+def test_full_n_analysis_flips_and_consistency(three_run: Path):
+    an = A.analyze(three_run, subsets=50, seed=0, bootstrap=200)
+    assert not an.inconsistencies  # the label fast path reproduces results.json (written by the pipeline)
     by_id = {o.unique_id: o for o in an.outcomes}
     assert [by_id["disagree"].solved(m) for m in A.METHODS] == [False, True, False, True, True]
     assert [by_id["prm-helps"].solved(m) for m in A.METHODS] == [True, False, True, True, True]
     assert [by_id["hopeless"].solved(m) for m in A.METHODS] == [False] * 5
     wg = an.comparisons["weighted_bon-greedy"]
-    assert wg.only_a == ["disagree"] and wg.only_b == []
+    assert wg.only_a == ["disagree"] and wg.only_b == [] and wg.informative == 1 and not wg.significant
     assert wg.difference.value == pytest.approx(1 / 3)
     assert wg.difference.low <= wg.difference.value <= wg.difference.high
     wm = an.comparisons["weighted_bon-majority"]
     assert wm.only_a == ["prm-helps"] and wm.only_b == []
     assert an.at_full_n("weighted_bon").value == pytest.approx(2 / 3)
     assert an.at_full_n("greedy").value == pytest.approx(1 / 3)
-    # groups of DISAGREE, heaviest first, with correctness
     groups = by_id["disagree"].groups
     assert [(g["answer"], g["count"], round(g["reward_sum"], 6), g["correct"]) for g in groups] == [
-        ("2", 2, 1.0, True),
-        ("1", 1, 0.9, False),
-    ]
-    # per level: level 1 is DISAGREE only, level 2 the other two
+        ("2", 2, 1.0, True), ("1", 1, 0.9, False)]
     assert an.by_level[1]["weighted_bon"][-1].value == 1.0
     assert an.by_level[2]["weighted_bon"][-1].value == 0.5
     assert an.by_level[2]["greedy"][-1].value == 0.5
+
+
+def test_accuracy_intervals_are_wilson_and_never_collapse(three_run: Path):
+    """The interval of k/n solved is the Wilson score interval, written out plainly here."""
+    def wilson(k: int, n: int) -> tuple[float, float]:
+        z = 1.959963984540054
+        p = k / n
+        centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+        half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+        return centre - half, centre + half
+
+    an = A.analyze(three_run, subsets=20, bootstrap=50)
+    est = an.at_full_n("weighted_bon")  # 2 of 3
+    assert (est.low, est.high) == pytest.approx(wilson(2, 3))
+    one = an.by_level[1]["weighted_bon"][-1]  # 1 of 1: 100%, yet the interval keeps its width
+    assert one.value == 1.0 and one.high == pytest.approx(1.0) and one.low == pytest.approx(wilson(1, 1)[0])
+    assert one.low < 0.25
+    assert A.wilson(12, 12)[0] == pytest.approx(wilson(12, 12)[0]) and A.wilson(12, 12)[0] < 0.8
+    assert A.wilson(0, 10) == pytest.approx((0.0, wilson(0, 10)[1]))
 
 
 def test_results_json_disagreement_is_reported(run_dir: Path):
@@ -287,11 +186,12 @@ def test_results_json_disagreement_is_reported(run_dir: Path):
     assert notes == ["weighted_bon: results.json says 3 correct, the samples give 2"]
 
 
-def test_aggregations_can_disagree(tmp_path: Path):
+def test_aggregations_can_disagree(tmp_path: Path, models):
     """Gold "1". Sample 0 ("1"): steps 0.2, 0.9; sample 1 ("2"): steps 0.6, 0.8.
     last: 0.9 > 0.8 -> "1" (right); min: 0.2 < 0.6 -> "2"; prod: 0.18 < 0.48 -> "2"; mean: 0.55 < 0.7 -> "2"."""
     spec = problem("agg", "1", greedy="1", samples=[sample("1", 0.2, 0.9), sample("2", 0.6, 0.8)])
-    an = A.analyze(write_run_dir(tmp_path / "r", [spec]), subsets=10, bootstrap=50)
+    an = A.analyze(build_run(tmp_path / "r", [spec], models), subsets=10, bootstrap=50)
+    assert not an.run.one_score
     full = {a: an.aggregation[a]["weighted_bon"][-1].value for a in ("last", "min", "prod", "mean")}
     assert full == {"last": 1.0, "min": 0.0, "prod": 0.0, "mean": 0.0}
     assert an.aggregation["min"]["naive_bon"][-1].value == 0.0
@@ -301,51 +201,133 @@ def test_auroc_known_values():
     assert A.auroc(np.array([0.9, 0.8, 0.1, 0.2]), np.array([1, 1, 0, 0], bool)) == 1.0
     assert A.auroc(np.array([0.1, 0.2, 0.9, 0.8]), np.array([1, 1, 0, 0], bool)) == 0.0
     assert A.auroc(np.array([0.5, 0.5]), np.array([1, 0], bool)) == 0.5  # a tie counts half
-    # 3 of the 4 (pos, neg) pairs are ordered right: 0.9>0.3, 0.9>0.6, 0.4>0.3; not 0.4>0.6
     assert A.auroc(np.array([0.9, 0.4, 0.3, 0.6]), np.array([1, 1, 0, 0], bool)) == 0.75
     assert A.auroc(np.array([0.1, 0.2]), np.array([1, 1], bool)) is None
 
 
-def test_prm_stats_pool_rewards_and_skip_unscored(run_dir: Path):
-    stats = A.prm_stats(A.load_run(run_dir), "last", np.random.default_rng(0), rounds=50)
+def test_prm_stats_pool_rewards_and_skip_unscored(three_run: Path):
+    stats = A.prm_stats(A.load_run(three_run), "last", np.random.default_rng(0), rounds=50)
     assert sorted(stats.correct_rewards) == [0.5, 0.5, 0.9]
     assert sorted(stats.incorrect_rewards) == [0.1, 0.1, 0.6, 0.7, 0.9]
-    assert stats.unscored == 1  # HOPELESS's None sample has no step rewards
-    # pooled pairs: correct {0.5,0.5,0.9} vs wrong {0.1,0.1,0.6,0.7,0.9}: 0.5 beats 2 each, 0.9 beats 4 and ties 1
+    assert stats.unscored == 1  # HOPELESS's sample without an answer has no scored step
     assert stats.auroc == pytest.approx((2 + 2 + 4.5) / 15)
-    # within problem: DISAGREE 0.0 (both right ones below the wrong 0.9), PRM_HELPS 1.0; HOPELESS has no right one
     assert stats.within_auroc == pytest.approx(0.5) and stats.within_problems == 2
 
 
-def test_mcnemar_exact_p():
+def test_mcnemar_exact_p_and_the_fewest_informative_problems():
     assert A.mcnemar_p(0, 0) == 1.0
     assert A.mcnemar_p(5, 0) == pytest.approx(2 / 32)
     assert A.mcnemar_p(3, 1) == pytest.approx(2 * (1 + 4) / 16)
+    assert A.min_informative_for_significance() == 6  # 2/2**5 = 0.0625, 2/2**6 = 0.03125
 
 
-def test_bootstrap_interval_is_over_problems():
-    values = np.array([[1.0] * 10 + [0.0] * 10])
-    est = A.estimates(values, np.random.default_rng(0), 2000)[0]
-    assert est.value == 0.5
-    # binomial standard error sqrt(.25/20) = 0.112: a 95% interval about +-0.22
-    assert 0.25 <= est.low <= 0.33 and 0.67 <= est.high <= 0.75
-    same = A.estimates(np.ones((1, 20)), np.random.default_rng(0), 100)[0]
-    assert (same.low, same.high) == (1.0, 1.0)
-
-
-def test_subset_sampling_is_seeded(tmp_path: Path):
+def test_subset_sampling_is_seeded(tmp_path: Path, models):
     rng = np.random.default_rng(7)
-    specs = [
-        problem(
-            f"p{k}", "1", greedy="1", samples=[sample(str(rng.integers(1, 4)), float(rng.random())) for _ in range(8)]
-        )
-        for k in range(3)
-    ]
-    run = A.load_run(write_run_dir(tmp_path / "r", specs))
+    specs = [problem(f"p{k}", "1", greedy="1",
+                     samples=[sample(str(rng.integers(1, 4)), round(float(rng.random()), 3)) for _ in range(8)])
+             for k in range(3)]
+    run = A.load_run(build_run(tmp_path / "r", specs, models))
     a, b = A.accuracy_curves(run, subsets=20, seed=3), A.accuracy_curves(run, subsets=20, seed=3)
     c = A.accuracy_curves(run, subsets=20, seed=4)
     assert all(np.array_equal(a.methods[m], b.methods[m]) for m in A.METHODS)
     assert any(not np.array_equal(a.methods[m], c.methods[m]) for m in A.METHODS)  # C(8,4)=70 > 20: sampled
+
+
+# --------------------------------------------------------------------------------------------------------
+# Where selection matters, one-score rewards, calibration, step rewards
+# --------------------------------------------------------------------------------------------------------
+def test_selection_matters_on_exactly_the_contested_problems(tmp_path: Path, models):
+    """Six problems, N=4; exactly three (c1-c3) have more than one answer group."""
+    specs = [
+        problem("u-right", "1", "1", [sample("1", 0.6)] * 4),  # unanimous, right
+        problem("u-wrong", "2", "2", [sample("9", 0.6)] * 3 + [sample(None)]),  # unanimous (one without answer), wrong
+        problem("silent", "3", "3", [sample(None)] * 4),  # no answer at all
+        problem("c1", "4", "4", [sample("4", 0.9), sample("5", 0.2), sample("5", 0.3), sample("4", 0.8)]),  # all right
+        problem("c2", "5", "1", [sample("5", 0.3), sample("6", 0.6), sample("6", 0.7), sample("6", 0.9)]),  # missed
+        problem("c3", "6", "1", [sample("7", 0.3), sample("8", 0.6), sample("7", 0.7), sample("8", 0.1)]),  # none right
+    ]
+    an = A.analyze(build_run(tmp_path / "r", specs, models), subsets=10, bootstrap=20)
+    m = an.matters
+    assert sorted(m.contested) == ["c1", "c2", "c3"]
+    assert sorted(m.unanimous) == ["u-right", "u-wrong"] and m.no_answer == ["silent"]
+    assert m.missed == ["c2"]  # right answer "5" sampled once, outweighed
+    assert sorted(m.none_right) == ["c3", "silent", "u-wrong"]
+    # c1: majority tie 2-2 -> "4" (first); weighted 1.7 vs 0.5 -> "4"; naive 0.9 -> "4": no disagreement.
+    # c2: all "6". c3: majority tie -> "7" (first); weighted 1.0 vs 0.7 -> "7"; naive 0.7 -> "7".
+    assert m.rules_disagree == []
+
+
+def test_one_score_rewards_are_detected(tmp_path: Path, models):
+    specs = [problem("o1", "1", "2", [sample("1", 0.8), sample("2", 0.3), sample("2", 0.4)]),
+             problem("o2", "2", "2", [sample("2", 0.2), sample("3", 0.9), sample("2", 0.5)])]
+    an = A.analyze(build_run(tmp_path / "r", specs, models), subsets=10, bootstrap=20)
+    assert an.run.one_score
+    for how in ("min", "prod", "mean"):  # every aggregation of one score is that score
+        for m in ("naive_bon", "weighted_bon"):
+            assert [e.value for e in an.aggregation[how][m]] == [e.value for e in an.aggregation["last"][m]]
+
+
+def test_calibration_hand_example():
+    """Bins of 0.1: 0.05 -> bin 0 (wrong), 0.15 -> bin 1 (right), 0.95 twice -> bin 9 (one right), 1.0 -> bin 9.
+    ECE = (1 * |0 - .05| + 1 * |1 - .15| + 3 * |2/3 - (.95 + .95 + 1) / 3|) / 5."""
+    cal = A.calibration(np.array([0.05, 0.15, 0.95, 0.95, 1.0]), np.array([False, True, True, False, True]))
+    assert list(cal.counts) == [1, 1, 0, 0, 0, 0, 0, 0, 0, 3]
+    assert cal.accuracy[9] == pytest.approx(2 / 3) and np.isnan(cal.accuracy[5])
+    assert cal.ece == pytest.approx((0.05 + 0.85 + 3 * abs(2 / 3 - 2.9 / 3)) / 5)
+    assert cal.clipped == 0 and cal.total == 5
+
+
+def test_calibration_of_the_synthetic_run_matches_a_direct_computation(synthetic_run_dir: Path):
+    """From samples.jsonl, plainly: the last step reward of every scored sample, binned by tenths."""
+    counts, right, summed = [0] * 10, [0] * 10, [0.0] * 10
+    for row in read_jsonl(synthetic_run_dir / "samples.jsonl"):
+        if not row["step_rewards"]:
+            continue
+        reward = row["step_rewards"][-1]
+        b = min(int(reward * 10), 9)
+        counts[b] += 1
+        right[b] += row["correct"]
+        summed[b] += reward
+    total = sum(counts)
+    ece = sum(c / total * abs(r / c - s / c) for c, r, s in zip(counts, right, summed) if c)
+    cal = A.run_calibration(A.load_run(synthetic_run_dir))
+    assert list(cal.counts) == counts and cal.total == total
+    assert cal.ece == pytest.approx(ece)
+    assert np.allclose(cal.accuracy[cal.counts > 0], [r / c for r, c in zip(right, counts) if c])
+
+
+def test_step_curves_and_step_splitting():
+    run = A.RunData(run_dir=Path("."), n=3, reward_aggregation="last", config={}, results={}, problems=[])
+    rows = [((0.5, 0.9), True), ((0.7, 0.8, 0.6), True), ((0.4, 0.2), False), ((0.6,), True)]
+    p = A.ProblemData(
+        unique_id="x", level=1, subject="", problem="", gold="1", greedy_answer=None, greedy_correct=None,
+        greedy_tokens=float("nan"), greedy_text="", answers=["1"] * 4, texts=[""] * 4,
+        correct=np.array([ok for _, ok in rows]), tokens=np.full(4, np.nan), string_match=np.zeros(4, bool),
+        greedy_string_match=None, step_rewards=[list(s) for s, _ in rows], scored=np.ones(4, bool),
+        truncated=np.zeros(4, bool), cut_off=np.zeros(4, bool), labels=np.zeros(4, int))
+    run.problems = [p]
+    curves = A.step_curves(run, min_count=2)
+    assert list(curves[True].steps) == [1, 2]  # step 3 is reached by one right solution only
+    assert curves[True].mean == pytest.approx([(0.5 + 0.7 + 0.6) / 3, (0.9 + 0.8) / 2])
+    assert list(curves[True].count) == [3, 2]
+    assert list(A.step_curves(run, min_count=1)[False].mean) == pytest.approx([0.4, 0.2])
+    assert not run.has_greedy and not run.tokens_known and not run.one_score
+    assert A.split_steps("a\n\nb\n\nc", 3) == ["a", "b", "c"]
+    assert A.split_steps("a\nb\n\nc", 3) == ["a", "b", "c"]
+    assert A.split_steps("a\nb", 3) is None
+
+
+def test_string_match_counts(synthetic_run_dir: Path):
+    """Answers spelled "N.0" (every fourth right greedy answer, some samples of unanimous problems): math-verify
+    accepts them, string matching does not."""
+    spelled = sum(1 for s in synthetic_specs() if s["greedy"] == s["gold"] + ".0")
+    checks = {c.source: c for c in A.answer_checks(A.load_run(synthetic_run_dir))}
+    assert checks["greedy"].only_math_verify == spelled > 0
+    assert checks["greedy"].total == 60 and checks["samples"].total == 60 * 16
+    # samples: the right answers spelled "N.0" (a cut-off solution has no answer at all)
+    spelled_samples = sum(1 for s in synthetic_specs() for x in s["samples"]
+                          if x.answer == s["gold"] + ".0" and x.finish_reason == "stop")
+    assert checks["samples"].only_math_verify == spelled_samples > 0
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -368,19 +350,13 @@ def test_missing_results_and_samples(run_dir: Path):
         A.load_run(run_dir)
 
 
-def test_missing_dir_and_unscored_samples(run_dir: Path, tmp_path: Path):
+def test_missing_dir(tmp_path: Path):
     with pytest.raises(BestOfNError, match="does not exist"):
         A.load_run(tmp_path / "nope")
-    rows = [json.loads(line) for line in (run_dir / "samples.jsonl").read_text().splitlines()]
-    for r in rows:
-        del r["step_rewards"]
-    (run_dir / "samples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    with pytest.raises(BestOfNError, match="lacks stages scores"):
-        A.load_run(run_dir)
 
 
 def test_rows_without_a_field(run_dir: Path):
-    rows = [json.loads(line) for line in (run_dir / "samples.jsonl").read_text().splitlines()]
+    rows = read_jsonl(run_dir / "samples.jsonl")
     del rows[0]["correct"]
     (run_dir / "samples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     with pytest.raises(BestOfNError, match=r"rows without the field 'correct'.*bestofn run --config .* --output-dir"):
@@ -388,55 +364,57 @@ def test_rows_without_a_field(run_dir: Path):
 
 
 def test_incomplete_samples(run_dir: Path):
-    rows = [json.loads(line) for line in (run_dir / "samples.jsonl").read_text().splitlines()]
+    rows = read_jsonl(run_dir / "samples.jsonl")
     (run_dir / "samples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[:-1]))
     with pytest.raises(BestOfNError, match=r"\[2, 3\] samples per problem"):
         A.load_run(run_dir)
 
 
-# --------------------------------------------------------------------------------------------------------
-# The real tiny run (fixture from tests/conftest.py, when the pipeline provides it)
-# --------------------------------------------------------------------------------------------------------
-def test_tiny_run_fast_path_matches_selection(request):
-    try:
-        run_dir = request.getfixturevalue("tiny_run_dir")
-    except pytest.FixtureLookupError:
-        pytest.skip("tests/conftest.py has no tiny_run_dir fixture yet")
-    run = A.load_run(run_dir)
-    an = A.analyze(run, subsets=20, bootstrap=50)
-    assert not an.inconsistencies  # accuracies equal results.json's
-    assert_outcomes_match_selection(run, an)
-    stored = {r["unique_id"]: r for r in run.results["per_problem"]}
-    for out in an.outcomes:
-        assert out.weighted_bon.sample_index == stored[out.unique_id]["weighted_bon"]["sample_index"]
-    assert math.isclose(an.mean_tokens[-1], np.mean([p.tokens.sum() for p in run.problems]))
+def test_partial_greedy_is_an_error(run_dir: Path):
+    rows = read_jsonl(run_dir / "greedy.jsonl")
+    (run_dir / "greedy.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[:-1]))
+    with pytest.raises(BestOfNError, match=r"greedy\.jsonl has no entry for problem 'prm-helps'"):
+        A.load_run(run_dir)
 
 
+# --------------------------------------------------------------------------------------------------------
+# The fast path against bestofn.selection, on pipeline-made runs
+# --------------------------------------------------------------------------------------------------------
 def assert_outcomes_match_selection(run: A.RunData, an: A.Analysis) -> None:
     """Full-N picks and answer groups from the label fast path == bestofn.selection's functions on all N."""
     for p, out in zip(run.problems, an.outcomes):
         rewards = list(p.rewards(run.reward_aggregation))
-        assert out.weighted_bon.answer == weighted_best_of_n(p.answers, rewards), p.unique_id
-        assert out.naive_bon.answer == naive_best_of_n(p.answers, rewards), p.unique_id
-        assert out.majority.answer == majority_vote(p.answers), p.unique_id
+        for method, choose in (("majority", choose_majority), ("naive_bon", choose_naive),
+                               ("weighted_bon", choose_weighted)):
+            choice, pick = choose(p.answers, rewards), getattr(out, method)
+            assert (pick.answer, pick.sample_index) == ((choice.answer, choice.sample_index) if choice else
+                                                        (None, None)), (p.unique_id, method)
+        stored = {r["unique_id"]: r for r in run.results["per_problem"]}[p.unique_id]
+        for method in A.SELECTION_METHODS:  # and the report shows what results.json says
+            assert getattr(out, method).answer == stored[method]["answer"], (p.unique_id, method)
+            assert getattr(out, method).sample_index == stored[method]["sample_index"], (p.unique_id, method)
         groups = [{k: g[k] for k in ("answer", "count", "reward_sum", "indices")} for g in out.groups]
         assert groups == answer_groups(p.answers, rewards), p.unique_id
 
 
-def test_hand_made_outcomes_match_selection(run_dir: Path, tmp_path: Path):
-    assert_outcomes_match_selection(A.load_run(run_dir), A.analyze(run_dir, subsets=5, bootstrap=10))
-    rng = np.random.default_rng(3)  # and a bigger random run, with equivalent spellings and missing answers
-    vocab = ["1", "2", "\\frac{1}{2}", "0.5", None]
-    specs = [
-        problem(
-            f"r{k}",
-            "2",
-            greedy="1",
-            samples=[sample(vocab[i], *np.round(rng.random(2), 1)) for i in rng.integers(0, 5, 8)],
-        )
-        for k in range(6)
-    ]
-    run = A.load_run(write_run_dir(tmp_path / "rand", specs, how="min"))
+def test_tiny_run_fast_path_matches_selection(tiny_run_dir: Path):
+    run = A.load_run(tiny_run_dir)
+    an = A.analyze(run, subsets=20, bootstrap=50)
+    assert not an.inconsistencies
+    assert_outcomes_match_selection(run, an)
+    assert math.isclose(an.mean_tokens[-1], np.mean([p.tokens.sum() for p in run.problems]))
+
+
+def test_synthetic_and_random_runs_match_selection(synthetic_run_dir: Path, tmp_path: Path, models):
+    run = A.load_run(synthetic_run_dir)
+    an = A.analyze(run, subsets=20, bootstrap=50)
+    assert not an.inconsistencies
+    assert_outcomes_match_selection(run, an)
+    rng = np.random.default_rng(3)  # a random run under `min`, with missing answers and many ties
+    vocab = ["1", "2", "\\frac{1}{2}", "3", None]
+    specs = [problem(f"r{k}", "2", "1", [sample(vocab[i], *np.round(rng.random(2), 1)) for i in rng.integers(0, 5, 8)])
+             for k in range(6)]
+    run = A.load_run(build_run(tmp_path / "rand", specs, models, how="min"))
     an = A.analyze(run, subsets=5, bootstrap=10)
     assert run.reward_aggregation == "min" and not an.inconsistencies
     assert_outcomes_match_selection(run, an)

@@ -285,6 +285,11 @@ def test_missing_run_dir_and_inconsistent_samples(run_dir: Path, tmp_path: Path)
     rows = read_jsonl(run_dir / "samples.jsonl")
     write_jsonl(run_dir / "samples.jsonl", rows[1:])
     first = rows[0]["unique_id"]
+    with pytest.raises(BestOfNError, match=r"samples.jsonl does not match manifest.json \(11 rows, .* says 12\).*--repair"):
+        hub.load_run(run_dir)  # the manifest's row count and sha256 catch it first
+    manifest = read_json(run_dir / "manifest.json")
+    del manifest["artifacts"]  # a manifest from before those checks: the rows themselves are checked
+    write_json(run_dir / "manifest.json", manifest)
     with pytest.raises(BestOfNError, match=rf"samples \[1, 2, 3\] for problem '{re.escape(first)}', expected 0..3"):
         hub.load_run(run_dir)
 

@@ -1,4 +1,6 @@
-"""Tests of bestofn.sweep with the pipeline replaced by a fake that writes hand-made run directories."""
+"""Tests of bestofn.sweep and the sweep report. The sweep's run function is replaced by one that runs the real
+pipeline on scripted solutions (scripted_runs.build_run), so each temperature's run directory is a real one
+with known answers."""
 
 from __future__ import annotations
 
@@ -13,7 +15,9 @@ from bestofn import sweep as S
 from bestofn.cli import main
 from bestofn.config import BestOfNConfig
 from bestofn.errors import BestOfNError
-from test_analysis import problem, sample, write_run_dir
+from bestofn.report import run_report as R
+from bestofn.report import sweep_report as SR
+from scripted_runs import build_run, problem, sample
 
 # Two problems, N=4. At every temperature greedy is right on "a" only (one shared baseline). The samples get
 # more diverse with temperature: T=0.4 gets both problems, T=0.8 only "a", T=1.2 neither (but pass@4 on "b").
@@ -27,14 +31,20 @@ SAMPLES = {
 }
 
 
-def fake_pipeline(calls: list):
-    """A fake ``pipeline.run`` / ``import_stages`` pair that records its calls and writes a run directory."""
+@pytest.fixture(scope="module")
+def models(tiny_generator_dir, tiny_prm_dir) -> tuple[Path, Path]:
+    return tiny_generator_dir, tiny_prm_dir
+
+
+def fake_pipeline(calls: list, models: tuple[Path, Path]):
+    """A ``pipeline.run`` / ``import_stages`` pair that records its calls; ``run`` runs the real pipeline on the
+    scripted solutions of :data:`SAMPLES` for the config's temperature."""
 
     def run(config: BestOfNConfig, overwrite: bool = False) -> dict:
         calls.append(("run", config.temperature, config.output_dir, overwrite))
         a, b = SAMPLES[config.temperature]
         specs = [problem("a", "1", greedy="1", samples=a), problem("b", "2", greedy="9", samples=b, level=2)]
-        write_run_dir(Path(config.output_dir), specs, temperature=config.temperature)
+        build_run(Path(config.output_dir), specs, models, temperature=config.temperature)
         return json.loads((Path(config.output_dir) / "results.json").read_text())
 
     def import_stages(src_dir, config: BestOfNConfig, stages=("problems", "greedy")) -> list[str]:
@@ -51,9 +61,9 @@ def test_parse_temperatures():
             S.parse_temperatures(bad)
 
 
-def test_run_sweep_runs_each_temperature_and_shares_greedy(tmp_path: Path):
+def test_run_sweep_runs_each_temperature_and_shares_greedy(tmp_path: Path, models):
     calls: list = []
-    run, imp = fake_pipeline(calls)
+    run, imp = fake_pipeline(calls, models)
     config = BestOfNConfig(output_dir=str(tmp_path / "sweep"), n=4, num_problems=2)
     dirs = S.run_sweep(config, [0.4, 0.8, 1.2], run_fn=run, import_fn=imp)
     first = tmp_path / "sweep" / "temperature-0.4"
@@ -68,44 +78,58 @@ def test_run_sweep_runs_each_temperature_and_shares_greedy(tmp_path: Path):
     assert config.temperature == 0.8 and config.output_dir == str(
         tmp_path / "sweep"
     )  # the caller's config is untouched
-    assert [t for t, _ in S.find_temperature_runs(tmp_path / "sweep")] == [0.4, 0.8, 1.2]
+    assert [t for t, _ in SR.find_temperature_runs(tmp_path / "sweep")] == [0.4, 0.8, 1.2]
 
 
-def test_sweep_report_numbers_and_plots(tmp_path: Path):
-    run, imp = fake_pipeline([])
-    S.run_sweep(BestOfNConfig(output_dir=str(tmp_path / "sweep"), n=4), [1.2, 0.4, 0.8], run_fn=run, import_fn=imp)
-    sw = S.analyze_sweep(tmp_path / "sweep", subsets=20, bootstrap=100)
+@pytest.fixture(scope="module")
+def sweep_dir(tmp_path_factory, models) -> Path:
+    """Three temperatures, run in a shuffled order."""
+    path = tmp_path_factory.mktemp("sw") / "sweep"
+    run, imp = fake_pipeline([], models)
+    S.run_sweep(BestOfNConfig(output_dir=str(path), n=4), [1.2, 0.4, 0.8], run_fn=run, import_fn=imp)
+    return path
+
+
+def test_sweep_report_numbers_and_plots(sweep_dir: Path, tmp_path: Path):
+    sw = SR.analyze_sweep(sweep_dir, subsets=20, bootstrap=100)
     assert sw.temperatures == [0.4, 0.8, 1.2]  # sorted, whatever the order they were run in
     assert [an.at_full_n("weighted_bon").value for an in sw.analyses] == [1.0, 0.5, 0.0]
     assert [an.at_full_n("pass_at_n").value for an in sw.analyses] == [1.0, 1.0, 0.5]
     assert sw.distinct_answers == [1.5, 2.0, 3.0]  # T=0.4: {1} and {2,5}; T=0.8: 2 and 2; T=1.2: 2 and 4
     assert sw.sample_accuracy == pytest.approx([(1 + 0.75) / 2, (0.75 + 0.25) / 2, (0 + 0.25) / 2])
-    assert sw.greedy_shared and sw.best_vs_worst.value == 1.0
+    assert sw.greedy_shared and sw.best_vs_worst.difference.value == 1.0
+    assert (sw.best_vs_worst.only_a, sw.best_vs_worst.only_b, sw.best_vs_worst.p_value) == (["a", "b"], [], 0.5)
 
-    written = S.write_sweep_report(tmp_path / "sweep", subsets=20, bootstrap=100, run_reports=False)
-    out = tmp_path / "sweep" / "report"
-    assert {p.name for p in written} == {"report.md", "report.html", *S.SWEEP_PLOTS}
-    for name in S.SWEEP_PLOTS:
+    out = tmp_path / "report"
+    written = SR.write_sweep_report(sweep_dir, output_dir=out, subsets=20, bootstrap=100, run_reports=False)
+    assert {p.name for p in written} == {"report.md", "report.html", *SR.SWEEP_PLOTS}
+    for name in SR.SWEEP_PLOTS:
         with Image.open(out / name) as img:
             img.verify()
     md = (out / "report.md").read_text()
-    assert "most accurate at T=0.4 (100.0% [100.0, 100.0]) and least at T=1.2 (0.0% [0.0, 0.0])" in md
+    # the title names the temperatures, N, the dataset and the models (not the folder)
+    assert md.startswith("# Temperature sweep (0.4, 0.8, 1.2) of Best-of-4 on temperature-0.4-problems (2 problems): "
+                         "generator + prm\n")
+    # Wilson intervals of 2/2 and 0/2: [34.2, 100.0] and [0.0, 65.8] (z = 1.96, worked by hand)
+    assert "most accurate at T=0.4 (100.0% [34.2, 100.0]) and least at T=1.2 (0.0% [0.0, 65.8])" in md
     assert "T=1.2: 3.0 distinct answers per problem, 12.5% of samples right, pass@4 50.0%" in md
-    assert "| 0.8 | 50.0% [0.0, 100.0] |" in md  # greedy: "a" right, "b" wrong
+    assert ("2 informative problems (solved at only one of the two temperatures), 2 won, 0 lost; exact McNemar "
+            "p = 0.5, not significant at 5%") in md  # 2-0: 2 / 2**2
+    assert "| 0.8 | 50.0% [9.5, 90.5] |" in md  # greedy: "a" right, "b" wrong: 1/2
     assert "| 0.4 |" in md and "run report" in md and "](../temperature-" not in md  # no run reports, no links
     html = (out / "report.html").read_text()
-    assert html.count("data:image/png;base64,") == len(S.SWEEP_PLOTS)
+    assert html.count("data:image/png;base64,") == len(SR.SWEEP_PLOTS) and "<h2>Summary</h2>" in html
 
 
 def test_empty_sweep_dir_is_an_error(tmp_path: Path):
     with pytest.raises(BestOfNError, match=r"no temperature-<t> run directories.*bestofn sweep --temperatures"):
-        S.analyze_sweep(tmp_path)
+        SR.analyze_sweep(tmp_path)
 
 
-def test_sweep_cli_runs_and_reports(tmp_path: Path, monkeypatch, capsys):
-    """`bestofn sweep` through bestofn.cli (the pipeline itself faked), then `bestofn report SWEEP_DIR`."""
+def test_sweep_cli_runs_and_reports(tmp_path: Path, monkeypatch, capsys, models):
+    """`bestofn sweep` with the real run flags of bestofn.cli (scripted runs), then `bestofn report SWEEP_DIR`."""
     calls: list = []
-    run, imp = fake_pipeline(calls)
+    run, imp = fake_pipeline(calls, models)
     real_run_sweep = S.run_sweep
     monkeypatch.setattr(S, "run_sweep", lambda config, temps: real_run_sweep(config, temps, run_fn=run, import_fn=imp))
     assert main(
@@ -142,9 +166,9 @@ def test_sweep_cli_runs_and_reports(tmp_path: Path, monkeypatch, capsys):
 
 
 def test_temperature_dir_names():
-    assert S.temperature_dir("s", 0.8).name == "temperature-0.8"
-    assert S.temperature_dir("s", 1.0).name == "temperature-1"
-    assert S.temperature_dir("s", 0.1 + 0.7).name == "temperature-0.8"
+    assert SR.temperature_dir("s", 0.8).name == "temperature-0.8"
+    assert SR.temperature_dir("s", 1.0).name == "temperature-1"
+    assert SR.temperature_dir("s", 0.1 + 0.7).name == "temperature-0.8"
     assert dataclasses.replace(BestOfNConfig(), temperature=1.2).temperature == 1.2
 
 
@@ -171,7 +195,7 @@ def test_real_sweep_shares_greedy_and_reuses_finished_runs(
     S.run_sweep(config, [0.5, 1.0])
     assert len(calls) == 3, "a rerun reuses every finished stage"
 
-    written = S.write_sweep_report(tmp_path / "sweep", subsets=5, bootstrap=50, run_reports=False)
+    written = SR.write_sweep_report(tmp_path / "sweep", subsets=5, bootstrap=50, run_reports=False)
     sw_md = (tmp_path / "sweep" / "report" / "report.md").read_text()
     assert "temperatures: 0.5, 1" in sw_md and "**Greedy** is one shared baseline" in sw_md
     for path in written:

@@ -12,10 +12,14 @@ whose first solution in the subset came first, or to the earlier solution; a sol
 never wins). This assumes math-verify equivalence is transitive, so grouping a subset gives the full
 grouping restricted to it; the tests check the fast path against :mod:`bestofn.selection` itself.
 
-Uncertainty. With 20-500 problems the dominant noise is *which problems* were drawn, not which subsets:
-every confidence interval is a 95% percentile bootstrap over problems (resample problems with
-replacement, recompute the mean), paired across methods and n so differences are judged on the same
-problems.
+Uncertainty. With 20-500 problems the dominant noise is *which problems* were drawn, not which subsets.
+An accuracy is a proportion over problems: its 95% interval is the Wilson score interval (it stays inside
+[0, 1] and does not collapse to a point at 0% or 100%, as a bootstrap does on a handful of problems). At
+n < N a problem contributes its expected accuracy over subsets, a number in [0, 1] whose variance is at
+most that of a 0/1 outcome with the same mean, so the same interval is (slightly conservatively) valid.
+Two methods are compared *paired*, on the same problems: only the problems solved by exactly one of them
+are informative; the exact McNemar test asks whether their split could be a fair coin's, and a paired
+bootstrap over problems gives an interval for the size of the difference.
 """
 
 from __future__ import annotations
@@ -31,11 +35,14 @@ import numpy as np
 
 from ..errors import BestOfNError
 from .. import rundir
+from ..io import read_json
 from ..rundir import finish_hint
 # Method names and labels live in bestofn.selection; run_report and sweep reach them as A.METHOD_LABELS etc.
 from ..selection import AGGREGATIONS, METHOD_LABELS, METHODS, SELECTION_METHODS, aggregate, group_answers
 
 CI_LEVEL = 0.95
+Z95 = 1.959963984540054  # the standard normal quantile of 97.5%: two-sided 95% intervals
+CALIBRATION_BINS = 10
 
 DEFAULT_SUBSETS = 500
 DEFAULT_BOOTSTRAP = 2000
@@ -55,13 +62,15 @@ class ProblemData:
     problem: str
     gold: str
     greedy_answer: str | None
-    greedy_correct: bool
-    greedy_tokens: int
+    greedy_correct: bool | None  # None: the run has no greedy solution (imported completions)
+    greedy_tokens: float  # nan: unknown
     greedy_text: str
     answers: list[str | None]
     texts: list[str]
     correct: np.ndarray  # bool (N,)
-    tokens: np.ndarray  # int (N,)
+    tokens: np.ndarray  # float (N,): generated tokens per solution; nan where the count is unknown
+    string_match: np.ndarray  # bool (N,): the answer equals the gold one after light normalization
+    greedy_string_match: bool | None
     step_rewards: list[list[float]]
     scored: np.ndarray  # bool (N,): the PRM scored at least one step
     truncated: np.ndarray  # bool (N,): the PRM saw only the steps that fit its context
@@ -83,10 +92,34 @@ class RunData:
     config: dict[str, Any]
     results: dict[str, Any]
     problems: list[ProblemData]
+    manifest: dict[str, Any] = field(default_factory=dict)
 
     @property
     def levels(self) -> list[int]:
         return sorted({p.level for p in self.problems})
+
+    @property
+    def has_greedy(self) -> bool:
+        """Whether the run has a greedy baseline (completions imported from elsewhere may not)."""
+        return self.problems[0].greedy_correct is not None
+
+    @property
+    def methods(self) -> tuple[str, ...]:
+        """The methods this run can report, in :data:`METHODS` order."""
+        return METHODS if self.has_greedy else tuple(m for m in METHODS if m != "greedy")
+
+    @property
+    def tokens_known(self) -> bool:
+        """Whether every solution's generated-token count is known (imports may lack them)."""
+        return all(not np.isnan(p.tokens).any() for p in self.problems) and (
+            not self.has_greedy or all(not np.isnan(p.greedy_tokens) for p in self.problems)
+        )
+
+    @property
+    def one_score(self) -> bool:
+        """Whether every solution has at most one reward: an outcome reward, or solutions without step
+        breaks. Then every aggregation gives the same reward and per-step views show nothing."""
+        return all(len(steps) <= 1 for p in self.problems for steps in p.step_rewards)
 
 
 def load_run(run_dir: str | Path) -> RunData:
@@ -97,7 +130,7 @@ def load_run(run_dir: str | Path) -> RunData:
     """
     run = rundir.load_run(run_dir)
     try:
-        loaded = [_problem(p, run.greedy[p["unique_id"]], run.samples[p["unique_id"]], run.n, run.run_dir,
+        loaded = [_problem(p, run.greedy.get(p["unique_id"]), run.samples[p["unique_id"]], run.n, run.run_dir,
                            run.config.grading_timeout) for p in run.problems]
     except KeyError as e:  # a row without a field of docs/artifacts.md: written by another version, or edited
         raise BestOfNError(f"run directory {run.run_dir} has rows without the field {e}; {finish_hint(run.run_dir)}") from None
@@ -108,10 +141,16 @@ def load_run(run_dir: str | Path) -> RunData:
         config=run.config.to_dict(),
         results=run.results,
         problems=loaded,
+        manifest=read_json(run.run_dir / "manifest.json") if (run.run_dir / "manifest.json").is_file() else {},
     )
 
 
-def _problem(p: dict, greedy: dict, rows: list[dict], n: int, run_dir: Path, timeout: float = 5) -> ProblemData:
+def _count(value: Any) -> float:
+    """A token count, or nan when the row does not know it (never 0: 0 would read as free generation)."""
+    return float("nan") if value is None else float(value)
+
+
+def _problem(p: dict, greedy: dict | None, rows: list[dict], n: int, run_dir: Path, timeout: float = 5) -> ProblemData:
     rows = sorted(rows, key=lambda r: r["sample_index"])
     if [r["sample_index"] for r in rows] != list(range(n)):
         raise BestOfNError(
@@ -129,14 +168,16 @@ def _problem(p: dict, greedy: dict, rows: list[dict], n: int, run_dir: Path, tim
         subject=str(p.get("subject", "")),
         problem=str(p.get("problem", "")),
         gold=str(p["answer"]),
-        greedy_answer=greedy.get("answer"),
-        greedy_correct=bool(greedy["correct"]),
-        greedy_tokens=int(greedy.get("num_tokens", 0)),
-        greedy_text=str(greedy.get("text", "")),
+        greedy_answer=greedy.get("answer") if greedy else None,
+        greedy_correct=bool(greedy["correct"]) if greedy else None,
+        greedy_tokens=_count(greedy.get("num_tokens")) if greedy else float("nan"),
+        greedy_text=str(greedy.get("text", "")) if greedy else "",
         answers=answers,
         texts=[str(r.get("text", "")) for r in rows],
         correct=np.array([bool(r["correct"]) for r in rows]),
-        tokens=np.array([int(r.get("num_tokens", 0)) for r in rows]),
+        tokens=np.array([_count(r.get("num_tokens")) for r in rows], dtype=float),
+        string_match=np.array([bool(r.get("string_match", False)) for r in rows]),
+        greedy_string_match=bool(greedy.get("string_match", False)) if greedy else None,
         step_rewards=[[float(x) for x in r["step_rewards"] or []] for r in rows],
         scored=np.array([bool(r["step_rewards"]) for r in rows]),
         truncated=np.array([bool(r.get("prm_truncated", False)) for r in rows]),
@@ -209,11 +250,34 @@ def is_hit(correct: np.ndarray, picked: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Estimate:
-    """A mean with its 95% bootstrap confidence interval."""
+    """A value with its 95% confidence interval."""
 
     value: float
     low: float
     high: float
+
+
+def wilson(successes: float, total: int, z: float = Z95) -> tuple[float, float]:
+    """Wilson score interval of a proportion ``successes / total`` (95% for the default ``z``).
+
+    Unlike the normal approximation or a bootstrap it stays inside [0, 1] and keeps a width at 0% and 100%:
+    12 of 12 problems solved gives [75.8%, 100%], not [100%, 100%].
+    """
+    if total <= 0:
+        return 0.0, 1.0
+    p = successes / total
+    denominator = 1 + z * z / total
+    centre = (p + z * z / (2 * total)) / denominator
+    half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / denominator
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def proportion(values: np.ndarray) -> Estimate:
+    """Mean of per-problem accuracies in [0, 1] with its Wilson interval over the problems."""
+    values = np.asarray(values, dtype=float)
+    mean = float(values.mean()) if len(values) else 0.0
+    low, high = wilson(mean * len(values), len(values))
+    return Estimate(mean, low, high)
 
 
 @dataclass
@@ -244,13 +308,14 @@ def accuracy_curves(run: RunData, subsets: int = DEFAULT_SUBSETS, seed: int = DE
         raise BestOfNError(f"subsets must be at least 1, got {subsets}; e.g. --subsets 500")
     ns = sample_sizes(run.n)
     shape = (len(ns), len(run.problems))
-    methods = {m: np.zeros(shape) for m in METHODS}
+    methods = {m: np.zeros(shape) for m in run.methods}
     by_agg = {a: {m: np.zeros(shape) for m in ("naive_bon", "weighted_bon")} for a in AGGREGATIONS}
     tokens = np.zeros(shape)
     for i, p in enumerate(run.problems):
         rng = np.random.default_rng([seed, i])
         rewards = {a: p.rewards(a) for a in AGGREGATIONS}
-        methods["greedy"][:, i] = float(p.greedy_correct)
+        if run.has_greedy:
+            methods["greedy"][:, i] = float(p.greedy_correct)
         for k, n in enumerate(ns):
             idx = draw_subsets(run.n, n, subsets, rng)
             methods["pass_at_n"][k, i] = p.correct[idx].any(axis=1).mean()
@@ -258,7 +323,7 @@ def accuracy_curves(run: RunData, subsets: int = DEFAULT_SUBSETS, seed: int = DE
             for a in AGGREGATIONS:
                 by_agg[a]["weighted_bon"][k, i] = is_hit(p.correct, heaviest_group(p.labels, rewards[a], idx)).mean()
                 by_agg[a]["naive_bon"][k, i] = is_hit(p.correct, best_solution(p.labels, rewards[a], idx)).mean()
-            tokens[k, i] = p.tokens[idx].sum(axis=1).mean()
+            tokens[k, i] = p.tokens[idx].sum(axis=1).mean()  # nan when a count is unknown
     for m in ("naive_bon", "weighted_bon"):
         methods[m] = by_agg[run.reward_aggregation][m]
     return Curves(
@@ -290,10 +355,9 @@ def estimate(point: float, resampled: np.ndarray) -> Estimate:
     return Estimate(float(point), float(low), float(high))
 
 
-def estimates(values: np.ndarray, rng: np.random.Generator, rounds: int) -> list[Estimate]:
-    """One :class:`Estimate` per row of ``values`` (rows, problems), all rows on the same resamples."""
-    reps = bootstrap_means(values, rng, rounds)
-    return [estimate(values[r].mean(), reps[r]) for r in range(values.shape[0])]
+def proportions(values: dict[str, np.ndarray]) -> dict[str, list[Estimate]]:
+    """Per method, one Wilson :class:`Estimate` per row (n) of its (ns, problems) accuracy array."""
+    return {m: [proportion(row) for row in v] for m, v in values.items()}
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -316,7 +380,7 @@ class ProblemOutcome:
     level: int
     subject: str
     gold: str
-    greedy: Pick
+    greedy: Pick | None  # None: the run has no greedy solution
     majority: Pick
     naive_bon: Pick
     weighted_bon: Pick
@@ -327,6 +391,16 @@ class ProblemOutcome:
     def solved(self, method: str) -> bool:
         return self.pass_at_n if method == "pass_at_n" else getattr(self, method).correct
 
+    @property
+    def contested(self) -> bool:
+        """More than one answer group: the rules can disagree, so selection matters here."""
+        return len(self.groups) > 1
+
+    @property
+    def missed(self) -> bool:
+        """A right answer was sampled but weighted Best-of-N did not choose it."""
+        return self.pass_at_n and not self.weighted_bon.correct
+
 
 def full_n_outcome(p: ProblemData, how: str) -> ProblemOutcome:
     """Apply every rule to all N solutions of ``p`` (rewards aggregated with ``how``)."""
@@ -336,23 +410,25 @@ def full_n_outcome(p: ProblemData, how: str) -> ProblemOutcome:
     naive = int(best_solution(p.labels, rewards, everything)[0])
     weighted = int(heaviest_group(p.labels, rewards, everything)[0])
     groups = group_table(p, rewards)
-    shown = None
-    if weighted >= 0:  # show the best-scored solution of the winning group, as results.json does
-        members = np.flatnonzero(p.labels == p.labels[weighted])
-        shown = int(members[np.argmax(rewards[members])])
 
-    def pick(i: int, show: int | None) -> Pick:
-        return Pick(p.answers[i], bool(p.correct[i]), show) if i >= 0 else Pick(None, False, None)
+    def pick(i: int) -> Pick:
+        """A group rule's verdict is the best-scored member of the winning group (as results.json shows it):
+        its own answer and grade (ties: the earlier solution)."""
+        if i < 0:
+            return Pick(None, False, None)
+        members = np.flatnonzero(p.labels == p.labels[i])
+        shown = int(members[np.argmax(rewards[members])])  # argmax: the first of equal maxima
+        return Pick(p.answers[shown], bool(p.correct[shown]), shown)
 
     return ProblemOutcome(
         unique_id=p.unique_id,
         level=p.level,
         subject=p.subject,
         gold=p.gold,
-        greedy=Pick(p.greedy_answer, p.greedy_correct, None),
-        majority=pick(majority, majority),
-        naive_bon=pick(naive, naive),
-        weighted_bon=pick(weighted, shown),
+        greedy=Pick(p.greedy_answer, p.greedy_correct, None) if p.greedy_correct is not None else None,
+        majority=pick(majority),
+        naive_bon=pick(naive),  # the best-scored solution is the best-scored member of its own group
+        weighted_bon=pick(weighted),
         pass_at_n=bool(p.correct.any()),
         num_correct=int(p.correct.sum()),
         groups=groups,
@@ -456,12 +532,130 @@ def mcnemar_p(only_a: int, only_b: int) -> float:
     return min(1.0, 2 * tail)
 
 
+def min_informative_for_significance(alpha: float = 1 - CI_LEVEL) -> int:
+    """The fewest informative problems with which the exact McNemar test can reach p < ``alpha`` (6 for 5%)."""
+    k = 1
+    while mcnemar_p(k, 0) >= alpha:
+        k += 1
+    return k
+
+
+# --------------------------------------------------------------------------------------------------------
+# Calibration: does a reward of 0.8 mean "right 80% of the time"?
+# --------------------------------------------------------------------------------------------------------
+@dataclass
+class Calibration:
+    """A reliability diagram's numbers: equal-width reward bins over [0, 1] with their accuracy.
+
+    ``ece`` (expected calibration error) is the count-weighted mean over bins of |accuracy - mean reward|.
+    Weighted Best-of-N sums rewards as if they were evidence of correctness; calibration says how literally
+    a reward can be read as a probability.
+    """
+
+    edges: np.ndarray  # (bins + 1,)
+    counts: np.ndarray  # int (bins,)
+    mean_reward: np.ndarray  # (bins,), nan for empty bins
+    accuracy: np.ndarray  # (bins,), nan for empty bins
+    intervals: list[tuple[float, float] | None]  # Wilson interval of each bin's accuracy, None if empty
+    ece: float
+    total: int
+    clipped: int  # rewards outside [0, 1], put into the first or last bin
+
+
+def calibration(rewards: np.ndarray, correct: np.ndarray, bins: int = CALIBRATION_BINS) -> Calibration:
+    """Bin solution rewards into ``bins`` equal bins over [0, 1] (1.0 falls in the last) and compare each bin's
+    mean reward with the share of right solutions in it."""
+    rewards, correct = np.asarray(rewards, dtype=float), np.asarray(correct, dtype=bool)
+    clipped = int(((rewards < 0) | (rewards > 1)).sum())
+    which = np.clip(np.floor(np.clip(rewards, 0.0, 1.0) * bins).astype(int), 0, bins - 1)
+    counts = np.bincount(which, minlength=bins)
+    right = np.bincount(which, weights=correct.astype(float), minlength=bins)
+    summed = np.bincount(which, weights=rewards, minlength=bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        accuracy = np.where(counts > 0, right / counts, np.nan)
+        mean_reward = np.where(counts > 0, summed / counts, np.nan)
+    filled = counts > 0
+    ece = float((counts[filled] * np.abs(accuracy[filled] - mean_reward[filled])).sum() / counts.sum()) if len(rewards) else 0.0
+    return Calibration(
+        edges=np.linspace(0.0, 1.0, bins + 1),
+        counts=counts,
+        mean_reward=mean_reward,
+        accuracy=accuracy,
+        intervals=[wilson(r, c) if c else None for r, c in zip(right, counts)],
+        ece=ece,
+        total=int(len(rewards)),
+        clipped=clipped,
+    )
+
+
+def run_calibration(run: RunData, how: str | None = None, bins: int = CALIBRATION_BINS) -> Calibration:
+    """Calibration of the run's selection reward (``how``: its aggregation) over every scored solution."""
+    how = how or run.reward_aggregation
+    rewards = np.concatenate([p.rewards(how)[p.scored] for p in run.problems])
+    correct = np.concatenate([p.correct[p.scored] for p in run.problems])
+    return calibration(rewards, correct, bins)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Step rewards of right vs wrong solutions
+# --------------------------------------------------------------------------------------------------------
+@dataclass
+class StepCurve:
+    """Reward at step k (1-based) over the solutions that have a step k: mean, quartiles, count."""
+
+    steps: np.ndarray
+    mean: np.ndarray
+    q25: np.ndarray
+    q75: np.ndarray
+    count: np.ndarray
+
+
+def step_curves(run: RunData, max_steps: int = 20, min_count: int = 3) -> dict[bool, StepCurve]:
+    """Per correctness (True: right solutions), the reward by step index, up to ``max_steps`` steps and only
+    where at least ``min_count`` solutions reach that step (a mean over one or two is noise)."""
+    out = {}
+    for right in (True, False):
+        by_step: list[list[float]] = [[] for _ in range(max_steps)]
+        for p in run.problems:
+            for steps, ok in zip(p.step_rewards, p.correct):
+                if bool(ok) == right:
+                    for k, r in enumerate(steps[:max_steps]):
+                        by_step[k].append(r)
+        keep = [k for k in range(max_steps) if len(by_step[k]) >= min_count]
+        out[right] = StepCurve(
+            steps=np.array([k + 1 for k in keep], dtype=int),
+            mean=np.array([np.mean(by_step[k]) for k in keep]),
+            q25=np.array([np.percentile(by_step[k], 25) for k in keep]),
+            q75=np.array([np.percentile(by_step[k], 75) for k in keep]),
+            count=np.array([len(by_step[k]) for k in keep], dtype=int),
+        )
+    return out
+
+
+def split_steps(text: str, num_steps: int) -> list[str] | None:
+    """Cut a solution's text into the ``num_steps`` steps its PRM scored, or None when no separator fits.
+
+    The PRM formats split on a blank line or a newline; the one that yields exactly ``num_steps`` non-empty
+    pieces is taken, so each piece lines up with its reward.
+    """
+    for separator in ("\n\n", "\n"):
+        pieces = [s for s in text.split(separator) if s.strip()]
+        if len(pieces) == num_steps:
+            return pieces
+    return None
+
+
 # --------------------------------------------------------------------------------------------------------
 # Everything the report needs
 # --------------------------------------------------------------------------------------------------------
 @dataclass
 class Comparison:
-    """Method ``a`` against method ``b`` at full N, on the same problems."""
+    """Method ``a`` against method ``b`` at full N, on the same problems.
+
+    Only the *informative* problems (solved by exactly one of the two) can tell the methods apart: ``a`` won
+    ``only_a`` of them and lost ``only_b``. ``p_value`` is the exact McNemar test on that split; ``difference``
+    is the accuracy difference with a paired bootstrap interval over problems (its size, not a second test).
+    """
 
     a: str
     b: str
@@ -469,6 +663,72 @@ class Comparison:
     only_a: list[str]  # unique_ids solved by a and not b
     only_b: list[str]
     p_value: float  # exact McNemar
+
+    @property
+    def informative(self) -> int:
+        return len(self.only_a) + len(self.only_b)
+
+    @property
+    def significant(self) -> bool:
+        """The exact McNemar test rejects "equally good" at the 5% level (the one verdict the report states)."""
+        return self.p_value < 1 - CI_LEVEL
+
+
+@dataclass
+class SelectionMatters:
+    """Where a selection rule can make a difference at full N, and where it did not find the right answer."""
+
+    contested: list[str]  # more than one answer group: the rules can disagree
+    unanimous: list[str]  # exactly one answer group: every rule gives the same answer
+    no_answer: list[str]  # no sample has an answer
+    missed: list[str]  # a right answer was sampled but weighted Best-of-N chose another
+    none_right: list[str]  # no sample was right: no rule can help
+    rules_disagree: list[str]  # majority, naive and weighted Best-of-N did not all pick the same answer
+
+
+def selection_matters(outcomes: Sequence[ProblemOutcome]) -> SelectionMatters:
+    def same_pick(o: ProblemOutcome) -> bool:
+        return len({o.majority.correct, o.naive_bon.correct, o.weighted_bon.correct}) == 1 and len(
+            {o.majority.answer, o.naive_bon.answer, o.weighted_bon.answer}
+        ) == 1
+
+    return SelectionMatters(
+        contested=[o.unique_id for o in outcomes if o.contested],
+        unanimous=[o.unique_id for o in outcomes if len(o.groups) == 1],
+        no_answer=[o.unique_id for o in outcomes if not o.groups],
+        missed=[o.unique_id for o in outcomes if o.missed],
+        none_right=[o.unique_id for o in outcomes if not o.pass_at_n],
+        rules_disagree=[o.unique_id for o in outcomes if not same_pick(o)],
+    )
+
+
+@dataclass
+class AnswerChecks:
+    """math-verify against plain string matching (both recorded by the pipeline for every answer)."""
+
+    source: str  # "greedy" or "samples"
+    total: int
+    math_verify: int
+    string_match: int
+    only_math_verify: int  # answers math-verify accepts and string matching rejects
+    only_string_match: int
+
+
+def answer_checks(run: RunData) -> list[AnswerChecks]:
+    """Counts of right answers by each check, for greedy (if any) and for all samples."""
+    out = []
+    if run.has_greedy:
+        mv = np.array([bool(p.greedy_correct) for p in run.problems])
+        sm = np.array([bool(p.greedy_string_match) for p in run.problems])
+        out.append(_checks("greedy", mv, sm))
+    mv = np.concatenate([p.correct for p in run.problems])
+    sm = np.concatenate([p.string_match for p in run.problems])
+    out.append(_checks("samples", mv, sm))
+    return out
+
+
+def _checks(source: str, mv: np.ndarray, sm: np.ndarray) -> AnswerChecks:
+    return AnswerChecks(source, int(len(mv)), int(mv.sum()), int(sm.sum()), int((mv & ~sm).sum()), int((sm & ~mv).sum()))
 
 
 @dataclass
@@ -478,21 +738,29 @@ class Analysis:
     run: RunData
     curves: Curves
     bootstrap: int
-    accuracy: dict[str, list[Estimate]]  # method -> one estimate per n
+    accuracy: dict[str, list[Estimate]]  # method -> one estimate per n (Wilson interval over problems)
     by_level: dict[int, dict[str, list[Estimate]]]
     aggregation: dict[str, dict[str, list[Estimate]]]  # aggregation -> naive_bon/weighted_bon -> per n
     outcomes: list[ProblemOutcome]
     comparisons: dict[str, Comparison]  # "weighted_bon-greedy", "weighted_bon-majority", ...
     prm: dict[str, PRMStats]
-    mean_tokens: list[float]  # generated tokens per problem for n samples (same order as ns)
-    greedy_mean_tokens: float
-    tokens_by_level: dict[int, list[float]]
-    greedy_tokens_by_level: dict[int, float]
+    calibration: Calibration
+    steps: dict[bool, StepCurve]
+    matters: SelectionMatters
+    checks: list[AnswerChecks]
+    mean_tokens: list[float] | None  # generated tokens per problem for n samples (None: counts unknown)
+    greedy_mean_tokens: float | None
+    tokens_by_level: dict[int, list[float]] | None
+    greedy_tokens_by_level: dict[int, float] | None
     inconsistencies: list[str] = field(default_factory=list)  # disagreements with results.json
 
     @property
     def ns(self) -> list[int]:
         return self.curves.ns
+
+    @property
+    def methods(self) -> tuple[str, ...]:
+        return self.run.methods
 
     def at_full_n(self, method: str) -> Estimate:
         return self.accuracy[method][-1]
@@ -522,49 +790,39 @@ def analyze(
         raise BestOfNError(f"bootstrap must be at least 1, got {bootstrap}; e.g. --bootstrap 2000")
     curves = accuracy_curves(run, subsets, seed)
     rng = np.random.default_rng([seed, 1_000_003])  # bootstrap stream, apart from the subset streams
-    accuracy = _estimates_by_method(curves.methods, rng, bootstrap)
     levels = np.array([p.level for p in run.problems])
-    by_level = {
-        lvl: _estimates_by_method({m: v[:, levels == lvl] for m, v in curves.methods.items()}, rng, bootstrap)
-        for lvl in run.levels
-    }
-    aggregation = {a: _estimates_by_method(v, rng, bootstrap) for a, v in curves.by_aggregation.items()}
     outcomes = [full_n_outcome(p, run.reward_aggregation) for p in run.problems]
-    pairs = [
-        ("weighted_bon", "greedy"),
-        ("weighted_bon", "majority"),
-        ("weighted_bon", "naive_bon"),
-        ("majority", "greedy"),
-    ]
+    pairs = [("weighted_bon", "majority"), ("weighted_bon", "naive_bon")]
+    if run.has_greedy:
+        pairs = [("weighted_bon", "greedy"), *pairs, ("majority", "greedy")]
     comparisons = {f"{a}-{b}": compare(curves, outcomes, a, b, rng, bootstrap) for a, b in pairs}
-    prm = {a: prm_stats(run, a, rng, bootstrap if a == "last" else 0) for a in AGGREGATIONS}
+    prm = {a: prm_stats(run, a, rng, bootstrap if a == run.reward_aggregation else 0) for a in AGGREGATIONS}
+    known = run.tokens_known
     analysis = Analysis(
         run=run,
         curves=curves,
         bootstrap=bootstrap,
-        accuracy=accuracy,
-        by_level=by_level,
-        aggregation=aggregation,
+        accuracy=proportions(curves.methods),
+        by_level={lvl: proportions({m: v[:, levels == lvl] for m, v in curves.methods.items()}) for lvl in run.levels},
+        aggregation={a: proportions(v) for a, v in curves.by_aggregation.items()},
         outcomes=outcomes,
         comparisons=comparisons,
         prm=prm,
-        mean_tokens=[float(x) for x in curves.tokens.mean(axis=1)],
-        greedy_mean_tokens=float(curves.greedy_tokens.mean()),
-        tokens_by_level={lvl: [float(x) for x in curves.tokens[:, levels == lvl].mean(axis=1)] for lvl in run.levels},
-        greedy_tokens_by_level={lvl: float(curves.greedy_tokens[levels == lvl].mean()) for lvl in run.levels},
+        calibration=run_calibration(run),
+        steps=step_curves(run),
+        matters=selection_matters(outcomes),
+        checks=answer_checks(run),
+        mean_tokens=[float(x) for x in curves.tokens.mean(axis=1)] if known else None,
+        greedy_mean_tokens=float(curves.greedy_tokens.mean()) if known and run.has_greedy else None,
+        tokens_by_level={lvl: [float(x) for x in curves.tokens[:, levels == lvl].mean(axis=1)] for lvl in run.levels}
+        if known
+        else None,
+        greedy_tokens_by_level={lvl: float(curves.greedy_tokens[levels == lvl].mean()) for lvl in run.levels}
+        if known and run.has_greedy
+        else None,
     )
     analysis.inconsistencies = check_against_results(analysis)
     return analysis
-
-
-def _estimates_by_method(
-    values: dict[str, np.ndarray], rng: np.random.Generator, rounds: int
-) -> dict[str, list[Estimate]]:
-    names = list(values)
-    stacked = np.concatenate([values[m] for m in names])  # (methods * ns, problems): one shared resample
-    flat = estimates(stacked, rng, rounds)
-    per = len(flat) // len(names)
-    return {m: flat[i * per : (i + 1) * per] for i, m in enumerate(names)}
 
 
 def check_against_results(analysis: Analysis) -> list[str]:
@@ -575,7 +833,7 @@ def check_against_results(analysis: Analysis) -> list[str]:
     """
     notes = []
     stored = analysis.run.results.get("accuracy", {})
-    for m in METHODS:
+    for m in analysis.methods:
         if m not in stored or "correct" not in stored[m]:
             continue
         ours = sum(o.solved(m) for o in analysis.outcomes)

@@ -1,185 +1,28 @@
 """After step 6: ``bestofn report RUN_DIR``: plots and a written analysis of what Best-of-N buys over greedy.
 
-Every figure and every sentence is computed from the run directory by :mod:`bestofn.report.analysis`; nothing is
-hard-coded. The report is built once as a list of blocks (:class:`Doc`) and rendered twice: ``report.md``
-with the PNG plots beside it, and ``report.html``, a single file with the same plots embedded (base64),
-to open in a browser or attach to a message. Plots use matplotlib's object API (``Figure``) without
-pyplot, so no GUI backend or global state is involved (the Agg canvas renders the PNGs).
+Every figure and every sentence is computed from the run directory by :mod:`bestofn.report.analysis`; nothing
+is hard-coded. The report is written as Markdown (a :class:`~bestofn.report.render.Page`); ``render`` saves it
+as ``report.md`` with the PNGs of :mod:`bestofn.report.plots` beside it and as one self-contained
+``report.html``.
 """
 
 from __future__ import annotations
 
-import base64
 import html
-import io
-import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import numpy as np
-from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
-from matplotlib.ticker import NullFormatter
 
-from . import analysis as A
-from ..io import atomic_write_bytes, atomic_write_text
 from ..selection import AGGREGATIONS
+from . import analysis as A
+from . import plots as P
+from .compute import add_compute_section
+from .render import Page, bullets, code, details, fenced, table, write_page
 
-COLORS = {
-    "greedy": "#555555",
-    "majority": "#1f77b4",
-    "naive_bon": "#ff7f0e",
-    "weighted_bon": "#2ca02c",
-    "pass_at_n": "#9467bd",
-}
-AGG_COLORS = {"last": "#2ca02c", "min": "#d62728", "prod": "#8c564b", "mean": "#17becf"}
-DPI = 110
 SOLUTION_CHARS = 6000  # longer solutions are cut in the report (the full text is in samples.jsonl)
-
-
-# --------------------------------------------------------------------------------------------------------
-# A tiny document model, rendered to Markdown and to HTML
-# --------------------------------------------------------------------------------------------------------
-_INLINE = re.compile(r"`([^`]*)`|\*\*(.+?)\*\*|\[([^\]]+)\]\(([^)\s]+)\)")
-
-
-def code(text: object) -> str:
-    """``text`` as an inline code span (answers are LaTeX: shown verbatim, never interpreted)."""
-    return "`" + str(text).replace("`", "'").replace("\n", " ") + "`"
-
-
-def _inline_html(text: str) -> str:
-    out, last = [], 0
-    for m in _INLINE.finditer(text):
-        out.append(html.escape(text[last : m.start()]))
-        if m.group(1) is not None:
-            out.append(f"<code>{html.escape(m.group(1))}</code>")
-        elif m.group(2) is not None:
-            out.append(f"<strong>{html.escape(m.group(2))}</strong>")
-        else:
-            out.append(f'<a href="{html.escape(m.group(4))}">{html.escape(m.group(3))}</a>')
-        last = m.end()
-    out.append(html.escape(text[last:]))
-    return "".join(out)
-
-
-@dataclass
-class Doc:
-    """Headings, paragraphs, lists, tables, images and collapsible text; inline `code`, **bold**, [links](href)."""
-
-    blocks: list[tuple] = field(default_factory=list)
-
-    def heading(self, level: int, text: str) -> None:
-        self.blocks.append(("h", level, text))
-
-    def para(self, text: str) -> None:
-        self.blocks.append(("p", text))
-
-    def bullets(self, items: Sequence[str]) -> None:
-        if items:
-            self.blocks.append(("ul", list(items)))
-
-    def table(self, header: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
-        self.blocks.append(("table", list(header), [[str(c) for c in r] for r in rows]))
-
-    def image(self, filename: str, alt: str) -> None:
-        self.blocks.append(("img", filename, alt))
-
-    def quote(self, text: str) -> None:
-        """Verbatim text (a problem statement), shown as a quotation."""
-        self.blocks.append(("quote", text))
-
-    def details(self, summary: str, text: str) -> None:
-        """Verbatim text (a solution) folded under a summary line."""
-        self.blocks.append(("details", summary, text))
-
-    def markdown(self) -> str:
-        return "\n".join(_MD[b[0]](*b[1:]) for b in self.blocks)
-
-    def html(self, title: str, images: Mapping[str, bytes]) -> str:
-        body = "\n".join(_html_block(b, images) for b in self.blocks)
-        return _HTML_PAGE.format(title=html.escape(title), css=_CSS, body=body)
-
-
-def _md_table(header: list[str], rows: list[list[str]]) -> str:
-    def cells(row: list[str]) -> str:
-        return "| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in row) + " |"
-
-    return "\n".join([cells(header), "|" + "---|" * len(header), *map(cells, rows)]) + "\n"
-
-
-def _md_fence(text: str) -> str:
-    fence = "```"
-    while fence in text:
-        fence += "`"
-    return f"{fence}text\n{text}\n{fence}"
-
-
-_MD = {
-    "h": lambda level, text: f"{'#' * level} {text}\n",
-    "p": lambda text: f"{text}\n",
-    "ul": lambda items: "".join(f"- {i}\n" for i in items),
-    "table": _md_table,
-    "img": lambda name, alt: f"![{alt}]({name})\n",
-    "quote": lambda text: "".join(f"> {line}\n" if line else ">\n" for line in text.splitlines()),
-    # GitHub renders <details> in Markdown; the blank lines let the fenced block inside render.
-    "details": lambda summary, text: (
-        f"<details><summary>{html.escape(summary)}</summary>\n\n{_md_fence(text)}\n\n</details>\n"
-    ),
-}
-
-
-def _html_block(block: tuple, images: Mapping[str, bytes]) -> str:
-    kind, *args = block
-    if kind == "h":
-        level, text = args
-        anchor = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
-        return f'<h{level} id="{anchor}">{_inline_html(text)}</h{level}>'
-    if kind == "p":
-        return f"<p>{_inline_html(args[0])}</p>"
-    if kind == "ul":
-        return "<ul>" + "".join(f"<li>{_inline_html(i)}</li>" for i in args[0]) + "</ul>"
-    if kind == "table":
-        header, rows = args
-        head = "".join(f"<th>{_inline_html(h)}</th>" for h in header)
-        body = "".join("<tr>" + "".join(f"<td>{_inline_html(c)}</td>" for c in r) + "</tr>" for r in rows)
-        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-    if kind == "img":
-        name, alt = args
-        data = base64.b64encode(images[name]).decode("ascii")
-        return f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(alt)}"><figcaption>{html.escape(alt)}</figcaption></figure>'
-    if kind == "quote":
-        return f"<blockquote>{html.escape(args[0])}</blockquote>"
-    summary, text = args
-    return f"<details><summary>{html.escape(summary)}</summary><pre>{html.escape(text)}</pre></details>"
-
-
-_CSS = """
-body { font-family: -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif; color: #222; margin: 0; background: #fafafa; }
-main { max-width: 1100px; margin: 0 auto; padding: 24px 32px 64px; background: #fff; }
-h1 { border-bottom: 2px solid #2ca02c; padding-bottom: 6px; }
-h2 { margin-top: 40px; border-bottom: 1px solid #ddd; padding-bottom: 4px; }
-h3 { margin-top: 28px; }
-table { border-collapse: collapse; margin: 12px 0; font-size: 14px; }
-th, td { border: 1px solid #ddd; padding: 4px 10px; text-align: left; vertical-align: top; }
-th { background: #f0f0f0; }
-tbody tr:nth-child(even) { background: #fafafa; }
-code { background: #f3f3f3; padding: 1px 4px; border-radius: 3px; font-size: 90%; }
-figure { margin: 16px 0; }
-figure img { max-width: 100%; border: 1px solid #eee; }
-figcaption { color: #666; font-size: 13px; }
-blockquote { white-space: pre-wrap; border-left: 4px solid #ccc; margin: 8px 0; padding: 4px 12px; color: #444; }
-details { margin: 8px 0 16px; }
-summary { cursor: pointer; color: #1f77b4; }
-pre { white-space: pre-wrap; background: #f6f8fa; padding: 12px; border-radius: 4px; font-size: 13px; }
-"""
-_HTML_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{title}</title><style>{css}</style></head>
-<body><main>
-{body}
-</main></body></html>
-"""
+STEP_VIEWER_PROBLEMS = 6  # problems shown in the step-reward viewer
+STEP_CHARS = 400  # longer steps are cut in the viewer
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -196,13 +39,12 @@ def with_ci(e: A.Estimate) -> str:
 
 def points(e: A.Estimate) -> str:
     """A difference of accuracies in percentage points, with its interval: ``+10.0 points (95% CI -5.0 to +25.0)``."""
-    return f"{100 * e.value:+.1f} points (95% CI {100 * e.low:+.1f} to {100 * e.high:+.1f})"
+    return f"{100 * e.value:+.1f} points (paired bootstrap 95% CI {100 * e.low:+.1f} to {100 * e.high:+.1f})"
 
 
-def short_id(unique_id: str) -> str:
-    """``test/algebra/123.json`` -> ``algebra/123``."""
-    s = unique_id.removeprefix("test/")
-    return s.removesuffix(".json")
+def tokens_text(value: float | None) -> str:
+    """A token count, or "unavailable" when the run does not know it (never 0 or nan)."""
+    return "unavailable" if value is None else f"{value:,.0f}"
 
 
 def plural(count: int, noun: str) -> str:
@@ -211,276 +53,131 @@ def plural(count: int, noun: str) -> str:
 
 
 def id_list(ids: Sequence[str], limit: int = 8) -> str:
-    shown = ", ".join(code(short_id(i)) for i in ids[:limit])
+    shown = ", ".join(code(P.short_id(i)) for i in ids[:limit])
     return shown + (f" and {len(ids) - limit} more" if len(ids) > limit else "")
 
 
+def label(method: str, n: int) -> str:
+    """``weighted Best-of-16`` (the method's label with this run's N)."""
+    return A.METHOD_LABELS[method].replace("Best-of-N", f"Best-of-{n}").replace("pass@N", f"pass@{n}")
+
+
+def comparison_text(c: A.Comparison, n: int) -> str:
+    """A paired comparison worded so its parts cannot disagree: the informative problems, the split, the exact
+    McNemar p (the only verdict), and the size of the difference with its interval (not a second verdict)."""
+    a, b = label(c.a, n), label(c.b, n)
+    if not c.informative:
+        return f"{a[0].upper() + a[1:]} and {b} solved exactly the same problems (0 informative problems): no evidence either way."
+    verdict = ("a split this uneven is unlikely if both were equally accurate (significant at 5%)" if c.significant
+               else "not significant at 5%")
+    floor = A.min_informative_for_significance()
+    if not c.significant and c.informative < floor:
+        verdict += f"; with {c.informative} informative problems no split could be (it takes at least {floor})"
+    return (f"{plural(c.informative, 'informative problem')} (solved by exactly one of {a} and {b}): {a} won "
+            f"{len(c.only_a)}, lost {len(c.only_b)}; exact McNemar p = {c.p_value:.3g}, {verdict}. "
+            f"Difference in accuracy: {points(c.difference)}.")
+
+
 # --------------------------------------------------------------------------------------------------------
-# Plots
+# Title and setup
 # --------------------------------------------------------------------------------------------------------
-def png_bytes(fig: Figure) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")
-    return buf.getvalue()
+def model_name(name: str) -> str:
+    """``Qwen/Qwen2.5-1.5B-Instruct`` or ``/models/qwen`` -> its last path part."""
+    return Path(str(name).rstrip("/")).name or str(name)
 
 
-def _n_axis(ax, ns: Sequence[int]) -> None:
-    ax.set_xscale("log", base=2)
-    ax.set_xticks(ns, [str(n) for n in ns])
-    ax.minorticks_off()
-    ax.set_xlabel("N (solutions sampled per problem)")
+def dataset_name(source: str) -> str:
+    """``HuggingFaceH4/MATH-500`` -> ``MATH-500``; ``../data/math500.jsonl`` -> ``math500``."""
+    path = Path(str(source))
+    return path.stem if path.suffix in (".jsonl", ".json", ".parquet") else path.name or str(source)
 
 
-def _percent_axis(ax) -> None:
-    ax.set_ylim(-0.02, 1.02)
-    ax.yaxis.set_major_formatter(lambda y, _: f"{100 * y:.0f}%")
-    ax.grid(alpha=0.3)
+def title(an: A.Analysis) -> str:
+    """The models, N and the dataset: what the run is, not where it is stored."""
+    cfg, run = an.run.config, an.run
+    scorer = f" + {model_name(cfg['prm'])}" if cfg.get("prm") else ""
+    return (f"Best-of-{run.n} on {dataset_name(cfg.get('dataset', '?'))} ({len(run.problems)} problems): "
+            f"{model_name(cfg.get('generator', '?'))}{scorer}")
 
 
-def _band(ax, xs, ests: Sequence[A.Estimate], method: str, label: str, style: str = "-o") -> None:
-    ax.plot(xs, [e.value for e in ests], style, color=COLORS[method], label=label, ms=4)
-    ax.fill_between(xs, [e.low for e in ests], [e.high for e in ests], color=COLORS[method], alpha=0.12, lw=0)
+def _setup(page: Page, an: A.Analysis) -> None:
+    cfg, run = an.run.config, an.run
+    levels = ", ".join(f"{P.level_name(lvl)}: {sum(o.level == lvl for o in an.outcomes)}" for lvl in run.levels)
+    imported = run.manifest.get("imported_from")
+    stated = imported.get("stated", {}) if imported else cfg
 
+    def setting(key: str) -> str:  # an imported run knows only what the import command was told
+        return "not stated" if stated.get(key) is None else str(cfg.get(key))
 
-def plot_accuracy_vs_n(an: A.Analysis) -> Figure:
-    """Majority, naive and weighted Best-of-N vs n, greedy as a line, pass@n as the ceiling; 95% bands."""
-    fig = Figure(figsize=(8, 5))
-    ax = fig.subplots()
-    g = an.at_full_n("greedy")
-    ax.axhline(g.value, color=COLORS["greedy"], ls="--", label=f"greedy ({pct(g.value)})")
-    ax.axhspan(g.low, g.high, color=COLORS["greedy"], alpha=0.07, lw=0)
-    _band(ax, an.ns, an.accuracy["pass_at_n"], "pass_at_n", A.METHOD_LABELS["pass_at_n"], ":s")
-    for m in A.SELECTION_METHODS:
-        _band(ax, an.ns, an.accuracy[m], m, A.METHOD_LABELS[m])
-    _n_axis(ax, an.ns)
-    _percent_axis(ax)
-    ax.set_ylabel("accuracy")
-    ax.set_title(
-        f"Accuracy vs N ({len(an.run.problems)} problems; mean over up to {an.curves.subsets} subsets per point)",
-        fontsize=10,
-    )
-    ax.legend(loc="lower right", fontsize=8)
-    return fig
-
-
-def plot_problem_grid(an: A.Analysis) -> Figure:
-    """Problems x methods at full N: solved (green) or not (red); rows labelled with level and right samples."""
-    outs = sorted(an.outcomes, key=lambda o: (o.level, -o.num_correct))  # by level, easiest (most right samples) first
-    grid = np.array([[o.solved(m) for m in A.METHODS] for o in outs], dtype=float)
-    labelled = len(outs) <= 120  # beyond that, labels would overlap: the grid is read as a pattern
-    fig = Figure(figsize=(6.5, min(2 + 0.22 * len(outs), 30) if labelled else 12))
-    ax = fig.subplots()
-    ax.imshow(grid, cmap=ListedColormap(["#f4a3a3", "#8fd18f"]), vmin=0, vmax=1, aspect="auto", interpolation="nearest")
-    ax.set_xticks(range(len(A.METHODS)), [A.METHOD_LABELS[m].replace(" ", "\n", 1) for m in A.METHODS], fontsize=8)
-    ax.xaxis.tick_top()
-    if labelled:
-        ax.set_yticks(
-            range(len(outs)),
-            [f"L{o.level} {short_id(o.unique_id)} ({o.num_correct}/{an.run.n})" for o in outs],
-            fontsize=7,
-        )
-        if len(outs) <= 60:
-            for (r, c), v in np.ndenumerate(grid):
-                ax.text(c, r, "yes" if v else "no", ha="center", va="center", fontsize=6, color="#333")
-    else:
-        ax.set_yticks([])
-        ax.set_ylabel(f"{len(outs)} problems (by level)")
-    ax.set_xticks(np.arange(len(A.METHODS) + 1) - 0.5, minor=True)
-    ax.grid(which="minor", color="white", lw=1)
-    ax.tick_params(which="minor", length=0)
-    ax.set_title(f"Solved at N={an.run.n} (green) or not (red); (k/N) = right samples", fontsize=9, pad=30)
-    return fig
-
-
-def plot_reward_distributions(an: A.Analysis) -> Figure:
-    """Histograms of solution rewards, correct vs incorrect, one panel per aggregation, AUROC in the title."""
-    fig = Figure(figsize=(10, 7))
-    axes = fig.subplots(2, 2).ravel()
-    for ax, how in zip(axes, AGGREGATIONS):
-        s = an.prm[how]
-        both = np.concatenate([s.correct_rewards, s.incorrect_rewards])
-        bins = np.histogram_bin_edges(both if len(both) else [0.0, 1.0], bins=20)
-        for values, color, name in (
-            (s.incorrect_rewards, "#d62728", "incorrect"),
-            (s.correct_rewards, "#2ca02c", "correct"),
-        ):
-            if len(values):
-                ax.hist(values, bins=bins, color=color, alpha=0.5, label=f"{name} ({len(values)})", density=True)
-        auc = "n/a" if s.auroc is None else f"{s.auroc:.3f}"
-        within = "n/a" if s.within_auroc is None else f"{s.within_auroc:.3f}"
-        ax.set_title(f"{how}: AUROC {auc}, within-problem {within}", fontsize=9)
-        ax.set_xlabel(f"reward ({how} of step rewards)", fontsize=8)
-        ax.set_ylabel("density", fontsize=8)
-        ax.legend(fontsize=7)
-    fig.suptitle("PRM rewards of correct vs incorrect sampled solutions", fontsize=11)
-    fig.tight_layout()
-    return fig
-
-
-def plot_aggregations(an: A.Analysis) -> Figure:
-    """Weighted and naive Best-of-N vs n under each reward aggregation (greedy for reference)."""
-    fig = Figure(figsize=(11, 4.5))
-    axes = fig.subplots(1, 2, sharey=True)
-    for ax, method in zip(axes, ("weighted_bon", "naive_bon")):
-        ax.axhline(an.at_full_n("greedy").value, color=COLORS["greedy"], ls="--", label="greedy")
-        ax.plot(an.ns, [e.value for e in an.accuracy["majority"]], ":", color=COLORS["majority"], label="majority vote")
-        for how in AGGREGATIONS:
-            ests = an.aggregation[how][method]
-            ax.plot(an.ns, [e.value for e in ests], "-o", ms=4, color=AGG_COLORS[how], label=how)
-        _n_axis(ax, an.ns)
-        _percent_axis(ax)
-        ax.set_title(f"{A.METHOD_LABELS[method]}, by reward aggregation", fontsize=10)
-        ax.legend(fontsize=8, loc="lower right")
-    axes[0].set_ylabel("accuracy")
-    fig.tight_layout()
-    return fig
-
-
-def plot_compute(an: A.Analysis) -> Figure:
-    """Accuracy vs generated tokens per problem: all problems, then each level; points labelled with n."""
-    panels = [("all levels", an.accuracy, an.mean_tokens, an.greedy_mean_tokens)]
-    if len(an.run.levels) > 1:
-        panels += [
-            (f"level {lvl}", an.by_level[lvl], an.tokens_by_level[lvl], an.greedy_tokens_by_level[lvl])
-            for lvl in an.run.levels
-        ]
-    cols = 2 if len(panels) in (2, 4) else min(3, len(panels))
-    rows = -(-len(panels) // cols)
-    fig = Figure(figsize=(4.4 * cols, 4 * rows))
-    axes = np.atleast_1d(fig.subplots(rows, cols, sharey=True, squeeze=False).ravel())
-    for ax in axes[len(panels) :]:
-        ax.set_visible(False)
-    for ax, (title, acc, tokens, greedy_tokens) in zip(axes, panels):
-        for m in ("pass_at_n", *A.SELECTION_METHODS):
-            ax.plot(
-                tokens,
-                [e.value for e in acc[m]],
-                ":s" if m == "pass_at_n" else "-o",
-                ms=4,
-                color=COLORS[m],
-                label=A.METHOD_LABELS[m],
-            )
-        for n, x, e in zip(an.ns, tokens, acc["weighted_bon"]):
-            ax.annotate(f"N={n}", (x, e.value), textcoords="offset points", xytext=(0, -12), ha="center", fontsize=7)
-        ax.plot(
-            [greedy_tokens],
-            [acc["greedy"][-1].value],
-            "*",
-            ms=12,
-            color=COLORS["greedy"],
-            label="greedy",
-            clip_on=False,
-        )
-        if max(tokens) > 0 and greedy_tokens > 0:
-            ax.set_xscale("log", base=2)  # each doubling of N is one step to the right
-            ax.xaxis.set_major_formatter(lambda x, _: f"{x:,.0f}")
-            ax.xaxis.set_minor_formatter(NullFormatter())
-        ax.set_xlabel("generated tokens per problem")
-        _percent_axis(ax)
-        ax.set_title(title, fontsize=10)
-    axes[0].set_ylabel("accuracy")
-    axes[0].legend(fontsize=7, loc="lower right")
-    fig.suptitle("Accuracy vs generation cost (PRM scoring not counted)", fontsize=11)
-    fig.tight_layout()
-    return fig
-
-
-def plot_by_level(an: A.Analysis) -> Figure:
-    """Accuracy per difficulty level at full N, one bar per method, 95% intervals as error bars."""
-    fig = Figure(figsize=(8, 4.5))
-    ax = fig.subplots()
-    levels = an.run.levels
-    width = 0.8 / len(A.METHODS)
-    for k, m in enumerate(A.METHODS):
-        ests = [an.by_level[lvl][m][-1] for lvl in levels]
-        xs = np.arange(len(levels)) + (k - (len(A.METHODS) - 1) / 2) * width
-        vals = np.array([e.value for e in ests])
-        err = np.array([[e.value - e.low for e in ests], [e.high - e.value for e in ests]])
-        ax.bar(xs, vals, width, yerr=err, color=COLORS[m], label=A.METHOD_LABELS[m], capsize=2, error_kw={"lw": 0.8})
-    counts = {lvl: sum(o.level == lvl for o in an.outcomes) for lvl in levels}
-    ax.set_xticks(range(len(levels)), [f"level {lvl}\n({counts[lvl]} problems)" for lvl in levels])
-    _percent_axis(ax)
-    ax.set_ylabel(f"accuracy at N={an.run.n}")
-    ax.legend(fontsize=7, ncols=len(A.METHODS), loc="upper center", bbox_to_anchor=(0.5, -0.15))
-    ax.set_title("Accuracy by difficulty level (error bars: 95% bootstrap CI over the level's problems)", fontsize=10)
-    return fig
-
-
-PLOTS = {
-    "accuracy_vs_n.png": (plot_accuracy_vs_n, "Accuracy vs N"),
-    "per_problem.png": (plot_problem_grid, "Problems x methods: solved or not"),
-    "reward_distributions.png": (plot_reward_distributions, "PRM rewards of correct vs incorrect solutions"),
-    "aggregation.png": (plot_aggregations, "Best-of-N under each reward aggregation"),
-    "by_level.png": (plot_by_level, "Accuracy by level"),
-    "compute.png": (plot_compute, "Accuracy vs generated tokens"),
-}
+    items = [
+        f"problems: {len(run.problems)} ({levels}) from {code(cfg.get('dataset', '?'))}",
+        f"samples per problem N = {run.n}, temperature {setting('temperature')}, top-p {setting('top_p')}",
+        f"generator: {code(cfg.get('generator', '?'))}; reward model: {code(cfg.get('prm', '?'))}",
+        f"reward aggregation for selection: {code(run.reward_aggregation)}"
+        + (" (the rewards have one score per solution, so every aggregation is the same)" if run.one_score else ""),
+    ]
+    if imported:
+        items.append(f"completions imported with `bestofn import` from {code(imported.get('source', '?'))}"
+                     + ("" if run.has_greedy else "; no greedy solutions (so no greedy baseline)"))
+    items.append(f"run directory: {code(run.run_dir)}")
+    items.append(f"report settings: {an.curves.subsets} subsets per point, seed {an.curves.seed}, "
+                 f"{an.bootstrap} bootstrap resamples")
+    page.heading(2, "Setup")
+    page.add(bullets(items))
 
 
 # --------------------------------------------------------------------------------------------------------
 # The written analysis
 # --------------------------------------------------------------------------------------------------------
-def written_analysis(an: A.Analysis) -> list[str]:
-    """A few paragraphs stating what the numbers show, each claim with its size and uncertainty."""
-    n, total = an.run.n, len(an.run.problems)
-    solved = {m: A.solved_counts(an.outcomes, m) for m in A.METHODS}
-    wg = an.comparisons["weighted_bon-greedy"]
-    wm = an.comparisons["weighted_bon-majority"]
-    wn = an.comparisons["weighted_bon-naive_bon"]
-    out = []
+def headline(an: A.Analysis) -> str:
+    """One paragraph: the main accuracies, and on how many problems selection could and did matter."""
+    n, total, m = an.run.n, len(an.run.problems), an.matters
+    solved = {k: A.solved_counts(an.outcomes, k) for k in an.methods}
+    baseline = (f"against greedy's {solved['greedy']} ({with_ci(an.at_full_n('greedy'))}) and "
+                if an.run.has_greedy else "against ")
+    unanimous = f"on the other {len(m.unanimous)} every sample with an answer agreed"
+    if m.no_answer:
+        unanimous += f" and on {len(m.no_answer)} no sample had an answer"
+    return (
+        f"**Headline.** On {total} {dataset_name(an.run.config.get('dataset', '?'))} problems with N={n} samples each, "
+        f"weighted Best-of-{n} solved {solved['weighted_bon']} ({with_ci(an.at_full_n('weighted_bon'))}) "
+        f"{baseline}majority vote's {solved['majority']} ({with_ci(an.at_full_n('majority'))}). "
+        f"Selection could matter on {plural(len(m.contested), 'problem')} (more than one answer group); {unanimous}. "
+        f"On {plural(len(m.missed), 'problem')} a right answer was sampled but not chosen; on "
+        f"{len(m.none_right)} no sample was right (pass@{n} {with_ci(an.at_full_n('pass_at_n'))})."
+    )
 
-    verdict = (
-        "the two methods solved exactly the same problems"
-        if not wg.only_a and not wg.only_b
-        else "the interval excludes zero, so the gain is larger than the noise of drawing these problems"
-        if wg.difference.low > 0
-        else "the interval excludes zero: weighted Best-of-N did *worse* than greedy beyond problem-sampling noise"
-        if wg.difference.high < 0
-        else f"the interval includes zero: with {total} problems this run cannot tell the difference from noise"
-    )
+
+def written_analysis(an: A.Analysis) -> list[str]:
+    """A few paragraphs stating what the numbers show, each claim with its size and its evidence."""
+    n, total = an.run.n, len(an.run.problems)
+    solved = {m: A.solved_counts(an.outcomes, m) for m in an.methods}
+    out = [headline(an)]
+    if an.run.has_greedy:
+        wg = an.comparisons["weighted_bon-greedy"]
+        flips = ""
+        if wg.only_a or wg.only_b:
+            flips = (f" Won: {id_list(wg.only_a) or 'none'}. Lost: {id_list(wg.only_b) or 'none'}.")
+        out.append(f"**Gain over greedy.** {comparison_text(wg, n)}{flips}")
+    wm, wn = an.comparisons["weighted_bon-majority"], an.comparisons["weighted_bon-naive_bon"]
     out.append(
-        f"**Gain over greedy.** Weighted Best-of-{n} solved {solved['weighted_bon']}/{total} problems "
-        f"({pct(an.at_full_n('weighted_bon').value)}), greedy {solved['greedy']}/{total} ({pct(an.at_full_n('greedy').value)}): "
-        f"{points(wg.difference)}, paired bootstrap over problems; {verdict}."
+        f"**PRM vs majority vote.** Majority vote alone solved {solved['majority']}/{total}. {comparison_text(wm, n)} "
+        f"{_curve_comparison(an)}"
     )
-    out.append(
-        f"**Flips.** Weighted Best-of-{n} solved {plural(len(wg.only_a), 'problem')} that greedy missed"
-        f"{' (' + id_list(wg.only_a) + ')' if wg.only_a else ''} and missed {len(wg.only_b)} that greedy solved"
-        f"{' (' + id_list(wg.only_b) + ')' if wg.only_b else ''}; exact McNemar test on these flips: p = {wg.p_value:.3g}."
-    )
-    oracle = solved["pass_at_n"]
-    unpicked = [o.unique_id for o in an.outcomes if o.pass_at_n and not o.weighted_bon.correct]
-    if oracle:
-        out.append(
-            f"**Room left.** At least one of the {n} samples was right on {oracle}/{total} problems (pass@{n}, the ceiling of any "
-            f"selection rule); weighted Best-of-{n} picked a right answer on {solved['weighted_bon']} of them "
-            f"({pct(solved['weighted_bon'] / oracle)}). On {plural(len(unpicked), 'problem')} a right solution was sampled but not selected"
-            f"{' (' + id_list(unpicked) + ')' if unpicked else ''}."
-        )
-    else:
-        out.append(
-            f"**Room left.** No sample was right on any problem (pass@{n} = 0): no selection rule can help here."
-        )
-    same = total - len(wm.only_a) - len(wm.only_b)
-    out.append(
-        f"**PRM vs majority vote.** Majority vote alone solved {solved['majority']}/{total}. Weighting the votes by the PRM "
-        f"changed the outcome on {plural(len(wm.only_a) + len(wm.only_b), 'problem')}: it helped on {len(wm.only_a)}"
-        f"{' (' + id_list(wm.only_a) + ')' if wm.only_a else ''} and hurt on {len(wm.only_b)}"
-        f"{' (' + id_list(wm.only_b) + ')' if wm.only_b else ''}; on the other {same} majority vote did as well. "
-        f"Weighted minus majority: {points(wm.difference)}. {_curve_comparison(an)}"
-    )
-    out.append(
-        f"**Weighted vs naive Best-of-N.** Trusting the single highest-reward solution (naive) solved {solved['naive_bon']}/{total}; "
-        f"summing rewards over equivalent answers (weighted) changed {plural(len(wn.only_a) + len(wn.only_b), 'outcome')} "
-        f"({len(wn.only_a)} for the better, {len(wn.only_b)} for the worse): {points(wn.difference)}."
-    )
+    out.append(f"**Weighted vs naive Best-of-N.** Naive Best-of-{n} (trust the single highest-reward solution) solved "
+               f"{solved['naive_bon']}/{total}. {comparison_text(wn, n)}")
     out.append(_prm_paragraph(an))
     out.append(_compute_paragraph(an))
     if len(an.run.levels) > 1:
+        base = "greedy -> " if an.run.has_greedy else ""
         parts = [
-            f"level {lvl}: {pct(an.by_level[lvl]['greedy'][-1].value)} -> {pct(an.by_level[lvl]['weighted_bon'][-1].value)}"
+            f"{P.level_name(lvl)} ({sum(o.level == lvl for o in an.outcomes)} problems): "
+            + (f"{pct(an.by_level[lvl]['greedy'][-1].value)} -> " if an.run.has_greedy else "")
+            + pct(an.by_level[lvl]["weighted_bon"][-1].value)
             for lvl in an.run.levels
         ]
-        out.append(f"**By level** (greedy -> weighted Best-of-{n}): " + "; ".join(parts) + ".")
+        out.append(f"**By level** ({base}weighted Best-of-{n}): " + "; ".join(parts) + ".")
+    out.append(_grading_paragraph(an))
     return out
 
 
@@ -500,251 +197,341 @@ def _curve_comparison(an: A.Analysis) -> str:
 
 
 def _prm_paragraph(an: A.Analysis) -> str:
-    last = an.prm["last"]
-    if last.auroc is None:
-        right = len(last.correct_rewards)
-        detector = (
-            f"The final-step reward's AUROC is undefined here: all {right + len(last.incorrect_rewards)} scored samples "
-            f"are {'right' if right else 'wrong'}."
-        )
+    how = an.run.reward_aggregation
+    s = an.prm[how]
+    what = "the solution reward" if an.run.one_score else f"the solution reward ({how} of the step rewards)"
+    if s.auroc is None:
+        right = len(s.correct_rewards)
+        detector = (f"The AUROC of {what} is undefined: all {right + len(s.incorrect_rewards)} scored samples are "
+                    f"{'right' if right else 'wrong'}.")
     else:
-        ci = f" (95% CI {last.auroc_ci[0]:.3f}-{last.auroc_ci[1]:.3f})" if last.auroc_ci else ""
-        within = (
-            f"; within a problem, which is what selection needs, it is {last.within_auroc:.3f} "
-            f"(mean over the {plural(last.within_problems, 'problem')} with both right and wrong samples)"
-            if last.within_auroc is not None
-            else "; no problem had both right and wrong samples, so the within-problem AUROC is undefined"
-        )
-        detector = (
-            f"As a correctness detector, the final-step reward has AUROC {last.auroc:.3f}{ci}: a random right solution "
-            f"outscores a random wrong one {pct(last.auroc)} of the time{within}."
-        )
-    full = {how: an.aggregation[how]["weighted_bon"][-1].value for how in AGGREGATIONS}
+        ci = f" (95% CI {s.auroc_ci[0]:.3f}-{s.auroc_ci[1]:.3f})" if s.auroc_ci else ""
+        within = (f"; within a problem, which is what selection needs, it is {s.within_auroc:.3f} (mean over the "
+                  f"{plural(s.within_problems, 'problem')} with both right and wrong samples)"
+                  if s.within_auroc is not None
+                  else "; no problem had both right and wrong samples, so the within-problem AUROC is undefined")
+        detector = f"As a correctness detector, {what} has AUROC {s.auroc:.3f}{ci}{within}."
+    cal = an.calibration
+    calibration = (f" Calibration: expected calibration error {cal.ece:.3f} over {cal.total} solutions "
+                   f"({A.CALIBRATION_BINS} equal bins; the reliability diagram shows where the reward over- or "
+                   f"under-states the chance of being right).")
+    if an.run.one_score:
+        return (f"**The reward model.** {detector}{calibration} The rewards have one score per solution (an outcome "
+                f"reward, or solutions without step breaks): the aggregations `last`, `min`, `prod` and `mean` all give "
+                f"the same reward, so the report does not compare them and shows no per-step views.")
+    full = {h: an.aggregation[h]["weighted_bon"][-1].value for h in AGGREGATIONS}
     best = max(full.values())
     winners = [h for h in AGGREGATIONS if full[h] == best]
-    ranking = ", ".join(f"{h} {pct(v)}" for h, v in sorted(full.items(), key=lambda kv: -kv[1]))
-    used = code(an.run.reward_aggregation)
     if len(winners) == len(AGGREGATIONS):
-        return f"**The PRM.** {detector} Weighted Best-of-{an.run.n} is {pct(best)} under every reward aggregation (this run selects with {used})."
-    return f"**The PRM.** {detector} Weighted Best-of-{an.run.n} by aggregation: {ranking}; best: {' / '.join(winners)} (this run selects with {used})."
+        agg = f" Weighted Best-of-{an.run.n} reaches {pct(best)} under every aggregation."
+    else:
+        ranking = ", ".join(f"{h} {pct(v)}" for h, v in sorted(full.items(), key=lambda kv: -kv[1]))
+        agg = f" Weighted Best-of-{an.run.n} by aggregation: {ranking} (this run selects with {code(how)})."
+    return f"**The reward model.** {detector}{calibration}{agg}"
 
 
 def _compute_paragraph(an: A.Analysis) -> str:
     n = an.run.n
-    ratio = an.mean_tokens[-1] / an.greedy_mean_tokens if an.greedy_mean_tokens else float("nan")
-    text = (
-        f"**Cost.** Best-of-{n} generated {an.mean_tokens[-1]:,.0f} tokens per problem on average, {ratio:.1f}x greedy's "
-        f"{an.greedy_mean_tokens:,.0f} (PRM scoring reads them once more and is not counted)."
-    )
+    if an.mean_tokens is None:
+        return ("**Cost.** Token counts are unavailable for this run (the completions came without them), so the "
+                "report shows no cost figures.")
+    text = f"**Cost.** Best-of-{n} generated {an.mean_tokens[-1]:,.0f} tokens per problem on average"
+    if an.greedy_mean_tokens:
+        text += f", {an.mean_tokens[-1] / an.greedy_mean_tokens:.1f}x greedy's {an.greedy_mean_tokens:,.0f}"
+    text += " (PRM scoring reads them once more and is not counted)."
     if len(an.ns) > 1:
         half = an.ns[-2]
         gain = an.accuracy["weighted_bon"][-1].value - an.accuracy["weighted_bon"][-2].value
-        text += f" Going from N={half} to N={n} cost {an.mean_tokens[-1] - an.mean_tokens[-2]:,.0f} more tokens per problem for {100 * gain:+.1f} points of weighted Best-of-N accuracy."
+        text += (f" Going from N={half} to N={n} cost {an.mean_tokens[-1] - an.mean_tokens[-2]:,.0f} more tokens per "
+                 f"problem for {100 * gain:+.1f} points of weighted Best-of-N accuracy (subset means).")
     return text
 
 
-# --------------------------------------------------------------------------------------------------------
-# The report
-# --------------------------------------------------------------------------------------------------------
-def build_report(an: A.Analysis) -> Doc:
-    """The whole report as a :class:`Doc` (plots referenced by the file names of :data:`PLOTS`)."""
-    doc = Doc()
-    run, n = an.run, an.run.n
-    doc.heading(1, f"Best-of-N report: {run.run_dir.resolve().name}")
-    _setup_section(doc, an)
-    doc.heading(2, "Summary")
-    for paragraph in written_analysis(an):
-        doc.para(paragraph)
-    if an.inconsistencies:
-        doc.para("**Warning: results.json disagrees with the samples** (this report recomputes from samples.jsonl):")
-        doc.bullets(an.inconsistencies)
+def _grading_paragraph(an: A.Analysis) -> str:
+    parts = []
+    for c in an.checks:
+        parts.append(f"{c.source}: math-verify accepts {c.math_verify}/{c.total} answers, plain string matching "
+                     f"{c.string_match}/{c.total} ({c.only_math_verify} only math-verify accepts"
+                     + (f", {c.only_string_match} only string matching accepts" if c.only_string_match else "") + ")")
+    return "**Grading.** " + "; ".join(parts) + ". Accuracies in this report use math-verify."
 
-    doc.heading(2, "Accuracy vs N")
-    doc.image("accuracy_vs_n.png", PLOTS["accuracy_vs_n.png"][1])
-    doc.para(
+
+# --------------------------------------------------------------------------------------------------------
+# Sections
+# --------------------------------------------------------------------------------------------------------
+def _accuracy_section(page: Page, an: A.Analysis) -> None:
+    n = an.run.n
+    page.heading(2, "Accuracy vs N")
+    page.image("accuracy_vs_n.png", "Accuracy vs N")
+    page.para(
         f"Each point is the mean over problems of the expected accuracy over up to {an.curves.subsets} random N-subsets "
-        f"(drawn without replacement from the {n} samples; all subsets when there are fewer; subset seed {an.curves.seed}). "
-        f"Bands and brackets: 95% percentile bootstrap over problems ({an.bootstrap} resamples)."
+        f"(drawn without replacement from the {n} samples; all subsets when there are fewer; subset seed "
+        f"{an.curves.seed}). Brackets and bands: 95% Wilson intervals over the {len(an.run.problems)} problems. "
+        f"Curves that coincide are drawn once and labelled \"a = b\"."
     )
-    doc.table(
-        ["N", "tokens / problem", *(A.METHOD_LABELS[m] for m in A.METHODS)],
-        [
-            [k, f"{t:,.0f}", *(with_ci(an.accuracy[m][i]) for m in A.METHODS)]
-            for i, (k, t) in enumerate(zip(an.ns, an.mean_tokens))
-        ],
-    )
+    tokens = an.mean_tokens or [None] * len(an.ns)
+    page.add(table(["N", "tokens / problem", *(label(m, n) for m in an.methods)],
+                   [[k, tokens_text(t), *(with_ci(an.accuracy[m][i]) for m in an.methods)]
+                    for i, (k, t) in enumerate(zip(an.ns, tokens))]))
 
-    doc.heading(2, "Per problem")
-    doc.image("per_problem.png", PLOTS["per_problem.png"][1])
-    wg = an.comparisons["weighted_bon-greedy"]
+
+def _selection_section(page: Page, an: A.Analysis) -> None:
+    n, m = an.run.n, an.matters
+    page.heading(2, "Where selection matters")
+    page.para(
+        f"**{len(m.contested)} of {len(an.outcomes)} problems have more than one answer group**: only there can the "
+        f"rules disagree, and they picked different answers on {plural(len(m.rules_disagree), 'problem')}. "
+        f"On {plural(len(m.missed), 'problem')} a right answer was sampled but weighted Best-of-{n} chose another"
+        f"{' (' + id_list(m.missed) + ')' if m.missed else ''}; on {len(m.none_right)} no sample was right, "
+        f"so no rule could help."
+    )
+    quiet = [o for o in an.outcomes if not o.contested]
+    if quiet:
+        solved = sum(o.pass_at_n for o in quiet)
+        page.add(details(
+            f"{len(quiet)} problems without a choice to make: {len(m.unanimous)} unanimous "
+            f"({solved} of them right), {len(m.no_answer)} without any answer",
+            ", ".join(code(P.short_id(o.unique_id)) for o in quiet),
+        ))
+    if not m.contested:
+        return
+    page.image("selection.png", "Problems with more than one answer group, solved or not by each method")
+    by_problem = {p.unique_id: p for p in an.run.problems}
     by_id = {o.unique_id: o for o in an.outcomes}
-    texts = {p.unique_id: p for p in run.problems}
-    for title, ids in (
-        (f"Solved by weighted Best-of-{n}, missed by greedy ({len(wg.only_a)})", wg.only_a),
-        (f"Solved by greedy, missed by weighted Best-of-{n} ({len(wg.only_b)})", wg.only_b),
-    ):
-        doc.heading(3, title)
-        if not ids:
-            doc.para("None.")
-        for uid in ids:
-            _problem_block(doc, by_id[uid], texts[uid], n, run.reward_aggregation)
-
-    _prm_section(doc, an)
-    _level_section(doc, an)
-    _notes_section(doc, an)
-    return doc
+    order = sorted(m.contested, key=lambda u: (not by_id[u].missed, by_id[u].level, u))
+    for uid in order:
+        _problem_block(page, by_id[uid], by_problem[uid], an)
 
 
-def _setup_section(doc: Doc, an: A.Analysis) -> None:
-    cfg, run = an.run.config, an.run
-    levels = ", ".join(f"level {lvl}: {sum(o.level == lvl for o in an.outcomes)}" for lvl in run.levels)
-    items = [
-        f"run directory: {code(run.run_dir)}",
-        f"problems: {len(run.problems)} ({levels})",
-        f"samples per problem N = {run.n}"
-        + (f", temperature {cfg['temperature']}" if "temperature" in cfg else "")
-        + (f", top-p {cfg['top_p']}" if "top_p" in cfg else ""),
-    ]
-    if "generator" in cfg:
-        items.append(f"generator: {code(cfg['generator'])}; PRM: {code(cfg.get('prm', '?'))}")
-    items.append(f"reward aggregation for selection: {code(run.reward_aggregation)}")
-    items.append(
-        f"report settings: {an.curves.subsets} subsets per point, seed {an.curves.seed}, {an.bootstrap} bootstrap resamples"
-    )
-    doc.heading(2, "Setup")
-    doc.bullets(items)
+def _problem_block(page: Page, out: A.ProblemOutcome, p: A.ProblemData, an: A.Analysis) -> None:
+    n, how = an.run.n, an.run.reward_aggregation
+    tag = " - right answer sampled, not chosen" if out.missed else ""
+    page.heading(4, f"{P.short_id(out.unique_id)} ({P.level_name(out.level)}"
+                    f"{', ' + out.subject if out.subject else ''}){tag}")
+    picks = [f"{label(k, n)}: {code(getattr(out, k).answer)} ({'right' if getattr(out, k).correct else 'wrong'})"
+             for k in ("greedy", *A.SELECTION_METHODS) if getattr(out, k) is not None]
+    page.add(bullets([f"gold answer: {code(out.gold)}; right samples: {out.num_correct}/{n}", "; ".join(picks)]))
+    chosen = {k: getattr(out, k).answer for k in A.SELECTION_METHODS}
 
+    def chosen_by(group: dict) -> str:
+        return ", ".join(A.METHOD_LABELS[k].split(" ")[0] for k, a in chosen.items() if a in group["indices_answers"])
 
-def _problem_block(doc: Doc, out: A.ProblemOutcome, p: A.ProblemData, n: int, how: str) -> None:
-    doc.heading(4, f"{short_id(out.unique_id)} (level {out.level}{', ' + out.subject if out.subject else ''})")
-    doc.quote(p.problem)
-    doc.bullets(
-        [
-            f"gold answer: {code(out.gold)}",
-            f"greedy: {code(out.greedy.answer)} ({'right' if out.greedy.correct else 'wrong'})",
-            f"majority vote: {code(out.majority.answer)}; naive Best-of-{n}: {code(out.naive_bon.answer)}; "
-            f"weighted Best-of-{n}: {code(out.weighted_bon.answer)} ({'right' if out.weighted_bon.correct else 'wrong'})",
-            f"right samples: {out.num_correct}/{n}",
-        ]
-    )
-    doc.table(
-        ["answer group", "solutions", "summed reward", "right?", "sample indices"],
-        [
-            [
-                code(g["answer"]),
-                g["count"],
-                f"{g['reward_sum']:.3f}",
-                "yes" if g["correct"] else "no",
-                ", ".join(map(str, g["indices"])),
-            ]
-            for g in out.groups
-        ],
-    )
+    rows = []
+    for g in out.groups:
+        g = {**g, "indices_answers": {p.answers[i] for i in g["indices"]}}
+        mark = "**right**" if g["correct"] else "wrong"
+        rows.append([code(g["answer"]), g["count"], f"{g['reward_sum']:.3f}",
+                     f"{max(p.rewards(how)[g['indices']]):.3f}", mark, chosen_by(g) or "-",
+                     ", ".join(map(str, g["indices"]))])
+    page.add(table(["answer group", "solutions", "summed reward", "best reward", "right?", "chosen by", "samples"], rows))
+    page.add(details("Problem statement", fenced(p.problem)))
     i = out.weighted_bon.sample_index
     if i is not None:
         text = p.texts[i]
         if len(text) > SOLUTION_CHARS:
-            text = (
-                text[:SOLUTION_CHARS]
-                + f"\n[... cut: {len(p.texts[i]) - SOLUTION_CHARS} more characters in samples.jsonl]"
-            )
-        reward = float(p.rewards(how)[i])
-        doc.details(
-            f"Winning solution: sample {i}, reward {reward:.3f} (the best-scored solution of the winning group)", text
-        )
+            text = text[:SOLUTION_CHARS] + f"\n[... cut: {len(p.texts[i]) - SOLUTION_CHARS} more characters in samples.jsonl]"
+        page.add(details(f"Weighted Best-of-{n}'s solution: sample {i}, reward {p.rewards(how)[i]:.3f} "
+                         f"(the best-scored solution of the winning group)", fenced(text)))
 
 
-def _prm_section(doc: Doc, an: A.Analysis) -> None:
-    n = an.run.n
-    doc.heading(2, "The PRM")
-    doc.image("reward_distributions.png", PLOTS["reward_distributions.png"][1])
+def _reward_section(page: Page, an: A.Analysis) -> None:
+    n, run = an.run.n, an.run
+    page.heading(2, "The reward model")
+    page.image("reward_distributions.png", "Rewards of right vs wrong solutions")
+    hows = [run.reward_aggregation] if run.one_score else list(AGGREGATIONS)
     rows = []
-    for how in AGGREGATIONS:
+    for how in hows:
         s = an.prm[how]
-        auc = (
-            "n/a"
-            if s.auroc is None
-            else f"{s.auroc:.3f}" + (f" [{s.auroc_ci[0]:.3f}, {s.auroc_ci[1]:.3f}]" if s.auroc_ci else "")
-        )
+        auc = "n/a" if s.auroc is None else f"{s.auroc:.3f}" + (
+            f" [{s.auroc_ci[0]:.3f}, {s.auroc_ci[1]:.3f}]" if s.auroc_ci else "")
         within = "n/a" if s.within_auroc is None else f"{s.within_auroc:.3f} ({s.within_problems} problems)"
-        rows.append(
-            [
-                code(how) + (" (used)" if how == an.run.reward_aggregation else ""),
-                auc,
-                within,
-                with_ci(an.aggregation[how]["weighted_bon"][-1]),
-                with_ci(an.aggregation[how]["naive_bon"][-1]),
-            ]
-        )
-    doc.table(
-        ["aggregation", "AUROC (pooled)", "AUROC within problem", f"weighted Best-of-{n}", f"naive Best-of-{n}"], rows
+        rows.append([code(how) + (" (used)" if how == run.reward_aggregation else ""), auc, within,
+                     with_ci(an.aggregation[how]["weighted_bon"][-1]), with_ci(an.aggregation[how]["naive_bon"][-1])])
+    page.add(table(["aggregation", "AUROC (pooled)", "AUROC within problem", f"weighted Best-of-{n}",
+                    f"naive Best-of-{n}"], rows))
+    page.para(
+        "AUROC: probability that a random right solution gets a higher reward than a random wrong one (ties count "
+        "half), over all scored samples; the bracket is a 95% bootstrap interval over problems (for the aggregation "
+        "used). Within problem: the same, per problem with both right and wrong samples, averaged; it ignores how "
+        "hard each problem is, which is all that selection among one problem's samples can use."
+        + (" The rewards have one score per solution: the aggregations are not compared." if run.one_score else "")
     )
-    doc.para(
-        "AUROC: probability that a random right solution gets a higher reward than a random wrong one (ties count half), "
-        "over all scored samples; the bracket is a 95% bootstrap interval over problems (computed for `last`). "
-        "Within problem: the same, per problem with both right and wrong samples, averaged; it ignores how hard "
-        "each problem is, which is all that selection among one problem's samples can use."
+    page.heading(3, "Calibration")
+    page.image("calibration.png", "Reliability diagram of the solution reward")
+    cal = an.calibration
+    page.add(table(["reward bin", "solutions", "mean reward", "share right [95% Wilson]"],
+                   [[f"{lo:.1f}-{hi:.1f}", int(c), f"{r:.3f}", f"{pct(a)} [{100 * iv[0]:.1f}, {100 * iv[1]:.1f}]"]
+                    for lo, hi, c, r, a, iv in zip(cal.edges[:-1], cal.edges[1:], cal.counts, cal.mean_reward,
+                                                   cal.accuracy, cal.intervals) if c]))
+    page.para(
+        f"Expected calibration error (ECE): {cal.ece:.3f}, the count-weighted mean of |share right - mean reward| over "
+        f"the bins. Weighted Best-of-N adds rewards up as if they were evidence of correctness; a bin whose share "
+        f"right is far from its mean reward is where that reading fails."
+        + (f" {cal.clipped} rewards outside [0, 1] were put into the end bins." if cal.clipped else "")
     )
-    doc.image("aggregation.png", PLOTS["aggregation.png"][1])
+    page.heading(3, "Rewards within each problem")
+    if not mixed_problems(an):
+        page.para("No problem has both right and wrong samples: there is nothing for a reward to rank within a problem.")
+    else:
+        page.image("rewards_by_problem.png", "Rewards of right and wrong solutions per problem")
+        page.para("One row per problem with both right and wrong samples (problems where the right answer was sampled "
+                  "but not chosen first): the rewards of its right solutions (green) beside those of its wrong ones "
+                  "(red); the ring marks the solution shown for weighted Best-of-N's pick.")
+    if run.one_score:
+        return
+    page.heading(3, "Step rewards")
+    page.image("step_rewards.png", "Step rewards of right vs wrong solutions by step index")
+    _step_viewer(page, an)
+    page.heading(3, "Reward aggregations")
+    page.image("aggregation.png", "Best-of-N under each reward aggregation")
 
 
-def _level_section(doc: Doc, an: A.Analysis) -> None:
-    doc.heading(2, "Per level and compute")
-    doc.image("by_level.png", PLOTS["by_level.png"][1])
-    doc.table(
-        ["level", "problems", *(A.METHOD_LABELS[m] for m in A.METHODS)],
-        [
-            [lvl, sum(o.level == lvl for o in an.outcomes), *(with_ci(an.by_level[lvl][m][-1]) for m in A.METHODS)]
-            for lvl in an.run.levels
-        ],
-    )
-    doc.image("compute.png", PLOTS["compute.png"][1])
-    doc.table(
-        ["", "greedy", *(f"N={k}" for k in an.ns)],
-        [["all levels", f"{an.greedy_mean_tokens:,.0f}", *(f"{t:,.0f}" for t in an.mean_tokens)]]
-        + [
-            [f"level {lvl}", f"{an.greedy_tokens_by_level[lvl]:,.0f}", *(f"{t:,.0f}" for t in an.tokens_by_level[lvl])]
-            for lvl in an.run.levels
-        ],
-    )
-    doc.para(
-        "Generated tokens per problem (mean). N sampled solutions cost N times one solution; greedy is one solution."
-    )
+def _step_viewer(page: Page, an: A.Analysis) -> None:
+    """For a few contested problems, every solution's steps coloured by their reward (HTML); a table in Markdown."""
+    by_id = {o.unique_id: o for o in an.outcomes}
+    candidates = [p for p in an.run.problems if by_id[p.unique_id].contested and p.scored.any()]
+    candidates.sort(key=lambda p: (not by_id[p.unique_id].missed, p.unique_id not in an.matters.rules_disagree,
+                                   p.unique_id))
+    chosen = candidates[:STEP_VIEWER_PROBLEMS]
+    if not chosen:
+        return
+    page.para(f"Step-reward viewer: every solution of {plural(len(chosen), 'problem')} with more than one answer group "
+              f"(missed right answers first), best reward first, each step coloured by its reward "
+              f"(red 0, yellow 0.5, green 1). In report.md the rewards are listed instead.")
+    legend = "".join(f'<span style="background:{P.reward_color(r)}">{r:g}</span>' for r in (0.0, 0.25, 0.5, 0.75, 1.0))
+    blocks, stand_ins = [f'<p class="legend">reward: {legend}</p>'], []
+    for p in chosen:
+        html_text, md_text = _viewer_problem(p, by_id[p.unique_id], an)
+        blocks.append(html_text)
+        stand_ins.append(md_text)
+    page.html_block("\n".join(blocks), "\n\n".join(stand_ins))
 
 
-def _notes_section(doc: Doc, an: A.Analysis) -> None:
+def _viewer_problem(p: A.ProblemData, out: A.ProblemOutcome, an: A.Analysis) -> tuple[str, str]:
+    how = an.run.reward_aggregation
+    rewards = p.rewards(how)
+    order = sorted(range(len(p.answers)), key=lambda i: -rewards[i])
+    summary = (f"{P.short_id(p.unique_id)}: gold {p.gold}; weighted Best-of-{an.run.n} answered "
+               f"{out.weighted_bon.answer} ({'right' if out.weighted_bon.correct else 'wrong'})")
+    parts, rows = [], []
+    for i in order:
+        steps = p.step_rewards[i]
+        pieces = A.split_steps(p.texts[i], len(steps)) if steps else None
+        verdict = '<span class="right">right</span>' if p.correct[i] else '<span class="wrong">wrong</span>'
+        head = (f'<div class="head">sample {i}: answer <code>{html.escape(str(p.answers[i]))}</code> {verdict}, '
+                f'reward {rewards[i]:.3f}, {plural(len(steps), "step")}</div>')
+        if pieces is None:  # no scored step, or the text does not split into the scored steps
+            pieces, steps = [p.texts[i]], [steps[-1]] if steps else [0.0]
+        body = "".join(
+            f'<div class="step" style="background:{P.reward_color(r)}"><span class="r">{r:.2f}</span>'
+            f'<span class="t">{html.escape(_cut(t))}</span></div>' for r, t in zip(steps, pieces))
+        parts.append(f'<div class="steps">{head}{body}</div>')
+        rows.append([i, code(p.answers[i]), "yes" if p.correct[i] else "no", f"{rewards[i]:.3f}",
+                     " ".join(f"{r:.2f}" for r in p.step_rewards[i])])
+    html_text = f"<details><summary>{html.escape(summary)}</summary>\n{''.join(parts)}\n</details>"
+    md_text = f"**{summary}**\n\n" + table(["sample", "answer", "right?", "reward", "step rewards"], rows)
+    return html_text, md_text
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= STEP_CHARS else text[:STEP_CHARS] + " [...]"
+
+
+def _level_section(page: Page, an: A.Analysis) -> None:
+    page.heading(2, "Per level and compute")
+    page.image("by_level.png", "Accuracy by level")
+    n = an.run.n
+    page.add(table(["level", "problems", *(label(m, n) for m in an.methods)],
+                   [[P.level_name(lvl), sum(o.level == lvl for o in an.outcomes),
+                     *(with_ci(an.by_level[lvl][m][-1]) for m in an.methods)] for lvl in an.run.levels]))
+    if an.mean_tokens is None:
+        page.para("Generated-token counts are unavailable for this run, so there is no cost plot.")
+        return
+    page.image("compute.png", "Accuracy vs generated tokens")
+    greedy = an.run.has_greedy
+    rows = [["all levels", *([tokens_text(an.greedy_mean_tokens)] if greedy else []),
+             *(f"{t:,.0f}" for t in an.mean_tokens)]]
+    rows += [[P.level_name(lvl), *([tokens_text(an.greedy_tokens_by_level[lvl])] if greedy else []),
+              *(f"{t:,.0f}" for t in an.tokens_by_level[lvl])] for lvl in an.run.levels]
+    page.add(table(["", *(["greedy"] if greedy else []), *(f"N={k}" for k in an.ns)], rows))
+    page.para("Generated tokens per problem (mean). N sampled solutions cost N times one solution; greedy is one solution.")
+
+
+def _grading_section(page: Page, an: A.Analysis) -> None:
+    page.heading(2, "Grading: math-verify and string matching")
+    page.add(table(["solutions", "math-verify right", "string match right", "only math-verify", "only string match"],
+                   [[c.source, f"{c.math_verify}/{c.total} ({pct(c.math_verify / c.total) if c.total else 'n/a'})",
+                     f"{c.string_match}/{c.total} ({pct(c.string_match / c.total) if c.total else 'n/a'})",
+                     c.only_math_verify, c.only_string_match] for c in an.checks]))
+    page.para("math-verify judges symbolic equivalence (`\\frac{1}{2}` = `0.5`); string matching compares the answers "
+              "after light normalization, as many codebases do. The difference is how many right answers a plain "
+              "string check would miss.")
+
+
+def _notes_section(page: Page, an: A.Analysis) -> None:
     ps = an.run.problems
     total = sum(len(p.answers) for p in ps)
     notes = [
         f"{sum(a is None for p in ps for a in p.answers)} of {total} samples have no boxed answer (they never win a vote).",
         f"{sum(int(p.cut_off.sum()) for p in ps)} samples were cut off at max_new_tokens.",
-        f"{sum(int((~p.scored).sum()) for p in ps)} samples have no scored step (reward 0 in selection, left out of the AUROC); "
-        f"{sum(int(p.truncated.sum()) for p in ps)} were longer than the PRM's context (only their first steps were scored).",
-        "Answers are grouped by math-verify equivalence once over all N samples; a subset's groups are that grouping restricted to it.",
+        f"{sum(int((~p.scored).sum()) for p in ps)} samples have no scored step (reward 0 in selection, left out of the "
+        f"AUROC and calibration); {sum(int(p.truncated.sum()) for p in ps)} were longer than the PRM's context (only "
+        f"their first steps were scored).",
+        "Answers are grouped by math-verify equivalence once over all N samples; a subset's groups are that grouping "
+        "restricted to it.",
     ]
-    doc.heading(2, "Notes")
-    doc.bullets(notes)
+    if an.mean_tokens is None:
+        notes.append("Token counts are unavailable: tables show \"unavailable\", never 0.")
+    page.heading(2, "Notes")
+    page.add(bullets(notes))
 
 
 # --------------------------------------------------------------------------------------------------------
-# Writing files
+# The report
 # --------------------------------------------------------------------------------------------------------
-def render(
-    doc: Doc, figures: Mapping[str, Figure], out_dir: Path, title: str, formats: Sequence[str] = ("md", "html")
-) -> list[Path]:
-    """Write the PNGs, then ``report.md`` and/or ``report.html`` into ``out_dir``; return the written paths."""
-    images = {name: png_bytes(fig) for name, fig in figures.items()}
-    written = []
-    for name, data in images.items():
-        atomic_write_bytes(out_dir / name, data)
-        written.append(out_dir / name)
-    if "md" in formats:
-        atomic_write_text(out_dir / "report.md", doc.markdown())
-        written.append(out_dir / "report.md")
-    if "html" in formats:
-        atomic_write_text(out_dir / "report.html", doc.html(title, images))
-        written.append(out_dir / "report.html")
-    return written
+def mixed_problems(an: A.Analysis) -> list[A.ProblemData]:
+    """Problems with both right and wrong samples: where a reward can rank right above wrong."""
+    return [p for p in an.run.problems if 0 < p.correct.sum() < len(p.correct)]
+
+
+def plots_for(an: A.Analysis) -> dict[str, Callable[[], Figure]]:
+    """The report's figures by file name; only those that show something for this run."""
+    figures: dict[str, Callable[[], Figure]] = {
+        "accuracy_vs_n.png": lambda: P.plot_accuracy_vs_n(an),
+        "reward_distributions.png": lambda: P.plot_reward_distributions(an),
+        "calibration.png": lambda: P.plot_calibration(an.calibration),
+        "by_level.png": lambda: P.plot_by_level(an),
+    }
+    if mixed_problems(an):
+        figures["rewards_by_problem.png"] = lambda: P.plot_rewards_by_problem(an)
+    if an.matters.contested:
+        figures["selection.png"] = lambda: P.plot_selection_grid(an)
+    if not an.run.one_score:
+        figures["step_rewards.png"] = lambda: P.plot_step_rewards(an.steps)
+        figures["aggregation.png"] = lambda: P.plot_aggregations(an)
+    if an.mean_tokens is not None:
+        figures["compute.png"] = lambda: P.plot_compute(an)
+    return figures
+
+
+def build_report(an: A.Analysis) -> Page:
+    """The whole report as a :class:`Page` (plots referenced by the file names of :func:`plots_for`)."""
+    page = Page(title(an))
+    _setup(page, an)
+    page.heading(2, "Summary")
+    for paragraph in written_analysis(an):
+        page.para(paragraph)
+    if an.inconsistencies:
+        page.para("**Warning: results.json disagrees with the samples** (this report recomputes from samples.jsonl):")
+        page.add(bullets(an.inconsistencies))
+    _accuracy_section(page, an)
+    _selection_section(page, an)
+    _reward_section(page, an)
+    _level_section(page, an)
+    add_compute_section(page, an.run.run_dir)  # time, tokens and memory per stage; accuracy per 1k tokens
+    _grading_section(page, an)
+    _notes_section(page, an)
+    return page
 
 
 def write_report(
@@ -763,7 +550,5 @@ def write_report(
 
 def write_analysis_report(an: A.Analysis, out_dir: str | Path, formats: Sequence[str] = ("md", "html")) -> list[Path]:
     """Plot and write the report of an existing :class:`~bestofn.report.analysis.Analysis` into ``out_dir``."""
-    figures = {name: plot(an) for name, (plot, _) in PLOTS.items()}
-    return render(
-        build_report(an), figures, Path(out_dir), f"Best-of-N report: {an.run.run_dir.resolve().name}", formats
-    )
+    figures = {name: make() for name, make in plots_for(an).items()}
+    return write_page(build_report(an), figures, out_dir, formats)

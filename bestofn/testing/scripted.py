@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..backends.base import Completion, GenerationBackend
-from ..prm.skywork import PRMScore
+from ..prm.base import PRMScore
 
 
 @dataclass(frozen=True)

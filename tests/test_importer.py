@@ -1,0 +1,143 @@
+"""Tests of `bestofn import`: completions in search-and-learn's column layout become a run directory that the
+report, selection and PRM rescoring work on. Expected values are worked out by hand in each test."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+
+from bestofn import cli, pipeline
+from bestofn.config import BestOfNConfig
+from bestofn.errors import BestOfNError
+from bestofn.importer import UNKNOWN, import_completions
+from bestofn.io import read_json, read_jsonl
+from bestofn.report import analysis as A
+from bestofn.rundir import check_finished
+
+
+def solution(answer: str, steps: int = 2) -> str:
+    """A solution text with ``steps`` steps separated by blank lines, as search-and-learn's prompts write them."""
+    return "\n\n".join([f"## Step {k + 1}: work." for k in range(steps - 1)] + [f"So the answer is $\\boxed{{{answer}}}$."])
+
+
+# Two problems, N=3, in search-and-learn's layout (its extra columns included, and ignored):
+#   p1 (gold 4): "4" (.2, .9), "5" (.8, .6), "5" (.7, .5): majority "5" (wrong); naive "4" (.9, right);
+#      weighted "5" (1.1 > .9, wrong); pass@3 right.
+#   p2 (gold \frac{1}{2}): "0.5" (.4, .7), "1/3" (.9, .3), "\frac12" (.6, .6): equivalent spellings form one
+#      group: majority, naive (.7) and weighted (1.3) all right.
+# So majority 1/2, naive 2/2, weighted 1/2, pass@3 2/2.
+ROWS = [
+    {"problem": "What is 2+2?", "solution": "It is 4.", "answer": "4", "subject": "Prealgebra", "level": 1,
+     "unique_id": "test/prealgebra/1.json",
+     "completions": [solution("4"), solution("5"), solution("5")],
+     "scores": [[0.2, 0.9], [0.8, 0.6], [0.7, 0.5]], "pred": "\\boxed{5}", "completion_tokens": [31, 40, 38],
+     "agg_scores": [0.9, 0.6, 0.5], "pred_weighted@1": "4", "pred_maj@1": "4", "pred_naive@1": "4"},
+    {"problem": "Half of one?", "solution": "1/2.", "answer": "\\frac{1}{2}", "subject": "Algebra", "level": 3,
+     "unique_id": "test/algebra/2.json",
+     "completions": [solution("0.5"), solution("1/3"), solution("\\frac12")],
+     "scores": [[0.4, 0.7], [0.9, 0.3], [0.6, 0.6]], "pred": "\\boxed{0.5}", "completion_tokens": [20, 22, 24],
+     "agg_scores": [0.7, 0.3, 0.6], "pred_weighted@1": "0.5", "pred_maj@1": "0.5", "pred_naive@1": "0.5"},
+]
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_search_and_learn_layout_imports_as_is(tmp_path: Path):
+    run = import_completions(str(write_jsonl(tmp_path / "sal.jsonl", ROWS)), tmp_path / "run",
+                             generator="meta-llama/Llama-3.2-1B-Instruct", prm="RLHFlow/Llama3.1-8B-PRM-Deepseek-Data",
+                             temperature=0.8)
+    config = check_finished(run)  # a finished run directory: every stage present and up to date
+    assert (config.n, config.generator, config.dataset) == (3, "meta-llama/Llama-3.2-1B-Instruct", str(tmp_path / "sal.jsonl"))
+    problems = read_jsonl(run / "problems.jsonl")
+    assert [(p["unique_id"], p["level"], p["subject"]) for p in problems] == [
+        ("test/prealgebra/1.json", 1, "Prealgebra"), ("test/algebra/2.json", 3, "Algebra")]
+    samples = read_jsonl(run / "samples.jsonl")
+    assert [s["answer"] for s in samples] == ["4", "5", "5", "0.5", "1/3", "\\frac12"]
+    assert [s["correct"] for s in samples] == [True, False, False, True, False, True]  # the project's own grader
+    assert [s["num_tokens"] for s in samples] == [31, 40, 38, 20, 22, 24]
+    assert samples[1]["step_rewards"] == [0.8, 0.6] and samples[1]["reward"] == 0.6
+    assert read_jsonl(run / "greedy.jsonl") == []  # no greedy column: no greedy baseline
+    results = read_json(run / "results.json")
+    got = {m: (a["correct"], a["total"]) for m, a in results["accuracy"].items()}
+    assert got == {"majority": (1, 2), "naive_bon": (2, 2), "weighted_bon": (1, 2), "pass_at_n": (2, 2)}
+    imported = read_json(run / "manifest.json")["imported_from"]
+    assert imported["source"] == str(tmp_path / "sal.jsonl") and imported["rows"] == 2 and imported["n"] == 3
+    assert imported["greedy"] is False and imported["scores"] == "step rewards" and imported["token_counts"] is True
+    assert "pred" in imported["columns"]
+    an = A.analyze(run, subsets=10, bootstrap=20)
+    assert not an.inconsistencies and not an.run.has_greedy and "greedy" not in an.comparisons
+    assert an.mean_tokens[-1] == pytest.approx((31 + 40 + 38 + 20 + 22 + 24) / 2)
+
+
+def test_parquet_greedy_one_score_and_missing_tokens(tmp_path: Path):
+    """A parquet file with a greedy column, one score per completion (an outcome reward), "Level 2" levels and
+    no token counts: greedy is graded, every aggregation is the one score, token counts stay unknown (None)."""
+    import datasets
+
+    rows = [{"problem": f"What is {k}?", "answer": str(k), "level": f"Level {k + 1}", "greedy": solution(str(k)),
+             "completions": [solution(str(k)), solution("9")], "scores": [0.3, 0.6]} for k in range(2)]
+    datasets.Dataset.from_list(rows).to_parquet(str(tmp_path / "c.parquet"))
+    run = import_completions(str(tmp_path / "c.parquet"), tmp_path / "run")
+    greedy = read_jsonl(run / "greedy.jsonl")
+    assert [(g["answer"], g["correct"], g["num_tokens"]) for g in greedy] == [("0", True, None), ("1", True, None)]
+    assert [p["unique_id"] for p in read_jsonl(run / "problems.jsonl")] == ["row/0", "row/1"]
+    assert [p["level"] for p in read_jsonl(run / "problems.jsonl")] == [1, 2]
+    samples = read_jsonl(run / "samples.jsonl")
+    assert [s["step_rewards"] for s in samples] == [[0.3], [0.6]] * 2 and all(s["num_tokens"] is None for s in samples)
+    results = read_json(run / "results.json")
+    assert results["accuracy"]["greedy"]["correct"] == 2 and results["tokens"] == {"greedy": None, "samples": None}
+    assert results["accuracy"]["naive_bon"]["correct"] == 0  # "9" scored 0.6 beats the right 0.3
+    assert read_json(run / "manifest.json")["imported_from"]["scores"] == "one per completion"
+    config = BestOfNConfig.from_yaml(run / "config.yaml")
+    assert config.generator == UNKNOWN and config.prm == UNKNOWN
+    an = A.analyze(run, subsets=10, bootstrap=20)
+    assert an.run.one_score and an.mean_tokens is None and an.greedy_mean_tokens is None
+
+
+def test_missing_column_and_other_bad_input_are_named(tmp_path: Path):
+    bad = [{k: v for k, v in ROWS[0].items() if k != "completions"}]
+    with pytest.raises(BestOfNError, match=r"lacks the column completions \(it has .*problem.*\)"):
+        import_completions(str(write_jsonl(tmp_path / "a.jsonl", bad)), tmp_path / "r1")
+    uneven = [ROWS[0], {**ROWS[1], "completions": ROWS[1]["completions"][:2], "scores": ROWS[1]["scores"][:2],
+                        "completion_tokens": [1, 2]}]
+    with pytest.raises(BestOfNError, match=r"rows have \[2, 3\] completions"):
+        import_completions(str(write_jsonl(tmp_path / "b.jsonl", uneven)), tmp_path / "r2")
+    with pytest.raises(BestOfNError, match="does not exist"):
+        import_completions(str(tmp_path / "none.jsonl"), tmp_path / "r3")
+    import_completions(str(write_jsonl(tmp_path / "c.jsonl", ROWS)), tmp_path / "r4")
+    with pytest.raises(BestOfNError, match=r"is not empty; choose a new --output-dir, or pass --overwrite"):
+        import_completions(str(tmp_path / "c.jsonl"), tmp_path / "r4")
+    assert cli.main(["import", str(tmp_path / "a.jsonl"), "--output-dir", str(tmp_path / "r5")]) == 2  # one line
+
+
+def test_unscored_import_is_scored_by_a_real_prm_and_rescored(tmp_path: Path, tiny_prm_dir, tiny_generator_dir, capsys):
+    """Without scores the run stops after the samples; `bestofn run` with a PRM finishes it (here: the tiny
+    Skywork-format PRM, for real), and a second PRM rescored with --overwrite replaces the scores alone."""
+    rows = [{k: v for k, v in r.items() if k != "scores"} for r in ROWS]
+    source = write_jsonl(tmp_path / "unscored.jsonl", rows)
+    assert cli.main(["import", str(source), "--output-dir", str(tmp_path / "run"), "--generator", "org/gen"]) == 0
+    assert "imported" in capsys.readouterr().out
+    run = tmp_path / "run"
+    assert not (run / "results.json").exists()
+    with pytest.raises(BestOfNError, match="lacks stages scores, results"):
+        check_finished(run)
+    config = dataclasses.replace(BestOfNConfig.from_yaml(run / "config.yaml"), prm=str(tiny_prm_dir), device="cpu")
+    results = pipeline.run(config, overwrite=True)  # the generator (org/gen) is never needed: samples are done
+    samples = read_jsonl(run / "samples.jsonl")
+    assert all(len(s["step_rewards"]) >= 1 for s in samples) and results["accuracy"]["pass_at_n"]["correct"] == 2
+    first = [s["step_rewards"] for s in samples]
+    other = tmp_path / "prm2"
+    import shutil
+
+    shutil.copytree(tiny_prm_dir, other)  # the same weights under another name: a different PRM setting
+    again = pipeline.run(dataclasses.replace(config, prm=str(other)), overwrite=True)
+    assert [s["step_rewards"] for s in read_jsonl(run / "samples.jsonl")] == first  # same weights, same rewards
+    assert read_jsonl(run / "greedy.jsonl") == [] and again["n"] == 3
+    assert BestOfNConfig.from_yaml(run / "config.yaml").prm == str(other)
+    check_finished(run)
