@@ -20,7 +20,7 @@ import pytest
 import ray
 import ray.cloudpickle
 
-from bestofn import pipeline, rundir
+from bestofn import costs, pipeline, rundir
 from bestofn.cli import main
 from bestofn.config import BestOfNConfig
 from bestofn.errors import BestOfNError
@@ -104,6 +104,14 @@ def test_cli_run_on_two_ray_workers_writes_the_single_process_results(cluster, m
     saved = BestOfNConfig.from_yaml(tmp_path / "run" / "config.yaml")
     assert (saved.ray_address, saved.workers) == ("local", 2)
     assert_same_results(tmp_path / "run", single_process_run)
+    # The workers' costs (measured in the Ray processes, returned with each chunk) reach timings.json.
+    on_ray, local = costs.stage_totals(tmp_path / "run"), costs.stage_totals(single_process_run)
+    for stage in ("greedy", "samples", "scores"):
+        got, want = on_ray[stage], local[stage]
+        assert got.sequences > 0 and got.model_s > 0 and got.peak_memory_bytes > 0, stage
+        assert (got.sequences, got.prompt_tokens, got.generated_tokens) == \
+            (want.sequences, want.prompt_tokens, want.generated_tokens), stage
+    assert on_ray["greedy"].load_s > 0 and on_ray["scores"].load_s > 0
 
 
 # --- a killed driver resumes -------------------------------------------------------------------------------------
