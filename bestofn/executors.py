@@ -7,8 +7,9 @@ Contract (the one seam between the pipeline's stages and the hardware they run o
   holds everything its work needs, its own seed included, plus ``"unique_ids"``: the problems it covers,
   which an error names.
 - A *worker class* does the work: ``Worker(config)`` loads its model once (a generation backend, a PRM, or
-  both; at once, or with its first chunk when the chunk says how to load it), ``worker(payload)`` returns the chunk's JSON-able result, ``worker.close()`` frees the model. It is
-  picklable by reference (a module-level class), so a Ray worker process can build it from the config.
+  both; at once, or with its first chunk when the chunk says how to load it), ``worker(payload)`` returns
+  the chunk's JSON-able result, ``worker.close()`` frees the model. It is picklable by reference (a
+  module-level class), so a Ray worker process can build it from the config.
 - An executor's :meth:`~Executor.map` yields ``(chunk index, result)`` as each chunk finishes, in any
   order; the driver journals each result as it arrives, so a kill loses at most the chunks in flight.
   Results are decoded from JSON in both executors, so a worker can only return what a journal can hold.
