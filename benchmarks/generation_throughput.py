@@ -72,10 +72,10 @@ def load(name: str, config: BestOfNConfig) -> tuple[GenerationBackend, float]:
     return backend, time.perf_counter() - start
 
 
-def timed_run(backend: GenerationBackend, prompts: list[str], args: argparse.Namespace) -> dict:
+def timed_run(backend: GenerationBackend, config: BestOfNConfig, prompts: list[str], args: argparse.Namespace) -> dict:
     """The whole workload through ``generate``, in the backend's own chunks, as the pipeline calls it."""
     sampling = dict(n=args.n, temperature=args.temperature, top_p=args.top_p, max_new_tokens=args.max_new_tokens)
-    chunk = backend.chunk_size(args.n)
+    chunk = backend.chunk_size(config, args.n)
     llm = getattr(backend, "llm", None)
     if llm is not None:
         # Every run starts cold: prompts cached by an earlier run would make vLLM's prefill free. Within a run,
@@ -107,7 +107,7 @@ def benchmark(names: list[str], config: BestOfNConfig, problems: list[str], args
         best: dict[str, dict] = {}
         for r in range(args.repeats):
             for name in names if r % 2 == 0 else names[::-1]:
-                run = timed_run(backends[name], prompts[name], args)
+                run = timed_run(backends[name], config, prompts[name], args)
                 rows[name].setdefault("all_seconds", []).append(round(run["seconds"], 2))
                 if name not in best or run["seconds"] < best[name]["seconds"]:
                     best[name] = run

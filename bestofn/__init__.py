@@ -14,6 +14,7 @@ Around the method:
 - ``config``       every setting, once (the CLI flags are generated from it)
 - ``fields``       what a setting accepts, read from its annotation (YAML values and flag text alike)
 - ``pipeline``     the stages in a run directory that survives kills and reruns
+- ``executors``    where a stage's chunks run: this process, or a Ray Data actor pool on a cluster
 - ``report/``      the numbers behind a run and the plots and pages that show them
 - ``sweep``        the pipeline once per temperature, sharing the greedy baseline
 - ``hub``          publish a run as a Hub dataset with a dataset card

@@ -31,6 +31,8 @@ from .fields import FieldType, field_types, flag_name, flag_text, parse_text
 INTERRUPTED = "interrupted; rerun the same command to resume"
 FORMATS = {"both": ("md", "html"), "md": ("md",), "html": ("html",)}  # --format -> files the report writes
 _METAVARS = {int: "INT", float: "FLOAT", str: "TEXT"}
+# field -> (flag, value when the flag is given alone, metavar): `--ray` alone starts a local Ray cluster.
+_OPTIONAL_VALUE_FLAGS = {"ray_address": ("--ray", "local", "ADDRESS")}
 
 
 # --- run settings: one flag per BestOfNConfig field ---------------------------------------------------------------
@@ -58,6 +60,10 @@ def _add_field_flag(group: argparse._ArgumentGroup, f: dataclasses.Field, ft: Fi
         else:
             scalar = _METAVARS[ft.base]
             kwargs["metavar"] = f"{scalar},{scalar},..." if ft.is_list else scalar
+    if f.name in _OPTIONAL_VALUE_FLAGS:  # a flag whose value may be left out, e.g. `--ray` alone
+        flag, const, metavar = _OPTIONAL_VALUE_FLAGS[f.name]
+        group.add_argument(flag, nargs="?", const=const, **{**kwargs, "metavar": metavar})
+        return
     group.add_argument(flag_name(f.name), **kwargs)
 
 

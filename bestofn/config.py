@@ -141,6 +141,18 @@ class BestOfNConfig:
     device: str = field(default="auto", metadata={"help": "cpu, cuda, cuda:1, ... ('auto': cuda if available)."})
     dtype: str = field(default="auto", metadata={"help": "Model weights' dtype; auto: bf16 on GPU, fp32 on CPU.",
                                                  "choices": ("auto", "bfloat16", "float16", "float32")})
+    # --- scale-out (docs/scale-out.md); never part of a stage's fingerprint: Ray or not, the results are the same
+    ray_address: str | None = field(
+        default=None,
+        metadata={"help": "Run generation and PRM scoring on a Ray cluster: 'auto' joins the running one, 'local' "
+                          "(or --ray alone) starts one on this machine, or a cluster address (host:6379). "
+                          "none: this process only.", "example": "auto"},
+    )
+    workers: int | None = field(
+        default=None,
+        metadata={"help": "Ray: actors per stage, each holding one model (none: one per GPU, or 2 on a cluster "
+                          "without GPUs).", "example": 8},
+    )
     # --- grading --------------------------------------------------------------------------------------------
     grading_timeout: int = field(default=5, metadata={"help": "Seconds to grade one solution (extraction + math-verify), and per answer comparison in selection."})
     # --- output ---------------------------------------------------------------------------------------------
@@ -176,6 +188,8 @@ class BestOfNConfig:
             raise BestOfNError(f"max_model_len must be a positive number of tokens, got {self.max_model_len}")
         if self.tensor_parallel_size < 1:
             raise BestOfNError(f"tensor_parallel_size must be at least 1, got {self.tensor_parallel_size}")
+        if self.workers is not None and self.workers < 1:
+            raise BestOfNError(f"workers must be at least 1, got {self.workers}; e.g. --workers 8")
         for key in ("generation_batch_tokens", "generation_batch_size"):
             if getattr(self, key) is not None and getattr(self, key) < 1:
                 raise BestOfNError(f"{key} must be a positive number, got {getattr(self, key)} (or unset it)")
@@ -188,6 +202,8 @@ class BestOfNConfig:
             if self.num_iterations < 1 or self.lookahead < 0:
                 raise BestOfNError(f"num_iterations must be >= 1 and lookahead >= 0, got {self.num_iterations} and "
                                    f"{self.lookahead}")
+            if self.ray_address is not None:  # a search keeps every problem's tree in one process for now
+                raise BestOfNError(f"{self.method} runs in one process: drop --ray (Ray scale-out runs Best-of-N)")
         if "{problem}" not in self.user_template:
             raise BestOfNError("user_template must contain '{problem}', where the problem text goes")
 

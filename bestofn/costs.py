@@ -17,7 +17,14 @@ every stage that runs, the pipeline records (decorator :func:`measured`, plus th
 A stage killed midway and resumed is the sum of its *parts*: each run of the stage appends one part, and the
 stage's ``total`` adds them up (peak memory: the largest). Parts are flushed to disk (atomically) after every
 model call, so a killed run's work up to its last call is kept. A stage that is recomputed from scratch
-(finished before, or run with other settings) starts a new record. ``bestofn run`` prints
+(finished before, or run with other settings) starts a new record.
+
+The pipeline's workers may run in other processes (Ray workers), where this process's record cannot be
+reached: a worker measures its model's load and calls itself (:class:`WorkerMeter`) and returns the numbers
+with each chunk's result, and the pipeline adds them to the stage (:func:`record`), in every executor alike.
+With several Ray workers, ``load_s`` and ``model_s`` are worker-seconds (summed over workers, so
+``tokens_per_s`` is per worker) and peak memory is the largest of this process's and the workers' (GPU
+memory first; a worker's peak is its process's lifetime peak). ``bestofn run`` prints
 :func:`format_cost_table`; the report's compute section is :mod:`bestofn.report.compute`.
 """
 
@@ -180,6 +187,7 @@ class StageMeter:
         self.memory = PeakMemory(info.pop("_device", None))
         self.cost = StageCost(**info)
         self.earlier: list[dict[str, Any]] = []  # parts of the same computation from killed runs
+        self.worker_memory: tuple[int, str] | None = None  # the largest peak a worker reported (record)
         self.started = time.perf_counter()
         self.started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -194,7 +202,8 @@ class StageMeter:
     def flush(self, finished: bool) -> None:
         """Write this part (wall time so far, peak memory so far) and the stage's total, atomically."""
         self.cost.wall_s = time.perf_counter() - self.started
-        self.cost.peak_memory_bytes, self.cost.memory = self.memory.read()
+        peak = self.memory.read()
+        self.cost.peak_memory_bytes, self.cost.memory = _larger_peak(self.worker_memory, peak)
         parts = [*self.earlier, {"started_at": self.started_at, **self.cost.to_dict()}]
         total = add_up([StageCost.from_dict(p) for p in parts])
         record = {"fingerprint": self.fingerprint, "finished": finished, "parts": parts, "total": total.to_dict()}
@@ -277,6 +286,73 @@ def metered_score(prm: Any, problems: list[str], responses: list[str]) -> Any:
             meter.cost.prompt_tokens += _count_tokens(tokenizer, problems) + _count_tokens(tokenizer, responses)
         meter.flush(finished=False)
     return scores
+
+
+# --- costs measured where the model runs -------------------------------------------------------------------------
+class _Collector:
+    """Stands in for the stage's meter inside a worker: the calls' numbers go into ``cost``, nothing is written."""
+
+    def __init__(self) -> None:
+        self.cost = StageCost()
+
+    def flush(self, finished: bool) -> None:
+        pass
+
+
+@contextmanager
+def collected(device: str | None) -> Iterator[StageCost]:
+    """Count the block's :func:`model_load` and ``metered_*`` calls into a new part (not the stage's record),
+    with this process's peak memory on ``device`` at its end."""
+    collector = _Collector()
+    token = _ACTIVE.set(collector)
+    try:
+        yield collector.cost
+    finally:
+        _ACTIVE.reset(token)
+        collector.cost.peak_memory_bytes, collector.cost.memory = PeakMemory(device).read()
+
+
+class WorkerMeter:
+    """The costs of one worker's model, measured where it runs and handed over with each chunk's result.
+
+    The model's load time goes with the worker's first chunk after the load, so the stage whose worker
+    loaded the model is charged for it, once.
+    """
+
+    def __init__(self, device: str | None):
+        self.device = device
+        self.unreported_load_s = 0.0
+
+    @contextmanager
+    def load(self) -> Iterator[None]:
+        with collected(self.device) as part, model_load():
+            yield
+        self.unreported_load_s += part.load_s
+
+    @contextmanager
+    def chunk(self) -> Iterator[StageCost]:
+        with collected(self.device) as part:
+            yield part
+        part.load_s, self.unreported_load_s = self.unreported_load_s, 0.0
+
+
+def record(part: dict[str, Any]) -> None:
+    """Add a part a worker measured (:class:`WorkerMeter`, as ``StageCost.to_dict``) to the current stage."""
+    meter = _ACTIVE.get()
+    if meter is None:
+        return
+    cost = StageCost.from_dict(part)
+    for key in ("load_s", "model_s", "sequences", "prompt_tokens", "generated_tokens"):
+        setattr(meter.cost, key, getattr(meter.cost, key) + getattr(cost, key))
+    meter.cost.settings.update(cost.settings)
+    if cost.peak_memory_bytes is not None:
+        meter.worker_memory = _larger_peak(meter.worker_memory, (cost.peak_memory_bytes, cost.memory))
+    meter.flush(finished=False)
+
+
+def _larger_peak(a: tuple[int, str] | None, b: tuple[int, str]) -> tuple[int, str]:
+    """The peak that says more: GPU memory (where a model ran on one) before a resident set, then the larger."""
+    return b if a is None else max(a, b, key=lambda peak: (peak[1] == "gpu", peak[0]))
 
 
 def _count_tokens(tokenizer: Any, texts: list[str]) -> int:

@@ -10,25 +10,29 @@ of :mod:`bestofn`: 1 data, 2 prompts, 3 backends, 4 grading, 5 prm, 6 selection)
     results   -> results.json     step 6      greedy / majority / naive / weighted Best-of-N accuracy
 
 Where the artifacts live and what a rerun may trust is :mod:`bestofn.rundir`'s job; work is journaled one
-chunk of problems at a time, so a killed stage resumes where it stopped. What each stage cost (time, tokens,
-memory) goes to ``timings.json`` (:mod:`bestofn.costs`, one decorator per stage).
+chunk of problems at a time, so a killed stage resumes where it stopped. Each model stage is a list of chunks
+planned here from the config alone and a worker class (:class:`GenerationWorker`, :class:`ScoringWorker`) that
+an executor runs, in this process or on a Ray cluster (:mod:`bestofn.executors`). What each stage cost (time,
+tokens, memory) goes to ``timings.json`` (:mod:`bestofn.costs`: one decorator per stage; the workers measure
+their model calls and return the numbers with each chunk's result, which this process records).
 """
 
 from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from tqdm.auto import tqdm
 
 from . import costs
-from .backends import GenerationBackend, make_backend, resolve_device, resolve_dtype
+from .backends import Completion, backend_class, make_backend, resolve_device, resolve_dtype
 from .config import BestOfNConfig
 from .data import Problem, load_math500, select_subset
 from .errors import BestOfNError, missing_folder_error, model_load_error
+from .executors import Executor, make_executor
 from .grading import grade
 from .io import read_jsonl, write_json, write_jsonl
 from .methods.search import search_compute, search_stage
@@ -76,13 +80,18 @@ def _run_stages(run_dir: RunDir) -> dict[str, Any]:
     problems = stage_problems(run_dir)
     for role, (name, commit) in models.items():
         run_dir.record_model(role, name, commit)
-    generator = _LazyBackend(config)
+    # Generation and scoring run chunk by chunk, in this process or on a Ray cluster (bestofn.executors).
+    executor = make_executor(config)
     try:
-        greedy = stage_greedy(run_dir, problems, generator)
-        samples = (stage_samples if config.method == "best_of_n" else stage_search)(run_dir, problems, generator)
+        greedy = stage_greedy(run_dir, problems, executor)
+        if config.method == "best_of_n":
+            samples = stage_samples(run_dir, problems, executor)
+        else:
+            executor.close()  # free the generator: the search loads it again, beside the PRM that steers it
+            samples = stage_search(run_dir, problems)
+        samples = stage_scores(run_dir, problems, samples, executor)
     finally:
-        generator.close()  # free the generator's memory before the PRM is loaded on the same device
-    samples = stage_scores(run_dir, problems, samples)
+        executor.close()
     return stage_results(run_dir, problems, greedy, samples)
 
 
@@ -123,39 +132,51 @@ def stage_problems(run_dir: RunDir) -> list[Problem]:
 
 
 # --- steps 2-4: prompt, generate, grade ---------------------------------------------------------------------------
-class _LazyBackend:
-    """Loads the generator on first use, so a rerun whose generation is finished never loads it."""
+class GenerationWorker:
+    """Steps 2-3 on one worker: holds the generator; a chunk's problems in, their completions and costs out.
+
+    It measures its own model load and generate calls (:class:`costs.WorkerMeter`) and returns the numbers
+    with each chunk: on Ray it runs in another process, where the driver's cost record cannot be reached, so
+    the driver records them as each chunk arrives, the same way for every executor.
+    """
 
     def __init__(self, config: BestOfNConfig):
         self.config = config
-        self.backend: GenerationBackend | None = None
+        self.meter = costs.WorkerMeter(resolve_device(config.device))
+        with self.meter.load():
+            self.backend = make_backend(config)  # the module-level name: bestofn.testing.scripted replaces it
 
-    def get(self) -> GenerationBackend:
-        if self.backend is None:
-            with costs.model_load():
-                self.backend = make_backend(self.config)
-        return self.backend
+    @staticmethod
+    def gpus(config: BestOfNConfig) -> int:
+        return config.tensor_parallel_size if config.backend == "vllm" else 1
+
+    def __call__(self, chunk: dict[str, Any]) -> dict[str, Any]:
+        cfg = self.config
+        prompts = [render_prompt(self.backend.tokenizer, text, cfg.system_prompt, cfg.user_template,
+                                 chunk["step_separator"]) for text in chunk["problems"]]
+        with self.meter.chunk() as cost:
+            outputs = costs.metered_generate(self.backend, prompts, n=chunk["n"], temperature=chunk["temperature"],
+                                             top_p=chunk["top_p"], max_new_tokens=cfg.max_new_tokens, seed=chunk["seed"])
+        return {"completions": [[c.to_dict() for c in completions] for completions in outputs], "cost": cost.to_dict()}
 
     def close(self) -> None:
-        if self.backend is not None:
-            self.backend.close()
-            self.backend = None
+        self.backend.close()  # free the generator's memory before the PRM is loaded on the same device
 
 
 @costs.measured("greedy")
-def stage_greedy(run_dir: RunDir, problems: list[Problem], generator: _LazyBackend) -> list[dict]:
+def stage_greedy(run_dir: RunDir, problems: list[Problem], executor: Executor) -> list[dict]:
     """The baseline: one greedy (temperature 0) solution per problem."""
-    return _generate_stage(run_dir, "greedy", problems, generator, n=1, temperature=0.0, top_p=1.0)
+    return _generate_stage(run_dir, "greedy", problems, executor, n=1, temperature=0.0, top_p=1.0)
 
 
 @costs.measured("samples")
-def stage_samples(run_dir: RunDir, problems: list[Problem], generator: _LazyBackend) -> list[dict]:
+def stage_samples(run_dir: RunDir, problems: list[Problem], executor: Executor) -> list[dict]:
     """Best-of-N's candidates: N sampled solutions per problem."""
     cfg = run_dir.config
-    return _generate_stage(run_dir, "samples", problems, generator, n=cfg.n, temperature=cfg.temperature, top_p=cfg.top_p)
+    return _generate_stage(run_dir, "samples", problems, executor, n=cfg.n, temperature=cfg.temperature, top_p=cfg.top_p)
 
 
-def _generate_stage(run_dir: RunDir, stage: str, problems: list[Problem], generator: _LazyBackend, *, n: int,
+def _generate_stage(run_dir: RunDir, stage: str, problems: list[Problem], executor: Executor, *, n: int,
                     temperature: float, top_p: float) -> list[dict]:
     if run_dir.is_done(stage):
         return read_jsonl(run_dir.file(stage))
@@ -163,25 +184,25 @@ def _generate_stage(run_dir: RunDir, stage: str, problems: list[Problem], genera
     separator = generation_separator(run_dir)
     run_dir.invalidate(stage)
     journal = run_dir.journal(stage)
-    rows = run_dir.resume_rows(stage, n)  # only problems with all their n rows count as done
-    done = {r["unique_id"] for r in rows}
-    todo = [p for p in problems if p.unique_id not in done]
-    if done:
-        log.info("%s: resuming, %d of %d problems already generated", stage, len(done), len(problems))
+    # The same chunks in every run (fixed by the config, never by what is already done or by the workers),
+    # each seeded by its first problem: a resumed or distributed run samples the same solutions.
+    chunks = list(_chunks(problems, backend_class(cfg).chunk_size(cfg, n)))
+    # Only problems with all their n rows count as journaled; a chunk with any problem missing is redone whole.
+    rows, todo = _resume(run_dir.resume_rows(stage, n), chunks, key=lambda r: r["unique_id"],
+                         item_key=lambda p: p.unique_id)
+    if len(todo) < len(chunks):
+        log.info("%s: resuming, %d of %d chunks of problems already generated", stage, len(chunks) - len(todo), len(chunks))
+    payloads = [{"unique_ids": [p.unique_id for p in chunk], "problems": [p.problem for p in chunk], "n": n,
+                 "temperature": temperature, "top_p": top_p, "seed": derived_seed(cfg.seed, chunk[0].unique_id),
+                 "step_separator": separator}
+                for chunk in todo]
     gold = {p.unique_id: p.answer for p in problems}
-    with tqdm(total=len(problems), initial=len(problems) - len(todo), desc=f"{stage} generation", unit="problem") as bar:
-        for chunk in _chunks(todo, generator.get().chunk_size(n)) if todo else []:
-            backend = generator.get()
-            prompts = [render_prompt(backend.tokenizer, p.problem, cfg.system_prompt, cfg.user_template, separator)
-                       for p in chunk]
-            outputs = costs.metered_generate(backend, prompts, n=n, temperature=temperature, top_p=top_p,
-                                             max_new_tokens=cfg.max_new_tokens,
-                                             seed=derived_seed(cfg.seed, chunk[0].unique_id))
-            new_rows = [_solution_row(p, i, c, gold[p.unique_id], cfg.grading_timeout, stage)
-                        for p, completions in zip(chunk, outputs) for i, c in enumerate(completions)]
-            journal.append(new_rows)  # a kill after this line loses nothing of this chunk
-            rows.extend(new_rows)
-            bar.update(len(chunk))
+    for chunk, result in _run_chunks(executor, GenerationWorker, todo, payloads, len(chunks), f"{stage} generation"):
+        costs.record(result["cost"])
+        new_rows = [_solution_row(p, i, Completion(**c), gold[p.unique_id], cfg.grading_timeout, stage)
+                    for p, completions in zip(chunk, result["completions"]) for i, c in enumerate(completions)]
+        journal.append(new_rows)  # a kill after this line loses nothing of this chunk
+        rows.extend(new_rows)
     order = {p.unique_id: k for k, p in enumerate(problems)}
     rows.sort(key=lambda r: (order[r["unique_id"]], r.get("sample_index", 0)))
     write_jsonl(run_dir.file(stage), rows)
@@ -206,7 +227,7 @@ def generation_separator(run_dir: RunDir) -> str:
     return separator
 
 
-def _solution_row(problem: Problem, index: int, completion, gold: str, timeout: int, stage: str) -> dict:
+def _solution_row(problem: Problem, index: int, completion: Completion, gold: str, timeout: int, stage: str) -> dict:
     row = {"unique_id": problem.unique_id}
     if stage == "samples":
         row["sample_index"] = index
@@ -218,10 +239,12 @@ def _chunks(items: list, size: int) -> Iterator[list]:
         yield items[start : start + size]
 
 
-def stage_search(run_dir: RunDir, problems: list[Problem], generator: _LazyBackend) -> list[dict]:
-    """Beam search or DVTS (:mod:`bestofn.methods`): the PRM steers generation, so it is loaded alongside."""
+@costs.measured("samples")
+def stage_search(run_dir: RunDir, problems: list[Problem]) -> list[dict]:
+    """Beam search or DVTS (:mod:`bestofn.methods`): the PRM steers generation, so both load in this process
+    (a search is not split into chunks for Ray: config validation refuses ``--ray`` with a search method)."""
     cfg = run_dir.config
-    return search_stage(run_dir, problems, generator.get, lambda: _load_prm(cfg),
+    return search_stage(run_dir, problems, lambda: make_backend(cfg), lambda: _load_prm(cfg),
                         lambda text, gold: grade(text, gold, cfg.grading_timeout))
 
 
@@ -231,54 +254,111 @@ def _load_prm(cfg: BestOfNConfig):
                     format=cfg.prm_format, batch_tokens=cfg.prm_batch_tokens, max_length=cfg.prm_max_length)
 
 
+def _resume(journaled: list[dict], chunks: list[list], key: Callable[[dict], Any],
+            item_key: Callable[[Any], Any]) -> tuple[list[dict], list[list]]:
+    """Journaled rows of finished chunks, and the chunks still to do (a partly journaled one is redone whole)."""
+    done = {key(r) for r in journaled}
+    todo = [c for c in chunks if not all(item_key(x) in done for x in c)]
+    redo = {item_key(x) for c in todo for x in c}
+    return [r for r in journaled if key(r) not in redo], todo
+
+
+def _run_chunks(executor: Executor, worker: type, todo: list[list], payloads: list[dict], total: int,
+                desc: str) -> Iterator[tuple[list, Any]]:
+    """Yield ``(chunk, result)`` as the executor finishes each chunk (in any order), with a bar over chunks."""
+    with tqdm(total=total, initial=total - len(todo), desc=desc, unit="chunk") as bar:
+        for index, result in executor.map(worker, payloads):
+            yield todo[index], result
+            bar.update()
+
+
 # --- step 5: PRM scores ---------------------------------------------------------------------------------------------
+class ScoringWorker:
+    """Step 5 on one worker: holds the PRM; a chunk of (problem, solution) pairs in, their step rewards and costs out.
+
+    The PRM loads with the first chunk, which says how many tokens the stage still has to score: with
+    ``prm_compile=auto`` that decides, on the worker's own device, whether compiling the backbone pays back.
+    Costs are measured here and recorded by the driver, as in :class:`GenerationWorker`.
+    """
+
+    def __init__(self, config: BestOfNConfig):
+        self.config = config
+        self.device = resolve_device(config.device)
+        self.meter = costs.WorkerMeter(self.device)
+        self.prm: Any = None
+
+    def _load(self, stage_tokens: int) -> Any:
+        cfg = self.config
+        compile = compile_enabled(cfg.prm_compile, self.device, stage_tokens)
+        with self.meter.load():
+            # the module-level name: bestofn.testing.scripted replaces it
+            return load_prm(cfg.prm, device=self.device, dtype=resolve_dtype(cfg.dtype, self.device),
+                            revision=cfg.prm_revision, format=cfg.prm_format, batch_tokens=cfg.prm_batch_tokens,
+                            max_length=cfg.prm_max_length, compile=compile)
+
+    def __call__(self, chunk: dict[str, Any]) -> dict[str, Any]:
+        if self.prm is None:
+            self.prm = self._load(chunk["stage_tokens"])
+        with self.meter.chunk() as cost:
+            scores = costs.metered_score(self.prm, chunk["problems"], chunk["texts"])
+        return {"scores": [{"step_rewards": sc.step_rewards, "prm_truncated": sc.truncated, "prm_tokens": sc.num_tokens}
+                           for sc in scores],
+                "cost": cost.to_dict()}
+
+    def close(self) -> None:
+        self.prm = None
+
+
 @costs.measured("scores")
-def stage_scores(run_dir: RunDir, problems: list[Problem], samples: list[dict]) -> list[dict]:
+def stage_scores(run_dir: RunDir, problems: list[Problem], samples: list[dict], executor: Executor) -> list[dict]:
     """Score every sampled solution with the PRM; adds ``step_rewards``, ``reward``, ``prm_truncated``."""
     if run_dir.is_done("scores"):
         return read_jsonl(run_dir.file("scores"))
     cfg = run_dir.config
     run_dir.invalidate("scores")
     journal = run_dir.journal("scores")
-    scored = {(r["unique_id"], r["sample_index"]): r for r in journal.read()}
+    solution_key = lambda r: (r["unique_id"], r["sample_index"])  # noqa: E731
+    chunks = list(_chunks(samples, SCORE_CHUNK_SOLUTIONS))
+    journaled, todo = _resume(journal.read(), chunks, key=solution_key, item_key=solution_key)
     if cfg.method != "best_of_n":  # a search scored its solutions while searching (with this PRM: see _SEARCH_KEYS)
-        scored.update({(s["unique_id"], s["sample_index"]): s for s in samples})
-    todo = [s for s in samples if (s["unique_id"], s["sample_index"]) not in scored]
+        journaled, todo = samples, []
+    scored = {solution_key(r): r for r in journaled}
     if todo:
-        device = resolve_device(cfg.device)
-        compile = compile_enabled(cfg.prm_compile, device, sum(s["num_tokens"] for s in todo))
-        with costs.model_load():
-            prm = load_prm(cfg.prm, device=device, dtype=resolve_dtype(cfg.dtype, device), revision=cfg.prm_revision,
-                           format=cfg.prm_format, batch_tokens=cfg.prm_batch_tokens, max_length=cfg.prm_max_length,
-                           compile=compile)
-        generated_with = run_dir.step_separator() or LINE
-        if prm.step_separator != generated_with:  # said once per scoring stage, not once per solution
-            log.warning("the solutions were generated with steps separated by %r, but the PRM (%s format) splits "
-                        "steps at %r: its step rewards follow its own separator; for matched steps, generate a new "
-                        "run with this PRM", generated_with, prm.format, prm.step_separator)
-        problem_text = {p.unique_id: p.problem for p in problems}
-        with tqdm(total=len(samples), initial=len(samples) - len(todo), desc="PRM scoring", unit="solution") as bar:
-            for chunk in _chunks(todo, SCORE_CHUNK_SOLUTIONS):
-                scores = costs.metered_score(prm, [problem_text[s["unique_id"]] for s in chunk],
-                                             [s["text"] for s in chunk])
-                new = [{"unique_id": s["unique_id"], "sample_index": s["sample_index"], "step_rewards": sc.step_rewards,
-                        "prm_truncated": sc.truncated, "prm_tokens": sc.num_tokens} for s, sc in zip(chunk, scores)]
-                journal.append(new)
-                scored.update({(r["unique_id"], r["sample_index"]): r for r in new})
-                bar.update(len(chunk))
-        if any(r["prm_truncated"] for r in scored.values()):
-            log.warning("some solutions were longer than the PRM's context: only their first steps were scored "
-                        "(prm_truncated=true in samples.jsonl)")
-        del prm
+        _warn_if_separators_differ(run_dir)
+    problem_text = {p.unique_id: p.problem for p in problems}
+    stage_tokens = sum(s["num_tokens"] or 0 for chunk in todo for s in chunk)
+    payloads = [{"unique_ids": [s["unique_id"] for s in chunk], "problems": [problem_text[s["unique_id"]] for s in chunk],
+                 "texts": [s["text"] for s in chunk], "stage_tokens": stage_tokens} for chunk in todo]
+    for chunk, result in _run_chunks(executor, ScoringWorker, todo, payloads, len(chunks), "PRM scoring"):
+        costs.record(result["cost"])
+        new = [{"unique_id": s["unique_id"], "sample_index": s["sample_index"], **sc}
+               for s, sc in zip(chunk, result["scores"])]
+        journal.append(new)
+        scored.update({solution_key(r): r for r in new})
+    if any(r["prm_truncated"] for r in scored.values()):
+        log.warning("some solutions were longer than the PRM's context: only their first steps were scored "
+                    "(prm_truncated=true in samples.jsonl)")
     rows = []
     for s in samples:
-        sc = scored[(s["unique_id"], s["sample_index"])]
+        sc = scored[solution_key(s)]
         rewards = sc["step_rewards"]
         rows.append({**s, "step_rewards": rewards, "reward": rewards[-1] if rewards else None,
                      "prm_truncated": sc["prm_truncated"], "prm_tokens": sc.get("prm_tokens")})
     write_jsonl(run_dir.file("scores"), rows)
     run_dir.mark_done("scores")
     return rows
+
+
+def _warn_if_separators_differ(run_dir: RunDir) -> None:
+    """Say once per scoring stage (not once per solution or worker) when the PRM splits steps elsewhere than the
+    generation prompt asked; the PRM's separator comes from its config.json alone, so no weights load here."""
+    cfg = run_dir.config
+    generated_with = run_dir.step_separator() or LINE
+    reads = step_separator(cfg.prm, cfg.prm_format, cfg.prm_revision)
+    if reads != generated_with:
+        log.warning("the solutions were generated with steps separated by %r, but the PRM %s splits steps at %r: "
+                    "its step rewards follow its own separator; for matched steps, generate a new run with this PRM",
+                    generated_with, cfg.prm, reads)
 
 
 # --- step 6: selection and accuracy -----------------------------------------------------------------------------

@@ -141,8 +141,13 @@ def _spy(monkeypatch, backend) -> list[dict]:
 
 def test_from_config_uses_the_cpu_budget_and_eager_decoding(eager, tiny_generator_dir):
     assert (eager.decoding, eager.batch_tokens, eager.max_batch_sequences) == ("eager", 32768, None)
-    custom = TransformersBackend(eager.model, eager.tokenizer, batch_tokens=5000, max_batch_sequences=3)
-    assert custom.chunk_size(1) == 3 and custom.chunk_size(4) == 1
+
+def test_chunks_are_planned_from_the_config_alone():
+    """Every process (a resumed run, a Ray worker on another machine) plans the same chunks: no measured memory."""
+    custom = BestOfNConfig(device="cpu", max_new_tokens=512, generation_batch_tokens=5000, generation_batch_size=3)
+    assert TransformersBackend.chunk_size(custom, 1) == 3 and TransformersBackend.chunk_size(custom, 4) == 1
+    default = BestOfNConfig(device="cpu", max_new_tokens=512)  # the CPU budget: 32768 // (512 + 512) = 32 sequences
+    assert TransformersBackend.chunk_size(default, 16) == 2 and TransformersBackend.chunk_size(default, 1) == 32
 
 
 def test_static_cache_greedy_equals_eager_greedy(monkeypatch, eager, prompts):

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from bestofn import cli
-from bestofn.cli import build_parser, config_from_args, main
+from bestofn.cli import _OPTIONAL_VALUE_FLAGS, build_parser, config_from_args, main
 from bestofn.config import BestOfNConfig
 from bestofn.errors import looks_local
 from bestofn.io import read_json, write_json
@@ -42,7 +42,7 @@ def test_every_setting_has_a_flag_with_its_help_and_default(capsys):
     text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines: compare word sequences
     squeezed = "".join(text.split())  # ... and may break a line after a hyphen
     for f in dataclasses.fields(BestOfNConfig):
-        flag = "--" + f.name.replace("_", "-")
+        flag = _OPTIONAL_VALUE_FLAGS.get(f.name, ("--" + f.name.replace("_", "-"),))[0]  # ray_address: --ray
         assert flag in text, flag
         assert "".join(f.metadata["help"].split()) in squeezed, f.name
     assert "--n INT Sampled solutions per problem (the N of Best-of-N). (default: 16)" in text
@@ -60,6 +60,9 @@ def test_flags_are_typed_by_the_field_annotations():
     assert (config.backend, config.dtype) == ("vllm", "float32")
     assert config_from_args(parse("run", "--no-enforce-eager")).enforce_eager is False
     assert config_from_args(parse("run")) == BestOfNConfig()  # no flag: every default
+    # --ray takes an optional value: alone it starts a local cluster (docs/scale-out.md)
+    assert config_from_args(parse("run", "--ray")).ray_address == "local"
+    assert config_from_args(parse("run", "--ray", "auto", "--workers", "2")).workers == 2
 
 
 def test_flags_override_the_recipe_and_only_given_flags_do(tmp_path):

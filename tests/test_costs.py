@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from bestofn import costs, pipeline
+from bestofn.backends import TransformersBackend
 from bestofn.cli import main
 from bestofn.config import BestOfNConfig
 from bestofn.io import read_json, read_jsonl
@@ -58,7 +59,8 @@ def scripted(tmp_path, monkeypatch, math500_path, tiny_generator_dir, tiny_prm_d
     dataset, problems = _dataset(math500_path, tmp_path)
     tokenizer = make_tokenizer()
     backend = patch_pipeline(monkeypatch, _script(problems), tokenizer)
-    backend.chunk_size = lambda n: 1  # one problem per generate call: a kill can fall between chunks
+    # one problem per generate call (chunks are planned from the backend's class): a kill can fall between chunks
+    monkeypatch.setattr(TransformersBackend, "chunk_size", classmethod(lambda cls, config, n: 1))
 
     def slow_load(config):
         time.sleep(LOAD_S)

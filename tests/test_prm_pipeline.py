@@ -97,11 +97,11 @@ def test_the_generation_separator_does_not_change_once_generation_started(prm_di
                          max_new_tokens=8)
     run_dir = pipeline.prepare_run_dir(config, overwrite=False)
     problems = pipeline.stage_problems(run_dir)
-    generator = pipeline._LazyBackend(config)
+    executor = pipeline.make_executor(config)
     try:
-        pipeline.stage_greedy(run_dir, problems, generator)
+        pipeline.stage_greedy(run_dir, problems, executor)
     finally:
-        generator.close()
+        executor.close()
     recorder = RecordPrompts(monkeypatch)
     changed = tiny_config(tiny_generator_dir, prm_dirs["qwen2.5-math-prm"], math500_path, tmp_path / "run", num_problems=2,
                           n=2, max_new_tokens=8)

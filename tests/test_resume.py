@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from bestofn import pipeline, rundir
+from bestofn.backends import TransformersBackend
 from bestofn.cli import main
 from bestofn.errors import BestOfNError
 from bestofn.io import Journal, read_json, read_jsonl
@@ -57,7 +58,8 @@ def scripted(tmp_path, monkeypatch, math500_path, tiny_generator_dir, tiny_prm_d
     """A scripted pipeline, one problem per generation call, and the results of an uninterrupted run."""
     script, dataset = _script(math500_path, tmp_path)
     backend = patch_pipeline(monkeypatch, script, make_tokenizer())
-    backend.chunk_size = lambda n: 1  # each problem is journaled as its own chunk
+    # each problem is journaled as its own chunk (chunks are planned from the backend's class)
+    monkeypatch.setattr(TransformersBackend, "chunk_size", classmethod(lambda cls, config, n: 1))
 
     def config(name: str):
         return tiny_config(tiny_generator_dir, tiny_prm_dir, dataset, tmp_path / name, num_problems=3, n=N)

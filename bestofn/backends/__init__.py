@@ -7,8 +7,8 @@ model before the PRM loads. :func:`make_backend` builds the one named by the con
 ``transformers_backend`` (CPU or GPU, always available) and ``vllm_backend`` (fast, optional dependency).
 """
 
-from .base import Completion, GenerationBackend, make_backend, resolve_device, resolve_dtype, stop_token_ids
+from .base import Completion, GenerationBackend, backend_class, make_backend, resolve_device, resolve_dtype, stop_token_ids
 from .transformers_backend import TransformersBackend
 
-__all__ = ["Completion", "GenerationBackend", "TransformersBackend", "make_backend", "resolve_device",
+__all__ = ["Completion", "GenerationBackend", "TransformersBackend", "backend_class", "make_backend", "resolve_device",
            "resolve_dtype", "stop_token_ids"]

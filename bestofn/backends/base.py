@@ -55,10 +55,12 @@ class GenerationBackend(ABC):
         derive each beam's seed from its content, so batching never changes a run).
         """
 
-    def chunk_size(self, n: int) -> int:
-        """Prompts per :meth:`generate` call when each asks for ``n`` solutions.
+    @classmethod
+    def chunk_size(cls, config: BestOfNConfig, n: int) -> int:
+        """Prompts per :meth:`generate` call when each asks for ``n`` solutions, from the config alone.
 
-        The pipeline journals finished work after each call, so this is also how much a kill can lose.
+        The pipeline splits a stage into chunks of this size before any model loads (on a Ray cluster, on
+        the driver) and journals after each one, so this is also how much a kill can lose.
         """
         return max(1, 64 // n)
 
@@ -86,15 +88,20 @@ def resolve_dtype(dtype: str, device: str) -> torch.dtype:
     return torch.bfloat16 if torch.cuda.is_bf16_supported(including_emulation=False) else torch.float16
 
 
-def make_backend(config: BestOfNConfig) -> GenerationBackend:
-    """The backend named by ``config.backend``, with the generator loaded."""
+def backend_class(config: BestOfNConfig) -> type[GenerationBackend]:
+    """The class of the backend named by ``config.backend`` (nothing is loaded)."""
     if config.backend == "vllm":
-        from .vllm_backend import VLLMBackend  # optional dependency, imported only when asked for
+        from .vllm_backend import VLLMBackend  # vllm itself is imported only when the engine starts
 
-        return VLLMBackend.from_config(config)
+        return VLLMBackend
     from .transformers_backend import TransformersBackend
 
-    return TransformersBackend.from_config(config)
+    return TransformersBackend
+
+
+def make_backend(config: BestOfNConfig) -> GenerationBackend:
+    """The backend named by ``config.backend``, with the generator loaded."""
+    return backend_class(config).from_config(config)
 
 
 def stop_token_ids(generation_config: Any, tokenizer: Any) -> list[int]:

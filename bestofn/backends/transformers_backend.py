@@ -44,6 +44,13 @@ CPU_BATCH_TOKENS = 32768
 # prompt is seen: MATH-500 prompts with the chat template are 100-400 tokens with Qwen's tokenizer. Only the
 # journal's granularity depends on it: generate() itself sizes its batches from the real prompt lengths.
 PROMPT_TOKENS_ESTIMATE = 512
+# The token budget that plans the pipeline's chunks on a GPU when generation_batch_tokens is unset. Chunks must
+# not depend on measured free memory (a resumed run, or a Ray worker on another machine, would plan other
+# chunks with other seeds), so this is fixed: 512k tokens hold the default experiment (20 problems x 16
+# samples, 512 new tokens) in one chunk, about what one batch of an 80 GB GPU holds; a smaller GPU splits the
+# chunk into several generate() batches.
+GPU_CHUNK_TOKENS = 524288
+
 
 # --- compiled decoding --------------------------------------------------------------------------------------
 DECODING_MODES = ("eager", "static", "compiled")  # dynamic cache / static cache / static cache + torch.compile
@@ -133,6 +140,11 @@ def prompts_per_call(n: int, max_new_tokens: int, budget_tokens: int, max_sequen
     return max(1, sequences // n)
 
 
+def chunk_batch_tokens(device: str) -> int:
+    """The budget that plans chunks when ``generation_batch_tokens`` is unset: fixed per device type."""
+    return GPU_CHUNK_TOKENS if device.startswith("cuda") else CPU_BATCH_TOKENS
+
+
 def choose_decoding(compile_generation: str, device: str, decode_steps: int) -> str:
     """``eager`` or ``compiled`` for a ``compile_generation`` setting (see :data:`COMPILE_MIN_DECODE_STEPS`).
 
@@ -164,8 +176,7 @@ class TransformersBackend(GenerationBackend):
     """Batched, left-padded ``model.generate``: runs anywhere torch runs; fast on a GPU with compiled decoding."""
 
     def __init__(self, model: Any, tokenizer: Any, batch_tokens: int = CPU_BATCH_TOKENS,
-                 max_batch_sequences: int | None = None, decoding: str = "eager",
-                 max_new_tokens: int = PROMPT_TOKENS_ESTIMATE):
+                 max_batch_sequences: int | None = None, decoding: str = "eager"):
         if decoding not in DECODING_MODES:
             raise ValueError(f"decoding must be one of {DECODING_MODES}, got {decoding!r}")
         self.model = model
@@ -173,7 +184,6 @@ class TransformersBackend(GenerationBackend):
         self.batch_tokens = batch_tokens  # padded tokens (prompt + max_new_tokens) per generate() batch
         self.max_batch_sequences = max_batch_sequences  # optional cap on sequences per batch
         self.decoding = decoding
-        self.max_new_tokens = max_new_tokens  # the run's setting, for chunk_size (generate() takes its own)
         # Left padding: every prompt then ends at the same position, where decoding starts.
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token is None:
@@ -198,15 +208,21 @@ class TransformersBackend(GenerationBackend):
         log.info("transformers backend: %s decoding, batches of up to %d tokens (prompt + max_new_tokens)",
                  decoding, budget)
         return cls(model, tokenizer, batch_tokens=budget, max_batch_sequences=config.generation_batch_size,
-                   decoding=decoding, max_new_tokens=config.max_new_tokens)
+                   decoding=decoding)
 
     @property
     def settings(self) -> dict[str, Any]:
         """How this backend decodes, recorded with the run's costs (see :mod:`bestofn.costs`)."""
         return {"decoding": self.decoding, "batch_tokens": self.batch_tokens}
 
-    def chunk_size(self, n: int) -> int:
-        return prompts_per_call(n, self.max_new_tokens, self.batch_tokens, self.max_batch_sequences)
+    @classmethod
+    def chunk_size(cls, config: BestOfNConfig, n: int) -> int:
+        """Prompts per pipeline chunk, from the config alone: ``generation_batch_tokens``, else a fixed budget for
+        the device type (:func:`chunk_batch_tokens`), never the memory this process finds free, so every process
+        and every machine of a Ray cluster plans the same chunks (and seeds). ``generate`` still sizes its batches
+        inside a chunk by the memory it has (:func:`default_batch_tokens`)."""
+        budget = config.generation_batch_tokens or chunk_batch_tokens(resolve_device(config.device))
+        return prompts_per_call(n, config.max_new_tokens, budget, config.generation_batch_size)
 
     @torch.inference_mode()
     def generate(

@@ -87,7 +87,8 @@ class VLLMBackend(GenerationBackend):
         llm = _start_engine(vllm, config, platform)
         return cls(llm, tokenizer, stop_ids, context_is_models_own=config.max_model_len is None)
 
-    def chunk_size(self, n: int) -> int:
+    @classmethod
+    def chunk_size(cls, config: BestOfNConfig, n: int) -> int:
         return max(1, SEQUENCES_PER_CALL // n)
 
     def generate(

@@ -1,0 +1,216 @@
+"""Scale-out on Ray (bestofn.executors): the same run directory as one process, resumable, failures retried.
+
+One local cluster serves the whole module (``ray.init(num_cpus=2)``). Each Ray stage starts its own actor
+pool, which takes seconds on 2 cores, so the runs are few and tiny: 4 problems, N=2, 8 new tokens, with
+chunks small enough that every stage has several (greedy: 2 chunks of 2 problems, samples: 4 chunks of one
+problem, scores: 3 chunks of at most 3 solutions; the chunk plan is made on the driver, so a test can shrink it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import ray
+import ray.cloudpickle
+
+from bestofn import costs, pipeline, rundir
+from bestofn.cli import main
+from bestofn.config import BestOfNConfig
+from bestofn.errors import BestOfNError
+from bestofn.executors import RayExecutor
+from bestofn.io import read_json, read_jsonl
+
+from conftest import tiny_config
+
+ROOT = Path(__file__).resolve().parents[1]
+COMPARED = ("greedy.jsonl", "samples.jsonl", "results.json")
+TINY = dict(num_problems=4, n=2, max_new_tokens=8, temperature=1.0, generation_batch_size=2)
+
+# The failing workers below are defined here, so Ray's workers get them by value (pickled with the test).
+ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
+
+@pytest.fixture(scope="module", autouse=True)
+def small_score_chunks():
+    """Three PRM chunks instead of one (the driver plans the chunks, so this reaches the Ray workers too)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(pipeline, "SCORE_CHUNK_SOLUTIONS", 3)
+        yield
+
+
+@pytest.fixture(scope="module")
+def cluster() -> str:
+    """A local cluster for the module; returns its address (another process joins it with ``--ray ADDRESS``)."""
+    ray.init(num_cpus=2, include_dashboard=False, configure_logging=False)
+    yield ray.get_runtime_context().gcs_address
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def models(tiny_generator_dir, tiny_prm_dir, math500_path) -> dict:
+    return {"generator": tiny_generator_dir, "prm": tiny_prm_dir, "dataset": math500_path}
+
+
+def make_config(models: dict, output_dir: Path, **overrides) -> BestOfNConfig:
+    return tiny_config(models["generator"], models["prm"], models["dataset"], output_dir, **{**TINY, **overrides})
+
+
+@pytest.fixture(scope="module")
+def single_process_run(tmp_path_factory, models) -> Path:
+    """The reference: the same config without Ray."""
+    config = make_config(models, tmp_path_factory.mktemp("local") / "run")
+    pipeline.run(config)
+    return Path(config.output_dir)
+
+
+def assert_same_results(run: Path, reference: Path) -> None:
+    for name in COMPARED:
+        assert (run / name).read_bytes() == (reference / name).read_bytes(), f"{name} differs from the single-process run"
+    # Ray settings are not part of any stage's fingerprint: a run with or without Ray is the same run.
+    assert read_json(run / "manifest.json")["stages"] == read_json(reference / "manifest.json")["stages"]
+
+
+class CountingMap:
+    """Wraps RayExecutor.map: records how many chunks each stage's worker class was given."""
+
+    def __init__(self, monkeypatch):
+        self.chunks: dict[str, int] = {}
+        real = RayExecutor.map
+
+        def counted(executor, worker, payloads):
+            self.chunks[worker.__name__] = self.chunks.get(worker.__name__, 0) + len(payloads)
+            return real(executor, worker, payloads)
+
+        monkeypatch.setattr(RayExecutor, "map", counted)
+
+
+# --- same results ------------------------------------------------------------------------------------------------
+def test_cli_run_on_two_ray_workers_writes_the_single_process_results(cluster, models, single_process_run, tmp_path,
+                                                                      monkeypatch, capsys):
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(make_config(models, tmp_path / "unused").to_yaml())
+    counter = CountingMap(monkeypatch)
+    # --ray without a value would start a local cluster; the module's cluster is already running, so it joins it.
+    assert main(["run", "--config", str(recipe), "--ray", "--workers", "2", "--output-dir", str(tmp_path / "run")]) == 0
+    assert "weighted_bon" in capsys.readouterr().out
+    assert counter.chunks == {"GenerationWorker": 2 + 4, "ScoringWorker": 3}
+    saved = BestOfNConfig.from_yaml(tmp_path / "run" / "config.yaml")
+    assert (saved.ray_address, saved.workers) == ("local", 2)
+    assert_same_results(tmp_path / "run", single_process_run)
+    # The workers' costs (measured in the Ray processes, returned with each chunk) reach timings.json.
+    on_ray, local = costs.stage_totals(tmp_path / "run"), costs.stage_totals(single_process_run)
+    for stage in ("greedy", "samples", "scores"):
+        got, want = on_ray[stage], local[stage]
+        assert got.sequences > 0 and got.model_s > 0 and got.peak_memory_bytes > 0, stage
+        assert (got.sequences, got.prompt_tokens, got.generated_tokens) == \
+            (want.sequences, want.prompt_tokens, want.generated_tokens), stage
+    assert on_ray["greedy"].load_s > 0 and on_ray["scores"].load_s > 0
+
+
+# --- a killed driver resumes -------------------------------------------------------------------------------------
+def journaled_rows(partial: Path) -> list[dict]:
+    """The rows of the whole records of the samples journals, read without touching them (the driver may be
+    writing; Journal.read would cut a torn tail): one record per line, ``{"rows": [...]}``."""
+    rows: list[dict] = []
+    for path in partial.glob("samples-*.jsonl"):
+        rows += [r for line in path.read_text().splitlines(keepends=True) if line.endswith("\n")
+                 for r in json.loads(line)["rows"]]
+    return rows
+
+
+def test_killed_driver_resumes_where_it_stopped(cluster, models, single_process_run, tmp_path, monkeypatch):
+    config = make_config(models, tmp_path / "run", ray_address=cluster, workers=1)
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(config.to_yaml())
+    # A real driver process joins the module's cluster and is killed (SIGKILL) once samples are being journaled.
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    driver = subprocess.Popen([sys.executable, "-m", "bestofn.cli", "run", "--config", str(recipe)], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    partial = tmp_path / "run" / ".partial"
+    try:
+        deadline = time.monotonic() + 300
+        while len(journaled_rows(partial)) < 2 and driver.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        driver.send_signal(signal.SIGKILL)
+        driver.wait()
+    assert (tmp_path / "run" / "greedy.jsonl").exists() and not (tmp_path / "run" / "samples.jsonl").exists(), \
+        "the driver must be killed in the middle of the samples stage"
+    done = len({r["unique_id"] for r in journaled_rows(partial)})
+    assert 1 <= done < 4
+
+    counter = CountingMap(monkeypatch)
+    pipeline.run(config)
+    assert counter.chunks == {"GenerationWorker": 4 - done, "ScoringWorker": 3}, \
+        "greedy is not redone, and of the samples only the chunks that were not journaled"
+    assert_same_results(tmp_path / "run", single_process_run)
+
+
+# --- failing workers ---------------------------------------------------------------------------------------------
+class FlakyScorer(pipeline.ScoringWorker):
+    """Fails once in the whole run (a marker file, seen by every actor): by raising, or by killing its process."""
+
+    marker: str = ""
+    how: str = "raise"
+
+    def __call__(self, chunk):
+        if not os.path.exists(self.marker):
+            Path(self.marker).write_text(",".join(chunk["unique_ids"]))
+            if self.how == "raise":
+                raise RuntimeError("flaky worker")
+            os._exit(1)  # the actor's process dies, as on a lost node
+        return super().__call__(chunk)
+
+
+class BrokenScorer(pipeline.ScoringWorker):
+    """Always fails on the chunk that holds one given problem; logs each attempt to a file."""
+
+    log: str = ""
+    bad_problem: str = ""
+
+    def __call__(self, chunk):
+        if self.bad_problem in chunk["unique_ids"]:
+            with open(self.log, "a") as f:
+                f.write("attempt\n")
+            raise ValueError("this chunk breaks the PRM")
+        return super().__call__(chunk)
+
+
+def scores_only_run(models: dict, source: Path, output_dir: Path) -> BestOfNConfig:
+    """A Ray run whose problems, greedy and samples come from ``source``: only the PRM stage is left to do."""
+    config = make_config(models, output_dir, ray_address="auto", workers=1)
+    assert rundir.import_stages(source, config, ("problems", "greedy", "samples")) == ["problems", "greedy", "samples"]
+    return config
+
+
+@pytest.mark.parametrize("how", ["raise", "exit"])
+def test_worker_that_fails_once_is_retried(how, cluster, models, single_process_run, tmp_path, monkeypatch):
+    config = scores_only_run(models, single_process_run, tmp_path / "run")
+    marker = tmp_path / "failed-once"
+    monkeypatch.setattr(pipeline, "ScoringWorker", type("Flaky", (FlakyScorer,), {"marker": str(marker), "how": how}))
+    pipeline.run(config)
+    assert marker.exists(), "the worker must have failed once"
+    assert_same_results(tmp_path / "run", single_process_run)
+
+
+def test_chunk_that_fails_twice_stops_the_run_naming_its_problems(cluster, models, single_process_run, tmp_path,
+                                                                  monkeypatch):
+    config = scores_only_run(models, single_process_run, tmp_path / "run")
+    samples = read_jsonl(single_process_run / "samples.jsonl")
+    bad_chunk = [s["unique_id"] for s in samples[3:6]]  # the second chunk of three solutions: two problems
+    attempts = tmp_path / "attempts"
+    monkeypatch.setattr(pipeline, "ScoringWorker", type("Broken", (BrokenScorer,), {
+        "log": str(attempts), "bad_problem": samples[5]["unique_id"]}))
+    with pytest.raises(BestOfNError, match="failed twice") as error:
+        pipeline.run(config)
+    assert f"problems {', '.join(dict.fromkeys(bad_chunk))}:" in str(error.value)
+    assert "ValueError: this chunk breaks the PRM" in str(error.value)
+    assert attempts.read_text().count("attempt") == 2, "retried once, then the run stops"
+    assert not (tmp_path / "run" / "results.json").exists()
