@@ -7,8 +7,23 @@ model before the PRM loads. :func:`make_backend` builds the one named by the con
 ``transformers_backend`` (CPU or GPU, always available) and ``vllm_backend`` (fast, optional dependency).
 """
 
-from .base import Completion, GenerationBackend, backend_class, make_backend, resolve_device, resolve_dtype, stop_token_ids
+from ..config import BestOfNConfig
+from .base import Completion, GenerationBackend, resolve_device, resolve_dtype, stop_token_ids
 from .transformers_backend import TransformersBackend
 
 __all__ = ["Completion", "GenerationBackend", "TransformersBackend", "backend_class", "make_backend", "resolve_device",
            "resolve_dtype", "stop_token_ids"]
+
+
+def backend_class(config: BestOfNConfig) -> type[GenerationBackend]:
+    """The class of the backend named by ``config.backend`` (nothing is loaded)."""
+    if config.backend == "vllm":
+        from .vllm_backend import VLLMBackend  # vllm itself is imported only when the engine starts
+
+        return VLLMBackend
+    return TransformersBackend
+
+
+def make_backend(config: BestOfNConfig) -> GenerationBackend:
+    """The backend named by ``config.backend``, with the generator loaded."""
+    return backend_class(config).from_config(config)

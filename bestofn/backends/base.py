@@ -88,22 +88,6 @@ def resolve_dtype(dtype: str, device: str) -> torch.dtype:
     return torch.bfloat16 if torch.cuda.is_bf16_supported(including_emulation=False) else torch.float16
 
 
-def backend_class(config: BestOfNConfig) -> type[GenerationBackend]:
-    """The class of the backend named by ``config.backend`` (nothing is loaded)."""
-    if config.backend == "vllm":
-        from .vllm_backend import VLLMBackend  # vllm itself is imported only when the engine starts
-
-        return VLLMBackend
-    from .transformers_backend import TransformersBackend
-
-    return TransformersBackend
-
-
-def make_backend(config: BestOfNConfig) -> GenerationBackend:
-    """The backend named by ``config.backend``, with the generator loaded."""
-    return backend_class(config).from_config(config)
-
-
 def stop_token_ids(generation_config: Any, tokenizer: Any) -> list[int]:
     """End-of-sequence ids from the generation config (Qwen2.5-Instruct has two: <|im_end|>, <|endoftext|>).
 
