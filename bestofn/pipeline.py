@@ -244,14 +244,15 @@ def stage_search(run_dir: RunDir, problems: list[Problem]) -> list[dict]:
     """Beam search or DVTS (:mod:`bestofn.methods`): the PRM steers generation, so both load in this process
     (a search is not split into chunks for Ray: config validation refuses ``--ray`` with a search method)."""
     cfg = run_dir.config
-    return search_stage(run_dir, problems, lambda: make_backend(cfg), lambda: _load_prm(cfg),
+    return search_stage(run_dir, problems, lambda: make_backend(cfg), lambda: _load_prm(cfg, resolve_device(cfg.device)),
                         lambda text, gold: grade(text, gold, cfg.grading_timeout))
 
 
-def _load_prm(cfg: BestOfNConfig):
-    device = resolve_device(cfg.device)
+def _load_prm(cfg: BestOfNConfig, device: str, compile: bool = False) -> Any:
+    """The configured PRM on ``device``, through the module-level ``load_prm`` (bestofn.testing.scripted replaces it)."""
     return load_prm(cfg.prm, device=device, dtype=resolve_dtype(cfg.dtype, device), revision=cfg.prm_revision,
-                    format=cfg.prm_format, batch_tokens=cfg.prm_batch_tokens, max_length=cfg.prm_max_length)
+                    format=cfg.prm_format, batch_tokens=cfg.prm_batch_tokens, max_length=cfg.prm_max_length,
+                    compile=compile)
 
 
 def _resume(journaled: list[dict], chunks: list[list], key: Callable[[dict], Any],
@@ -291,10 +292,7 @@ class ScoringWorker:
         cfg = self.config
         compile = compile_enabled(cfg.prm_compile, self.device, stage_tokens)
         with self.meter.load():
-            # the module-level name: bestofn.testing.scripted replaces it
-            return load_prm(cfg.prm, device=self.device, dtype=resolve_dtype(cfg.dtype, self.device),
-                            revision=cfg.prm_revision, format=cfg.prm_format, batch_tokens=cfg.prm_batch_tokens,
-                            max_length=cfg.prm_max_length, compile=compile)
+            return _load_prm(cfg, self.device, compile)
 
     def __call__(self, chunk: dict[str, Any]) -> dict[str, Any]:
         if self.prm is None:
