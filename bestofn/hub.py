@@ -41,6 +41,7 @@ from huggingface_hub.utils import validate_repo_id
 
 from .config import BestOfNConfig
 from .errors import BestOfNError, first_line
+from .prompts import system_prompt_for
 from .rundir import Run as RunArtifacts
 from .rundir import load_run
 from .selection import METHOD_LABELS
@@ -315,7 +316,7 @@ def build_card(run: RunArtifacts, dsets: dict[str, Dataset], repo_id: str, file_
         num_samples=num_samples,
         generator=_model_info(cfg.generator, cfg.generator_revision, run.model_commits.get("generator")),
         prm=_model_info(cfg.prm, cfg.prm_revision, run.model_commits.get("prm")),
-        system_prompt_block=_fenced(cfg.system_prompt or "(no system message)"),
+        system_prompt_block=_fenced(system_prompt_for(cfg.system_prompt, run.step_separator) or "(no system message)"),
         user_template_block=_fenced(cfg.user_template),
         n=cfg.n,
         temperature=cfg.temperature,

@@ -30,6 +30,7 @@ from . import __version__
 from .config import STAGES, BestOfNConfig, stage_keys
 from .errors import BestOfNError
 from .io import Journal, atomic_write_text, file_digest, read_json, read_jsonl, read_jsonl_lenient, write_json
+from .prm.formats import LINE
 
 log = logging.getLogger(__name__)
 
@@ -414,6 +415,7 @@ class Run:
     results: dict[str, Any]
     bestofn_version: str
     model_commits: dict[str, str | None] = field(default_factory=dict)  # role -> Hub commit used, from the manifest
+    step_separator: str = LINE  # how the prompt asked for steps to be separated (older runs: one per line)
 
     @property
     def n(self) -> int:
@@ -450,7 +452,8 @@ def load_run(run_dir: str | Path) -> Run:
     for group in samples.values():
         group.sort(key=lambda r: r["sample_index"])
     commits = {role: m.get("commit") for role, m in manifest.get("models", {}).items()}
-    run = Run(run_dir, config, problems, greedy, samples, results, manifest.get("bestofn_version", __version__), commits)
+    run = Run(run_dir, config, problems, greedy, samples, results, manifest.get("bestofn_version", __version__), commits,
+              manifest.get("step_separator") or LINE)
     _check_consistent(run)
     return run
 

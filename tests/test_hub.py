@@ -210,7 +210,10 @@ def test_card_describes_the_run(run_dir: Path, tmp_path: Path) -> None:
     hub.save_dataset_folder(run_dir, tmp_path / "out", "someone/bestofn-test")
     text = (tmp_path / "out" / "README.md").read_text(encoding="utf-8")
     cfg = BestOfNConfig.from_yaml(run_dir / "config.yaml")
-    assert cfg.system_prompt in text and "Therefore, the final answer is $\\boxed{ANSWER}$." in text
+    # The system prompt as the generator saw it: the step instruction filled in for this run's separator ("\n").
+    assert cfg.system_prompt.split("{step_format}")[0] in text and "{step_format}" not in text
+    assert "Write exactly one reasoning step per line" in text
+    assert "Therefore, the final answer is $\\boxed{ANSWER}$." in text
     assert "[Qwen/Qwen2.5-1.5B-Instruct](https://huggingface.co/Qwen/Qwen2.5-1.5B-Instruct) | `abc123` | Apache-2.0" in text
     assert "Skywork-o1-Open-PRM-Qwen-2.5-1.5B) | not pinned" in text and "see the model card" in text
     assert "| Temperature | 0.8 |" in text and "| Samples per problem (N) | 4 |" in text
