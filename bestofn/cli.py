@@ -211,7 +211,7 @@ def _push(args: argparse.Namespace) -> None:
 
 # --- the parser ------------------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="bestofn", description="Best-of-N test-time compute on MATH-500.")
+    parser = argparse.ArgumentParser(prog="bestofn", description="Test-time compute on MATH-500: sample or search (Best-of-N, beam search, DVTS) and let a process reward model pick.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
