@@ -202,8 +202,6 @@ class BestOfNConfig:
             if self.num_iterations < 1 or self.lookahead < 0:
                 raise BestOfNError(f"num_iterations must be >= 1 and lookahead >= 0, got {self.num_iterations} and "
                                    f"{self.lookahead}")
-            if self.ray_address is not None:  # a search keeps every problem's tree in one process for now
-                raise BestOfNError(f"{self.method} runs in one process: drop --ray (Ray scale-out runs Best-of-N)")
         if "{problem}" not in self.user_template:
             raise BestOfNError("user_template must contain '{problem}', where the problem text goes")
 
