@@ -144,7 +144,7 @@ class BestOfNConfig:
     # --- scale-out (docs/scale-out.md); never part of a stage's fingerprint: Ray or not, the results are the same
     ray_address: str | None = field(
         default=None,
-        metadata={"help": "Run generation and PRM scoring on a Ray cluster: 'auto' joins the running one, 'local' "
+        metadata={"help": "Run generation, PRM scoring and search on a Ray cluster: 'auto' joins the running one, 'local' "
                           "(or --ray alone) starts one on this machine, or a cluster address (host:6379). "
                           "none: this process only.", "example": "auto"},
     )

@@ -11,10 +11,11 @@ of :mod:`bestofn`: 1 data, 2 prompts, 3 backends, 4 grading, 5 prm, 6 selection)
 
 Where the artifacts live and what a rerun may trust is :mod:`bestofn.rundir`'s job; work is journaled one
 chunk of problems at a time, so a killed stage resumes where it stopped. Each model stage is a list of chunks
-planned here from the config alone and a worker class (:class:`GenerationWorker`, :class:`ScoringWorker`) that
-an executor runs, in this process or on a Ray cluster (:mod:`bestofn.executors`). What each stage cost (time,
-tokens, memory) goes to ``timings.json`` (:mod:`bestofn.costs`: one decorator per stage; the workers measure
-their model calls and return the numbers with each chunk's result, which this process records).
+planned here from the config alone and a worker class (:class:`GenerationWorker`, :class:`ScoringWorker`,
+:class:`SearchWorker`) that an executor runs, in this process or on a Ray cluster (:mod:`bestofn.executors`).
+What each stage cost (time, tokens, memory) goes to ``timings.json`` (:mod:`bestofn.costs`: one decorator per
+stage; the workers measure their model calls and return the numbers with each chunk's result, which this
+process records).
 """
 
 from __future__ import annotations
