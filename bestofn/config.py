@@ -144,7 +144,7 @@ class BestOfNConfig:
     # --- scale-out (docs/scale-out.md); never part of a stage's fingerprint: Ray or not, the results are the same
     ray_address: str | None = field(
         default=None,
-        metadata={"help": "Run generation and PRM scoring on a Ray cluster: 'auto' joins the running one, 'local' "
+        metadata={"help": "Run generation, PRM scoring and search on a Ray cluster: 'auto' joins the running one, 'local' "
                           "(or --ray alone) starts one on this machine, or a cluster address (host:6379). "
                           "none: this process only.", "example": "auto"},
     )
@@ -202,8 +202,6 @@ class BestOfNConfig:
             if self.num_iterations < 1 or self.lookahead < 0:
                 raise BestOfNError(f"num_iterations must be >= 1 and lookahead >= 0, got {self.num_iterations} and "
                                    f"{self.lookahead}")
-            if self.ray_address is not None:  # a search keeps every problem's tree in one process for now
-                raise BestOfNError(f"{self.method} runs in one process: drop --ray (Ray scale-out runs Best-of-N)")
         if "{problem}" not in self.user_template:
             raise BestOfNError("user_template must contain '{problem}', where the problem text goes")
 

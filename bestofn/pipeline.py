@@ -11,10 +11,11 @@ of :mod:`bestofn`: 1 data, 2 prompts, 3 backends, 4 grading, 5 prm, 6 selection)
 
 Where the artifacts live and what a rerun may trust is :mod:`bestofn.rundir`'s job; work is journaled one
 chunk of problems at a time, so a killed stage resumes where it stopped. Each model stage is a list of chunks
-planned here from the config alone and a worker class (:class:`GenerationWorker`, :class:`ScoringWorker`) that
-an executor runs, in this process or on a Ray cluster (:mod:`bestofn.executors`). What each stage cost (time,
-tokens, memory) goes to ``timings.json`` (:mod:`bestofn.costs`: one decorator per stage; the workers measure
-their model calls and return the numbers with each chunk's result, which this process records).
+planned here from the config alone and a worker class (:class:`GenerationWorker`, :class:`ScoringWorker`,
+:class:`SearchWorker`) that an executor runs, in this process or on a Ray cluster (:mod:`bestofn.executors`).
+What each stage cost (time, tokens, memory) goes to ``timings.json`` (:mod:`bestofn.costs`: one decorator per
+stage; the workers measure their model calls and return the numbers with each chunk's result, which this
+process records).
 """
 
 from __future__ import annotations
@@ -34,8 +35,8 @@ from .data import Problem, load_math500, select_subset
 from .errors import BestOfNError, missing_folder_error, model_load_error
 from .executors import Executor, make_executor
 from .grading import grade
-from .io import read_jsonl, write_json, write_jsonl
-from .methods.search import search_compute, search_stage
+from .io import Journal, read_jsonl, write_json, write_jsonl
+from .methods.search import finish_search, search_compute, search_problems, search_stage
 from .prm import load_prm, step_separator
 from .prm.base import compile_enabled
 from .prm.formats import LINE
@@ -87,8 +88,7 @@ def _run_stages(run_dir: RunDir) -> dict[str, Any]:
         if config.method == "best_of_n":
             samples = stage_samples(run_dir, problems, executor)
         else:
-            executor.close()  # free the generator: the search loads it again, beside the PRM that steers it
-            samples = stage_search(run_dir, problems)
+            samples = stage_search(run_dir, problems, executor)
         samples = stage_scores(run_dir, problems, samples, executor)
     finally:
         executor.close()
@@ -239,13 +239,71 @@ def _chunks(items: list, size: int) -> Iterator[list]:
         yield items[start : start + size]
 
 
+class SearchWorker:
+    """Beam search or DVTS on one worker: holds the generator and the PRM that steers it; a chunk's problems in,
+    their pools (not yet graded: grading runs on the driver), their tree nodes and the chunk's costs out."""
+
+    def __init__(self, config: BestOfNConfig):
+        self.config = config
+        device = resolve_device(config.device)
+        self.meter = costs.WorkerMeter(device)
+        with self.meter.load():
+            self.backend = make_backend(config)  # module-level names: bestofn.testing.scripted replaces them
+            self.prm = _load_prm(config, device)
+
+    def __call__(self, chunk: dict[str, Any]) -> dict[str, Any]:
+        problems = [Problem(**p) for p in chunk["problems"]]
+        with self.meter.chunk() as cost:
+            pool, tree = search_problems(problems, self.backend, self.prm, self.config, progress=False)
+        return {"pool": pool, "tree": tree, "cost": cost.to_dict()}
+
+    def close(self) -> None:
+        self.backend.close()
+        self.prm = None
+
+
 @costs.measured("samples")
-def stage_search(run_dir: RunDir, problems: list[Problem]) -> list[dict]:
-    """Beam search or DVTS (:mod:`bestofn.methods`): the PRM steers generation, so both load in this process
-    (a search is not split into chunks for Ray: config validation refuses ``--ray`` with a search method)."""
+def stage_search(run_dir: RunDir, problems: list[Problem], executor: Executor) -> list[dict]:
+    """Beam search or DVTS (:mod:`bestofn.methods`): the PRM steers generation, so both models load together.
+
+    In this process the search runs all problems in lockstep and resumes per iteration; on a Ray cluster
+    (:func:`_search_chunks`) each worker searches a chunk of problems, and the run resumes per chunk. Seeds
+    come from each problem's content (``tree.beam_seed``), so both give the same ``samples.jsonl``.
+    """
     cfg = run_dir.config
+    grade_one = lambda text, gold: grade(text, gold, cfg.grading_timeout)  # noqa: E731
+    if cfg.ray_address:
+        return _search_chunks(run_dir, problems, executor, grade_one)
+    executor.close()  # free the generator: the search loads it again, beside the PRM that steers it
     return search_stage(run_dir, problems, lambda: make_backend(cfg), lambda: _load_prm(cfg, resolve_device(cfg.device)),
-                        lambda text, gold: grade(text, gold, cfg.grading_timeout))
+                        grade_one)
+
+
+def _search_chunks(run_dir: RunDir, problems: list[Problem], executor: Executor,
+                   grade_one: Callable[[str, str], dict]) -> list[dict]:
+    """The search split into chunks of problems (planned from the config alone), journaled chunk by chunk."""
+    if run_dir.is_done("samples"):
+        return read_jsonl(run_dir.file("samples"))
+    cfg = run_dir.config
+    run_dir.invalidate("samples")
+    # A journal of its own: its records (one per chunk) cannot be read as the local search's iterations.
+    local = run_dir.journal("samples").path
+    journal = Journal(local.with_name(f"{local.stem}-chunks{local.suffix}"))
+    chunks = list(_chunks(problems, backend_class(cfg).chunk_size(cfg, cfg.n)))
+    done = {tuple(r["unique_ids"]): r for r in journal.read()}
+    todo = [c for c in chunks if tuple(p.unique_id for p in c) not in done]
+    if len(todo) < len(chunks):
+        log.info("%s: resuming, %d of %d chunks of problems already searched", cfg.method, len(chunks) - len(todo), len(chunks))
+    payloads = [{"unique_ids": [p.unique_id for p in chunk], "problems": [p.to_dict() for p in chunk]} for chunk in todo]
+    for chunk, result in _run_chunks(executor, SearchWorker, todo, payloads, len(chunks), cfg.method):
+        costs.record(result.pop("cost"))
+        record = {"unique_ids": [p.unique_id for p in chunk], **result}
+        journal.append([record])  # a kill after this line loses nothing of this chunk
+        done[tuple(record["unique_ids"])] = record
+    # In problem order, as the search in one process writes them.
+    results = [done[tuple(p.unique_id for p in chunk)] for chunk in chunks]
+    return finish_search(run_dir, problems, [r for res in results for r in res["pool"]],
+                         [n for res in results for n in res["tree"]], grade_one)
 
 
 def _load_prm(cfg: BestOfNConfig, device: str, compile: bool = False) -> Any:

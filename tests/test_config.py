@@ -112,8 +112,3 @@ def test_whole_numbers_for_float_settings_fingerprint_like_floats(tmp_path):
     assert type(c.temperature) is float and c.fingerprint("samples") == BestOfNConfig(temperature=1.0).fingerprint("samples")
 
 
-def test_search_methods_refuse_ray():
-    """Beam search and DVTS run in one process; --ray with them stops before any work, naming the fix."""
-    with pytest.raises(BestOfNError, match=r"dvts runs in one process: drop --ray"):
-        BestOfNConfig(method="dvts", n=4, beam_width=2, ray_address="local")
-    assert BestOfNConfig(method="best_of_n", ray_address="local").ray_address == "local"

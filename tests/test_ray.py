@@ -114,6 +114,44 @@ def test_cli_run_on_two_ray_workers_writes_the_single_process_results(cluster, m
     assert on_ray["greedy"].load_s > 0 and on_ray["scores"].load_s > 0
 
 
+def assert_same_up_to_float_rounding(got, want, where: str = "") -> None:
+    """Equal structures and equal values, floats within 1e-5 (relative) of each other."""
+    if isinstance(want, float) and isinstance(got, float):
+        assert got == pytest.approx(want, rel=1e-5, abs=1e-7), where
+    elif isinstance(want, dict):
+        assert isinstance(got, dict) and got.keys() == want.keys(), where
+        for key in want:
+            assert_same_up_to_float_rounding(got[key], want[key], f"{where}.{key}")
+    elif isinstance(want, list):
+        assert isinstance(got, list) and len(got) == len(want), where
+        for i, (g, w) in enumerate(zip(got, want)):
+            assert_same_up_to_float_rounding(g, w, f"{where}[{i}]")
+    else:
+        assert got == want, where
+
+
+def test_beam_search_on_two_ray_workers_writes_the_single_process_results(cluster, models, tmp_path, monkeypatch):
+    """A search on Ray (chunks of problems, one per worker call) samples what one process does in lockstep:
+    its seeds come from each problem's content (``tree.beam_seed``), never from the batch or the chunk."""
+    search = dict(num_problems=3, n=4, beam_width=2, num_iterations=2, max_new_tokens=24, generation_batch_size=4,
+                  method="beam_search")
+    reference = make_config(models, tmp_path / "local", **search)
+    pipeline.run(reference)
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(make_config(models, tmp_path / "unused", **search).to_yaml())
+    counter = CountingMap(monkeypatch)
+    assert main(["run", "--config", str(recipe), "--ray", "--workers", "2", "--output-dir", str(tmp_path / "run")]) == 0
+    assert counter.chunks["SearchWorker"] == 3  # one problem per chunk (4 sequences per batch / n=4)
+    # Every text, token count, tree link, ranking and answer is identical. The PRM's float32 rewards are not
+    # bit-identical: the PRM batches a chunk's candidates differently from all problems' at once, which moves
+    # the last bits of a reward (~1e-7), so they are compared at the PRM parity tolerance instead of as bytes.
+    for name in ("samples.jsonl", "tree.jsonl"):
+        assert_same_up_to_float_rounding(read_jsonl(tmp_path / "run" / name), read_jsonl(tmp_path / "local" / name))
+    assert_same_up_to_float_rounding(read_json(tmp_path / "run" / "results.json"),
+                                     read_json(tmp_path / "local" / "results.json"))
+    assert costs.stage_totals(tmp_path / "run")["samples"].load_s > 0  # the workers' costs reach timings.json
+
+
 # --- a killed driver resumes -------------------------------------------------------------------------------------
 def journaled_rows(partial: Path) -> list[dict]:
     """The rows of the whole records of the samples journals, read without touching them (the driver may be

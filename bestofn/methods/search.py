@@ -209,31 +209,45 @@ def score_with_tokens(prm: StepScorer, problems: Sequence[str], responses: Seque
 
 
 # --- the pipeline stage ------------------------------------------------------------------------------------------
+def search_problems(problems: Sequence[Problem], backend: GenerationBackend, prm: StepScorer, config: Any,
+                    journal: Journal | None = None, progress: bool = True) -> tuple[list[dict], list[dict]]:
+    """Search ``problems`` with loaded models; return their pools (``samples.jsonl`` rows, not yet graded) and
+    every node (``tree.jsonl`` rows). Runs in the pipeline's process, or in a Ray worker (``SearchWorker``)."""
+    from ..prompts import render_prompt
+
+    separator = getattr(prm, "step_separator", "\n")
+    prompts = [render_prompt(backend.tokenizer, p.problem, config.system_prompt, config.user_template, separator)
+               for p in problems]
+    states = run_search(problems, prompts, backend, prm, SearchSettings.from_config(config, separator),
+                        journal=journal, progress=progress)
+    pool = [row for state in states for row in pool_rows(state, config.method, config.n)]
+    tree = [{"unique_id": s.problem.unique_id, **node.to_dict()} for s in states for node in s.nodes.values()]
+    return pool, tree
+
+
 def search_stage(run_dir: Any, problems: list[Problem], get_backend: Callable[[], GenerationBackend],
                  load_prm: Callable[[], StepScorer], grade: Callable[[str, str], dict]) -> list[dict]:
-    """The ``samples`` stage of a search method: the final pools, graded and already PRM-scored.
+    """The ``samples`` stage of a search method in this process: the final pools, graded and already PRM-scored.
 
-    Writes ``samples.jsonl`` (the pools) and ``tree.jsonl`` (every node, for the history and the compute
-    count); iterations are journaled in the stage's journal, so a killed search resumes at its last one.
+    Iterations are journaled in the stage's journal, so a killed search resumes at its last one. (On a Ray
+    cluster the pipeline splits the problems into chunks instead, and a search resumes per chunk.)
     """
     if run_dir.is_done("samples"):
         return read_jsonl(run_dir.file("samples"))
-    cfg = run_dir.config
     run_dir.invalidate("samples")
-    from ..prompts import render_prompt
-
     backend = get_backend()
     prm = load_prm()  # both models at once: the PRM steers generation
-    separator = getattr(prm, "step_separator", "\n")
-    prompts = [render_prompt(backend.tokenizer, p.problem, cfg.system_prompt, cfg.user_template, separator)
-               for p in problems]
-    states = run_search(problems, prompts, backend, prm, SearchSettings.from_config(cfg, separator),
-                        journal=run_dir.journal("samples"))
+    pool, tree = search_problems(problems, backend, prm, run_dir.config, journal=run_dir.journal("samples"))
+    return finish_search(run_dir, problems, pool, tree, grade)
+
+
+def finish_search(run_dir: Any, problems: list[Problem], pool: list[dict], tree: list[dict],
+                  grade: Callable[[str, str], dict]) -> list[dict]:
+    """Grade the pools (here: grading's timeout needs the main thread) and write ``samples.jsonl`` (the pools)
+    and ``tree.jsonl`` (every node, for the history and the compute count); the stage is then done."""
     gold = {p.unique_id: p.answer for p in problems}
-    rows = [{**row, **grade(row["text"], gold[row["unique_id"]])}
-            for state in states for row in pool_rows(state, cfg.method, cfg.n)]
-    write_jsonl(run_dir.path / TREE_FILE, [{"unique_id": s.problem.unique_id, **node.to_dict()}
-                                           for s in states for node in s.nodes.values()])
+    rows = [{**row, **grade(row["text"], gold[row["unique_id"]])} for row in pool]
+    write_jsonl(run_dir.path / TREE_FILE, tree)
     write_jsonl(run_dir.file("samples"), rows)
     run_dir.mark_done("samples")
     return rows
