@@ -5,7 +5,8 @@ solutions (finish reason ``stop`` or ``length``), which the pipeline then grades
 same rules as Best-of-N. The search talks to a :class:`~bestofn.backends.GenerationBackend` (one step per
 call, stopped at the PRM's step delimiter) and to a PRM (``score_detailed``) only, so tests can drive it
 with fakes whose rules are known. Every iteration sends all active beams of all problems in one backend call
-and all prefixes in one PRM call; each iteration is journaled, so a killed search resumes there.
+and all prefixes in one PRM call; each iteration is journaled, so a killed search resumes there (on Ray,
+the pipeline searches chunks of problems on workers and resumes per chunk).
 
 - ``tree``         the step records (nodes), beam seeds, the per-problem search state
 - ``beam_search``  keep the top n/M beams per problem, expand each into M continuations
