@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 from .errors import BestOfNError
-from .methods import METHODS
+from .methods import BEST_OF_N, RUN_METHODS
 from .fields import check_value, field_types
 from .prm.formats import BLANK_LINE, FORMATS, LINE
 from .selection import AGGREGATIONS
@@ -99,9 +99,9 @@ class BestOfNConfig:
     enforce_eager: bool = field(default=False, metadata={"help": "vLLM: disable CUDA graphs (slower, less memory)."})
     # --- search method ------------------------------------------------------------------------------------
     method: str = field(
-        default="best_of_n",
+        default=BEST_OF_N,
         metadata={"help": "best_of_n (sample n, then select), beam_search or dvts (PRM-guided search, n final solutions).",
-                  "choices": METHODS},
+                  "choices": RUN_METHODS},
     )
     beam_width: int = field(
         default=4, metadata={"help": "Search methods: M, candidates per kept beam (beam_search keeps n/M beams; dvts "
@@ -193,9 +193,9 @@ class BestOfNConfig:
         for key in ("generation_batch_tokens", "generation_batch_size"):
             if getattr(self, key) is not None and getattr(self, key) < 1:
                 raise BestOfNError(f"{key} must be a positive number, got {getattr(self, key)} (or unset it)")
-        if self.method not in METHODS:
-            raise BestOfNError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
-        if self.method != "best_of_n":
+        if self.method not in RUN_METHODS:
+            raise BestOfNError(f"method must be one of {', '.join(RUN_METHODS)}, got {self.method!r}")
+        if self.method != BEST_OF_N:
             if self.beam_width < 1 or self.n % self.beam_width:
                 raise BestOfNError(f"n ({self.n}) must be a positive multiple of beam_width ({self.beam_width}) for "
                                    f"{self.method}; e.g. --n 16 --beam-width 4")
@@ -285,10 +285,10 @@ _SEARCH_KEYS = ("method", "beam_width", "num_iterations", "lookahead", "prm", "p
                 "aggregation")
 
 
-def stage_keys(stage: str, method: str = "best_of_n") -> set[str]:
+def stage_keys(stage: str, method: str = BEST_OF_N) -> set[str]:
     """All config keys whose change invalidates ``stage`` (for runs of ``method``)."""
     keys = set(_OWN_KEYS[stage])
-    if method != "best_of_n" and stage == "samples":
+    if method != BEST_OF_N and stage == "samples":
         keys |= set(_SEARCH_KEYS)
     for up in _UPSTREAM[stage]:
         keys |= stage_keys(up, method)

@@ -60,6 +60,10 @@ class ChunkWorker(Protocol):
 class Executor(ABC):
     """Runs a stage's chunks on some workers and yields their results as they finish."""
 
+    #: Whether workers run in this process, where they can reach the run directory (to journal their own
+    #: progress inside a long chunk); a Ray worker may be on another machine.
+    in_process: bool = False
+
     @abstractmethod
     def map(self, worker: type[ChunkWorker], payloads: Sequence[dict[str, Any]]) -> Iterator[tuple[int, Any]]:
         """Yield ``(index into payloads, result)`` once per chunk, in any order."""
@@ -87,6 +91,8 @@ def _json_roundtrip(result: Any) -> Any:
 # --- in this process ---------------------------------------------------------------------------------------------
 class LocalExecutor(Executor):
     """Today's single-process run: chunks in order, one worker (model) alive at a time, loaded on first use."""
+
+    in_process = True
 
     def __init__(self, config: BestOfNConfig):
         self.config = config

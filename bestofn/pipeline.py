@@ -36,7 +36,8 @@ from .errors import BestOfNError, missing_folder_error, model_load_error
 from .executors import Executor, make_executor
 from .grading import grade
 from .io import Journal, read_jsonl, write_json, write_jsonl
-from .methods.search import finish_search, search_compute, search_problems, search_stage
+from .methods import BEST_OF_N
+from .methods.search import finish_search, search_compute, search_problems
 from .prm import load_prm, step_separator
 from .prm.base import compile_enabled
 from .prm.formats import LINE
@@ -85,7 +86,7 @@ def _run_stages(run_dir: RunDir) -> dict[str, Any]:
     executor = make_executor(config)
     try:
         greedy = stage_greedy(run_dir, problems, executor)
-        if config.method == "best_of_n":
+        if config.method == BEST_OF_N:
             samples = stage_samples(run_dir, problems, executor)
         else:
             samples = stage_search(run_dir, problems, executor)
@@ -241,7 +242,11 @@ def _chunks(items: list, size: int) -> Iterator[list]:
 
 class SearchWorker:
     """Beam search or DVTS on one worker: holds the generator and the PRM that steers it; a chunk's problems in,
-    their pools (not yet graded: grading runs on the driver), their tree nodes and the chunk's costs out."""
+    their pools (not yet graded: grading runs on the driver), their tree nodes and the chunk's costs out.
+
+    A chunk that names a ``journal`` (only in this process) journals each of its iterations there and, when
+    that journal already holds some, resumes after the last one.
+    """
 
     def __init__(self, config: BestOfNConfig):
         self.config = config
@@ -253,8 +258,10 @@ class SearchWorker:
 
     def __call__(self, chunk: dict[str, Any]) -> dict[str, Any]:
         problems = [Problem(**p) for p in chunk["problems"]]
+        journal = Journal(chunk["journal"]) if chunk.get("journal") else None
         with self.meter.chunk() as cost:
-            pool, tree = search_problems(problems, self.backend, self.prm, self.config, progress=False)
+            pool, tree = search_problems(problems, self.backend, self.prm, self.config, journal=journal,
+                                         progress=journal is not None)
         return {"pool": pool, "tree": tree, "cost": cost.to_dict()}
 
     def close(self) -> None:
@@ -266,44 +273,36 @@ class SearchWorker:
 def stage_search(run_dir: RunDir, problems: list[Problem], executor: Executor) -> list[dict]:
     """Beam search or DVTS (:mod:`bestofn.methods`): the PRM steers generation, so both models load together.
 
-    In this process the search runs all problems in lockstep and resumes per iteration; on a Ray cluster
-    (:func:`_search_chunks`) each worker searches a chunk of problems, and the run resumes per chunk. Seeds
-    come from each problem's content (``tree.beam_seed``), so both give the same ``samples.jsonl``.
+    The problems are searched in chunks planned from the config alone, the same in this process and on a Ray
+    cluster: a problem's candidates are always generated and scored beside the same other problems', so
+    both write the same bytes (batch composition moves the last float bits of a PRM reward). Each finished
+    chunk is journaled; in this process the chunk in progress also journals every iteration, so a killed
+    search resumes at its last iteration, and on Ray at its last finished chunk.
     """
-    cfg = run_dir.config
-    grade_one = lambda text, gold: grade(text, gold, cfg.grading_timeout)  # noqa: E731
-    if cfg.ray_address:
-        return _search_chunks(run_dir, problems, executor, grade_one)
-    executor.close()  # free the generator: the search loads it again, beside the PRM that steers it
-    return search_stage(run_dir, problems, lambda: make_backend(cfg), lambda: _load_prm(cfg, resolve_device(cfg.device)),
-                        grade_one)
-
-
-def _search_chunks(run_dir: RunDir, problems: list[Problem], executor: Executor,
-                   grade_one: Callable[[str, str], dict]) -> list[dict]:
-    """The search split into chunks of problems (planned from the config alone), journaled chunk by chunk."""
     if run_dir.is_done("samples"):
         return read_jsonl(run_dir.file("samples"))
     cfg = run_dir.config
     run_dir.invalidate("samples")
-    # A journal of its own: its records (one per chunk) cannot be read as the local search's iterations.
-    local = run_dir.journal("samples").path
-    journal = Journal(local.with_name(f"{local.stem}-chunks{local.suffix}"))
+    journal = run_dir.journal("samples", "chunks")  # one record per finished chunk: its pools and tree nodes
     chunks = list(_chunks(problems, backend_class(cfg).chunk_size(cfg, cfg.n)))
     done = {tuple(r["unique_ids"]): r for r in journal.read()}
-    todo = [c for c in chunks if tuple(p.unique_id for p in c) not in done]
+    todo = [(k, c) for k, c in enumerate(chunks) if tuple(p.unique_id for p in c) not in done]
     if len(todo) < len(chunks):
         log.info("%s: resuming, %d of %d chunks of problems already searched", cfg.method, len(chunks) - len(todo), len(chunks))
-    payloads = [{"unique_ids": [p.unique_id for p in chunk], "problems": [p.to_dict() for p in chunk]} for chunk in todo]
-    for chunk, result in _run_chunks(executor, SearchWorker, todo, payloads, len(chunks), cfg.method):
+    iterations = {k: run_dir.journal("samples", f"chunk{k}") for k, _ in todo}  # journals of the chunk in progress
+    payloads = [{"unique_ids": [p.unique_id for p in chunk], "problems": [p.to_dict() for p in chunk],
+                 "journal": str(iterations[k].path) if executor.in_process else None} for k, chunk in todo]
+    for (k, chunk), result in _run_chunks(executor, SearchWorker, todo, payloads, len(chunks), cfg.method):
         costs.record(result.pop("cost"))
         record = {"unique_ids": [p.unique_id for p in chunk], **result}
         journal.append([record])  # a kill after this line loses nothing of this chunk
+        iterations[k].remove()
         done[tuple(record["unique_ids"])] = record
-    # In problem order, as the search in one process writes them.
+    # Grading runs here, on the driver (its time limit needs the main thread); pools in problem order.
     results = [done[tuple(p.unique_id for p in chunk)] for chunk in chunks]
     return finish_search(run_dir, problems, [r for res in results for r in res["pool"]],
-                         [n for res in results for n in res["tree"]], grade_one)
+                         [n for res in results for n in res["tree"]],
+                         lambda text, gold: grade(text, gold, cfg.grading_timeout))
 
 
 def _load_prm(cfg: BestOfNConfig, device: str, compile: bool = False) -> Any:
@@ -376,7 +375,7 @@ def stage_scores(run_dir: RunDir, problems: list[Problem], samples: list[dict], 
     solution_key = lambda r: (r["unique_id"], r["sample_index"])  # noqa: E731
     chunks = list(_chunks(samples, SCORE_CHUNK_SOLUTIONS))
     journaled, todo = _resume(journal.read(), chunks, key=solution_key, item_key=solution_key)
-    if cfg.method != "best_of_n":  # a search scored its solutions while searching (with this PRM: see _SEARCH_KEYS)
+    if cfg.method != BEST_OF_N:  # a search scored its solutions while searching (with this PRM: see _SEARCH_KEYS)
         journaled, todo = samples, []
     scored = {solution_key(r): r for r in journaled}
     if todo:
@@ -488,7 +487,7 @@ def _compute(run_dir: RunDir, samples: list[dict]) -> dict[str, Any]:
     """What the method spent: generated tokens (for a search: every step, pruned beams and lookahead included)
     and the tokens the PRM read, in total and per problem."""
     cfg = run_dir.config
-    if cfg.method == "best_of_n":
+    if cfg.method == BEST_OF_N:
         spent = {"generated_tokens": _total_tokens(samples), "prm_tokens": _total_tokens(samples, "prm_tokens")}
     else:
         spent = search_compute(run_dir.path)

@@ -30,6 +30,7 @@ from . import __version__
 from .config import STAGES, BestOfNConfig, stage_keys
 from .errors import BestOfNError
 from .io import Journal, atomic_write_text, file_digest, read_json, read_jsonl, read_jsonl_lenient, write_json
+from .methods import SEARCH_METHODS
 from .prm.formats import LINE
 
 log = logging.getLogger(__name__)
@@ -78,7 +79,7 @@ class RunDir:
         artifact = {"stage": stage, **file_digest(self.file(stage))}
         self._write_manifest(stages={**self.manifest(), stage: self.config.fingerprint(stage)},
                              artifacts={**self._manifest_doc().get("artifacts", {}), ARTIFACTS[stage]: artifact})
-        self.journal(stage).remove()
+        self.remove_journals(stage)
 
     def invalidate(self, stage: str) -> None:
         """Forget ``stage`` and every later stage before recomputing it (they were built on the old one).
@@ -130,8 +131,18 @@ class RunDir:
         """Remember how the solutions' steps were asked to be separated (what a later PRM is checked against)."""
         self._write_manifest(step_separator=separator)
 
-    def journal(self, stage: str) -> Journal:
-        return Journal(self.path / ".partial" / f"{stage}-{self.config.fingerprint(stage)}.jsonl")
+    def journal(self, stage: str, part: str | None = None) -> Journal:
+        """The stage's journal, or one of its named ``part`` journals (a search keeps one per chunk and kind)."""
+        name = f"{stage}-{self.config.fingerprint(stage)}" + (f"-{part}" if part else "")
+        return Journal(self.path / ".partial" / f"{name}.jsonl")
+
+    def remove_journals(self, stage: str) -> None:
+        """Delete every journal of ``stage`` with the current settings (its stage is finished, or redone whole)."""
+        partial = self.path / ".partial"
+        prefix = f"{stage}-{self.config.fingerprint(stage)}"
+        for path in sorted(partial.glob(f"{prefix}*.jsonl")) if partial.is_dir() else []:
+            if path.stem == prefix or path.stem.startswith(prefix + "-"):
+                Journal(path).remove()
 
 
 def prepare_run_dir(config: BestOfNConfig, overwrite: bool, repair: bool = False,
@@ -242,16 +253,22 @@ def _check_artifacts(run_dir: RunDir, overwrite: bool, repair: bool) -> None:
     for stage in redo:
         run_dir.invalidate(stage)
         if not repair:
-            run_dir.journal(stage).remove()
+            run_dir.remove_journals(stage)
 
 
 def _salvage(run_dir: RunDir, stages: set[str]) -> None:
     """Put the readable rows of damaged files into their stages' journals, so only missing rows are redone.
 
     The generation stages then keep every problem whose rows are all there (``resume_rows``); the scores of
-    the samples kept are kept too. problems.jsonl is simply recomputed (it is cheap and deterministic).
+    the samples kept are kept too. problems.jsonl is simply recomputed (it is cheap and deterministic). A
+    search's pools are not rows of independent samples (each came out of its problem's whole tree), so a
+    damaged search ``samples.jsonl`` is searched again.
     """
     file = run_dir.file
+    if "samples" in stages and run_dir.config.method in SEARCH_METHODS:
+        log.warning("%s: a search is not repaired row by row; searching again", file("samples"))
+        run_dir.remove_journals("samples")
+        stages = stages - {"samples"}
     if "greedy" in stages and file("greedy").is_file():
         run_dir.journal("greedy").rewrite(read_jsonl_lenient(file("greedy"))[0])
     if "samples" in stages:

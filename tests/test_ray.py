@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -70,22 +71,24 @@ def single_process_run(tmp_path_factory, models) -> Path:
     return Path(config.output_dir)
 
 
-def assert_same_results(run: Path, reference: Path) -> None:
-    for name in COMPARED:
+def assert_same_results(run: Path, reference: Path, names: tuple[str, ...] = COMPARED) -> None:
+    for name in names:
         assert (run / name).read_bytes() == (reference / name).read_bytes(), f"{name} differs from the single-process run"
     # Ray settings are not part of any stage's fingerprint: a run with or without Ray is the same run.
     assert read_json(run / "manifest.json")["stages"] == read_json(reference / "manifest.json")["stages"]
 
 
 class CountingMap:
-    """Wraps RayExecutor.map: records how many chunks each stage's worker class was given."""
+    """Wraps RayExecutor.map: records how many chunks each stage's worker class was given (stages with none
+    left to do are not listed)."""
 
     def __init__(self, monkeypatch):
         self.chunks: dict[str, int] = {}
         real = RayExecutor.map
 
         def counted(executor, worker, payloads):
-            self.chunks[worker.__name__] = self.chunks.get(worker.__name__, 0) + len(payloads)
+            if payloads:
+                self.chunks[worker.__name__] = self.chunks.get(worker.__name__, 0) + len(payloads)
             return real(executor, worker, payloads)
 
         monkeypatch.setattr(RayExecutor, "map", counted)
@@ -114,74 +117,71 @@ def test_cli_run_on_two_ray_workers_writes_the_single_process_results(cluster, m
     assert on_ray["greedy"].load_s > 0 and on_ray["scores"].load_s > 0
 
 
-def assert_same_up_to_float_rounding(got, want, where: str = "") -> None:
-    """Equal structures and equal values, floats within 1e-5 (relative) of each other."""
-    if isinstance(want, float) and isinstance(got, float):
-        assert got == pytest.approx(want, rel=1e-5, abs=1e-7), where
-    elif isinstance(want, dict):
-        assert isinstance(got, dict) and got.keys() == want.keys(), where
-        for key in want:
-            assert_same_up_to_float_rounding(got[key], want[key], f"{where}.{key}")
-    elif isinstance(want, list):
-        assert isinstance(got, list) and len(got) == len(want), where
-        for i, (g, w) in enumerate(zip(got, want)):
-            assert_same_up_to_float_rounding(g, w, f"{where}[{i}]")
-    else:
-        assert got == want, where
+SEARCH = dict(num_problems=4, n=4, beam_width=2, num_iterations=2, max_new_tokens=24, generation_batch_size=4)
+SEARCH_FILES = ("greedy.jsonl", "samples.jsonl", "tree.jsonl", "results.json")
 
 
-def test_beam_search_on_two_ray_workers_writes_the_single_process_results(cluster, models, tmp_path, monkeypatch):
-    """A search on Ray (chunks of problems, one per worker call) samples what one process does in lockstep:
-    its seeds come from each problem's content (``tree.beam_seed``), never from the batch or the chunk."""
-    search = dict(num_problems=3, n=4, beam_width=2, num_iterations=2, max_new_tokens=24, generation_batch_size=4,
-                  method="beam_search")
-    reference = make_config(models, tmp_path / "local", **search)
-    pipeline.run(reference)
+@pytest.fixture(scope="module")
+def single_process_search(tmp_path_factory, models) -> dict[str, Path]:
+    """The references for the searches: beam search and DVTS without Ray."""
+    runs = {}
+    for method in ("beam_search", "dvts"):
+        config = make_config(models, tmp_path_factory.mktemp(method) / "run", method=method, **SEARCH)
+        pipeline.run(config)
+        runs[method] = Path(config.output_dir)
+    return runs
+
+
+def test_beam_search_on_two_ray_workers_writes_the_single_process_results(cluster, models, single_process_search,
+                                                                          tmp_path, monkeypatch):
+    """A search on Ray searches the chunks of problems a run in one process searches (one problem each here:
+    4 sequences per batch / n=4), so every candidate is generated and scored beside the same others and
+    every file is byte for byte the same, PRM rewards included."""
     recipe = tmp_path / "recipe.yaml"
-    recipe.write_text(make_config(models, tmp_path / "unused", **search).to_yaml())
+    recipe.write_text(make_config(models, tmp_path / "unused", method="beam_search", **SEARCH).to_yaml())
     counter = CountingMap(monkeypatch)
     assert main(["run", "--config", str(recipe), "--ray", "--workers", "2", "--output-dir", str(tmp_path / "run")]) == 0
-    assert counter.chunks["SearchWorker"] == 3  # one problem per chunk (4 sequences per batch / n=4)
-    # Every text, token count, tree link, ranking and answer is identical. The PRM's float32 rewards are not
-    # bit-identical: the PRM batches a chunk's candidates differently from all problems' at once, which moves
-    # the last bits of a reward (~1e-7), so they are compared at the PRM parity tolerance instead of as bytes.
-    for name in ("samples.jsonl", "tree.jsonl"):
-        assert_same_up_to_float_rounding(read_jsonl(tmp_path / "run" / name), read_jsonl(tmp_path / "local" / name))
-    assert_same_up_to_float_rounding(read_json(tmp_path / "run" / "results.json"),
-                                     read_json(tmp_path / "local" / "results.json"))
+    assert counter.chunks["SearchWorker"] == 4
+    assert_same_results(tmp_path / "run", single_process_search["beam_search"], SEARCH_FILES)
     assert costs.stage_totals(tmp_path / "run")["samples"].load_s > 0  # the workers' costs reach timings.json
 
 
 # --- a killed driver resumes -------------------------------------------------------------------------------------
-def journaled_rows(partial: Path) -> list[dict]:
+def journaled_rows(partial: Path, pattern: str = "samples-*") -> list[dict]:
     """The rows of the whole records of the samples journals, read without touching them (the driver may be
     writing; Journal.read would cut a torn tail): one record per line, ``{"rows": [...]}``."""
     rows: list[dict] = []
-    for path in partial.glob("samples-*.jsonl"):
+    for path in partial.glob(f"{pattern}.jsonl"):
         rows += [r for line in path.read_text().splitlines(keepends=True) if line.endswith("\n")
                  for r in json.loads(line)["rows"]]
     return rows
 
 
-def test_killed_driver_resumes_where_it_stopped(cluster, models, single_process_run, tmp_path, monkeypatch):
-    config = make_config(models, tmp_path / "run", ray_address=cluster, workers=1)
+def kill_driver_while_sampling(config: BestOfNConfig, tmp_path: Path, journaled: Callable[[Path], int]) -> int:
+    """Run ``config`` in a real driver process that joins the module's cluster, kill it (SIGKILL) once
+    ``journaled(.partial)`` counts two finished items of the samples stage, and return that count after the kill."""
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text(config.to_yaml())
-    # A real driver process joins the module's cluster and is killed (SIGKILL) once samples are being journaled.
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     driver = subprocess.Popen([sys.executable, "-m", "bestofn.cli", "run", "--config", str(recipe)], env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    partial = tmp_path / "run" / ".partial"
+    partial = Path(config.output_dir) / ".partial"
     try:
         deadline = time.monotonic() + 300
-        while len(journaled_rows(partial)) < 2 and driver.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.1)
+        while journaled(partial) < 2 and driver.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
     finally:
         driver.send_signal(signal.SIGKILL)
         driver.wait()
-    assert (tmp_path / "run" / "greedy.jsonl").exists() and not (tmp_path / "run" / "samples.jsonl").exists(), \
+    run = Path(config.output_dir)
+    assert (run / "greedy.jsonl").exists() and not (run / "samples.jsonl").exists(), \
         "the driver must be killed in the middle of the samples stage"
-    done = len({r["unique_id"] for r in journaled_rows(partial)})
+    return journaled(partial)
+
+
+def test_killed_driver_resumes_where_it_stopped(cluster, models, single_process_run, tmp_path, monkeypatch):
+    config = make_config(models, tmp_path / "run", ray_address=cluster, workers=1)
+    done = kill_driver_while_sampling(config, tmp_path, lambda partial: len({r["unique_id"] for r in journaled_rows(partial)}))
     assert 1 <= done < 4
 
     counter = CountingMap(monkeypatch)
@@ -189,6 +189,18 @@ def test_killed_driver_resumes_where_it_stopped(cluster, models, single_process_
     assert counter.chunks == {"GenerationWorker": 4 - done, "ScoringWorker": 3}, \
         "greedy is not redone, and of the samples only the chunks that were not journaled"
     assert_same_results(tmp_path / "run", single_process_run)
+
+
+def test_killed_driver_of_a_search_resumes_at_its_last_finished_chunk(cluster, models, single_process_search,
+                                                                      tmp_path, monkeypatch):
+    config = make_config(models, tmp_path / "run", ray_address=cluster, workers=1, method="dvts", **SEARCH)
+    done = kill_driver_while_sampling(config, tmp_path, lambda partial: len(journaled_rows(partial, "samples-*-chunks")))
+    assert 2 <= done < 4
+    counter = CountingMap(monkeypatch)
+    pipeline.run(config)
+    assert counter.chunks == {"SearchWorker": 4 - done}, "greedy is not redone, and only the chunks not journaled"
+    assert_same_results(tmp_path / "run", single_process_search["dvts"], SEARCH_FILES)
+    assert not (tmp_path / "run" / ".partial").exists()
 
 
 # --- failing workers ---------------------------------------------------------------------------------------------

@@ -65,26 +65,41 @@ def test_search_run_directory(method, tmp_path, monkeypatch, math500_path, tiny_
     assert results["compute"]["generated_tokens_per_problem"] == generated / 2
 
 
-def test_a_killed_search_run_resumes_per_iteration(tmp_path, monkeypatch, math500_path, tiny_generator_dir,
-                                                   tiny_prm_dir) -> None:
+def test_a_killed_search_run_keeps_its_finished_chunks_and_resumes_the_next_per_iteration(
+        tmp_path, monkeypatch, math500_path, tiny_generator_dir, tiny_prm_dir) -> None:
+    """Each problem is a chunk here (N=4 sequences per batch of 4), and each search takes three iterations
+    (a solution stops at its third step). Backend calls: 0 the greedy baseline of both problems; 1-3 the
+    iterations of the first problem's chunk; 4-6 the second's. The run dies in call 5, the second problem's
+    second iteration: the rerun keeps the first chunk, replays the second's first iteration from its journal
+    and generates only its second and third, and writes what a run that was never killed writes."""
     dataset, chosen = _two_problems(math500_path, tmp_path)
     texts = [r["problem"] for r in chosen]
     rules = TreeRules(reward=lambda k, label: 0.9 if label.startswith("1") else 0.2,
                       end=lambda k, label: "stop" if label.count(".") == 2 else None,
                       answer=lambda k, label: chosen[k]["answer"])
-    config = tiny_config(tiny_generator_dir, tiny_prm_dir, dataset, tmp_path / "run", num_problems=2,
-                         method="beam_search", beam_width=2, num_iterations=4, max_new_tokens=256)
-    killed = ScriptedTreeBackend(texts, rules, make_tokenizer(), "\n")
-    killed.fail_at_call = 3  # greedy baseline is call 0; search iterations 0, 1 finish; iteration 2 dies
-    patch_models(monkeypatch, killed, ScriptedTreePRM(texts, rules, "\n"))
+    settings = dict(num_problems=2, method="beam_search", beam_width=2, num_iterations=4, max_new_tokens=256,
+                    generation_batch_size=4)
+
+    def run(output_dir: Path, fail_at_call: int | None = None) -> ScriptedTreeBackend:
+        backend = ScriptedTreeBackend(texts, rules, make_tokenizer(), "\n")
+        backend.fail_at_call = fail_at_call
+        patch_models(monkeypatch, backend, ScriptedTreePRM(texts, rules, "\n"))
+        pipeline.run(tiny_config(tiny_generator_dir, tiny_prm_dir, dataset, output_dir, **settings))
+        return backend
+
     with pytest.raises(KeyboardInterrupt):
-        pipeline.run(config)
-    resumed = ScriptedTreeBackend(texts, rules, make_tokenizer(), "\n")
-    patch_models(monkeypatch, resumed, ScriptedTreePRM(texts, rules, "\n"))
-    pipeline.run(config)
-    assert len(resumed.calls) == 1  # greedy was done; iterations 0 and 1 were replayed from the journal
+        run(tmp_path / "run", fail_at_call=5)
+    journals = sorted(p.name.split("-", 2)[2] for p in (tmp_path / "run" / ".partial").glob("samples-*.jsonl"))
+    assert journals == ["chunk1.jsonl", "chunks.jsonl"]  # the first chunk is done; the second in progress
+    resumed = run(tmp_path / "run")
+    second = read_jsonl(tmp_path / "run" / "problems.jsonl")[1]["problem"]  # the run's order, not the file's
+    assert [all(second in p for p in c["prompts"]) for c in resumed.calls] == [True, True]  # only its last two
+    assert not (tmp_path / "run" / ".partial").exists()  # every journal removed once the stage is done
     rows = read_jsonl(tmp_path / "run" / "samples.jsonl")
     assert {r["iteration"] for r in rows} == {2} and len(rows) == 8
+    run(tmp_path / "never-killed")
+    for name in ("samples.jsonl", "tree.jsonl", "results.json"):
+        assert (tmp_path / "run" / name).read_bytes() == (tmp_path / "never-killed" / name).read_bytes(), name
 
 
 @pytest.mark.parametrize("method", ["beam_search", "dvts"])
@@ -100,3 +115,25 @@ def test_search_end_to_end_on_tiny_models(method, tmp_path, math500_path, tiny_g
     assert all(n["text"].endswith("\n") for n in tree if n["finish_reason"] == "delimiter")
     assert results["compute"]["prm_tokens"] > 0 and results["compute"]["generated_tokens"] > 0
     assert read_json(tmp_path / "run" / "results.json")["method"] == method
+
+
+def test_repair_of_a_damaged_search_file_searches_again(tmp_path, monkeypatch, math500_path, tiny_generator_dir,
+                                                        tiny_prm_dir) -> None:
+    """A search pool is the outcome of its problem's whole tree, not of independent rows: ``--repair`` of a
+    search samples.jsonl with a line deleted searches again (greedy is kept) and writes the same file."""
+    dataset, chosen = _two_problems(math500_path, tmp_path)
+    texts = [r["problem"] for r in chosen]
+    config = tiny_config(tiny_generator_dir, tiny_prm_dir, dataset, tmp_path / "run", num_problems=2, method="dvts",
+                         beam_width=2, num_iterations=3, max_new_tokens=256)
+    patch_models(monkeypatch, ScriptedTreeBackend(texts, _tree(chosen), make_tokenizer(), "\n"),
+                 ScriptedTreePRM(texts, _tree(chosen), "\n"))
+    pipeline.run(config)
+    samples = tmp_path / "run" / "samples.jsonl"
+    whole = samples.read_bytes()
+    samples.write_bytes(b"".join(whole.splitlines(keepends=True)[1:]))
+    again = ScriptedTreeBackend(texts, _tree(chosen), make_tokenizer(), "\n")
+    patch_models(monkeypatch, again, ScriptedTreePRM(texts, _tree(chosen), "\n"))
+    pipeline.run(config, repair=True)
+    assert again.calls and all(c["temperature"] > 0 for c in again.calls)  # searched again; greedy kept
+    assert samples.read_bytes() == whole
+    assert not (tmp_path / "run" / ".partial").exists()

@@ -4,9 +4,10 @@ Contract: a method builds, for every problem, a tree of solution steps and retur
 solutions (finish reason ``stop`` or ``length``), which the pipeline then grades and selects from with the
 same rules as Best-of-N. The search talks to a :class:`~bestofn.backends.GenerationBackend` (one step per
 call, stopped at the PRM's step delimiter) and to a PRM (``score_detailed``) only, so tests can drive it
-with fakes whose rules are known. Every iteration sends all active beams of all problems in one backend call
-and all prefixes in one PRM call; each iteration is journaled, so a killed search resumes there (on Ray,
-the pipeline searches chunks of problems on workers and resumes per chunk).
+with fakes whose rules are known. The pipeline searches the problems in chunks planned from the config (the
+same in one process and on Ray, so both write the same bytes); every iteration sends all active beams of a
+chunk's problems in one backend call and all their prefixes in one PRM call. Each iteration is journaled in
+this process, so a killed search resumes there (on Ray, at its last finished chunk).
 
 - ``tree``         the step records (nodes), beam seeds, the per-problem search state
 - ``beam_search``  keep the top n/M beams per problem, expand each into M continuations
@@ -18,7 +19,8 @@ Best-of-N itself stays the pipeline's ``samples`` stage.
 
 from __future__ import annotations
 
-METHODS = ("best_of_n", "beam_search", "dvts")
-SEARCH_METHODS = METHODS[1:]
+BEST_OF_N = "best_of_n"
+RUN_METHODS = (BEST_OF_N, "beam_search", "dvts")  # the choices of ``--method`` (not selection.METHODS: how to pick)
+SEARCH_METHODS = RUN_METHODS[1:]
 
-__all__ = ["METHODS", "SEARCH_METHODS"]
+__all__ = ["BEST_OF_N", "RUN_METHODS", "SEARCH_METHODS"]

@@ -1,6 +1,6 @@
 """The batched search loop shared by beam search and DVTS, and the pipeline stage that runs it.
 
-Each iteration, for all unfinished problems at once:
+Each iteration, for all unfinished problems of a chunk at once:
 
 1. **generate**: one backend call with every requested expansion (a partial solution appended to the rendered
    chat prompt, M samples each, stopped at the PRM's step delimiter; the last iteration is unrestricted);
@@ -11,7 +11,8 @@ Each iteration, for all unfinished problems at once:
 
 A resumed run replays the journaled iterations (no generation, no scoring) and continues after the last one.
 Seeds are derived from the run seed, the problem and the beam (``tree.beam_seed``), so neither batching nor
-resuming changes what is sampled.
+resuming changes what is sampled. The pipeline (``stage_search``) splits the problems into chunks planned
+from the config and journals each finished one, in this process as on a Ray cluster.
 """
 
 from __future__ import annotations
@@ -71,7 +72,9 @@ def make_policy(settings: SearchSettings) -> BeamSearch | DVTS:
 # --- the loop ------------------------------------------------------------------------------------------------
 def run_search(problems: Sequence[Problem], prompts: Sequence[str], backend: GenerationBackend, prm: StepScorer,
                settings: SearchSettings, journal: Journal | None = None, progress: bool = True) -> list[ProblemState]:
-    """Search every problem (all in lockstep) and return their states; finished pools are in ``state.pool``."""
+    """Search every problem (all in lockstep) and return their states; finished pools are in ``state.pool``.
+
+    ``journal``: where each iteration is logged, and replayed from when it already holds some."""
     policy = make_policy(settings)
     states = [ProblemState(p, prompt) for p, prompt in zip(problems, prompts)]
     for state in states:
@@ -212,7 +215,7 @@ def score_with_tokens(prm: StepScorer, problems: Sequence[str], responses: Seque
 def search_problems(problems: Sequence[Problem], backend: GenerationBackend, prm: StepScorer, config: Any,
                     journal: Journal | None = None, progress: bool = True) -> tuple[list[dict], list[dict]]:
     """Search ``problems`` with loaded models; return their pools (``samples.jsonl`` rows, not yet graded) and
-    every node (``tree.jsonl`` rows). Runs in the pipeline's process, or in a Ray worker (``SearchWorker``)."""
+    every node (``tree.jsonl`` rows). Runs in the pipeline's ``SearchWorker``, in this process or on Ray."""
     from ..prompts import render_prompt
 
     separator = getattr(prm, "step_separator", "\n")
@@ -223,22 +226,6 @@ def search_problems(problems: Sequence[Problem], backend: GenerationBackend, prm
     pool = [row for state in states for row in pool_rows(state, config.method, config.n)]
     tree = [{"unique_id": s.problem.unique_id, **node.to_dict()} for s in states for node in s.nodes.values()]
     return pool, tree
-
-
-def search_stage(run_dir: Any, problems: list[Problem], get_backend: Callable[[], GenerationBackend],
-                 load_prm: Callable[[], StepScorer], grade: Callable[[str, str], dict]) -> list[dict]:
-    """The ``samples`` stage of a search method in this process: the final pools, graded and already PRM-scored.
-
-    Iterations are journaled in the stage's journal, so a killed search resumes at its last one. (On a Ray
-    cluster the pipeline splits the problems into chunks instead, and a search resumes per chunk.)
-    """
-    if run_dir.is_done("samples"):
-        return read_jsonl(run_dir.file("samples"))
-    run_dir.invalidate("samples")
-    backend = get_backend()
-    prm = load_prm()  # both models at once: the PRM steers generation
-    pool, tree = search_problems(problems, backend, prm, run_dir.config, journal=run_dir.journal("samples"))
-    return finish_search(run_dir, problems, pool, tree, grade)
 
 
 def finish_search(run_dir: Any, problems: list[Problem], pool: list[dict], tree: list[dict],

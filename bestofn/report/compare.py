@@ -25,7 +25,7 @@ from matplotlib.ticker import NullFormatter
 
 from ..errors import BestOfNError
 from ..io import read_jsonl
-from ..methods import METHODS
+from ..methods import BEST_OF_N, RUN_METHODS
 from ..methods.search import TREE_FILE
 from . import analysis as A
 from .plots import fitted_percent_axis, n_axis
@@ -86,7 +86,7 @@ class MethodComparison:
     dropped: int  # problems not present in every run
 
     def methods(self) -> list[str]:
-        return [m for m in METHODS if any(p.method == m for p in self.points)]
+        return [m for m in RUN_METHODS if any(p.method == m for p in self.points)]
 
     def series(self, method: str) -> list[Point]:
         return sorted((p for p in self.points if p.method == method), key=lambda p: p.n)
@@ -116,7 +116,7 @@ def compare_runs(run_dirs: Sequence[str | Path], selection: str = DEFAULT_SELECT
             pts.setdefault((point.method, point.n), point)  # the first run given wins a (method, N) it shares
     levels = np.array([next(p.level for p in runs[0].problems if p.unique_id == u) for u in order])
     rng = np.random.default_rng([seed, 2_000_003])
-    points_ = sorted(pts.values(), key=lambda p: (METHODS.index(p.method), p.n))
+    points_ = sorted(pts.values(), key=lambda p: (RUN_METHODS.index(p.method), p.n))
     accuracy: dict[tuple[str, int, int | None], A.Estimate] = {}
     verdicts: list[Verdict] = []
     for level in [None, *sorted({int(x) for x in levels})]:
@@ -130,11 +130,11 @@ def compare_runs(run_dirs: Sequence[str | Path], selection: str = DEFAULT_SELECT
 
 def _run_points(run: A.RunData, order: list[str], selection: str, subsets: int, seed: int) -> list[Point]:
     """The (method, N) points of one run, restricted to the compared problems in ``order``."""
-    method = str(run.config.get("method", "best_of_n"))
+    method = str(run.config.get("method", BEST_OF_N))
     position = {p.unique_id: i for i, p in enumerate(run.problems)}
     keep = [position[u] for u in order]
     prm_tokens = _per_problem(read_jsonl(run.run_dir / "samples.jsonl"), "prm_tokens")
-    if method == "best_of_n":
+    if method == BEST_OF_N:
         curves = A.accuracy_curves(run, subsets, seed)
         full_prm = np.array([prm_tokens.get(u, 0.0) for u in order])
         return [Point(method, n, run.run_dir, curves.methods[selection][k][keep], curves.tokens[k][keep],
