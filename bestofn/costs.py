@@ -10,6 +10,8 @@ every stage that runs, the pipeline records (decorator :func:`measured`, plus th
     prompt_tokens     tokens the model read: each prompt once (generation), or problem + solution (PRM scoring)
     generated_tokens  tokens generated, stop tokens included (``Completion.num_tokens``)
     tokens_per_s      generated tokens (PRM: tokens read) per second of ``model_s``
+    prm_s, prm_tokens the PRM's seconds and the tokens it read in a stage where it steers the generator (a
+                      search, :class:`SteeringPRM`), kept apart from the generator's numbers above
     peak_memory_bytes peak GPU memory allocated by this process (``torch.cuda.max_memory_allocated``), or on CPU
                       the peak resident set of this process during the stage (``memory`` says which)
     backend, device, dtype, model, settings (how the backend decoded, when it says)
@@ -54,7 +56,7 @@ from .io import read_json, write_json
 TIMINGS_FILE = "timings.json"
 # The model each stage runs (stages not named here run none).
 STAGE_MODELS = {"greedy": "generator", "samples": "generator", "scores": "prm"}
-_ADDITIVE = ("wall_s", "load_s", "model_s", "sequences", "prompt_tokens", "generated_tokens")
+_ADDITIVE = ("wall_s", "load_s", "model_s", "sequences", "prompt_tokens", "generated_tokens", "prm_s", "prm_tokens")
 
 
 # --- one part of a stage ----------------------------------------------------------------------------------------
@@ -68,6 +70,8 @@ class StageCost:
     sequences: int = 0
     prompt_tokens: int = 0
     generated_tokens: int = 0
+    prm_s: float = 0.0
+    prm_tokens: int = 0
     peak_memory_bytes: int | None = None
     memory: str | None = None  # "gpu": torch.cuda.max_memory_allocated; "rss": peak resident set on CPU
     backend: str | None = None
@@ -288,6 +292,41 @@ def metered_score(prm: Any, problems: list[str], responses: list[str]) -> Any:
     return scores
 
 
+class MeteredGenerator:
+    """A generation backend whose ``generate`` calls count into the current stage (:func:`metered_generate`),
+    for code that calls the backend itself (a search); every other attribute is the backend's."""
+
+    def __init__(self, backend: Any):
+        self.backend = backend
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.backend, name)
+
+    def generate(self, prompts: list[str], **kwargs: Any) -> Any:
+        return metered_generate(self.backend, prompts, **kwargs)
+
+
+class SteeringPRM:
+    """A PRM that steers a search: its seconds and the tokens it read count into the stage's ``prm_s`` and
+    ``prm_tokens``, apart from the generator's numbers; every other attribute is the PRM's."""
+
+    def __init__(self, prm: Any):
+        self.prm = prm
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.prm, name)
+
+    def score_detailed(self, problems: Sequence[str], responses: Sequence[str]) -> Any:
+        start = time.perf_counter()
+        scores = self.prm.score_detailed(problems, responses)
+        meter = _ACTIVE.get()
+        if meter is not None:
+            meter.cost.prm_s += time.perf_counter() - start
+            meter.cost.prm_tokens += sum(getattr(sc, "num_tokens", None) or 0 for sc in scores)
+            meter.flush(finished=False)
+        return scores
+
+
 # --- costs measured where the model runs -------------------------------------------------------------------------
 class _Collector:
     """Stands in for the stage's meter inside a worker: the calls' numbers go into ``cost``, nothing is written."""
@@ -342,7 +381,7 @@ def record(part: dict[str, Any]) -> None:
     if meter is None:
         return
     cost = StageCost.from_dict(part)
-    for key in ("load_s", "model_s", "sequences", "prompt_tokens", "generated_tokens"):
+    for key in (k for k in _ADDITIVE if k != "wall_s"):  # the stage's wall time is the driver's own
         setattr(meter.cost, key, getattr(meter.cost, key) + getattr(cost, key))
     meter.cost.settings.update(cost.settings)
     if cost.peak_memory_bytes is not None:
@@ -383,9 +422,12 @@ def cost_rows(totals: dict[str, StageCost]) -> list[list[str]]:
     for stage, c in totals.items():
         rows.append([stage, f"{c.wall_s:.1f}", _num(c.load_s, "{:.1f}"), _num(c.model_s, "{:.1f}"), _num(c.sequences),
                      _num(c.prompt_tokens), _num(c.generated_tokens), _rate(c.tokens_per_s), _memory(c)])
+        if c.prm_s:  # a search: the PRM that steered it, in a row of its own (tokens read, read per second)
+            rows.append([f"{stage}: PRM", "", "", _num(c.prm_s, "{:.1f}"), "", _num(c.prm_tokens), "",
+                         _rate(c.prm_tokens / c.prm_s), ""])
     if totals:
         t = add_up(list(totals.values()))
-        rows.append(["total", f"{t.wall_s:.1f}", _num(t.load_s, "{:.1f}"), _num(t.model_s, "{:.1f}"), "", "",
+        rows.append(["total", f"{t.wall_s:.1f}", _num(t.load_s, "{:.1f}"), _num(t.model_s + t.prm_s, "{:.1f}"), "", "",
                      _num(t.generated_tokens), "", _memory(t)])
     return rows
 

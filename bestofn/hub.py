@@ -100,6 +100,11 @@ _SAMPLE_COLUMNS: dict[str, tuple[Any, str]] = {
     "num_tokens": (Value("int32"), "Tokens in the solution."),
     "finish_reason": (Value("string"), "`stop` or `length` (cut at the token limit)."),
     "answer": (Value("string"), "Extracted answer (last `\\boxed{}`); null if none."),
+    "answer_status": (
+        Value("string"),
+        "Why the answer is what it is: `ok`, or why there is none: `no_box`, `unclosed_box` (cut off inside the box), "
+        "`empty_box`, `timeout` (grading ran out of time).",
+    ),
     "correct": (Value("bool"), "Whether the answer is correct (math-verify)."),
     "string_match": (Value("bool"), "Whether the answer equals the gold answer after string normalization."),
     "step_rewards": (List(Value("float64")), "PRM score of each step (steps are the solution's lines)."),
@@ -232,6 +237,7 @@ def sample_rows(run: RunArtifacts) -> list[dict[str, Any]]:
                     "num_tokens": s["num_tokens"],
                     "finish_reason": s["finish_reason"],
                     "answer": s["answer"],
+                    "answer_status": s.get("answer_status"),  # null in runs graded before it was recorded
                     "correct": s["correct"],
                     "string_match": s["string_match"],
                     "step_rewards": s["step_rewards"],

@@ -260,8 +260,9 @@ class SearchWorker:
         problems = [Problem(**p) for p in chunk["problems"]]
         journal = Journal(chunk["journal"]) if chunk.get("journal") else None
         with self.meter.chunk() as cost:
-            pool, tree = search_problems(problems, self.backend, self.prm, self.config, journal=journal,
-                                         progress=journal is not None)
+            # Both models' calls are measured: the generator's as the stage's, the PRM's as its steering share.
+            pool, tree = search_problems(problems, costs.MeteredGenerator(self.backend), costs.SteeringPRM(self.prm),
+                                         self.config, journal=journal, progress=journal is not None)
         return {"pool": pool, "tree": tree, "cost": cost.to_dict()}
 
     def close(self) -> None:

@@ -154,6 +154,10 @@ def test_dry_run_files_load_back_with_declared_configs_and_features(run_dir: Pat
     flags = {m: [p[f"{m}_correct"] for p in problems] for m in ("greedy", "majority", "naive_bon", "weighted_bon")}
     assert flags == {"greedy": [True, False, False], "majority": [True, False, False],
                      "naive_bon": [False, True, False], "weighted_bon": [True, True, False]}
+    # Why a sample has no answer: P1's #3 was cut off inside its box; every other sample boxed one.
+    samples = _load(tmp_path / "out", "samples", tmp_path)["test"]
+    status = {(s["unique_id"], s["sample_index"]): s["answer_status"] for s in samples}
+    assert status.pop((rows[0]["unique_id"], 3)) == "unclosed_box" and set(status.values()) == {"ok"}
 
 
 def test_dry_run_on_tiny_model_run(request: pytest.FixtureRequest, tmp_path: Path) -> None:

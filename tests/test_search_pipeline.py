@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bestofn import pipeline
+from bestofn import costs, pipeline
 from bestofn.io import read_json, read_jsonl
 from bestofn.testing import make_tokenizer
 from bestofn.testing.scripted import ScriptedTreeBackend, ScriptedTreePRM, TreeRules, patch_models
@@ -63,6 +63,11 @@ def test_search_run_directory(method, tmp_path, monkeypatch, math500_path, tiny_
     assert len(tree) == 2 * 8  # per problem: 4 first steps, then M=2 children of each of the 2 kept beams / subtrees
     assert results["compute"]["generated_tokens"] == generated
     assert results["compute"]["generated_tokens_per_problem"] == generated / 2
+    # timings.json counts every backend call of the search: one sequence per node, each step's tokens (no
+    # step was cut to a budget here, so the tree holds all that was generated).
+    cost = costs.stage_totals(tmp_path / "run")["samples"]
+    assert (cost.sequences, cost.generated_tokens) == (len(tree), generated)
+    assert cost.prompt_tokens > 0 and cost.model_s > 0 and cost.prm_s > 0
 
 
 def test_a_killed_search_run_keeps_its_finished_chunks_and_resumes_the_next_per_iteration(
@@ -114,6 +119,9 @@ def test_search_end_to_end_on_tiny_models(method, tmp_path, math500_path, tiny_g
     # Every step of an unfinished beam ends at the PRM's delimiter ("\n" for the Skywork format).
     assert all(n["text"].endswith("\n") for n in tree if n["finish_reason"] == "delimiter")
     assert results["compute"]["prm_tokens"] > 0 and results["compute"]["generated_tokens"] > 0
+    cost = costs.stage_totals(tmp_path / "run")["samples"]  # the PRM's share of the search, apart
+    assert cost.prm_tokens == results["compute"]["prm_tokens"] and cost.prm_s > 0
+    assert "samples: PRM" in costs.format_cost_table(costs.stage_totals(tmp_path / "run"))
     assert read_json(tmp_path / "run" / "results.json")["method"] == method
 
 
