@@ -7,6 +7,7 @@ prints the wall time of each (Ray's own start-up is timed apart, once).
 
     python benchmarks/ray_scaling.py                            # 8 problems x N=8 x 64 tokens, 1 and 2 workers
     python benchmarks/ray_scaling.py --workers 1,2,4 --num-cpus 4 --num-problems 16
+    python benchmarks/ray_scaling.py --method beam_search     # a search (tree.jsonl compared too)
 
 On a machine with few cores, Ray adds a fixed cost per stage (starting the actors, importing torch in them)
 that the tiny models do not pay back; the numbers say how large that cost is and whether workers overlap.
@@ -28,9 +29,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from bestofn import pipeline  # noqa: E402
 from bestofn.config import BestOfNConfig  # noqa: E402
+from bestofn.methods import BEST_OF_N, RUN_METHODS  # noqa: E402
 from bestofn.testing import make_tiny_generator, make_tiny_prm  # noqa: E402
 
 COMPARED = ("greedy.jsonl", "samples.jsonl", "results.json")
+SEARCH_COMPARED = (*COMPARED, "tree.jsonl")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -41,6 +44,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--n", type=int, default=8)
     p.add_argument("--max-new-tokens", type=int, default=64)
     p.add_argument("--generation-batch-size", type=int, default=16, help="sequences per generation chunk")
+    p.add_argument("--method", default="best_of_n", choices=RUN_METHODS)
+    p.add_argument("--beam-width", type=int, default=4, help="M, for beam search and DVTS")
+    p.add_argument("--num-iterations", type=int, default=4, help="search iterations, for beam search and DVTS")
     p.add_argument("--dataset", default=str(ROOT.parent / "shared" / "data" / "math500.jsonl"))
     p.add_argument("--out", help="also write the results as JSON here")
     return p.parse_args(argv)
@@ -59,7 +65,10 @@ def main(argv: list[str] | None = None) -> dict:
     work = Path(tempfile.mkdtemp(prefix="ray_scaling_"))
     base = dict(generator=str(make_tiny_generator(work / "generator")), prm=str(make_tiny_prm(work / "prm")),
                 dataset=args.dataset, num_problems=args.num_problems, n=args.n, max_new_tokens=args.max_new_tokens,
-                generation_batch_size=args.generation_batch_size, temperature=1.0, device="cpu")
+                generation_batch_size=args.generation_batch_size, temperature=1.0, device="cpu", method=args.method)
+    if args.method != BEST_OF_N:
+        base.update(beam_width=args.beam_width, num_iterations=args.num_iterations)
+    compared = COMPARED if args.method == BEST_OF_N else SEARCH_COMPARED
     rows = [{"run": "no Ray", "seconds": timed_run(BestOfNConfig(**base, output_dir=str(work / "local")))}]
     start = time.perf_counter()
     ray.init(num_cpus=args.num_cpus, include_dashboard=False)
@@ -67,15 +76,15 @@ def main(argv: list[str] | None = None) -> dict:
     for k in [int(x) for x in args.workers.split(",")]:
         out = work / f"ray{k}"
         seconds = timed_run(BestOfNConfig(**base, output_dir=str(out), ray_address="auto", workers=k))
-        same = all((out / f).read_bytes() == (work / "local" / f).read_bytes() for f in COMPARED)
+        same = all((out / f).read_bytes() == (work / "local" / f).read_bytes() for f in compared)
         rows.append({"run": f"Ray, {k} worker{'s' * (k > 1)}", "seconds": seconds, "same_results": same})
     ray.shutdown()
     report = {"work": {k: v for k, v in base.items() if k not in ("generator", "prm", "dataset")},
               "ray_init_seconds": round(ray_start, 1), "runs": rows}
-    print(f"{args.num_problems} problems x N={args.n} x {args.max_new_tokens} new tokens; ray.init({args.num_cpus} CPUs) "
+    print(f"{args.method}: {args.num_problems} problems x N={args.n} x {args.max_new_tokens} new tokens; ray.init({args.num_cpus} CPUs) "
           f"took {ray_start:.1f} s")
     for r in rows:
-        same = "" if "same_results" not in r else f"   same greedy/samples/results as no Ray: {r['same_results']}"
+        same = "" if "same_results" not in r else f"   same {'/'.join(compared)} as no Ray: {r['same_results']}"
         print(f"  {r['run']:<16} {r['seconds']:7.1f} s{same}")
     if args.out:
         Path(args.out).write_text(json.dumps(report, indent=2) + "\n")

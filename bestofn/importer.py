@@ -35,7 +35,6 @@ from .config import BestOfNConfig
 from .data import Problem
 from .errors import BestOfNError
 from .grading import grade
-from .io import write_jsonl
 from .rundir import RunDir, prepare_run_dir
 
 log = logging.getLogger(__name__)
@@ -139,8 +138,7 @@ def import_completions(source: str, output_dir: str | Path, *, split: str = "tra
     run_dir = prepare_run_dir(config, overwrite=False)
 
     # Stage 1: the problems, as given (no level filter, no subset: the source chose them).
-    write_jsonl(run_dir.file("problems"), [p.to_dict() for p in problems])
-    run_dir.mark_done("problems")
+    run_dir.finish("problems", [p.to_dict() for p in problems])
 
     # Stages 2-3: greedy (if given) and the N samples, graded with the project's own grader.
     greedy, samples = [], []
@@ -154,10 +152,8 @@ def import_completions(source: str, output_dir: str | Path, *, split: str = "tra
     if greedy and len(greedy) != len(problems):
         raise BestOfNError(f"{source}: {len(greedy)} of {len(problems)} rows have a greedy solution; give one for "
                            f"every row or for none")
-    write_jsonl(run_dir.file("greedy"), greedy)
-    run_dir.mark_done("greedy")
-    write_jsonl(run_dir.file("samples"), samples)
-    run_dir.mark_done("samples")
+    run_dir.finish("greedy", greedy)
+    run_dir.finish("samples", samples)
 
     one_score = False
     if has_scores:
@@ -171,8 +167,7 @@ def import_completions(source: str, output_dir: str | Path, *, split: str = "tra
                 rewards = _rewards(score)
                 one_score = one_score or not isinstance(score, (list, tuple))
                 sample.update(step_rewards=rewards, reward=rewards[-1] if rewards else None, prm_truncated=False)
-        write_jsonl(run_dir.file("scores"), samples)
-        run_dir.mark_done("scores")
+        run_dir.finish("scores", samples)
         from . import pipeline  # imported here: it loads the generation stack
 
         pipeline.stage_results(run_dir, problems, greedy, samples)

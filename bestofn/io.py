@@ -56,9 +56,19 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def json_bytes(obj: Any) -> bytes:
+    """One JSON document as :func:`write_json` writes it (pretty-printed, so people can read it)."""
+    return (json.dumps(obj, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def jsonl_bytes(rows: Iterable[dict[str, Any]]) -> bytes:
+    """Rows as :func:`write_jsonl` writes them: one JSON document per line."""
+    return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode("utf-8")
+
+
 def write_json(path: str | Path, obj: Any) -> None:
-    """Atomically write one JSON document (pretty-printed, so people can read it)."""
-    atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
+    """Atomically write one JSON document."""
+    atomic_write_bytes(path, json_bytes(obj))
 
 
 def read_json(path: str | Path) -> Any:
@@ -68,7 +78,7 @@ def read_json(path: str | Path) -> Any:
 
 def write_jsonl(path: str | Path, rows: Iterable[dict[str, Any]]) -> None:
     """Atomically write rows as JSON Lines."""
-    atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    atomic_write_bytes(path, jsonl_bytes(rows))
 
 
 def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
@@ -105,6 +115,11 @@ def read_jsonl_lenient(path: str | Path) -> tuple[list[dict[str, Any]], list[tup
             else:
                 bad.append((number, f"a JSON {type(row).__name__}, not an object"))
     return rows, bad
+
+
+def bytes_digest(data: bytes) -> dict[str, Any]:
+    """:func:`file_digest` of a file that would hold ``data``."""
+    return {"rows": data.count(b"\n"), "sha256": hashlib.sha256(data).hexdigest()}
 
 
 def file_digest(path: str | Path) -> dict[str, Any]:

@@ -35,7 +35,7 @@ from .data import Problem, load_math500, select_subset
 from .errors import BestOfNError, missing_folder_error, model_load_error
 from .executors import Executor, make_executor
 from .grading import grade
-from .io import Journal, read_jsonl, write_json, write_jsonl
+from .io import Journal, read_jsonl
 from .methods import BEST_OF_N
 from .methods.search import finish_search, search_compute, search_problems
 from .prm import load_prm, step_separator
@@ -126,8 +126,7 @@ def stage_problems(run_dir: RunDir) -> list[Problem]:
         cfg = run_dir.config
         run_dir.invalidate("problems")
         problems = select_subset(load_math500(cfg.dataset, cfg.dataset_split), cfg.levels, cfg.num_problems, cfg.seed)
-        write_jsonl(run_dir.file("problems"), [p.to_dict() for p in problems])
-        run_dir.mark_done("problems")
+        run_dir.finish("problems", [p.to_dict() for p in problems])
         log.info("problems: %d at levels %s -> %s", len(problems), cfg.levels, run_dir.file("problems"))
     return [Problem(**row) for row in read_jsonl(run_dir.file("problems"))]
 
@@ -206,8 +205,7 @@ def _generate_stage(run_dir: RunDir, stage: str, problems: list[Problem], execut
         rows.extend(new_rows)
     order = {p.unique_id: k for k, p in enumerate(problems)}
     rows.sort(key=lambda r: (order[r["unique_id"]], r.get("sample_index", 0)))
-    write_jsonl(run_dir.file(stage), rows)
-    run_dir.mark_done(stage)
+    run_dir.finish(stage, rows)
     return rows
 
 
@@ -400,8 +398,7 @@ def stage_scores(run_dir: RunDir, problems: list[Problem], samples: list[dict], 
         rewards = sc["step_rewards"]
         rows.append({**s, "step_rewards": rewards, "reward": rewards[-1] if rewards else None,
                      "prm_truncated": sc["prm_truncated"], "prm_tokens": sc.get("prm_tokens")})
-    write_jsonl(run_dir.file("scores"), rows)
-    run_dir.mark_done("scores")
+    run_dir.finish("scores", rows)
     return rows
 
 
@@ -446,8 +443,7 @@ def stage_results(run_dir: RunDir, problems: list[Problem], greedy: list[dict], 
         "compute": _compute(run_dir, samples),
         "per_problem": per_problem,
     }
-    write_json(run_dir.file("results"), results)
-    run_dir.mark_done("results")
+    run_dir.finish("results", results)
     return results
 
 

@@ -29,7 +29,8 @@ from typing import Any
 from . import __version__
 from .config import STAGES, BestOfNConfig, stage_keys
 from .errors import BestOfNError
-from .io import Journal, atomic_write_text, file_digest, read_json, read_jsonl, read_jsonl_lenient, write_json
+from .io import (Journal, atomic_write_bytes, atomic_write_text, bytes_digest, file_digest, json_bytes, jsonl_bytes,
+                 read_json, read_jsonl, read_jsonl_lenient, write_json)
 from .methods import SEARCH_METHODS
 from .prm.formats import LINE
 
@@ -74,11 +75,27 @@ class RunDir:
     def is_done(self, stage: str) -> bool:
         return self.manifest().get(stage) == self.config.fingerprint(stage) and self.file(stage).exists()
 
+    def finish(self, stage: str, content: list[dict[str, Any]] | dict[str, Any]) -> None:
+        """Write the stage's file (JSON Lines rows, or one JSON document) and record the stage as finished.
+
+        The new file's digest goes into the manifest first, as *pending*: a kill between writing the file
+        and recording the stage leaves a file the manifest still vouches for, so a rerun only does the
+        stage again (e.g. scores rewriting samples.jsonl, which the finished samples stage recorded), and
+        never reports the file damaged.
+        """
+        data = jsonl_bytes(content) if isinstance(content, list) else json_bytes(content)
+        name = ARTIFACTS[stage]
+        self._write_manifest(pending={**self._manifest_doc().get("pending", {}), name: bytes_digest(data)})
+        atomic_write_bytes(self.file(stage), data)
+        self.mark_done(stage)
+
     def mark_done(self, stage: str) -> None:
         """Record ``stage`` as finished: its fingerprint, and its file's row count and sha256 (to spot damage)."""
-        artifact = {"stage": stage, **file_digest(self.file(stage))}
+        name = ARTIFACTS[stage]
+        doc = self._manifest_doc()
         self._write_manifest(stages={**self.manifest(), stage: self.config.fingerprint(stage)},
-                             artifacts={**self._manifest_doc().get("artifacts", {}), ARTIFACTS[stage]: artifact})
+                             artifacts={**doc.get("artifacts", {}), name: {"stage": stage, **file_digest(self.file(stage))}},
+                             pending={k: v for k, v in doc.get("pending", {}).items() if k != name})
         self.remove_journals(stage)
 
     def invalidate(self, stage: str) -> None:
@@ -197,14 +214,14 @@ def damaged_artifacts(path: Path, stages: Sequence[str]) -> dict[str, str]:
     are only checked to exist.
     """
     doc = read_json(path / "manifest.json") if (path / "manifest.json").is_file() else {}
-    records = doc.get("artifacts", {})
+    records, pending = doc.get("artifacts", {}), doc.get("pending", {})
     damaged: dict[str, str] = {}
     for name in dict.fromkeys(ARTIFACTS[s] for s in stages):
         file, record = path / name, records.get(name)
         if not file.is_file():
             damaged[name] = "the file is missing"
-        elif record and file_digest(file) != {"rows": record["rows"], "sha256": record["sha256"]}:
-            damaged[name] = _what_changed(file, record)
+        elif record and file_digest(file) not in ({"rows": record["rows"], "sha256": record["sha256"]}, pending.get(name)):
+            damaged[name] = _what_changed(file, record)  # neither as recorded, nor as a killed stage wrote it
     return damaged
 
 

@@ -197,6 +197,31 @@ def test_overwrite_recomputes_a_damaged_stage(scripted, capsys):
     assert read_json(run_dir / "results.json") == reference
 
 
+def test_a_kill_between_writing_a_file_and_recording_it_is_not_damage(scripted, monkeypatch, capsys):
+    """The scores stage rewrites samples.jsonl, which the finished samples stage recorded. A kill after the
+    new file is in place but before the manifest records the scores stage must read as "scores not done",
+    not as a damaged samples.jsonl: the rerun scores again from its journal and generates nothing."""
+    backend, config, reference = scripted
+    run_dir = Path(config("run").output_dir)
+    real = rundir.RunDir.mark_done
+
+    def killed_when_scores_are_recorded(self, stage):
+        if stage == "scores":
+            raise SimulatedKill()
+        real(self, stage)
+
+    monkeypatch.setattr(rundir.RunDir, "mark_done", killed_when_scores_are_recorded)
+    with pytest.raises(SimulatedKill):
+        pipeline.run(config("run"))
+    assert all("step_rewards" in r for r in read_jsonl(run_dir / "samples.jsonl")), "the new file was in place"
+    monkeypatch.setattr(rundir.RunDir, "mark_done", real)
+    backend.calls.clear()
+    assert main(["run", "--config", str(run_dir / "config.yaml"), "--output-dir", str(run_dir)]) == 0
+    assert backend.calls == [] and read_json(run_dir / "results.json") == reference
+    assert rundir.check_finished(run_dir) == config("run")
+    assert not read_json(run_dir / "manifest.json")["pending"]  # recorded: nothing is pending any more
+
+
 # --- 3. one writer per run directory ---------------------------------------------------------------------------
 def test_run_dir_lock_is_exclusive_and_released(tmp_path):
     with lock_run_dir(tmp_path / "run"):

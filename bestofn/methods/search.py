@@ -235,8 +235,7 @@ def finish_search(run_dir: Any, problems: list[Problem], pool: list[dict], tree:
     gold = {p.unique_id: p.answer for p in problems}
     rows = [{**row, **grade(row["text"], gold[row["unique_id"]])} for row in pool]
     write_jsonl(run_dir.path / TREE_FILE, tree)
-    write_jsonl(run_dir.file("samples"), rows)
-    run_dir.mark_done("samples")
+    run_dir.finish("samples", rows)
     return rows
 
 
