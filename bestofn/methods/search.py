@@ -1,4 +1,4 @@
-"""The batched search loop shared by beam search and DVTS, and the pipeline stage that runs it.
+"""The batched search loop shared by beam search and DVTS, and what the pipeline's search stage calls.
 
 Each iteration, for all unfinished problems of a chunk at once:
 
