@@ -44,7 +44,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--n", type=int, default=8)
     p.add_argument("--max-new-tokens", type=int, default=64)
     p.add_argument("--generation-batch-size", type=int, default=16, help="sequences per generation chunk")
-    p.add_argument("--method", default="best_of_n", choices=RUN_METHODS)
+    p.add_argument("--method", default=BEST_OF_N, choices=RUN_METHODS)
     p.add_argument("--beam-width", type=int, default=4, help="M, for beam search and DVTS")
     p.add_argument("--num-iterations", type=int, default=4, help="search iterations, for beam search and DVTS")
     p.add_argument("--dataset", default=str(ROOT.parent / "shared" / "data" / "math500.jsonl"))

@@ -299,7 +299,9 @@ class MeteredGenerator:
     def __init__(self, backend: Any):
         self.backend = backend
 
-    def __getattr__(self, name: str) -> Any:
+    def __getattr__(self, name: str) -> Any:  # only called for names this wrapper does not have
+        if name.startswith("__") or name == "backend":  # copy and pickle probe before __init__ has run
+            raise AttributeError(name)
         return getattr(self.backend, name)
 
     def generate(self, prompts: list[str], **kwargs: Any) -> Any:
@@ -313,7 +315,9 @@ class SteeringPRM:
     def __init__(self, prm: Any):
         self.prm = prm
 
-    def __getattr__(self, name: str) -> Any:
+    def __getattr__(self, name: str) -> Any:  # only called for names this wrapper does not have
+        if name.startswith("__") or name == "prm":  # copy and pickle probe before __init__ has run
+            raise AttributeError(name)
         return getattr(self.prm, name)
 
     def score_detailed(self, problems: Sequence[str], responses: Sequence[str]) -> Any:

@@ -20,6 +20,7 @@ process records).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
@@ -272,36 +273,58 @@ class SearchWorker:
 def stage_search(run_dir: RunDir, problems: list[Problem], executor: Executor) -> list[dict]:
     """Beam search or DVTS (:mod:`bestofn.methods`): the PRM steers generation, so both models load together.
 
-    The problems are searched in chunks planned from the config alone, the same in this process and on a Ray
-    cluster: a problem's candidates are always generated and scored beside the same other problems', so
-    both write the same bytes (batch composition moves the last float bits of a PRM reward). Each finished
-    chunk is journaled; in this process the chunk in progress also journals every iteration, so a killed
-    search resumes at its last iteration, and on Ray at its last finished chunk.
+    The problems are searched in chunks planned from the config alone (the backend's ``chunk_size``), the
+    same in this process and on a Ray cluster: a problem's candidates are always generated and scored beside
+    the same other problems', so both write the same bytes (batch composition moves the last float bits of a
+    PRM reward). Each finished chunk is journaled; in this process the chunk in progress also journals every
+    iteration, so a killed search resumes at its last iteration, and on Ray at its last finished chunk. A
+    rerun keeps every problem already searched, even when changed batch settings plan other chunks.
     """
     if run_dir.is_done("samples"):
         return read_jsonl(run_dir.file("samples"))
     cfg = run_dir.config
     run_dir.invalidate("samples")
     journal = run_dir.journal("samples", "chunks")  # one record per finished chunk: its pools and tree nodes
+    done = _searched_problems(journal.read())
     chunks = list(_chunks(problems, backend_class(cfg).chunk_size(cfg, cfg.n)))
-    done = {tuple(r["unique_ids"]): r for r in journal.read()}
-    todo = [(k, c) for k, c in enumerate(chunks) if tuple(p.unique_id for p in c) not in done]
-    if len(todo) < len(chunks):
-        log.info("%s: resuming, %d of %d chunks of problems already searched", cfg.method, len(chunks) - len(todo), len(chunks))
-    iterations = {k: run_dir.journal("samples", f"chunk{k}") for k, _ in todo}  # journals of the chunk in progress
+    # A chunk's problems not yet searched: all or none of them with an unchanged plan. After a change of the
+    # batch settings (which plan the chunks but change no result), finished problems are still kept.
+    todo = [c for c in ([p for p in chunk if p.unique_id not in done] for chunk in chunks) if c]
+    if any(p.unique_id in done for p in problems):
+        log.info("%s: resuming, %d of %d problems already searched", cfg.method,
+                 sum(p.unique_id in done for p in problems), len(problems))
+    # In this process, the chunk in progress journals its iterations, under a name given by its problems.
+    work = [(chunk, run_dir.journal("samples", _chunk_name(chunk))) for chunk in todo]
     payloads = [{"unique_ids": [p.unique_id for p in chunk], "problems": [p.to_dict() for p in chunk],
-                 "journal": str(iterations[k].path) if executor.in_process else None} for k, chunk in todo]
-    for (k, chunk), result in _run_chunks(executor, SearchWorker, todo, payloads, len(chunks), cfg.method):
+                 "journal": str(iterations.path) if executor.in_process else None} for chunk, iterations in work]
+    for (chunk, iterations), result in _run_chunks(executor, SearchWorker, work, payloads, len(chunks), cfg.method):
         costs.record(result.pop("cost"))
         record = {"unique_ids": [p.unique_id for p in chunk], **result}
         journal.append([record])  # a kill after this line loses nothing of this chunk
-        iterations[k].remove()
-        done[tuple(record["unique_ids"])] = record
+        iterations.remove()
+        done.update(_searched_problems([record]))
     # Grading runs here, on the driver (its time limit needs the main thread); pools in problem order.
-    results = [done[tuple(p.unique_id for p in chunk)] for chunk in chunks]
-    return finish_search(run_dir, problems, [r for res in results for r in res["pool"]],
-                         [n for res in results for n in res["tree"]],
+    return finish_search(run_dir, problems, [r for p in problems for r in done[p.unique_id]["pool"]],
+                         [n for p in problems for n in done[p.unique_id]["tree"]],
                          lambda text, gold: grade(text, gold, cfg.grading_timeout))
+
+
+def _chunk_name(chunk: list[Problem]) -> str:
+    """``chunk-<hash of its problem ids>``: a journal name that no other set of problems can reuse."""
+    return "chunk-" + hashlib.sha256("\n".join(p.unique_id for p in chunk).encode()).hexdigest()[:16]
+
+
+def _searched_problems(records: list[dict]) -> dict[str, dict[str, list[dict]]]:
+    """``{unique_id: {"pool": rows, "tree": nodes}}`` from journaled chunk records (a later record wins)."""
+    out: dict[str, dict[str, list[dict]]] = {}
+    for record in records:
+        fresh = {uid: {"pool": [], "tree": []} for uid in record["unique_ids"]}
+        for row in record["pool"]:
+            fresh[row["unique_id"]]["pool"].append(row)
+        for node in record["tree"]:
+            fresh[node["unique_id"]]["tree"].append(node)
+        out.update(fresh)
+    return out
 
 
 def _load_prm(cfg: BestOfNConfig, device: str, compile: bool = False) -> Any:

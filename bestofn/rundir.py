@@ -75,16 +75,16 @@ class RunDir:
     def is_done(self, stage: str) -> bool:
         return self.manifest().get(stage) == self.config.fingerprint(stage) and self.file(stage).exists()
 
-    def finish(self, stage: str, content: list[dict[str, Any]] | dict[str, Any]) -> None:
-        """Write the stage's file (JSON Lines rows, or one JSON document) and record the stage as finished.
+    def finish(self, stage: str, content: Sequence[dict[str, Any]] | dict[str, Any]) -> None:
+        """Write the stage's file (rows for a ``.jsonl``, one document for a ``.json``) and record the stage as finished.
 
         The new file's digest goes into the manifest first, as *pending*: a kill between writing the file
         and recording the stage leaves a file the manifest still vouches for, so a rerun only does the
         stage again (e.g. scores rewriting samples.jsonl, which the finished samples stage recorded), and
         never reports the file damaged.
         """
-        data = jsonl_bytes(content) if isinstance(content, list) else json_bytes(content)
         name = ARTIFACTS[stage]
+        data = json_bytes(content) if name.endswith(".json") else jsonl_bytes(content)
         self._write_manifest(pending={**self._manifest_doc().get("pending", {}), name: bytes_digest(data)})
         atomic_write_bytes(self.file(stage), data)
         self.mark_done(stage)

@@ -220,3 +220,21 @@ def test_tiny_run_counts_real_tokens(tiny_run_dir):
     assert totals["greedy"].load_s > 0 and totals["greedy"].settings == {"decoding": "eager", "batch_tokens": 32768}
     table = costs.format_cost_table(totals)
     assert "greedy: transformers on cpu" in table and "float32" in table
+
+
+class _Model:
+    tokenizer = "its tokenizer"
+    step_separator = "\n\n"
+
+
+def test_the_search_wrappers_pass_through_and_survive_a_copy():
+    """A search calls the backend and the PRM through these wrappers: every attribute but the metered call is
+    the model's own, and copying or pickling a wrapper (which probes attributes before ``__init__``) works."""
+    import copy
+    import pickle
+
+    for wrapper in (costs.MeteredGenerator(_Model()), costs.SteeringPRM(_Model())):
+        assert (wrapper.tokenizer, wrapper.step_separator) == ("its tokenizer", "\n\n")
+        assert copy.copy(wrapper).step_separator == pickle.loads(pickle.dumps(wrapper)).step_separator == "\n\n"
+        with pytest.raises(AttributeError):
+            wrapper.no_such_attribute

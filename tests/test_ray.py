@@ -143,7 +143,11 @@ def test_beam_search_on_two_ray_workers_writes_the_single_process_results(cluste
     assert main(["run", "--config", str(recipe), "--ray", "--workers", "2", "--output-dir", str(tmp_path / "run")]) == 0
     assert counter.chunks["SearchWorker"] == 4
     assert_same_results(tmp_path / "run", single_process_search["beam_search"], SEARCH_FILES)
-    assert costs.stage_totals(tmp_path / "run")["samples"].load_s > 0  # the workers' costs reach timings.json
+    # The workers' costs reach timings.json: the same calls as in one process, both models' shares.
+    got, want = costs.stage_totals(tmp_path / "run")["samples"], costs.stage_totals(single_process_search["beam_search"])["samples"]
+    assert got.load_s > 0 and got.prm_s > 0 and got.sequences > 0
+    assert (got.sequences, got.prompt_tokens, got.generated_tokens, got.prm_tokens) == \
+        (want.sequences, want.prompt_tokens, want.generated_tokens, want.prm_tokens)
 
 
 # --- a killed driver resumes -------------------------------------------------------------------------------------

@@ -70,13 +70,16 @@ def test_search_run_directory(method, tmp_path, monkeypatch, math500_path, tiny_
     assert cost.prompt_tokens > 0 and cost.model_s > 0 and cost.prm_s > 0
 
 
+@pytest.mark.parametrize("rerun_batch_size", [4, 8])
 def test_a_killed_search_run_keeps_its_finished_chunks_and_resumes_the_next_per_iteration(
-        tmp_path, monkeypatch, math500_path, tiny_generator_dir, tiny_prm_dir) -> None:
+        rerun_batch_size, tmp_path, monkeypatch, math500_path, tiny_generator_dir, tiny_prm_dir) -> None:
     """Each problem is a chunk here (N=4 sequences per batch of 4), and each search takes three iterations
     (a solution stops at its third step). Backend calls: 0 the greedy baseline of both problems; 1-3 the
     iterations of the first problem's chunk; 4-6 the second's. The run dies in call 5, the second problem's
     second iteration: the rerun keeps the first chunk, replays the second's first iteration from its journal
-    and generates only its second and third, and writes what a run that was never killed writes."""
+    and generates only its second and third, and writes what a run that was never killed writes. So does a
+    rerun with batches of 8, whose plan puts both problems in one chunk: the searched problem is kept, and
+    what is left of the chunk is the same problem as before, whose journal it finds by its problem's id."""
     dataset, chosen = _two_problems(math500_path, tmp_path)
     texts = [r["problem"] for r in chosen]
     rules = TreeRules(reward=lambda k, label: 0.9 if label.startswith("1") else 0.2,
@@ -85,18 +88,19 @@ def test_a_killed_search_run_keeps_its_finished_chunks_and_resumes_the_next_per_
     settings = dict(num_problems=2, method="beam_search", beam_width=2, num_iterations=4, max_new_tokens=256,
                     generation_batch_size=4)
 
-    def run(output_dir: Path, fail_at_call: int | None = None) -> ScriptedTreeBackend:
+    def run(output_dir: Path, fail_at_call: int | None = None, **changes) -> ScriptedTreeBackend:
         backend = ScriptedTreeBackend(texts, rules, make_tokenizer(), "\n")
         backend.fail_at_call = fail_at_call
         patch_models(monkeypatch, backend, ScriptedTreePRM(texts, rules, "\n"))
-        pipeline.run(tiny_config(tiny_generator_dir, tiny_prm_dir, dataset, output_dir, **settings))
+        pipeline.run(tiny_config(tiny_generator_dir, tiny_prm_dir, dataset, output_dir, **{**settings, **changes}))
         return backend
 
     with pytest.raises(KeyboardInterrupt):
         run(tmp_path / "run", fail_at_call=5)
     journals = sorted(p.name.split("-", 2)[2] for p in (tmp_path / "run" / ".partial").glob("samples-*.jsonl"))
-    assert journals == ["chunk1.jsonl", "chunks.jsonl"]  # the first chunk is done; the second in progress
-    resumed = run(tmp_path / "run")
+    assert len(journals) == 2 and journals[0].startswith("chunk-") and journals[1] == "chunks.jsonl", \
+        "the first chunk is done; the second is in progress"
+    resumed = run(tmp_path / "run", generation_batch_size=rerun_batch_size)
     second = read_jsonl(tmp_path / "run" / "problems.jsonl")[1]["problem"]  # the run's order, not the file's
     assert [all(second in p for p in c["prompts"]) for c in resumed.calls] == [True, True]  # only its last two
     assert not (tmp_path / "run" / ".partial").exists()  # every journal removed once the stage is done

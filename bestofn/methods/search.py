@@ -17,6 +17,7 @@ from the config and journals each finished one, in this process as on a Ray clus
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from tqdm.auto import tqdm
 
 from ..backends.base import Completion, GenerationBackend
 from ..data import Problem
+from ..errors import BestOfNError
 from ..io import Journal, read_jsonl, write_jsonl
 from .beam_search import BeamSearch
 from .dvts import DVTS
@@ -130,10 +132,12 @@ class _Stepper:
         rows = {uid: iter(nodes) for uid, nodes in self.logged[iteration].items()}
         out = []
         for state, expansion in jobs:
-            cands = [Node(**next(rows[state.problem.unique_id])) for _ in range(per_job)]
-            if any(c.parent_id != expansion.parent_id for c in cands):
-                raise RuntimeError(f"journal of iteration {iteration} does not match the search state; delete "
-                                   f"{self.journal.path if self.journal else 'the journal'} to recompute it")
+            logged = rows.get(state.problem.unique_id)
+            cands = [Node(**row) for row in itertools.islice(logged or (), per_job)]
+            if len(cands) < per_job or any(c.parent_id != expansion.parent_id for c in cands):
+                raise BestOfNError(f"journal of iteration {iteration} does not match the search state of problem "
+                                   f"{state.problem.unique_id}; delete {self.journal.path if self.journal else 'the journal'} "
+                                   f"to search its chunk again")
             out.append(cands)
         return out
 
@@ -143,7 +147,7 @@ class _Stepper:
         prefixes = [state.text(e.parent_id) for state, e in jobs]
         used = [sum(n.num_tokens for n in state.path(e.parent_id)) for state, e in jobs]
         budgets = [max(1, cfg.max_new_tokens - u) for u in used]
-        # 1. One backend call: every expansion of every problem.
+        # 1. One backend call: every expansion of every problem of the chunk.
         seeds = [beam_seed(cfg.seed, s.problem.unique_id, e.parent_id, e.copy, iteration) for s, e in jobs]
         outputs = self.backend.generate(
             [s.prompt + p for (s, _), p in zip(jobs, prefixes)], n=per_job, temperature=cfg.temperature,
