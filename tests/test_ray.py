@@ -207,6 +207,29 @@ def test_killed_driver_of_a_search_resumes_at_its_last_finished_chunk(cluster, m
     assert not (tmp_path / "run" / ".partial").exists()
 
 
+def test_a_search_killed_in_one_process_finishes_on_ray(cluster, models, single_process_search, tmp_path, monkeypatch):
+    """The chunk journal is the same with or without Ray: a search killed in this process during its second
+    chunk keeps its first one when it is rerun on Ray, and the files are those of a run never killed."""
+    config = make_config(models, tmp_path / "run", method="beam_search", **SEARCH)
+    real = pipeline.SearchWorker.__call__
+
+    def killed_in_the_second_chunk(worker, chunk):
+        if worker.calls:
+            raise KeyboardInterrupt("killed")
+        worker.calls += 1
+        return real(worker, chunk)
+
+    monkeypatch.setattr(pipeline.SearchWorker, "calls", 0, raising=False)
+    monkeypatch.setattr(pipeline.SearchWorker, "__call__", killed_in_the_second_chunk)
+    with pytest.raises(KeyboardInterrupt):
+        pipeline.run(config)
+    monkeypatch.undo()
+    counter = CountingMap(monkeypatch)
+    pipeline.run(BestOfNConfig(**{**config.to_dict(), "ray_address": cluster, "workers": 2}))
+    assert counter.chunks == {"SearchWorker": 3}, "the chunk searched in this process is kept"
+    assert_same_results(tmp_path / "run", single_process_search["beam_search"], SEARCH_FILES)
+
+
 # --- failing workers ---------------------------------------------------------------------------------------------
 class FlakyScorer(pipeline.ScoringWorker):
     """Fails once in the whole run (a marker file, seen by every actor): by raising, or by killing its process."""
