@@ -292,37 +292,32 @@ def metered_score(prm: Any, problems: list[str], responses: list[str]) -> Any:
     return scores
 
 
-class MeteredGenerator:
-    """A generation backend whose ``generate`` calls count into the current stage (:func:`metered_generate`),
-    for code that calls the backend itself (a search); every other attribute is the backend's."""
+class _ModelWrapper:
+    """Wraps a model for code that calls it itself (a search): every attribute it does not define is the model's."""
 
-    def __init__(self, backend: Any):
-        self.backend = backend
+    def __init__(self, model: Any):
+        self.model = model
 
-    def __getattr__(self, name: str) -> Any:  # only called for names this wrapper does not have
-        if name.startswith("__") or name == "backend":  # copy and pickle probe before __init__ has run
+    def __getattr__(self, name: str) -> Any:  # only called for names the wrapper does not have
+        if name.startswith("__") or name == "model":  # copy and pickle probe before __init__ has run
             raise AttributeError(name)
-        return getattr(self.backend, name)
+        return getattr(self.model, name)
+
+
+class MeteredGenerator(_ModelWrapper):
+    """A generation backend whose ``generate`` calls count into the current stage (:func:`metered_generate`)."""
 
     def generate(self, prompts: list[str], **kwargs: Any) -> Any:
-        return metered_generate(self.backend, prompts, **kwargs)
+        return metered_generate(self.model, prompts, **kwargs)
 
 
-class SteeringPRM:
+class SteeringPRM(_ModelWrapper):
     """A PRM that steers a search: its seconds and the tokens it read count into the stage's ``prm_s`` and
-    ``prm_tokens``, apart from the generator's numbers; every other attribute is the PRM's."""
-
-    def __init__(self, prm: Any):
-        self.prm = prm
-
-    def __getattr__(self, name: str) -> Any:  # only called for names this wrapper does not have
-        if name.startswith("__") or name == "prm":  # copy and pickle probe before __init__ has run
-            raise AttributeError(name)
-        return getattr(self.prm, name)
+    ``prm_tokens``, apart from the generator's numbers."""
 
     def score_detailed(self, problems: Sequence[str], responses: Sequence[str]) -> Any:
         start = time.perf_counter()
-        scores = self.prm.score_detailed(problems, responses)
+        scores = self.model.score_detailed(problems, responses)
         meter = _ACTIVE.get()
         if meter is not None:
             meter.cost.prm_s += time.perf_counter() - start
