@@ -42,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 from bestofn import costs  # noqa: E402
 from bestofn.backends import resolve_device, resolve_dtype  # noqa: E402
 from bestofn.cli import main as bestofn_main  # noqa: E402
-from bestofn.config import BestOfNConfig  # noqa: E402
+from bestofn.config import SWITCH  # noqa: E402
 from bestofn.io import read_jsonl  # noqa: E402
 from bestofn.testing import make_tiny_generator, make_tiny_prm  # noqa: E402
 
@@ -67,7 +67,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--problems", type=int, help="MATH-500 problems (levels 1-3); default per shape")
     p.add_argument("--n", type=int, help="samples per problem; default per shape")
     p.add_argument("--max-new-tokens", type=int, help="default per shape")
-    p.add_argument("--compile-generation", choices=("auto", "on", "off"), default="auto")
+    p.add_argument("--compile-generation", choices=SWITCH, default="auto")
     p.add_argument("--generation-batch-tokens", type=int, help="token budget per batch (default: from free memory)")
     p.add_argument("--full-vocab", action="store_true", help=f"a {FULL_VOCAB:,}-token vocabulary (default: 512)")
     p.add_argument("--compare-eager", action="store_true",
@@ -107,8 +107,7 @@ def run_pipeline(args: argparse.Namespace, folder: Path, name: str, compile_gene
     if bestofn_main(["run", "--config", str(path)]) != 0:
         raise SystemExit(f"bestofn run failed for {name}")
     wall = time.perf_counter() - start
-    config = BestOfNConfig.from_yaml(folder / name / "config.yaml")
-    totals = costs.stage_totals(folder / name, config)
+    totals = costs.stage_totals(folder / name)
     return {"name": name, "compile_generation": compile_generation, "wall_s": round(wall, 1),
             "stages": {stage: c.to_dict() for stage, c in totals.items()},
             "greedy": [g["text"] for g in read_jsonl(folder / name / "greedy.jsonl")]}
@@ -156,7 +155,7 @@ def format_report(report: dict) -> str:
              f"{w['problems']} problems x N={w['n']} x {w['max_new_tokens']} new tokens",
              f"environment: {json.dumps(report['environment'])}; checkpoints written in {report['checkpoint_build_s']} s"]
     for run in report["runs"]:
-        totals = {s: costs.StageCost.from_dict(c) for s, c in run["stages"].items()}
+        totals = {s: costs.Cost.from_dict(c) for s, c in run["stages"].items()}
         lines += [f"\n{run['name']} (compile_generation: {run['compile_generation']}): {run['wall_s']} s in all",
                   costs.format_cost_table(totals)]
     if len(report["runs"]) == 2:

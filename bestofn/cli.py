@@ -130,9 +130,9 @@ def _run(args: argparse.Namespace) -> None:
     from .pipeline import run
 
     config = config_from_args(args)
-    results = run(config, overwrite=args.overwrite, repair=args.repair)
+    results = run(config, overwrite=args.overwrite, models=args.models)
     print(format_summary(results, config.output_dir))
-    print(costs.format_cost_table(costs.stage_totals(config.output_dir, config)))
+    print(costs.format_cost_table(costs.stage_totals(config.output_dir)))
 
 
 def _import(args: argparse.Namespace) -> None:
@@ -188,7 +188,12 @@ def _sweep(args: argparse.Namespace) -> None:
     from .report import sweep_report
 
     config = config_from_args(args)
-    sweep.run_sweep(config, args.temperatures)
+    if args.models is None:
+        sweep.run_sweep(config, args.temperatures)
+    else:
+        from .pipeline import run
+
+        sweep.run_sweep(config, args.temperatures, run_fn=lambda cfg, overwrite: run(cfg, overwrite, args.models))
     written = sweep_report.write_sweep_report(config.output_dir, **report_settings(args))
     print(f"wrote the sweep report to {written[0].parent}: " + ", ".join(p.name for p in written))
 
@@ -220,8 +225,6 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_flags(p)
     p.add_argument("--overwrite", action="store_true",
                    help="allow changed settings in an existing run directory (recomputes what they affect)")
-    p.add_argument("--repair", action="store_true",
-                   help="recompute only the missing or unreadable rows of damaged artifacts")
     p.set_defaults(func=_run)
 
     p = sub.add_parser(
@@ -294,11 +297,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Parse and run one command; a user error is one line (exit 2), Ctrl-C one line (exit 130)."""
+def main(argv: Sequence[str] | None = None, models: Any = None) -> int:
+    """Parse and run one command; a user error is one line (exit 2), Ctrl-C one line (exit 130).
+
+    ``models`` (a :class:`bestofn.pipeline.Models`): how ``run`` and ``sweep`` load their models (default: the
+    real loaders; tests inject scripted ones here)."""
     parser = build_parser()
     try:
         args = parser.parse_args(argv)  # inside: a flag's type= may raise BestOfNError (e.g. --temperatures 0,1)
+        args.models = models
         logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                             format="%(levelname)s %(name)s: %(message)s")
         args.func(args)

@@ -4,14 +4,12 @@ Every key is documented in its ``metadata["help"]`` (TRL-style) and typed by its
 ``metadata["choices"]`` for enum-like strings): ``bestofn run`` gets one flag per field from them, and every
 value, from a recipe file, a flag or Python, is checked against them (:mod:`bestofn.fields`) before
 :meth:`BestOfNConfig.validate` checks ranges. Each stage of the pipeline depends on a known subset of keys
-(:data:`STAGE_KEYS`); a stage's *fingerprint* hashes those keys, which is how a rerun knows whether a
-finished stage can be reused or must be recomputed.
+(:func:`stage_keys`); a chunk of a stage is named by a hash of those keys and of its inputs
+(:func:`chunk_keys`), which is how a rerun knows what it can reuse.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,9 +33,8 @@ STEP_FORMATS = {
     LINE: "Write exactly one reasoning step per line and do not leave blank lines between steps.",
     BLANK_LINE: "Separate consecutive reasoning steps with one blank line, and do not leave blank lines inside a step.",
 }
-PRM_COMPILE_CHOICES = ("auto", "on", "off")
+SWITCH = ("auto", "on", "off")  # prm_compile and compile_generation: auto decides whether compiling pays back
 DEFAULT_USER_TEMPLATE = "{problem}"
-COMPILE_GENERATION_CHOICES = ("auto", "on", "off")  # compile_generation (transformers backend, see its module)
 
 
 @dataclass
@@ -84,7 +81,7 @@ class BestOfNConfig:
         default="auto",
         metadata={"help": "transformers backend: static KV cache + torch.compile'd decoding step on CUDA "
                           "(auto: on when the run decodes long enough to pay back the compile).",
-                  "choices": COMPILE_GENERATION_CHOICES},
+                  "choices": SWITCH},
     )
     # --- vLLM engine (backend: vllm) ----------------------------------------------------------------------
     gpu_memory_utilization: float = field(
@@ -122,7 +119,7 @@ class BestOfNConfig:
     prm_compile: str = field(
         default="auto",
         metadata={"help": "torch.compile the PRM backbone (auto: only on GPU for runs big enough to pay the compile back).",
-                  "choices": PRM_COMPILE_CHOICES},
+                  "choices": SWITCH},
     )
     prm_batch_tokens: int | None = field(
         default=None,
@@ -141,7 +138,7 @@ class BestOfNConfig:
     device: str = field(default="auto", metadata={"help": "cpu, cuda, cuda:1, ... ('auto': cuda if available)."})
     dtype: str = field(default="auto", metadata={"help": "Model weights' dtype; auto: bf16 on GPU, fp32 on CPU.",
                                                  "choices": ("auto", "bfloat16", "float16", "float32")})
-    # --- scale-out (docs/scale-out.md); never part of a stage's fingerprint: Ray or not, the results are the same
+    # --- scale-out (docs/scale-out.md); never part of a chunk's name: Ray or not, the results are the same
     ray_address: str | None = field(
         default=None,
         metadata={"help": "Run generation, PRM scoring and search on a Ray cluster: 'auto' joins the running one, 'local' "
@@ -222,13 +219,6 @@ class BestOfNConfig:
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True, width=120)
 
-    # --- stage fingerprints -------------------------------------------------------------------------------
-    def fingerprint(self, stage: str) -> str:
-        """Hash of the settings that ``stage`` (and every stage it reads from) depends on."""
-        keys = sorted(stage_keys(stage, self.method))
-        blob = json.dumps({k: getattr(self, k) for k in keys}, sort_keys=True)
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
 
 def read_recipe(path: str | Path) -> dict[str, Any]:
     """The keys of a recipe file, each checked against its field's type (one line per error, naming the file)."""
@@ -278,9 +268,8 @@ _UPSTREAM: dict[str, tuple[str, ...]] = {
     "scores": ("samples",),
     "results": ("scores",),
 }
-STAGES = tuple(_OWN_KEYS)
 # A search method's samples are chosen by the PRM while they are generated, so they depend on the PRM and
-# the aggregation too. Best-of-N's fingerprints leave these keys out (its finished runs stay valid).
+# the aggregation too. Best-of-N's samples leave these keys out (a new PRM rescores the same samples).
 _SEARCH_KEYS = ("method", "beam_width", "num_iterations", "lookahead", "prm", "prm_revision", "prm_max_length",
                 "aggregation")
 
@@ -293,3 +282,11 @@ def stage_keys(stage: str, method: str = BEST_OF_N) -> set[str]:
     for up in _UPSTREAM[stage]:
         keys |= stage_keys(up, method)
     return keys
+
+
+def chunk_keys(stage: str, method: str = BEST_OF_N) -> set[str]:
+    """The settings a chunk of ``stage`` depends on besides what it reads (its problems, or the solutions it
+    scores), which name it too: the problems' own settings are left out, and scoring depends on the PRM only."""
+    if stage == "scores":
+        return set(_OWN_KEYS["scores"])
+    return stage_keys(stage, method) - stage_keys("problems")

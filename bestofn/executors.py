@@ -1,26 +1,19 @@
-"""Where a stage's chunks run: in this process, or on a Ray cluster as a Ray Data actor pool.
+"""Where chunks run: in this process, or on a Ray cluster as a Ray Data actor pool.
 
-Contract (the one seam between the pipeline's stages and the hardware they run on):
+Contract (the one seam between the run and the hardware): ``map`` takes a *worker factory* (a picklable
+callable ``factory(device)`` that builds a worker for a device, None: the configured one; the worker is
+called as ``worker(payload) -> JSON-able result`` and freed by ``worker.close()``) and
+the chunks' payloads (JSON-able dicts whose ``"unique_ids"``, or ``"problems"``' ids, an error names), and yields
+``(index into payloads, result)`` as each chunk finishes, in any order. Results are decoded from JSON in
+both executors, so a worker can only return what a chunk file can hold.
 
-- A stage splits its work into *chunks*, fixed by the data and the config alone (never by the number of
-  workers), so every executor computes the same chunks. A chunk is a JSON-able dict (its *payload*) that
-  holds everything its work needs, its own seed included, plus ``"unique_ids"``: the problems it covers,
-  which an error names.
-- A *worker class* does the work: ``Worker(config)`` loads its model once (a generation backend, a PRM, or
-  both; at once, or with its first chunk when the chunk says how to load it), ``worker(payload)`` returns
-  the chunk's JSON-able result, ``worker.close()`` frees the model. It is picklable by reference (a
-  module-level class), so a Ray worker process can build it from the config.
-- An executor's :meth:`~Executor.map` yields ``(chunk index, result)`` as each chunk finishes, in any
-  order; the driver journals each result as it arrives, so a kill loses at most the chunks in flight.
-  Results are decoded from JSON in both executors, so a worker can only return what a journal can hold.
-
-:class:`LocalExecutor` runs chunks in order in this process and keeps one worker alive between stages of
-the same kind (greedy and samples share the loaded generator). :class:`RayExecutor` runs each stage as
-``ray.data.from_items(chunks).map_batches(_RayWorker, ...)`` over a pool of actors (one GPU each, or one
-CPU on a CPU-only cluster), streaming finished chunks back to the driver with ``iter_rows``. A chunk whose
-work raises is retried once in its actor (Ray Data's ``max_map_retries``); an actor that dies is restarted
-and its chunk retried once (Ray's ``max_task_retries``); a chunk that fails twice stops the run with a
-:class:`BestOfNError` naming its problems. :func:`make_executor` picks one from ``config.ray_address``.
+:class:`LocalExecutor` runs chunks in order on one worker kept for the whole run (its models load once).
+:class:`RayExecutor` runs each ``map`` as ``ray.data.from_items(chunks).map_batches(...)`` over a pool of
+actors (one GPU each, or one CPU on a CPU-only cluster). A chunk whose work raises is retried once in its
+actor; an actor that dies is restarted and its chunk retried once; a chunk that fails twice stops the run
+with one line naming its problems. Connecting to a cluster that does not answer fails within seconds, and
+a cluster this process started is shut down on every exit (a SIGKILL of the driver leaves Ray's own
+agent processes behind: ``ray stop`` ends them, see docs/scale-out.md).
 """
 
 from __future__ import annotations
@@ -28,11 +21,10 @@ from __future__ import annotations
 import json
 import logging
 import re
+import socket
 import warnings
-from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
-from dataclasses import replace
-from typing import Any, Protocol
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 from .config import BestOfNConfig
 from .errors import BestOfNError, first_line
@@ -40,86 +32,47 @@ from .errors import BestOfNError, first_line
 log = logging.getLogger(__name__)
 
 CPU_WORKERS = 2  # default actors on a cluster without GPUs: each holds a whole model in RAM
+CONNECT_TIMEOUT_S = 5.0  # how long a cluster address may take to answer before the run stops
 FAILED_MARK = "bestofn chunk failed"  # starts the message a worker raises, so the driver can find it
 
-
-class ChunkWorker(Protocol):
-    """One model loaded once; one chunk in, one JSON-able result out.
-
-    A worker class may define ``gpus(config) -> int``, the GPUs one instance needs (default 1; a vLLM
-    generator sharded over ``tensor_parallel_size`` GPUs needs that many).
-    """
-
-    def __init__(self, config: BestOfNConfig) -> None: ...
-
-    def __call__(self, payload: dict[str, Any]) -> Any: ...
-
-    def close(self) -> None: ...
+WorkerFactory = Callable[[str | None], Any]
 
 
-class Executor(ABC):
-    """Runs a stage's chunks on some workers and yields their results as they finish."""
-
-    #: Whether workers run in this process, where they can reach the run directory (to journal their own
-    #: progress inside a long chunk); a Ray worker may be on another machine.
-    in_process: bool = False
-
-    @abstractmethod
-    def map(self, worker: type[ChunkWorker], payloads: Sequence[dict[str, Any]]) -> Iterator[tuple[int, Any]]:
-        """Yield ``(index into payloads, result)`` once per chunk, in any order."""
-
-    def close(self) -> None:
-        """Free every model this executor still holds."""
-
-
-def make_executor(config: BestOfNConfig) -> Executor:
+def make_executor(config: BestOfNConfig) -> LocalExecutor | RayExecutor:
     """Ray when ``config.ray_address`` is set, else this process."""
-    return RayExecutor(config) if config.ray_address else LocalExecutor(config)
+    return RayExecutor(config) if config.ray_address else LocalExecutor()
 
 
 def describe_chunk(payload: dict[str, Any], limit: int = 5) -> str:
-    """``problems a, b, c (+4 more)``: how an error names a chunk."""
-    ids = list(dict.fromkeys(payload.get("unique_ids", [])))
-    more = f" (+{len(ids) - limit} more)" if len(ids) > limit else ""
-    return f"problems {', '.join(ids[:limit])}{more}"
+    """``problems a, b, c (+4 more)``: how an error names a chunk (by ``unique_ids``, or its problems' ids)."""
+    items = list(dict.fromkeys(payload.get("unique_ids") or [p["unique_id"] for p in payload.get("problems", [])]))
+    more = f" (+{len(items) - limit} more)" if len(items) > limit else ""
+    return f"problems {', '.join(items[:limit])}{more}"
 
 
-def _json_roundtrip(result: Any) -> Any:
-    return json.loads(json.dumps(result, ensure_ascii=False))
+class LocalExecutor:
+    """Chunks in order in this process, on one worker kept until :meth:`close`."""
 
+    def __init__(self) -> None:
+        self.worker: Any = None
 
-# --- in this process ---------------------------------------------------------------------------------------------
-class LocalExecutor(Executor):
-    """Today's single-process run: chunks in order, one worker (model) alive at a time, loaded on first use."""
-
-    in_process = True
-
-    def __init__(self, config: BestOfNConfig):
-        self.config = config
-        self._worker: ChunkWorker | None = None
-
-    def map(self, worker: type[ChunkWorker], payloads: Sequence[dict[str, Any]]) -> Iterator[tuple[int, Any]]:
+    def map(self, factory: WorkerFactory, payloads: Sequence[dict[str, Any]]) -> Iterator[tuple[int, Any]]:
         for index, payload in enumerate(payloads):
-            yield index, _json_roundtrip(self._get(worker)(payload))
-
-    def _get(self, worker: type[ChunkWorker]) -> ChunkWorker:
-        if type(self._worker) is not worker:
-            self.close()  # e.g. the generator is freed before the PRM loads on the same device
-            self._worker = worker(self.config)
-        return self._worker
+            if self.worker is None:
+                self.worker = factory(None)
+            yield index, json.loads(json.dumps(self.worker(payload), ensure_ascii=False))
 
     def close(self) -> None:
-        if self._worker is not None:
-            self._worker.close()
-            self._worker = None
+        if self.worker is not None:
+            self.worker.close()
+            self.worker = None
 
 
-# --- on a Ray cluster ----------------------------------------------------------------------------------------------
 class _RayWorker:
-    """The callable class of ``map_batches``: one actor, one :class:`ChunkWorker`, one chunk per batch."""
+    """The callable class of ``map_batches``: one actor, one worker, one chunk per batch."""
 
-    def __init__(self, worker: type[ChunkWorker], config: BestOfNConfig):
-        self.worker = worker(config)
+    def __init__(self, factory: WorkerFactory, device: str):
+        self.worker = factory(device)
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list]:
         results = []
@@ -128,8 +81,7 @@ class _RayWorker:
             try:
                 results.append(json.dumps(self.worker(payload), ensure_ascii=False))
             except Exception as e:  # named here, where the chunk is known; Ray retries it once
-                raise RuntimeError(f"{FAILED_MARK}: {describe_chunk(payload)}: {type(e).__name__}: "
-                                   f"{first_line(e)}") from e
+                raise RuntimeError(f"{FAILED_MARK}: {describe_chunk(payload)}: {type(e).__name__}: {first_line(e)}") from e
         return {"index": list(batch["index"]), "result": results}
 
     def __del__(self) -> None:
@@ -139,81 +91,69 @@ class _RayWorker:
             worker.close()
 
 
-class RayExecutor(Executor):
-    """Each stage is one Ray Data job: an actor pool of ``config.workers`` actors, each holding one model."""
+class RayExecutor:
+    """Each ``map`` is one Ray Data job: an actor pool of ``config.workers`` actors, each holding its models."""
 
     def __init__(self, config: BestOfNConfig):
         self.config = config
         self.ray: Any = None  # connected on the first chunk: a rerun with nothing left to do never starts Ray
-        self.started_here = False
+        self.connected_here = False
 
     def _connect(self) -> None:
-        if self.ray is not None:
-            return
         try:
             import ray  # optional dependency: pip install 'bestofn[ray]'
         except ImportError:
             raise BestOfNError("--ray needs Ray Data: pip install 'bestofn[ray]' (or 'ray[data]')") from None
+        address = self.config.ray_address
+        _check_reachable(address)
         if not ray.is_initialized():
-            address = None if self.config.ray_address == "local" else self.config.ray_address
             try:
-                ray.init(address=address, configure_logging=False)
+                ray.init(address=None if address == "local" else address, configure_logging=False)
             except (ConnectionError, ValueError, RuntimeError) as e:
-                raise BestOfNError(f"cannot join the Ray cluster at {self.config.ray_address!r} ({first_line(e)}); "
-                                   f"start one with `ray start --head`, or pass --ray without a value to start a "
-                                   f"local one") from None
-            self.started_here = True
+                raise BestOfNError(f"cannot join the Ray cluster at {address!r} ({first_line(e)}); start one with "
+                                   f"`ray start --head`, or pass --ray without a value to start a local one") from None
+            self.connected_here = True
         self.ray = ray
         resources = ray.cluster_resources()
-        self.cpus = int(resources.get("CPU", 1))
         self.gpus = 0 if self.config.device == "cpu" else int(resources.get("GPU", 0))
-        # Workers use the device Ray gives them: their own GPU(s), or the CPU on a cluster without GPUs.
-        self.config = replace(self.config, device="auto" if self.gpus else "cpu")
+        self.cpus = int(resources.get("CPU", 1))
         log.info("Ray cluster: %d CPUs, %d GPUs", self.cpus, self.gpus)
 
-    def _gpus_per_worker(self, worker: type[ChunkWorker]) -> int:
-        """GPUs one actor needs (none on a CPU-only cluster)."""
+    def _pool(self) -> tuple[int, int]:
+        """Actors and GPUs per actor: ``config.workers``, else one actor per GPU (group), else a few CPU actors."""
         if not self.gpus:
-            return 0
-        gpus = getattr(worker, "gpus", None)
-        return gpus(self.config) if gpus else 1
+            return self.config.workers or max(1, min(CPU_WORKERS, self.cpus)), 0
+        per_actor = self.config.tensor_parallel_size if self.config.backend == "vllm" else 1
+        return self.config.workers or max(1, self.gpus // per_actor), per_actor
 
-    def _workers(self, gpus_per_worker: int) -> int:
-        """``config.workers``, else one actor per GPU (group), else a few CPU actors."""
-        if self.config.workers:
-            return self.config.workers
-        if self.gpus:
-            return max(1, self.gpus // gpus_per_worker)
-        return max(1, min(CPU_WORKERS, self.cpus))
-
-    def map(self, worker: type[ChunkWorker], payloads: Sequence[dict[str, Any]]) -> Iterator[tuple[int, Any]]:
+    def map(self, factory: WorkerFactory, payloads: Sequence[dict[str, Any]]) -> Iterator[tuple[int, Any]]:
         if not payloads:
             return
-        self._connect()
+        if self.ray is None:
+            self._connect()
         from ray.data import ActorPoolStrategy, DataContext
 
         # Ray Data copies the current context into each dataset: set its knobs here, before from_items.
         context = DataContext.get_current()
-        context.enable_progress_bars = False  # the pipeline draws one bar per stage, over chunks
+        context.enable_progress_bars = False  # the run draws one bar over chunks
         context.retried_map_errors = True  # an exception in a chunk's work: retry the chunk once, in its actor
         context.max_map_retries = 1
-        gpus = self._gpus_per_worker(worker)
-        workers = min(self._workers(gpus), len(payloads))
-        log.info("%s: %d chunks on %d Ray workers (%s each)", worker.__name__, len(payloads), workers,
-                 f"{gpus} GPU" if gpus else "1 CPU")
+        workers, gpus = self._pool()
+        workers = min(workers, len(payloads))
+        log.info("%d chunks on %d Ray workers (%s each)", len(payloads), workers, f"{gpus} GPU" if gpus else "1 CPU")
+        # Workers use the device Ray gives them: their own GPU(s), or the CPU on a cluster without GPUs.
+        device = "auto" if self.gpus else "cpu"
         rows = [{"index": i, "payload": json.dumps(p, ensure_ascii=False)} for i, p in enumerate(payloads)]
         with warnings.catch_warnings():
             # Actor restarts and task retries have no named parameter in Ray 2.60 (pinned), only ray_remote_args.
             warnings.filterwarnings("ignore", message=".*ray_remote_args. is deprecated")
             dataset = self.ray.data.from_items(rows, override_num_blocks=len(rows)).map_batches(
                 _RayWorker,
-                fn_constructor_kwargs={"worker": worker, "config": self.config},
-                batch_size=1,  # one chunk per call: a chunk is the unit of work, of seeding and of journaling
-                # A fixed pool of `workers` actors (map_batches' concurrency=K), with one chunk in flight per
-                # actor, so an actor that dies charges a retry to its own chunk only.
+                fn_constructor_kwargs={"factory": factory, "device": device},
+                batch_size=1,  # one chunk per call: a chunk is the unit of work, of seeding and of saving
+                # A fixed pool with one chunk in flight per actor, so an actor that dies charges a retry to its own chunk.
                 compute=ActorPoolStrategy(size=workers, max_tasks_in_flight_per_actor=1),
-                num_gpus=gpus,
-                num_cpus=1,
+                num_gpus=gpus, num_cpus=1,
                 max_restarts=-1,  # a lost actor is restarted ...
                 max_task_retries=1,  # ... and its chunk retried once
             )
@@ -224,8 +164,21 @@ class RayExecutor(Executor):
             raise _chunk_error(e) from None
 
     def close(self) -> None:
-        if self.started_here and self.ray.is_initialized():
-            self.ray.shutdown()  # a cluster this run started; one it joined keeps running
+        if self.connected_here and self.ray.is_initialized():
+            self.ray.shutdown()  # stops a local cluster this run started; a cluster it joined keeps running
+
+
+def _check_reachable(address: str | None) -> None:
+    """A ``host:port`` that does not accept a connection within seconds is one line, not minutes of retries."""
+    match = re.fullmatch(r"(?:ray://)?([^:/]+):(\d+)", address or "")
+    if not match:
+        return  # "local", "auto": Ray itself answers at once
+    try:
+        socket.create_connection((match.group(1), int(match.group(2))), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as e:
+        raise BestOfNError(f"no Ray cluster answers at {address} ({e.strerror or type(e).__name__} within "
+                           f"{CONNECT_TIMEOUT_S:.0f} s); start one there with `ray start --head --port "
+                           f"{match.group(2)}`, or pass --ray without a value to start a local one") from None
 
 
 def _chunk_error(error: Exception) -> BestOfNError:
@@ -234,9 +187,9 @@ def _chunk_error(error: Exception) -> BestOfNError:
     found = re.search(rf"{FAILED_MARK}: (.*)", text)
     if found:
         return BestOfNError(f"a chunk of work failed twice on the Ray cluster, the run stops: {found.group(1)}; "
-                            f"finished chunks are journaled, rerun the same command to resume")
+                            f"finished chunks are saved, rerun the same command to resume")
     inner = re.search(r"BestOfNError: (.*)", text)  # e.g. a model that a worker cannot load
     if inner:
         return BestOfNError(inner.group(1))
     return BestOfNError(f"the Ray job stopped ({type(error).__name__}: {first_line(error)[:300]}); finished "
-                        f"chunks are journaled, rerun the same command to resume")
+                        f"chunks are saved, rerun the same command to resume")

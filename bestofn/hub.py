@@ -241,7 +241,7 @@ def sample_rows(run: RunArtifacts) -> list[dict[str, Any]]:
                     "correct": s["correct"],
                     "string_match": s["string_match"],
                     "step_rewards": s["step_rewards"],
-                    "reward": s["reward"],
+                    "reward": s["step_rewards"][-1] if s["step_rewards"] else None,  # the last step's score
                     "prm_truncated": s["prm_truncated"],
                 }
             )
@@ -349,7 +349,7 @@ def results_table(results: dict[str, Any]) -> str:
     levels = sorted(results.get("by_level", {}), key=int)
     header = ["Method", "All levels"] + [f"Level {lvl}" for lvl in levels]
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
-    for method in results["methods"]:
+    for method in results["accuracy"]:
         cells = [METHOD_LABELS.get(method, method), _acc_cell(results["accuracy"][method])]
         cells += [_acc_cell(results["by_level"][lvl].get(method)) for lvl in levels]
         lines.append("| " + " | ".join(cells) + " |")

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import logging
 import re
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +34,10 @@ from .config import BestOfNConfig
 from .data import Problem
 from .errors import BestOfNError
 from .grading import grade
-from .rundir import RunDir, prepare_run_dir
+from .methods import GREEDY
+from .pipeline import Models, plan_scores, run_in
+from .prm.formats import LINE
+from .rundir import WRITTEN, content_key, lock_run_dir, open_run_dir, remove_written
 
 log = logging.getLogger(__name__)
 
@@ -109,16 +111,27 @@ def import_completions(source: str, output_dir: str | Path, *, split: str = "tra
                        overwrite: bool = False) -> Path:
     """Write the run directory ``output_dir`` from the completions at ``source``; return its path.
 
-    Stages problems, greedy and samples are always written (greedy.jsonl is empty without greedy solutions);
-    with ``scores``, also the scores and, through :func:`bestofn.pipeline.stage_results`, the results.
+    The problems, greedy solutions (if any) and samples become chunks of the run directory that stand in for
+    generation; given scores become the scores chunks of the PRM the config names, so ``bestofn run`` with
+    another PRM rescores them. With scores the run is finished here (results and report-ready files).
     """
     rows = read_rows(source, split, subset)
     n = check_columns(rows, source)
     out = Path(output_dir)
-    if out.exists() and any(out.iterdir()):
-        if not overwrite:
-            raise BestOfNError(f"{out} is not empty; choose a new --output-dir, or pass --overwrite to replace it")
-        shutil.rmtree(out)
+    with lock_run_dir(out):  # a `bestofn run` writing the same directory stops this import, and the reverse
+        if any((out / name).exists() for name in WRITTEN):
+            if not overwrite:
+                raise BestOfNError(f"{out} holds a run directory; choose a new --output-dir, or pass --overwrite to "
+                                   f"replace it")
+            remove_written(out)  # only what bestofn wrote: other files in the folder stay
+        return _write_import(rows, n, source, out, split=split, subset=subset, generator=generator, prm=prm,
+                             temperature=temperature, top_p=top_p, aggregation=aggregation,
+                             grading_timeout=grading_timeout)
+
+
+def _write_import(rows: list[dict[str, Any]], n: int, source: str, out: Path, *, split: str, subset: str | None,
+                  generator: str | None, prm: str | None, temperature: float | None, top_p: float | None,
+                  aggregation: str, grading_timeout: int) -> Path:
     has_scores = "scores" in rows[0] and any(r.get("scores") for r in rows)
     problems = [Problem(unique_id=str(r.get("unique_id") or f"row/{i}"), problem=str(r["problem"]),
                         answer=str(r["answer"]), level=_level(r.get("level"), i, source),
@@ -135,12 +148,9 @@ def import_completions(source: str, output_dir: str | Path, *, split: str = "tra
         top_p=top_p if top_p is not None else defaults.top_p, aggregation=aggregation,
         grading_timeout=grading_timeout, output_dir=str(out),
     )
-    run_dir = prepare_run_dir(config, overwrite=False)
+    run_dir = open_run_dir(config, overwrite=True)
 
-    # Stage 1: the problems, as given (no level filter, no subset: the source chose them).
-    run_dir.finish("problems", [p.to_dict() for p in problems])
-
-    # Stages 2-3: greedy (if given) and the N samples, graded with the project's own grader.
+    # Steps 3-4: greedy (if given) and the N samples, graded with the project's own grader.
     greedy, samples = [], []
     for p, r in zip(tqdm(problems, desc="grading imported completions", unit="problem"), rows):
         if r.get("greedy"):
@@ -152,37 +162,38 @@ def import_completions(source: str, output_dir: str | Path, *, split: str = "tra
     if greedy and len(greedy) != len(problems):
         raise BestOfNError(f"{source}: {len(greedy)} of {len(problems)} rows have a greedy solution; give one for "
                            f"every row or for none")
-    run_dir.finish("greedy", greedy)
-    run_dir.finish("samples", samples)
-
+    # They become chunks of the run directory: what `bestofn run` reads in place of generating.
+    chunks: dict[str, list[str]] = {}
+    for stage, part in (("problems", [p.to_dict() for p in problems]), (GREEDY, greedy), ("samples", samples)):
+        key = content_key(stage, source, part)
+        run_dir.save_chunk(stage, key, part)
+        chunks[stage] = [key]
     one_score = False
     if has_scores:
-        # Stage 4: the given rewards in place of the PRM's; then stage 6 through the pipeline's own results stage.
-        for row, s in zip(rows, range(0, len(samples), n)):
+        # Step 5: the given rewards, saved as the scores of the PRM the config names (another PRM rescores).
+        given = []
+        for row, p in zip(rows, problems):
             scores = row.get("scores") or [None] * n
             if len(scores) != n:
-                raise BestOfNError(f"{source}: problem {samples[s]['unique_id']} has {len(scores)} scores for {n} "
-                                   f"completions")
-            for sample, score in zip(samples[s:s + n], scores):
-                rewards = _rewards(score)
-                one_score = one_score or not isinstance(score, (list, tuple))
-                sample.update(step_rewards=rewards, reward=rewards[-1] if rewards else None, prm_truncated=False)
-        run_dir.finish("scores", samples)
-        from . import pipeline  # imported here: it loads the generation stack
-
-        pipeline.stage_results(run_dir, problems, greedy, samples)
-    run_dir.record_import({
+                raise BestOfNError(f"{source}: problem {p.unique_id} has {len(scores)} scores for {n} completions")
+            one_score = one_score or any(not isinstance(score, (list, tuple)) for score in scores)
+            given += [{"step_rewards": _rewards(score), "prm_truncated": False, "prm_tokens": None} for score in scores]
+        for chunk in plan_scores(config, problems, samples):
+            part, given = given[: len(chunk.payload["texts"])], given[len(chunk.payload["texts"]):]
+            run_dir.save_chunk("scores", chunk.key, part)
+    run_dir.update_manifest(step_separator=LINE, imported_from={
         "source": source, "split": split, "subset": subset, "rows": len(rows), "n": n,
         "columns": sorted(rows[0]),
         "greedy": bool(greedy),
         "scores": ("one per completion" if one_score else "step rewards") if has_scores else None,
         "token_counts": all(s["num_tokens"] is not None for s in samples),
         "stated": {"generator": generator, "prm": prm, "temperature": temperature, "top_p": top_p},
+        "chunks": chunks,
     })
+    if has_scores:
+        run_in(run_dir, False, Models())  # step 6 and the files users read: no model is loaded
     _log_summary(out, problems, greedy, samples, has_scores)
     return out
-
-
 def _log_summary(out: Path, problems: list[Problem], greedy: list, samples: list, has_scores: bool) -> None:
     right = sum(s["correct"] for s in samples)
     log.info("imported %d problems x %d completions into %s (%d right%s%s)", len(problems),

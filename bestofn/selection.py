@@ -14,6 +14,10 @@ wins; with no answers at all the prediction is None. Ties go to the group whose 
 so results are deterministic. Each rule reports *which* solutions it chose (:class:`Choice`), so a verdict
 always shows a solution that exists, spelled as that solution spells it.
 
+Each rule is implemented once, on answer-group *labels* and vectorised over subsets of the N solutions
+(:func:`heaviest_group`, :func:`best_solution`): the pipeline applies it to all N, the report's
+accuracy-vs-n curves to many random n-subsets, with the same tie-breaking and the same float sums.
+
 The method names and labels every artifact, report and dataset card uses are defined here, once.
 """
 
@@ -22,6 +26,8 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+
+import numpy as np
 
 from .grading import is_equivalent, normalize_answer
 
@@ -109,14 +115,59 @@ def _best_in(indices: Sequence[int], rewards: Sequence[float]) -> int:
     return max(indices, key=lambda i: (rewards[i], -i))
 
 
+# --- the rules, on group labels, for any number of subsets at once ---------------------------------------------
+def group_labels(groups: list[list[int]], n: int) -> np.ndarray:
+    """``groups`` (:func:`group_answers`) as one label per solution: its group's number, -1 for no answer."""
+    labels = np.full(n, -1, dtype=int)
+    for g, members in enumerate(groups):
+        labels[members] = g
+    return labels
+
+
+def heaviest_group(labels: np.ndarray, weights: np.ndarray, subsets: np.ndarray) -> np.ndarray:
+    """Per subset (a row of solution indices, in order), the first solution of the group with the largest
+    summed weight; -1 when no solution of the subset has an answer.
+
+    Majority vote is this with unit weights, weighted Best-of-N with the rewards. Ties in summed weight go to
+    the group that appears first in the subset.
+    """
+    count, n = subsets.shape
+    num_groups = int(labels.max()) + 1
+    if num_groups == 0:
+        return np.full(count, -1)
+    lab, w = labels[subsets], np.asarray(weights, dtype=float)[subsets]
+    member = lab[:, :, None] == np.arange(num_groups)  # (count, n, groups)
+    totals = np.zeros((count, num_groups))
+    for j in range(n):  # add members in index order: the sums are the same floats for one subset or many
+        totals += np.where(member[:, j, :], w[:, j, None], 0.0)
+    present = member.any(axis=1)
+    first = np.where(member, np.arange(n)[None, :, None], n).min(axis=1)  # position of each group's first member
+    totals = np.where(present, totals, -np.inf)
+    tied = present & (totals == totals.max(axis=1, keepdims=True))
+    pos = np.where(tied, first, n).min(axis=1)
+    return np.where(present.any(axis=1), subsets[np.arange(count), np.minimum(pos, n - 1)], -1)
+
+
+def best_solution(labels: np.ndarray, rewards: np.ndarray, subsets: np.ndarray) -> np.ndarray:
+    """Per subset, the highest-reward solution that has an answer (ties: the earlier one); -1 if none."""
+    masked = np.where(labels[subsets] >= 0, np.asarray(rewards, dtype=float)[subsets], -np.inf)
+    pos = masked.argmax(axis=1)  # argmax returns the first of equal maxima: the earlier solution
+    has_answer = np.isfinite(masked).any(axis=1)
+    return np.where(has_answer, subsets[np.arange(len(subsets)), pos], -1)
+
+
+# --- the rules on one problem's N solutions --------------------------------------------------------------------
 def _heaviest(answers: Sequence[str | None], weights: Sequence[float], rewards: Sequence[float],
               groups: list[list[int]] | None, timeout: float) -> Choice | None:
     groups = group_answers(answers, timeout=timeout) if groups is None else groups
     if not groups:
         return None
-    totals = [sum(weights[i] for i in g) for g in groups]
-    best = groups[max(range(len(groups)), key=lambda k: (totals[k], -k))]  # ties: earliest group
-    shown = _best_in(best, rewards)
+    labels = group_labels(groups, len(answers))
+    first = int(heaviest_group(labels, np.asarray(weights, dtype=float), np.arange(len(answers))[None, :])[0])
+    if first < 0:
+        return None
+    best = groups[labels[first]]
+    shown = _best_in(best, rewards)  # the group's highest-reward member is the solution shown
     return Choice(shown, tuple(best), str(answers[shown]))
 
 
@@ -142,16 +193,17 @@ def choose_naive(answers: Sequence[str | None], rewards: Sequence[float], *,
                  groups: list[list[int]] | None = None, timeout: float = 5) -> Choice | None:
     """Naive Best-of-N: the highest-reward solution that has an answer (ties: the earlier solution)."""
     _check_lengths(answers, rewards)
-    candidates = [i for i, a in enumerate(answers) if a is not None and a.strip()]
-    if not candidates:
-        return None
-    chosen = _best_in(candidates, rewards)
     groups = group_answers(answers, timeout=timeout) if groups is None else groups
+    if not groups:
+        return None
+    chosen = int(best_solution(group_labels(groups, len(answers)), rewards, np.arange(len(answers))[None, :])[0])
+    if chosen < 0:
+        return None
     group = next(g for g in groups if chosen in g)
     return Choice(chosen, tuple(group), str(answers[chosen]))
 
 
-# The answer alone, for callers that need no indices (the report's fast path is checked against these).
+# The answer alone, for callers that need no indices.
 def majority_vote(answers: Sequence[str | None], timeout: float = 5) -> str | None:
     """The most frequent answer (equivalent answers pooled), as its group's first solution spells it."""
     choice = choose_majority(answers, timeout=timeout)
@@ -167,8 +219,11 @@ def weighted_best_of_n(answers: Sequence[str | None], rewards: Sequence[float], 
 def naive_best_of_n(answers: Sequence[str | None], rewards: Sequence[float]) -> str | None:
     """The answer of the highest-reward solution that has an answer (ties: the earlier solution)."""
     _check_lengths(answers, rewards)  # no grouping needed: the answer is the best solution's own
-    candidates = [i for i, a in enumerate(answers) if a is not None and a.strip()]
-    return answers[_best_in(candidates, rewards)] if candidates else None
+    has_answer = np.array([0 if a is not None and a.strip() else -1 for a in answers], dtype=int)
+    if not (has_answer >= 0).any():
+        return None
+    chosen = int(best_solution(has_answer, rewards, np.arange(len(answers))[None, :])[0])
+    return answers[chosen] if chosen >= 0 else None
 
 
 def answer_groups(answers: Sequence[str | None], rewards: Sequence[float], *,

@@ -2,9 +2,9 @@
 
 Temperature trades diversity for quality: hotter sampling finds more distinct answers (a higher pass@N
 ceiling) but fewer of the samples are right. The sweep runs the pipeline once per temperature into
-``SWEEP_DIR/temperature-<t>/``. Problems and the greedy baseline do not depend on temperature (their stage
-fingerprints leave it out), so they are computed once, by the first temperature's run, and imported by
-the others; a rerun of the same sweep reuses every finished stage. Each temperature gets its own report
+``SWEEP_DIR/temperature-<t>/``. The greedy baseline does not depend on temperature (its chunks' names leave
+it out), so it is computed once, by the first temperature's run, and its chunks are copied to the others;
+a rerun of the same sweep reuses every finished chunk. Each temperature gets its own report
 (``temperature-<t>/report/``) and the sweep gets one comparing them (``SWEEP_DIR/report/``), written by
 :mod:`bestofn.report.sweep_report`; this module only orchestrates the runs.
 """
@@ -22,10 +22,9 @@ from .report.sweep_report import temperature_dir
 
 log = logging.getLogger(__name__)
 
-SHARED_STAGES = ("problems", "greedy")  # stages whose fingerprints do not include the temperature
+SHARED_STAGE = "greedy"  # the stage whose chunks do not depend on the temperature
 
 RunFn = Callable[..., dict]  # bestofn.pipeline.run(config, overwrite=False) -> results
-ImportFn = Callable[..., list]  # bestofn.rundir.import_stages(src_dir, config, stages=...) -> imported stages
 
 
 def parse_temperatures(text: str) -> list[float]:
@@ -47,25 +46,23 @@ def run_sweep(
     config: BestOfNConfig,
     temperatures: Sequence[float],
     run_fn: RunFn | None = None,
-    import_fn: ImportFn | None = None,
 ) -> list[Path]:
-    """Run the pipeline at each temperature, sharing problems and greedy; return the run directories.
+    """Run the pipeline at each temperature, sharing the greedy baseline; return the run directories.
 
-    ``config.output_dir`` is the sweep directory. ``run_fn`` and ``import_fn`` default to
-    :func:`bestofn.pipeline.run` and :func:`bestofn.rundir.import_stages` (injectable for tests).
+    ``config.output_dir`` is the sweep directory. ``run_fn`` defaults to :func:`bestofn.pipeline.run` (tests
+    pass one with scripted models).
     """
-    if run_fn is None or import_fn is None:
-        from . import pipeline, rundir  # imported late: pipeline loads torch and the generation stack
+    from .rundir import share_chunks
 
-        run_fn = run_fn or pipeline.run
-        import_fn = import_fn or rundir.import_stages
+    if run_fn is None:
+        from .pipeline import run as run_fn  # imported late: pipeline loads torch and the generation stack
     sweep_dir = Path(config.output_dir)
     run_dirs: list[Path] = []
     for t in temperatures:
         run_config = dataclasses.replace(config, temperature=float(t), output_dir=str(temperature_dir(sweep_dir, t)))
-        if run_dirs:  # the first run computed problems and greedy; the others copy them (fingerprints checked)
-            imported = import_fn(run_dirs[0], run_config, stages=SHARED_STAGES)
-            log.info("temperature %g: imported %s from %s", t, ", ".join(imported) or "nothing", run_dirs[0])
+        if run_dirs:  # the first run computed greedy; the others copy its chunks
+            copied = share_chunks(run_dirs[0], run_config.output_dir, SHARED_STAGE)
+            log.info("temperature %g: %d greedy chunks shared from %s", t, copied, run_dirs[0])
         log.info("temperature %g: running into %s", t, run_config.output_dir)
         run_fn(run_config, overwrite=False)
         run_dirs.append(Path(run_config.output_dir))

@@ -119,3 +119,39 @@ def write_dataset(rows: list[dict], path: Path) -> Path:
 
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
+
+
+class SimulatedKill(BaseException):
+    """Stands for SIGKILL/Ctrl-C: a BaseException, so no `except Exception` in the code can swallow it."""
+
+
+def _counting_models():
+    from bestofn.pipeline import Models
+
+    class CountingModels(Models):
+        """The real models, injected through the run's seam with the generator's calls recorded: ``calls`` (prompts
+        per call) and ``prompts``; with ``die_after`` the generator dies like a killed run after that many calls."""
+
+        def __init__(self, die_after: int | None = None):
+            self.calls: list[int] = []
+            self.prompts: list[str] = []
+            self.die_after = die_after
+
+        def generator(self, config):
+            backend = super().generator(config)
+            real = backend.generate
+
+            def generate(prompts, **kwargs):
+                if self.die_after is not None and len(self.calls) >= self.die_after:
+                    raise SimulatedKill()
+                self.calls.append(len(prompts))
+                self.prompts += prompts
+                return real(prompts, **kwargs)
+
+            backend.generate = generate
+            return backend
+
+    return CountingModels
+
+
+CountingModels = _counting_models()

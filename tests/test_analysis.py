@@ -180,11 +180,11 @@ def test_accuracy_intervals_are_wilson_and_never_collapse(three_run: Path):
 
 
 def rewrite_unrecorded(run_dir: Path, name: str, text: str) -> None:
-    """Rewrite a finished artifact as a run made before manifest.json recorded artifact hashes would hold it,
-    so the analysis' own consistency checks (not the manifest's hash check, tested in test_resume) see it."""
+    """Rewrite a finished file and drop its sha256 from manifest.json, so the analysis' own consistency checks
+    (not the manifest's hash check, tested in test_resume) see it."""
     (run_dir / name).write_text(text)
     manifest = json.loads((run_dir / "manifest.json").read_text())
-    manifest.get("artifacts", {}).pop(name, None)
+    manifest.get("files", {}).pop(name, None)
     (run_dir / "manifest.json").write_text(json.dumps(manifest))
 
 def test_results_json_disagreement_is_reported(run_dir: Path):
@@ -354,8 +354,8 @@ def test_empty_dir_names_missing_files_and_the_command(tmp_path: Path):
 def test_missing_results_and_samples(run_dir: Path):
     (run_dir / "results.json").unlink()
     (run_dir / "samples.jsonl").unlink()
-    with pytest.raises(BestOfNError, match=r"lacks stages samples, scores, results \(missing files: results\.json, "
-                                           r"samples\.jsonl\); .*bestofn run"):
+    with pytest.raises(BestOfNError, match=r"not a finished run directory \(missing samples\.jsonl, results\.json\); "
+                                           r".*bestofn run"):
         A.load_run(run_dir)
 
 
@@ -375,7 +375,7 @@ def test_rows_without_a_field(run_dir: Path):
 def test_incomplete_samples(run_dir: Path):
     rows = read_jsonl(run_dir / "samples.jsonl")
     rewrite_unrecorded(run_dir, "samples.jsonl", "".join(json.dumps(r) + "\n" for r in rows[:-1]))
-    with pytest.raises(BestOfNError, match=r"\[2, 3\] samples per problem"):
+    with pytest.raises(BestOfNError, match=r"lacks scored samples 0..2 \(n in config.yaml\) of problem"):
         A.load_run(run_dir)
 
 

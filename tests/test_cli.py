@@ -236,30 +236,24 @@ def test_a_failed_run_keeps_a_directory_it_did_not_create(tmp_path, capsys, math
 
 def test_overwrite_removes_the_stale_report(tmp_path, capsys):
     from bestofn.errors import BestOfNError
-    from bestofn.rundir import prepare_run_dir
+    from bestofn.rundir import open_run_dir
 
     old = BestOfNConfig(n=2, output_dir=str(tmp_path / "run"))
-    run_dir = prepare_run_dir(old, overwrite=False)
-    (run_dir.file("problems")).write_text("")
-    run_dir.mark_done("problems")
-    (run_dir.file("samples")).write_text("")
-    run_dir.mark_done("samples")
+    open_run_dir(old, overwrite=False).publish({"results.json": b"{}"})  # a finished run of the old settings
     (tmp_path / "run" / "report").mkdir()
     (tmp_path / "run" / "report" / "report.md").write_text("N=2")
     new = dataclasses.replace(old, n=4)
-    with pytest.raises(BestOfNError, match="--overwrite"):
-        prepare_run_dir(new, overwrite=False)
+    with pytest.raises(BestOfNError, match=r"other settings \(n: 2 -> 4\).*--overwrite"):
+        open_run_dir(new, overwrite=False)
     assert (tmp_path / "run" / "report" / "report.md").exists(), "without --overwrite nothing changes"
-    prepare_run_dir(new, overwrite=True)
+    assert BestOfNConfig.from_yaml(tmp_path / "run" / "config.yaml").n == 2
+    open_run_dir(new, overwrite=True)
     assert not (tmp_path / "run" / "report").exists()
-    assert read_json(tmp_path / "run" / "manifest.json")["stages"] == {"problems": old.fingerprint("problems")}
     write_json(tmp_path / "run" / "unrelated.json", {})  # a rerun with the same settings removes nothing
     (tmp_path / "run" / "report").mkdir()
-    prepare_run_dir(new, overwrite=True)
-    assert (tmp_path / "run" / "report").is_dir()
+    open_run_dir(new, overwrite=True)
+    assert (tmp_path / "run" / "report").is_dir() and (tmp_path / "run" / "unrelated.json").is_file()
 
-
-# --- report, sweep and push commands --------------------------------------------------------------------------------
 def test_report_command(tiny_run_dir, tmp_path, capsys):
     out = tmp_path / "out"
     argv = ["report", str(tiny_run_dir), "--subsets", "7", "--seed", "3", "--bootstrap", "40", "--output-dir", str(out),
@@ -270,7 +264,7 @@ def test_report_command(tiny_run_dir, tmp_path, capsys):
     assert "report settings: 7 subsets per point, seed 3, 40 bootstrap resamples" in (out / "report.html").read_text()
     (tmp_path / "empty").mkdir()
     assert main(["report", str(tmp_path / "empty")]) == 2
-    assert "is not a run directory" in one_error_line(capsys)
+    assert "is not a finished run directory" in one_error_line(capsys)
 
 
 def test_report_help_shows_the_analysis_defaults(capsys):
@@ -352,23 +346,22 @@ def test_ctrl_c_stops_with_one_line_and_the_rerun_resumes(tmp_path, tiny_generat
             "--max-new-tokens", "16", "--generation-batch-size", "1", "--device", "cpu", "--output-dir", str(out)]
     proc = subprocess.Popen(argv, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 240
-    journal_rows = 0
-    while time.monotonic() < deadline and proc.poll() is None:  # wait until greedy has journaled a problem
-        journals = list((out / ".partial").glob("greedy-*.jsonl")) if (out / ".partial").is_dir() else []
-        journal_rows = sum(len(p.read_text().splitlines()) for p in journals)
-        if journal_rows:
+    chunks = []
+    while time.monotonic() < deadline and proc.poll() is None:  # wait until greedy has saved a chunk
+        chunks = list((out / "chunks" / "greedy").glob("*.json"))
+        if chunks:
             break
         time.sleep(0.05)
-    assert proc.poll() is None and journal_rows, "the run must still be generating when Ctrl-C comes"
+    assert proc.poll() is None and chunks, "the run must still be generating when Ctrl-C comes"
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     assert err.rstrip().splitlines()[-1] == "bestofn: interrupted; rerun the same command to resume"
     assert "Traceback" not in err and "KeyboardInterrupt" not in err
-    assert not (out / "greedy.jsonl").exists() and list((out / ".partial").glob("greedy-*.jsonl")), "journal kept"
+    assert not (out / "greedy.jsonl").exists() and list((out / "chunks" / "greedy").glob("*.json")), "chunks kept"
 
     again = subprocess.run(argv, env=ENV, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr
-    assert "greedy: resuming" in again.stderr
+    assert "generation: resuming" in again.stderr
     results = read_json(out / "results.json")
     assert results["num_problems"] == 3 and len((out / "greedy.jsonl").read_text().splitlines()) == 3

@@ -2,7 +2,7 @@
 
 import pytest
 
-from bestofn.config import BestOfNConfig, stage_keys
+from bestofn.config import BestOfNConfig, chunk_keys, stage_keys
 from bestofn.errors import BestOfNError
 
 
@@ -57,17 +57,29 @@ def test_shipped_recipe_loads():
     assert c.n == 16 and c.backend == "vllm" and c.prm == BestOfNConfig().prm
 
 
-def test_fingerprints_follow_dependencies():
+def _names(config: BestOfNConfig, stage: str) -> dict:
+    """What a chunk of ``stage`` is named by, besides its inputs: the values of its settings."""
+    return {k: getattr(config, k) for k in chunk_keys(stage, config.method)}
+
+
+def test_chunk_names_follow_dependencies():
     base = BestOfNConfig()
     hotter = BestOfNConfig(temperature=1.2)
     other_prm = BestOfNConfig(prm="other/prm")
-    faster = BestOfNConfig(generation_batch_size=8, prm_batch_tokens=1024, device="cpu")
-    assert base.fingerprint("greedy") == hotter.fingerprint("greedy")  # greedy ignores temperature
-    assert base.fingerprint("samples") != hotter.fingerprint("samples")
-    assert base.fingerprint("samples") == other_prm.fingerprint("samples")
-    assert base.fingerprint("scores") != other_prm.fingerprint("scores")
-    assert all(base.fingerprint(s) == faster.fingerprint(s) for s in ("problems", "greedy", "samples", "scores"))
+    faster = BestOfNConfig(generation_batch_size=8, prm_batch_tokens=1024, device="cpu", ray_address="auto", workers=3)
+    assert _names(base, "greedy") == _names(hotter, "greedy")  # greedy ignores temperature: a sweep shares it
+    assert _names(base, "samples") != _names(hotter, "samples")
+    assert _names(base, "samples") == _names(other_prm, "samples")  # a new PRM rescores the same samples
+    assert _names(base, "scores") != _names(other_prm, "scores")
+    assert _names(base, "scores") == _names(hotter, "scores")  # scores depend on the PRM and the texts they read
+    assert all(_names(base, s) == _names(faster, s) for s in ("greedy", "samples", "scores"))
+    # a search's samples are chosen by the PRM: they depend on it, and on the aggregation that ranks beams
+    search = BestOfNConfig(method="beam_search")
+    assert _names(search, "samples") != _names(BestOfNConfig(method="beam_search", prm="other/prm"), "samples")
+    assert _names(search, "samples") != _names(BestOfNConfig(method="beam_search", aggregation="min"), "samples")
+    assert _names(base, "samples") == _names(BestOfNConfig(aggregation="min"), "samples")
     assert stage_keys("problems") <= stage_keys("greedy") <= stage_keys("samples") <= stage_keys("scores")
+    assert not chunk_keys("samples") & stage_keys("problems"), "the problems themselves name a chunk"
 
 
 # --- types, from the field annotations -------------------------------------------------------------------------------
@@ -105,10 +117,13 @@ def test_a_recipe_error_names_the_file(tmp_path):
         read_recipe(path)
 
 
-def test_whole_numbers_for_float_settings_fingerprint_like_floats(tmp_path):
+def test_whole_numbers_for_float_settings_name_chunks_like_floats(tmp_path):
+    from bestofn.rundir import content_key
+
     path = tmp_path / "r.yaml"
     path.write_text("temperature: 1\ntop_p: 1\n")
     c = BestOfNConfig.from_yaml(path)
-    assert type(c.temperature) is float and c.fingerprint("samples") == BestOfNConfig(temperature=1.0).fingerprint("samples")
+    assert type(c.temperature) is float
+    assert content_key(_names(c, "samples")) == content_key(_names(BestOfNConfig(temperature=1.0), "samples"))
 
 

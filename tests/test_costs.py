@@ -1,7 +1,7 @@
-"""Cost accounting: every stage of every run in timings.json, resumed stages summed, the table and the report.
+"""Cost accounting: each chunk's cost saved with its rows, stages summed from their chunks, the table, the report.
 
-Scripted runs (known solutions, no model) check what is recorded and how parts add up; the tiny real run
-checks the token counts against the artifacts and the prompts' own tokenization.
+Scripted runs (known solutions, no model) check what is recorded and how chunks add up; the tiny real run
+checks the token counts against the files and the prompts' own tokenization.
 """
 
 from __future__ import annotations
@@ -13,17 +13,16 @@ from pathlib import Path
 import pytest
 
 from bestofn import costs, pipeline
-from bestofn.backends import TransformersBackend
 from bestofn.cli import main
 from bestofn.config import BestOfNConfig
 from bestofn.io import read_json, read_jsonl
 from bestofn.prompts import render_prompt
 from bestofn.testing import make_tokenizer
-from bestofn.testing.scripted import Script, ScriptedProblem, Solution, patch_pipeline
+from bestofn.testing.scripted import Script, ScriptedBackend, ScriptedModels, ScriptedPRM, ScriptedProblem, Solution
 
 from conftest import tiny_config
 
-STAGES = ["problems", "greedy", "samples", "scores", "results"]
+STAGES = ["greedy", "samples", "scores"]  # the stages that run a model
 LOAD_S = 0.05  # the scripted generator's load time
 
 
@@ -53,22 +52,37 @@ def _script(problems: list[dict]) -> Script:
     ])
 
 
-@pytest.fixture
-def scripted(tmp_path, monkeypatch, math500_path, tiny_generator_dir, tiny_prm_dir):
-    """A scripted pipeline whose generator takes LOAD_S to load and is called one problem at a time."""
-    dataset, problems = _dataset(math500_path, tmp_path)
-    tokenizer = make_tokenizer()
-    backend = patch_pipeline(monkeypatch, _script(problems), tokenizer)
-    # one problem per generate call (chunks are planned from the backend's class): a kill can fall between chunks
-    monkeypatch.setattr(TransformersBackend, "chunk_size", classmethod(lambda cls, config, n: 1))
+class SlowModels(ScriptedModels):
+    """The scripted models; the generator takes LOAD_S to load and can die at its ``die_at``-th call."""
 
-    def slow_load(config):
+    def __init__(self, script: Script, die_at: int | None = None):
+        super().__init__(ScriptedBackend(script, make_tokenizer()), ScriptedPRM(script))
+        self.die_at = die_at
+
+    def generator(self, config):
         time.sleep(LOAD_S)
+        backend = self._generator
+        if self.die_at is not None:
+            real = backend.generate
+
+            def generate(prompts, **kwargs):
+                if len(backend.calls) >= self.die_at:
+                    raise SimulatedKill()
+                return real(prompts, **kwargs)
+
+            backend.generate = generate
         return backend
 
-    monkeypatch.setattr(pipeline, "make_backend", slow_load)
-    config = tiny_config(tiny_generator_dir, tiny_prm_dir, dataset, tmp_path / "run", num_problems=3, n=2)
-    return config, backend, tokenizer
+
+@pytest.fixture
+def scripted(tmp_path, math500_path, tiny_generator_dir, tiny_prm_dir):
+    """``config``, a factory of the scripted models, and the tokenizer. generation_batch_size=2 with n=2: each
+    problem's samples are a chunk of their own (3 calls); greedy's chunks hold two problems, then one (2 calls)."""
+    dataset, problems = _dataset(math500_path, tmp_path)
+    script = _script(problems)
+    config = tiny_config(tiny_generator_dir, tiny_prm_dir, dataset, tmp_path / "run", num_problems=3, n=2,
+                         generation_batch_size=2)
+    return config, lambda die_at=None: SlowModels(script, die_at), make_tokenizer()
 
 
 def _prompt_tokens(tokenizer, config: BestOfNConfig, problems: list[dict]) -> int:
@@ -76,120 +90,108 @@ def _prompt_tokens(tokenizer, config: BestOfNConfig, problems: list[dict]) -> in
     return sum(len(tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts)
 
 
+def _chunk_costs(run: Path, stage: str) -> list[dict]:
+    return [read_json(p)["cost"] for p in sorted((run / "chunks" / stage).glob("*.json"))]
+
+
 def test_every_stage_is_recorded_with_its_sequences_tokens_and_load_time(scripted):
-    config, _, tokenizer = scripted
-    pipeline.run(config)
+    config, models, tokenizer = scripted
+    pipeline.run(config, models=models())
     run = Path(config.output_dir)
-    timings = read_json(run / costs.TIMINGS_FILE)["stages"]
-    assert list(timings) == STAGES
-    assert all(t["finished"] and t["fingerprint"] == config.fingerprint(s) and len(t["parts"]) == 1
-               for s, t in timings.items())
-    total = {s: t["total"] for s, t in timings.items()}
+    total = read_json(run / costs.TIMINGS_FILE)["stages"]
+    assert list(total) == STAGES
     greedy, samples = read_jsonl(run / "greedy.jsonl"), read_jsonl(run / "samples.jsonl")
     problems = read_jsonl(run / "problems.jsonl")
-    assert (total["greedy"]["sequences"], total["samples"]["sequences"], total["scores"]["sequences"]) == (3, 6, 6)
+    assert (total["greedy"]["sequences"], total["samples"]["sequences"], total["scores"]["prm_sequences"]) == (3, 6, 6)
+    assert total["scores"]["sequences"] == 0 and total["greedy"]["prm_sequences"] == 0
     assert total["greedy"]["generated_tokens"] == sum(g["num_tokens"] for g in greedy)
     assert total["samples"]["generated_tokens"] == sum(s["num_tokens"] for s in samples)
     # Each prompt counted once, in the generator's tokens, whatever N is.
     assert total["greedy"]["prompt_tokens"] == total["samples"]["prompt_tokens"] == _prompt_tokens(tokenizer, config, problems)
-    # The generator loads lazily, once, in the first stage that needs it.
+    # The generator loads once for the run, in the first chunk that needs it; the scripted PRM counts no tokens.
     assert total["greedy"]["load_s"] >= LOAD_S and total["samples"]["load_s"] == 0
+    assert total["scores"]["prm_tokens"] is None, "unknown, never 0"
     for stage in ("greedy", "samples"):
         t = total[stage]
-        assert 0 < t["model_s"] <= t["wall_s"] and t["tokens_per_s"] == pytest.approx(t["generated_tokens"] / t["model_s"])
-        assert (t["backend"], t["dtype"], t["model"]) == ("transformers", "float32", config.generator)
-        assert t["device"].startswith("cpu")
-    assert total["problems"]["backend"] is None and total["problems"]["sequences"] == 0
+        assert 0 < t["generator_s"] <= t["wall_s"] and t["device"].startswith("cpu")
+        assert sum(c["wall_s"] for c in _chunk_costs(run, stage)) == pytest.approx(t["wall_s"])
     assert all(t["peak_memory_bytes"] > 2**20 and t["memory"] == "rss" for t in total.values())
+    assert read_json(run / "results.json")["compute"] == {
+        "generated_tokens": total["samples"]["generated_tokens"], "prm_tokens": None,
+        "generated_tokens_per_problem": total["samples"]["generated_tokens"] / 3, "prm_tokens_per_problem": None}
 
 
-def test_a_killed_stage_and_its_resumption_add_up(scripted, monkeypatch):
-    config, backend, _ = scripted
-    real = backend.generate
-    calls = []
-
-    def dying(prompts, **kwargs):  # greedy: calls 1-3; samples: 4-6; dies in the 5th (second samples chunk)
-        calls.append(len(prompts))
-        if len(calls) == 5:
-            raise SimulatedKill()
-        return real(prompts, **kwargs)
-
-    monkeypatch.setattr(backend, "generate", dying)
+def test_a_killed_run_and_its_resumption_add_up(scripted):
+    config, models, _ = scripted
     with pytest.raises(SimulatedKill):
-        pipeline.run(config)
+        pipeline.run(config, models=models(die_at=3))  # greedy: calls 0-1; samples: 2-4, dies in the second
     run = Path(config.output_dir)
-    killed = read_json(run / costs.TIMINGS_FILE)["stages"]
-    assert killed["greedy"]["finished"] and not killed["samples"]["finished"] and "scores" not in killed
-    assert killed["samples"]["total"]["sequences"] == 2  # the one chunk that finished before the kill
+    killed = {stage: _chunk_costs(run, stage) for stage in ("greedy", "samples")}
+    assert [c["sequences"] for c in killed["greedy"]] != [] and len(killed["samples"]) == 1
+    assert not (run / costs.TIMINGS_FILE).exists(), "the stages' totals are written with the results"
 
-    monkeypatch.setattr(backend, "generate", real)
-    pipeline.run(config)
+    pipeline.run(config, models=models())
     timings = read_json(run / costs.TIMINGS_FILE)["stages"]
-    assert timings["greedy"] == killed["greedy"], "a finished stage is not measured again"
-    samples = timings["samples"]
-    assert samples["finished"] and [p["sequences"] for p in samples["parts"]] == [2, 4]
-    total, parts = samples["total"], samples["parts"]
-    assert total["sequences"] == 6
-    assert total["generated_tokens"] == sum(s["num_tokens"] for s in read_jsonl(run / "samples.jsonl"))
-    for key in ("wall_s", "model_s", "load_s", "prompt_tokens", "generated_tokens"):
-        assert total[key] == pytest.approx(sum(p[key] for p in parts)), key
-    assert total["peak_memory_bytes"] == max(p["peak_memory_bytes"] for p in parts)
-    # The resumed run loaded the generator for the samples (greedy was done): that load is the samples' now.
-    assert parts[0]["load_s"] == 0 and parts[1]["load_s"] >= LOAD_S
-
-    # Recomputed with other settings (--overwrite): a fresh record, not a third part.
-    changed = BestOfNConfig(**{**config.to_dict(), "n": 1})
-    pipeline.run(changed, overwrite=True)
-    redone = read_json(run / costs.TIMINGS_FILE)["stages"]["samples"]
-    assert redone["fingerprint"] == changed.fingerprint("samples") and len(redone["parts"]) == 1
-    assert redone["total"]["sequences"] == 3
+    parts = _chunk_costs(run, "samples")
+    assert sorted(c["sequences"] for c in parts) == [2, 2, 2] and timings["samples"]["sequences"] == 6
+    for key in ("wall_s", "generator_s", "load_s", "prompt_tokens", "generated_tokens"):
+        assert timings["samples"][key] == pytest.approx(sum(c[key] for c in parts)), key
+        assert timings["greedy"][key] == pytest.approx(sum(c[key] for c in killed["greedy"])), key
+    assert timings["samples"]["peak_memory_bytes"] == max(c["peak_memory_bytes"] for c in parts)
+    # The killed run's load is greedy's; the resumed run loaded the generator again for the samples (greedy was
+    # done), charged to the first chunk it ran.
+    assert timings["greedy"]["load_s"] >= LOAD_S
+    assert sum(c["load_s"] > 0 for c in parts) == 1 and timings["samples"]["load_s"] >= LOAD_S
 
 
 def test_bestofn_run_prints_the_cost_table(scripted, capsys):
-    config, _, _ = scripted
+    config, models, _ = scripted
     argv = ["run", "--generator", config.generator, "--prm", config.prm, "--dataset", config.dataset,
-            "--num-problems", "3", "--n", "2", "--max-new-tokens", "32", "--device", "cpu",
-            "--output-dir", config.output_dir]
-    assert main(argv) == 0
+            "--num-problems", "3", "--n", "2", "--max-new-tokens", "32", "--device", "cpu", "--generation-batch-size",
+            "2", "--output-dir", config.output_dir]
+    assert main(argv, models=models()) == 0
     out = capsys.readouterr().out.splitlines()
     header = next(i for i, line in enumerate(out) if line.startswith("stage "))
-    assert out[header].split()[:4] == ["stage", "wall", "s", "load"]
-    rows = {line.split()[0]: line.split() for line in out[header + 1 : header + 7]}
+    assert out[header].split() == ["stage", "wall", "s", "load", "s", "generator", "s", "PRM", "s", "seqs", "prompt",
+                                   "tok", "gen", "tok", "PRM", "tok", "peak", "memory"]
+    rows = {line.split()[0]: line.split() for line in out[header + 1 : header + 5]}
     assert list(rows) == [*STAGES, "total"]
     run = Path(config.output_dir)
     samples_tokens = sum(s["num_tokens"] for s in read_jsonl(run / "samples.jsonl"))
-    # columns: stage, wall s, load s, model s, seqs, prompt tok, gen tok, tok/s, peak memory
-    assert rows["samples"][4] == "6" and rows["samples"][6] == f"{samples_tokens:,}"
-    assert rows["greedy"][4] == "3" and rows["scores"][4] == "6"
-    assert any(line.startswith("greedy: transformers on cpu") for line in out)
+    # columns: stage, wall s, load s, generator s, PRM s, seqs, prompt tok, gen tok, PRM tok, peak memory
+    assert rows["samples"][5] == "6" and rows["samples"][7] == f"{samples_tokens:,}" and rows["samples"][4] == "-"
+    assert rows["greedy"][5] == "3" and rows["scores"][5] == "6" and rows["scores"][3] == "-"
+    assert rows["scores"][8] == "-", "the scripted PRM counts no tokens: unknown, shown as -"
+    assert any(line.startswith("greedy: cpu") for line in out)
 
 
-def test_report_compute_section_has_accuracy_per_1k_tokens(scripted):
-    from bestofn.report.compute import compute_markdown, generated_tokens, method_costs
+def test_report_compute_section_counts_what_the_method_spent(scripted):
+    from bestofn.report.compute import compute_markdown, method_costs
 
-    config, _, _ = scripted
-    pipeline.run(config)
+    config, models, _ = scripted
+    pipeline.run(config, models=models())
     run = Path(config.output_dir)
     greedy_tokens = sum(g["num_tokens"] for g in read_jsonl(run / "greedy.jsonl"))
     sample_tokens = sum(s["num_tokens"] for s in read_jsonl(run / "samples.jsonl"))
     results = read_json(run / "results.json")
-    got = {c.method: (c.correct, c.generated_tokens, c.solved_per_1k_tokens)
-           for c in method_costs(results, generated_tokens(results))}
+    got = {c.method: (c.correct, c.generated_tokens, c.prm_tokens, c.solved_per_1k_tokens) for c in method_costs(results)}
     # Hand-worked from the script: greedy is right on P1 only; weighted Best-of-2 picks P1's right answer (0.9
     # against 0.2) and P2's (both samples right); pass@2 gets P1 and P2; P3 has no right sample.
-    assert got["greedy"] == (1, greedy_tokens, pytest.approx(1000 / greedy_tokens))
-    assert got["weighted_bon"] == (2, sample_tokens, pytest.approx(2000 / sample_tokens))
-    assert got["pass_at_n"][:2] == (2, sample_tokens)
+    assert got["greedy"] == (1, greedy_tokens, 0, pytest.approx(1000 / greedy_tokens))
+    assert got["weighted_bon"] == (2, sample_tokens, None, pytest.approx(2000 / sample_tokens))
+    assert got["pass_at_n"][:3] == (2, sample_tokens, None)
     md = compute_markdown(run)
-    assert md.startswith("## Compute") and f"| greedy | 1/3 | {greedy_tokens / 3:,.0f} | {1000 / greedy_tokens:.3f} |" in md
-    assert "| samples |" in md and "weighted Best-of-2" in md
+    assert md.startswith("## Compute")
+    assert f"| greedy | 1/3 | {greedy_tokens / 3:,.0f} | 0 | {1000 / greedy_tokens:.3f} |" in md
+    assert f"| weighted Best-of-2 | 2/3 | {sample_tokens / 3:,.0f} | unavailable | {2000 / sample_tokens:.3f} |" in md
+    assert "| samples |" in md
 
 
 def test_the_run_report_has_the_compute_section(scripted, tmp_path):
     from bestofn.report.run_report import write_report
 
-    config, _, _ = scripted
-    pipeline.run(config)
+    config, models, _ = scripted
+    pipeline.run(config, models=models())
     write_report(config.output_dir, tmp_path / "report", subsets=4, bootstrap=20, formats=("md",))
     report = (tmp_path / "report" / "report.md").read_text()
     assert "## Compute" in report and "solved / 1k generated tokens" in report
@@ -199,7 +201,7 @@ def test_tiny_run_counts_real_tokens(tiny_run_dir):
     from transformers import AutoTokenizer
 
     config = BestOfNConfig.from_yaml(tiny_run_dir / "config.yaml")
-    totals = costs.stage_totals(tiny_run_dir, config)
+    totals = costs.stage_totals(tiny_run_dir)
     assert list(totals) == STAGES
     greedy, samples = read_jsonl(tiny_run_dir / "greedy.jsonl"), read_jsonl(tiny_run_dir / "samples.jsonl")
     problems = read_jsonl(tiny_run_dir / "problems.jsonl")
@@ -210,31 +212,56 @@ def test_tiny_run_counts_real_tokens(tiny_run_dir):
     assert totals["greedy"].prompt_tokens == _prompt_tokens(tokenizer, config, problems)
     prm_tokenizer = AutoTokenizer.from_pretrained(config.prm)
     texts = [p["problem"] for p in problems for _ in range(4)] + [s["text"] for s in samples]
-    # The PRM reports what it read (problem + solution, plus its own step-separator tokens and bos): the meter's
+    # The PRM reports what it read (problem + solution, plus its own step-separator tokens and bos): the chunks'
     # sum is the per-solution counts in samples.jsonl, and exceeds the plain tokenization by a few tokens a step.
     plain = sum(len(prm_tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts)
     separators = sum(len(s["step_rewards"]) + 2 for s in samples)
-    assert totals["scores"].prompt_tokens == sum(s["prm_tokens"] for s in samples)
-    assert plain <= totals["scores"].prompt_tokens <= plain + separators
-    assert totals["scores"].sequences == 16 and totals["scores"].load_s > 0
-    assert totals["greedy"].load_s > 0 and totals["greedy"].settings == {"decoding": "eager", "batch_tokens": 32768}
-    table = costs.format_cost_table(totals)
-    assert "greedy: transformers on cpu" in table and "float32" in table
+    assert totals["scores"].prm_tokens == sum(s["prm_tokens"] for s in samples)
+    assert plain <= totals["scores"].prm_tokens <= plain + separators
+    assert read_json(tiny_run_dir / "results.json")["compute"]["prm_tokens"] == totals["scores"].prm_tokens
+    assert totals["scores"].prm_sequences == 16 and totals["scores"].load_s > 0
+    assert totals["greedy"].load_s > 0 and totals["samples"].load_s == 0, "the generator loads once for the run"
+    assert totals["greedy"].settings == {"decoding": "eager", "batch_tokens": 32768}
+    assert "greedy: cpu" in costs.format_cost_table(totals)
 
 
-class _Model:
-    tokenizer = "its tokenizer"
-    step_separator = "\n\n"
+class _Completion:
+    def __init__(self, num_tokens: int):
+        self.num_tokens = num_tokens
 
 
-def test_the_search_wrappers_pass_through_and_survive_a_copy():
-    """A search calls the backend and the PRM through these wrappers: every attribute but the metered call is
-    the model's own, and copying or pickling a wrapper (which probes attributes before ``__init__``) works."""
-    import copy
-    import pickle
+class _Generator:
+    tokenizer = make_tokenizer()
+    settings = {"decoding": "fake"}
 
-    for wrapper in (costs.MeteredGenerator(_Model()), costs.SteeringPRM(_Model())):
-        assert (wrapper.tokenizer, wrapper.step_separator) == ("its tokenizer", "\n\n")
-        assert copy.copy(wrapper).step_separator == pickle.loads(pickle.dumps(wrapper)).step_separator == "\n\n"
-        with pytest.raises(AttributeError):
-            wrapper.no_such_attribute
+    def generate(self, prompts, **kwargs):
+        return [[_Completion(3), _Completion(4)] for _ in prompts]
+
+
+class _PRM:
+    def __init__(self, counts):
+        self.counts = counts
+
+    def score_detailed(self, problems, responses):
+        from bestofn.prm.base import PRMScore
+
+        return [PRMScore([0.5], False, c) for c in self.counts]
+
+
+def test_the_meter_counts_every_call_by_hand():
+    prompts = ["one two", "three"]
+    lengths = [len(_Generator.tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts]
+    meter = costs.Meter(_Generator(), _PRM([10, 12]), "cpu", load_s=0.25)
+    meter.generate(prompts, n=2)
+    meter.generate(prompts[:1], n=2)
+    meter.score_detailed(["p", "p"], ["a", "b"])
+    cost = meter.finish()
+    assert (cost.sequences, cost.generated_tokens) == (6, 3 * (3 + 4))
+    assert cost.prompt_tokens == sum(lengths) + lengths[0]
+    assert (cost.prm_sequences, cost.prm_tokens, cost.load_s) == (2, 22, 0.25) and cost.wall_s >= 0.25
+    assert cost.settings == {"decoding": "fake"}
+    unknown = costs.Meter(_Generator(), _PRM([10, None]), "cpu")
+    unknown.score_detailed(["p", "p"], ["a", "b"])
+    assert unknown.finish().prm_tokens is None, "a count the PRM cannot give is unknown, never a partial sum"
+    total = costs.add_up([cost, unknown.finish()])
+    assert total.prm_tokens is None and total.prm_sequences == 4 and total.load_s == 0.25

@@ -24,7 +24,7 @@ from bestofn import hub, pipeline
 from bestofn.config import BestOfNConfig
 from bestofn.errors import BestOfNError
 from bestofn.io import read_json, read_jsonl, write_json, write_jsonl
-from bestofn.rundir import check_finished
+from bestofn.rundir import load_run
 from bestofn.testing import make_tokenizer
 from bestofn.testing.scripted import Script, ScriptedProblem, Solution, patch_pipeline
 
@@ -196,8 +196,8 @@ def _check_card(readme: Path, results: dict[str, Any]) -> None:
     # Results table: one row per method, every cell equal to results.json.
     rows = _table_after(card.text, "## Results")
     levels = sorted(results["by_level"], key=int)
-    assert [r[0] for r in rows] == [hub.METHOD_LABELS[m] for m in results["methods"]]
-    for row, method in zip(rows, results["methods"], strict=True):
+    assert [r[0] for r in rows] == [hub.METHOD_LABELS[m] for m in results["accuracy"]]
+    for row, method in zip(rows, results["accuracy"], strict=True):
         expected = [results["accuracy"][method]] + [results["by_level"][lvl][method] for lvl in levels]
         assert len(row) == 2 + len(levels)
         for cell, acc in zip(row[1:], expected, strict=True):
@@ -261,43 +261,32 @@ def test_card_names_another_aggregation(tmp_path: Path, math500_path: Path) -> N
 
 
 # --- bad input ---------------------------------------------------------------------------------------------
-def test_missing_stages_are_named_with_the_command(run_dir: Path, tmp_path: Path) -> None:
+def test_missing_files_are_named_with_the_command(run_dir: Path, tmp_path: Path) -> None:
     (run_dir / "results.json").unlink()
-    manifest = read_json(run_dir / "manifest.json")
-    del manifest["stages"]["scores"], manifest["stages"]["results"]
-    write_json(run_dir / "manifest.json", manifest)
-    with pytest.raises(BestOfNError, match=r"lacks stages scores, results \(missing files: results.json\).*bestofn run --config .*config.yaml --output-dir"):
+    with pytest.raises(BestOfNError, match=r"not a finished run directory \(missing results.json\).*bestofn run "
+                                           r"--config .*config.yaml --output-dir"):
         hub.save_dataset_folder(run_dir, tmp_path / "out", "a/b")
     assert not (tmp_path / "out").exists()
 
 
-def test_unscored_samples_without_manifest_name_scores(run_dir: Path, tmp_path: Path) -> None:
-    (run_dir / "manifest.json").unlink()
-    rows = read_jsonl(run_dir / "samples.jsonl")
-    write_jsonl(run_dir / "samples.jsonl", [{k: v for k, v in r.items() if k not in ("step_rewards", "reward")} for r in rows])
-    with pytest.raises(BestOfNError, match="lacks stages scores;"):
-        check_finished(run_dir)
-
-
-def test_stale_stages_are_refused(run_dir: Path) -> None:
+def test_edited_files_are_refused(run_dir: Path) -> None:
     cfg = BestOfNConfig.from_yaml(run_dir / "config.yaml", temperature=0.5)
     (run_dir / "config.yaml").write_text(cfg.to_yaml(), encoding="utf-8")
-    with pytest.raises(BestOfNError, match="stages samples, scores, results of .* other settings"):
-        check_finished(run_dir)
+    with pytest.raises(BestOfNError, match=r"config.yaml was changed after the run wrote it.*rebuild it"):
+        load_run(run_dir)
 
 
 def test_missing_run_dir_and_inconsistent_samples(run_dir: Path, tmp_path: Path) -> None:
     with pytest.raises(BestOfNError, match="does not exist"):
-        check_finished(tmp_path / "nope")
+        load_run(tmp_path / "nope")
     rows = read_jsonl(run_dir / "samples.jsonl")
     write_jsonl(run_dir / "samples.jsonl", rows[1:])
-    first = rows[0]["unique_id"]
-    with pytest.raises(BestOfNError, match=r"samples.jsonl does not match manifest.json \(11 rows, .* says 12\).*--repair"):
-        hub.load_run(run_dir)  # the manifest's row count and sha256 catch it first
+    with pytest.raises(BestOfNError, match=r"samples.jsonl was changed after the run wrote it"):
+        hub.load_run(run_dir)  # the manifest's sha256 catches it first
     manifest = read_json(run_dir / "manifest.json")
-    del manifest["artifacts"]  # a manifest from before those checks: the rows themselves are checked
+    del manifest["files"]["samples.jsonl"]  # were the manifest to miss it, the rows themselves are checked
     write_json(run_dir / "manifest.json", manifest)
-    with pytest.raises(BestOfNError, match=rf"samples \[1, 2, 3\] for problem '{re.escape(first)}', expected 0..3"):
+    with pytest.raises(BestOfNError, match=rf"lacks scored samples 0..3 .* of problem '{re.escape(rows[0]['unique_id'])}'"):
         hub.load_run(run_dir)
 
 
@@ -453,6 +442,6 @@ def test_push_without_write_access_to_existing_repo(monkeypatch: pytest.MonkeyPa
 def test_push_incomplete_run_creates_nothing(monkeypatch: pytest.MonkeyPatch, run_dir: Path) -> None:
     fake = FakeHub(monkeypatch, exists=False)
     (run_dir / "samples.jsonl").unlink()
-    with pytest.raises(BestOfNError, match="lacks stages samples, scores"):
+    with pytest.raises(BestOfNError, match=r"not a finished run directory \(missing samples.jsonl\)"):
         hub.push(run_dir, "someone/ds")
     assert not {"create_repo", "upload_folder"} & set(fake.names())

@@ -15,7 +15,7 @@ from bestofn.errors import BestOfNError
 from bestofn.importer import UNKNOWN, import_completions
 from bestofn.io import read_json, read_jsonl
 from bestofn.report import analysis as A
-from bestofn.rundir import check_finished
+from bestofn.rundir import load_run
 
 
 def solution(answer: str, steps: int = 2) -> str:
@@ -52,7 +52,7 @@ def test_search_and_learn_layout_imports_as_is(tmp_path: Path):
     run = import_completions(str(write_jsonl(tmp_path / "sal.jsonl", ROWS)), tmp_path / "run",
                              generator="meta-llama/Llama-3.2-1B-Instruct", prm="RLHFlow/Llama3.1-8B-PRM-Deepseek-Data",
                              temperature=0.8)
-    config = check_finished(run)  # a finished run directory: every stage present and up to date
+    config = load_run(run).config  # a finished run directory: every file present and as written
     assert (config.n, config.generator, config.dataset) == (3, "meta-llama/Llama-3.2-1B-Instruct", str(tmp_path / "sal.jsonl"))
     problems = read_jsonl(run / "problems.jsonl")
     assert [(p["unique_id"], p["level"], p["subject"]) for p in problems] == [
@@ -61,7 +61,7 @@ def test_search_and_learn_layout_imports_as_is(tmp_path: Path):
     assert [s["answer"] for s in samples] == ["4", "5", "5", "0.5", "1/3", "\\frac12"]
     assert [s["correct"] for s in samples] == [True, False, False, True, False, True]  # the project's own grader
     assert [s["num_tokens"] for s in samples] == [31, 40, 38, 20, 22, 24]
-    assert samples[1]["step_rewards"] == [0.8, 0.6] and samples[1]["reward"] == 0.6
+    assert samples[1]["step_rewards"] == [0.8, 0.6] and "reward" not in samples[1]
     assert read_jsonl(run / "greedy.jsonl") == []  # no greedy column: no greedy baseline
     results = read_json(run / "results.json")
     got = {m: (a["correct"], a["total"]) for m, a in results["accuracy"].items()}
@@ -111,7 +111,7 @@ def test_missing_column_and_other_bad_input_are_named(tmp_path: Path):
     with pytest.raises(BestOfNError, match="does not exist"):
         import_completions(str(tmp_path / "none.jsonl"), tmp_path / "r3")
     import_completions(str(write_jsonl(tmp_path / "c.jsonl", ROWS)), tmp_path / "r4")
-    with pytest.raises(BestOfNError, match=r"is not empty; choose a new --output-dir, or pass --overwrite"):
+    with pytest.raises(BestOfNError, match=r"holds a run directory; choose a new --output-dir, or pass --overwrite"):
         import_completions(str(tmp_path / "c.jsonl"), tmp_path / "r4")
     assert cli.main(["import", str(tmp_path / "a.jsonl"), "--output-dir", str(tmp_path / "r5")]) == 2  # one line
 
@@ -125,8 +125,9 @@ def test_unscored_import_is_scored_by_a_real_prm_and_rescored(tmp_path: Path, ti
     assert "imported" in capsys.readouterr().out
     run = tmp_path / "run"
     assert not (run / "results.json").exists()
-    with pytest.raises(BestOfNError, match="lacks stages scores, results"):
-        check_finished(run)
+    with pytest.raises(BestOfNError, match=r"not a finished run directory \(missing problems.jsonl, greedy.jsonl, "
+                                           r"samples.jsonl, results.json\)"):
+        load_run(run)
     config = dataclasses.replace(BestOfNConfig.from_yaml(run / "config.yaml"), prm=str(tiny_prm_dir), device="cpu")
     results = pipeline.run(config, overwrite=True)  # the generator (org/gen) is never needed: samples are done
     samples = read_jsonl(run / "samples.jsonl")
@@ -140,4 +141,4 @@ def test_unscored_import_is_scored_by_a_real_prm_and_rescored(tmp_path: Path, ti
     assert [s["step_rewards"] for s in read_jsonl(run / "samples.jsonl")] == first  # same weights, same rewards
     assert read_jsonl(run / "greedy.jsonl") == [] and again["n"] == 3
     assert BestOfNConfig.from_yaml(run / "config.yaml").prm == str(other)
-    check_finished(run)
+    load_run(run)

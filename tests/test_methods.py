@@ -12,7 +12,6 @@ import functools
 import pytest
 
 from bestofn.data import Problem
-from bestofn.io import Journal
 from bestofn.methods.search import SearchSettings, run_search
 from bestofn.methods.tree import beam_seed, pool_rows
 from bestofn.testing import make_tokenizer
@@ -45,15 +44,14 @@ def _rules(end_a: dict[str, str] | None = None, end_b: dict[str, str] | None = N
 
 
 def _search(method: str, rules: TreeRules, problems=PROBLEMS, *, aggregation="last", num_iterations=3, lookahead=0,
-            journal: Journal | None = None, backend=None):
+            backend=None):
     texts = [p.problem for p in problems]
     backend = backend or ScriptedTreeBackend(texts, rules, _tokenizer(), SEP)
     prm = ScriptedTreePRM(texts, rules, SEP)
     settings = SearchSettings(method, n=4, beam_width=2, num_iterations=num_iterations, lookahead=lookahead,
                               temperature=0.8, top_p=1.0, max_new_tokens=256, seed=7, aggregation=aggregation,
                               separator=SEP)
-    states = run_search(problems, [f"<chat> {t} <assistant>" for t in texts], backend, prm, settings, journal,
-                        progress=False)
+    states = run_search(problems, [f"<chat> {t} <assistant>" for t in texts], backend, prm, settings)
     return states, backend, prm
 
 
@@ -172,18 +170,3 @@ def test_lookahead_scores_a_candidate_by_where_its_greedy_rollout_leads() -> Non
     assert _labels(a, kept) == ["0", "1"]
     assert a.nodes[0].lookahead_text.startswith("<step 0.0>") and a.nodes[0].lookahead_tokens > 0
     assert [(c["temperature"], c["stop"]) for c in backend.calls[:2]] == [(0.8, [SEP]), (0.0, [SEP])]
-
-
-def test_a_killed_search_resumes_at_its_last_finished_iteration(tmp_path) -> None:
-    texts = [p.problem for p in PROBLEMS]
-    journal = Journal(tmp_path / "journal.jsonl")
-    killed = ScriptedTreeBackend(texts, _rules(), _tokenizer(), SEP)
-    killed.fail_at_call = 2  # dies while generating iteration 2
-    with pytest.raises(KeyboardInterrupt):
-        _search("beam_search", _rules(), journal=journal, backend=killed)
-    assert [row["iteration"] for row in journal.read()] == [0, 1]
-    (a, b), resumed, _ = _search("beam_search", _rules(), journal=journal)
-    assert len(resumed.calls) == 1 and resumed.calls[0]["stop"] is None  # only iteration 2 was generated
-    (a2, b2), _, _ = _search("beam_search", _rules())
-    assert pool_rows(a, "beam_search", 4) == pool_rows(a2, "beam_search", 4)
-    assert pool_rows(b, "beam_search", 4) == pool_rows(b2, "beam_search", 4)

@@ -1,9 +1,10 @@
-"""The whole method end to end on tiny local models: artifacts, resume after a kill, changed settings."""
+"""The whole method end to end on tiny local models: files and chunks, resume after a kill, changed settings."""
 
 from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 import yaml
@@ -12,24 +13,30 @@ from bestofn import pipeline, rundir
 from bestofn.cli import main
 from bestofn.config import BestOfNConfig
 from bestofn.errors import BestOfNError
-from bestofn.backends import TransformersBackend
 from bestofn.io import read_json, read_jsonl
 
 from bestofn.data import Problem
 from bestofn.selection import SELECTION_METHODS
 from bestofn.testing import make_tokenizer
-from bestofn.testing.scripted import Script, ScriptedProblem, Solution, patch_pipeline
+from bestofn.testing.scripted import Script, ScriptedProblem, Solution, scripted_models
 
-from conftest import integer_problems, tiny_config, write_dataset
+from conftest import CountingModels, SimulatedKill, integer_problems, tiny_config, write_dataset
 
 
 def test_run_directory_has_every_artifact(tiny_run_dir):
+    import hashlib
+
     files = {p.name for p in tiny_run_dir.iterdir()}
-    assert {"config.yaml", "manifest.json", "problems.jsonl", "greedy.jsonl", "samples.jsonl", "results.json"} <= files
-    assert not (tiny_run_dir / ".partial").exists(), "journals are removed once their stage is done"
-    config = BestOfNConfig.from_yaml(tiny_run_dir / "config.yaml")
-    assert read_json(tiny_run_dir / "manifest.json")["stages"] == {
-        s: config.fingerprint(s) for s in ("problems", "greedy", "samples", "scores", "results")}
+    assert files == {"config.yaml", "manifest.json", "problems.jsonl", "greedy.jsonl", "samples.jsonl", "results.json",
+                     "timings.json", "chunks"}, "no tree.jsonl for Best-of-N, nothing half-written left behind"
+    recorded = read_json(tiny_run_dir / "manifest.json")["files"]
+    assert set(recorded) == files - {"manifest.json", "chunks"}
+    for name, digest in recorded.items():
+        assert hashlib.sha256((tiny_run_dir / name).read_bytes()).hexdigest() == digest
+    # 4 problems: greedy in one chunk (n=1), samples in chunks planned by the backend, scores in one chunk
+    chunks = {d.name: len(list(d.glob("*.json"))) for d in (tiny_run_dir / "chunks").iterdir()}
+    assert chunks["greedy"] == 1 and chunks["scores"] == 1 and chunks["samples"] >= 1 and set(chunks) == {
+        "greedy", "samples", "scores"}
 
     problems = read_jsonl(tiny_run_dir / "problems.jsonl")
     assert len(problems) == 4 and all(1 <= p["level"] <= 3 for p in problems)
@@ -49,8 +56,8 @@ def test_run_directory_has_every_artifact(tiny_run_dir):
     for s in samples:
         # one reward per step: the PRM splits the text at newlines, and the reward is the last step's
         assert len(s["step_rewards"]) == s["text"].count("\n") + 1
-        assert all(0 < r < 1 for r in s["step_rewards"]) and s["reward"] == s["step_rewards"][-1]
-        assert s["prm_truncated"] is False
+        assert all(0 < r < 1 for r in s["step_rewards"]) and s["prm_tokens"] > len(s["step_rewards"])
+        assert s["prm_truncated"] is False and "reward" not in s, "the reward is aggregated by selection, not stored"
     assert len({s["text"] for s in samples}) > 1, "sampling must give different solutions"
 
 
@@ -126,13 +133,12 @@ def _check_known_patterns(results: dict, rows: list[dict]) -> None:
     assert [g["reward_sum"] for g in p1["groups"]] == pytest.approx([1.3, 0.4])
 
 
-def test_selection_shows_the_chosen_solution_whatever_its_spelling(tmp_path, monkeypatch, math500_path,
+def test_selection_shows_the_chosen_solution_whatever_its_spelling(tmp_path, math500_path,
                                                                    tiny_generator_dir, tiny_prm_dir):
     script, rows, dataset = known_patterns(math500_path, tmp_path)
-    patch_pipeline(monkeypatch, script, make_tokenizer())
     config = tiny_config(tiny_generator_dir, tiny_prm_dir, dataset, tmp_path / "run")
 
-    results = pipeline.run(config)
+    results = pipeline.run(config, models=scripted_models(script, make_tokenizer()))
 
     _check_known_patterns(results, rows)
     assert read_json(tmp_path / "run" / "results.json") == results
@@ -146,35 +152,33 @@ def test_selection_shows_the_chosen_solution_whatever_its_spelling(tmp_path, mon
         assert sum(g["count"] for g in row["groups"]) == sum(s["answer"] is not None for s in mine)
 
 
-def test_results_stage_alone_on_equivalent_spellings(tmp_path, monkeypatch, math500_path, tiny_generator_dir,
+def test_results_stage_alone_on_equivalent_spellings(tmp_path, math500_path, tiny_generator_dir,
                                                      tiny_prm_dir):
-    """stage_results recomputed from the stored samples with another aggregation: min of the step rewards.
+    """Selection recomputed from the stored samples with another aggregation: min of the step rewards.
 
     With ``min``, P1's rewards become w: .2, w: .2, \\frac: .1, \\dfrac: .7 (the others have one step), so the
-    groups weigh .4 vs .8: the same verdicts, computed again from the artifacts alone.
+    groups weigh .4 vs .8: the same verdicts, computed again from the files alone.
     """
     script, rows, dataset = known_patterns(math500_path, tmp_path)
-    patch_pipeline(monkeypatch, script, make_tokenizer())
-    pipeline.run(tiny_config(tiny_generator_dir, tiny_prm_dir, dataset, tmp_path / "run"))
+    pipeline.run(tiny_config(tiny_generator_dir, tiny_prm_dir, dataset, tmp_path / "run"),
+                 models=scripted_models(script, make_tokenizer()))
     config = tiny_config(tiny_generator_dir, tiny_prm_dir, dataset, tmp_path / "run", aggregation="min")
-    run_dir = rundir.RunDir(tmp_path / "run", config)
-    problems = [Problem(**r) for r in read_jsonl(run_dir.file("problems"))]
-    results = pipeline.stage_results(run_dir, problems, read_jsonl(run_dir.file("greedy")),
-                                     read_jsonl(run_dir.file("scores")))
+    problems = [Problem(**r) for r in read_jsonl(tmp_path / "run" / "problems.jsonl")]
+    results = pipeline.select(config, problems, read_jsonl(tmp_path / "run" / "greedy.jsonl"),
+                              read_jsonl(tmp_path / "run" / "samples.jsonl"), {})
     assert {m: (a["correct"], a["total"]) for m, a in results["accuracy"].items()} == EXPECTED_ACCURACY
     p1 = results["per_problem"][[p.unique_id for p in problems].index(rows[0]["unique_id"])]
     assert p1["weighted_bon"]["sample_index"] == 3 and p1["weighted_bon"]["answer"] == _spelled(rows[0]["answer"])["dfrac"]
     assert [g["reward_sum"] for g in p1["groups"]] == pytest.approx([0.8, 0.4])
 
 
-def test_cli_end_to_end(tmp_path, monkeypatch, math500_path, tiny_generator_dir, tiny_prm_dir, capsys):
+def test_cli_end_to_end(tmp_path, math500_path, tiny_generator_dir, tiny_prm_dir, capsys):
     script, rows, dataset = known_patterns(math500_path, tmp_path)
-    patch_pipeline(monkeypatch, script, make_tokenizer())
     out = tmp_path / "run"
     argv = ["run", "--generator", str(tiny_generator_dir), "--prm", str(tiny_prm_dir), "--dataset", str(dataset),
             "--levels", "1,2", "--num-problems", "4", "--n", "4", "--max-new-tokens", "64", "--temperature", "1.0",
             "--device", "cpu", "--output-dir", str(out)]
-    assert main(argv) == 0
+    assert main(argv, models=scripted_models(script, make_tokenizer())) == 0
     printed = capsys.readouterr().out
     assert re.search(r"weighted_bon\s+50\.0%\s+\(2/4\)", printed) and re.search(r"greedy\s+25\.0%\s+\(1/4\)", printed)
     saved = yaml.safe_load((out / "config.yaml").read_text())
@@ -182,98 +186,107 @@ def test_cli_end_to_end(tmp_path, monkeypatch, math500_path, tiny_generator_dir,
     _check_known_patterns(read_json(out / "results.json"), rows)
 
 
-REAL_GENERATE = TransformersBackend.generate
+def chunk_files(run: Path, stage: str) -> set[str]:
+    return {p.name for p in (run / "chunks" / stage).glob("*.json")}
 
 
-class SimulatedKill(BaseException):
-    """Stands for SIGKILL/Ctrl-C: a BaseException, so no `except Exception` in the code can swallow it."""
-
-
-class CountingGenerate:
-    """Wraps TransformersBackend.generate: counts prompts, and can die after some calls like a killed run."""
-
-    def __init__(self, die_after: int | None = None):
-        self.calls: list[int] = []
-        self.die_after = die_after
-
-    def install(self, monkeypatch) -> CountingGenerate:
-        def generate(backend, prompts, **kwargs):
-            if self.die_after is not None and len(self.calls) >= self.die_after:
-                raise SimulatedKill()
-            self.calls.append(len(prompts))
-            return REAL_GENERATE(backend, prompts, **kwargs)
-
-        monkeypatch.setattr(TransformersBackend, "generate", generate)
-        return self
-
-
-def test_killed_run_resumes_without_redoing_work(tmp_path, monkeypatch, tiny_generator_dir, tiny_prm_dir, math500_path):
-    # generation_batch_size=4 with n=4: one problem per generation call, so each problem is journaled alone.
+def test_killed_run_resumes_without_redoing_work(tmp_path, tiny_generator_dir, tiny_prm_dir, math500_path):
+    # generation_batch_size=4 with n=4: one problem per generation call and chunk.
     config = tiny_config(tiny_generator_dir, tiny_prm_dir, math500_path, tmp_path / "run", generation_batch_size=4)
-    killer = CountingGenerate(die_after=3).install(monkeypatch)  # greedy (one call) + two sample calls
+    killer = CountingModels(die_after=3)  # greedy (one call) + two sample calls
     with pytest.raises(SimulatedKill):
-        pipeline.run(config)
+        pipeline.run(config, models=killer)
     assert killer.calls == [4, 1, 1]  # greedy for all four problems, then two problems' samples
-    assert (tmp_path / "run" / "greedy.jsonl").exists()
-    assert not (tmp_path / "run" / "samples.jsonl").exists(), "an unfinished stage leaves no artifact"
-    assert len(list((tmp_path / "run" / ".partial").glob("samples-*.jsonl"))) == 1
+    assert len(chunk_files(tmp_path / "run", "greedy")) == 1 and len(chunk_files(tmp_path / "run", "samples")) == 2
+    assert not (tmp_path / "run" / "samples.jsonl").exists(), "files are written from the chunks at the end"
 
-    resumed = CountingGenerate().install(monkeypatch)
-    pipeline.run(config)
+    resumed = CountingModels()
+    pipeline.run(config, models=resumed)
     assert resumed.calls == [1, 1], "only the two unfinished problems are generated again"
 
-    # The resumed run gives exactly what an uninterrupted run gives.
+    # The resumed run gives exactly what an uninterrupted run gives, byte for byte.
     fresh = tiny_config(tiny_generator_dir, tiny_prm_dir, math500_path, tmp_path / "fresh", generation_batch_size=4)
     pipeline.run(fresh)
-    assert read_jsonl(tmp_path / "run" / "samples.jsonl") == read_jsonl(tmp_path / "fresh" / "samples.jsonl")
+    for name in ("problems.jsonl", "greedy.jsonl", "samples.jsonl", "results.json"):
+        assert (tmp_path / "run" / name).read_bytes() == (tmp_path / "fresh" / name).read_bytes(), name
 
-    # A rerun with the same settings does nothing but recompute the cheap results.
-    again = CountingGenerate().install(monkeypatch)
-    pipeline.run(config)
+    # A rerun with the same settings generates nothing.
+    again = CountingModels()
+    pipeline.run(config, models=again)
     assert again.calls == []
 
 
-def test_changed_settings_are_never_silently_reused(tmp_path, monkeypatch, tiny_generator_dir, tiny_prm_dir,
-                                                    math500_path):
+def test_the_run_seed_changes_the_samples_and_only_them(tmp_path, tiny_generator_dir, tiny_prm_dir, math500_path):
+    runs = {}
+    for name, seed in (("a", 0), ("b", 0), ("c", 1)):
+        config = tiny_config(tiny_generator_dir, tiny_prm_dir, math500_path, tmp_path / name, seed=seed, num_problems=8)
+        pipeline.run(config)
+        runs[name] = read_jsonl(tmp_path / name / "samples.jsonl")
+    texts = {name: {(r["unique_id"], r["sample_index"]): r["text"] for r in rows} for name, rows in runs.items()}
+    assert texts["a"] == texts["b"], "the same seed samples the same solutions"
+    shared = set(texts["a"]) & set(texts["c"])  # another seed draws another subset: compare the shared problems
+    assert shared and sum(texts["a"][k] != texts["c"][k] for k in shared) > len(shared) // 2
+
+
+def test_changed_settings_are_never_silently_reused(tmp_path, tiny_generator_dir, tiny_prm_dir, math500_path):
     config = tiny_config(tiny_generator_dir, tiny_prm_dir, math500_path, tmp_path / "run", n=2)
     pipeline.run(config)
     changed = tiny_config(tiny_generator_dir, tiny_prm_dir, math500_path, tmp_path / "run", n=3)
-    with pytest.raises(BestOfNError, match=r"n: 2 -> 3.*--overwrite.*samples, scores, results"):
+    with pytest.raises(BestOfNError, match=r"other settings \(n: 2 -> 3\).*--overwrite"):
         pipeline.run(changed)
 
-    counter = CountingGenerate().install(monkeypatch)
-    results = pipeline.run(changed, overwrite=True)
+    counter = CountingModels()
+    results = pipeline.run(changed, overwrite=True, models=counter)
     assert counter.calls == [4], "greedy is reused, the samples are drawn again (4 problems, one call)"
     assert results["n"] == 3 and len(read_jsonl(tmp_path / "run" / "samples.jsonl")) == 12
+    assert len(chunk_files(tmp_path / "run", "samples")) == 1, "the chunks of n=2 are gone"
 
     # Speed-only settings may change freely.
     faster = tiny_config(tiny_generator_dir, tiny_prm_dir, math500_path, tmp_path / "run", n=3, prm_batch_tokens=256)
-    pipeline.run(faster)
+    pipeline.run(faster, models=counter)
     assert counter.calls == [4]
 
 
-def test_changing_the_prm_rescores_without_regenerating(tmp_path, monkeypatch, tiny_generator_dir, tiny_prm_dir,
-                                                        math500_path, tmp_path_factory):
+def test_an_edited_dataset_is_a_changed_setting(tmp_path, tiny_generator_dir, tiny_prm_dir, math500_path):
+    rows = integer_problems(math500_path, 4)
+    dataset = write_dataset(rows, tmp_path / "four.jsonl")
+    config = tiny_config(tiny_generator_dir, tiny_prm_dir, dataset, tmp_path / "run", generation_batch_size=4)
+    first = pipeline.run(config)
+    rows[1] = {**rows[1], "answer": str(int(rows[1]["answer"]) + 1)}  # the gold answer of one problem changes
+    write_dataset(rows, dataset)
+    with pytest.raises(BestOfNError, match=r"problems drawn from .*four.jsonl differ .*--overwrite"):
+        pipeline.run(config)
+    counter = CountingModels()
+    results = pipeline.run(config, overwrite=True, models=counter)
+    # greedy's one chunk holds all four problems; the samples come one problem per chunk (generation_batch_size=4)
+    assert counter.calls == [4, 1], "only the chunks that hold the edited problem are computed again"
+    gold = {r["unique_id"]: r["gold"] for r in results["per_problem"]}
+    assert gold[rows[1]["unique_id"]] == rows[1]["answer"] != {r["unique_id"]: r["gold"] for r in first["per_problem"]}[
+        rows[1]["unique_id"]]
+
+
+def test_changing_the_prm_rescores_without_regenerating(tmp_path, tiny_generator_dir, tiny_prm_dir, math500_path):
     from bestofn.testing import make_tiny_prm
 
     config = tiny_config(tiny_generator_dir, tiny_prm_dir, math500_path, tmp_path / "run")
     pipeline.run(config)
     before = read_jsonl(tmp_path / "run" / "samples.jsonl")
     other_prm = make_tiny_prm(tmp_path / "prm2", seed=7)
-    counter = CountingGenerate().install(monkeypatch)
-    pipeline.run(tiny_config(tiny_generator_dir, other_prm, math500_path, tmp_path / "run"), overwrite=True)
+    counter = CountingModels()
+    pipeline.run(tiny_config(tiny_generator_dir, other_prm, math500_path, tmp_path / "run"), overwrite=True,
+                 models=counter)
     after = read_jsonl(tmp_path / "run" / "samples.jsonl")
     assert counter.calls == []
     assert [s["text"] for s in after] == [s["text"] for s in before]
-    assert [s["reward"] for s in after] != [s["reward"] for s in before]
+    assert [s["step_rewards"] for s in after] != [s["step_rewards"] for s in before]
 
 
-def test_import_stages_shares_the_greedy_baseline(tmp_path, tiny_run_dir, monkeypatch):
+def test_a_sweep_shares_the_greedy_chunks(tmp_path, tiny_run_dir):
     source = BestOfNConfig.from_yaml(tiny_run_dir / "config.yaml")
     hotter = BestOfNConfig.from_dict({**source.to_dict(), "temperature": 1.2, "output_dir": str(tmp_path / "hot")})
-    assert rundir.import_stages(tiny_run_dir, hotter) == ["problems", "greedy"]
-    counter = CountingGenerate().install(monkeypatch)
-    pipeline.run(hotter)
+    assert rundir.share_chunks(tiny_run_dir, tmp_path / "hot", "greedy") == 1
+    counter = CountingModels()
+    pipeline.run(hotter, models=counter)
     assert counter.calls == [4], "only the samples are generated"
     assert read_jsonl(tmp_path / "hot" / "greedy.jsonl") == read_jsonl(tiny_run_dir / "greedy.jsonl")
 
@@ -329,16 +342,16 @@ def test_hub_commit_comes_from_the_cache_path(tmp_path, monkeypatch):
         pipeline.check_model_reachable(str(tmp_path), None, "PRM", "--prm")
 
 
-def test_check_finished_accepts_a_finished_run_and_names_what_is_missing(tiny_run_dir, tmp_path):
+def test_load_run_accepts_a_finished_run_and_names_what_is_missing(tiny_run_dir, tmp_path):
     import shutil
 
-    assert rundir.check_finished(tiny_run_dir) == BestOfNConfig.from_yaml(tiny_run_dir / "config.yaml")
+    assert rundir.load_run(tiny_run_dir).config == BestOfNConfig.from_yaml(tiny_run_dir / "config.yaml")
     partial = tmp_path / "partial"
     shutil.copytree(tiny_run_dir, partial)
     (partial / "results.json").unlink()
-    with pytest.raises(BestOfNError, match=r"lacks stages results \(missing files: results.json\); finish the run "
+    with pytest.raises(BestOfNError, match=r"not a finished run directory \(missing results.json\); finish the run "
                                            r"with `bestofn run --config .*partial/config.yaml --output-dir"):
-        rundir.check_finished(partial)
+        rundir.load_run(partial)
 
 
 def test_grading_timeout_reaches_every_comparison(tmp_path, monkeypatch, math500_path, tiny_generator_dir, tiny_prm_dir):
@@ -346,12 +359,12 @@ def test_grading_timeout_reaches_every_comparison(tmp_path, monkeypatch, math500
     from bestofn import selection
 
     script, rows, dataset = known_patterns(math500_path, tmp_path)
-    patch_pipeline(monkeypatch, script, make_tokenizer())
     seen = {"grade": set(), "group": set()}
     real_grade, real_equivalent = pipeline.grade, selection.is_equivalent
     monkeypatch.setattr(pipeline, "grade", lambda text, gold, timeout: seen["grade"].add(timeout) or real_grade(text, gold, timeout))
     monkeypatch.setattr(selection, "is_equivalent",
                         lambda a, b, timeout=5: seen["group"].add(timeout) or real_equivalent(a, b, timeout))
-    results = pipeline.run(tiny_config(tiny_generator_dir, tiny_prm_dir, dataset, tmp_path / "run", grading_timeout=3))
+    results = pipeline.run(tiny_config(tiny_generator_dir, tiny_prm_dir, dataset, tmp_path / "run", grading_timeout=3),
+                           models=scripted_models(script, make_tokenizer()))
     assert seen == {"grade": {3}, "group": {3}}
     assert {m: (a["correct"], a["total"]) for m, a in results["accuracy"].items()} == EXPECTED_ACCURACY

@@ -8,14 +8,13 @@ import shutil
 import pytest
 
 from bestofn import pipeline
-from bestofn.backends import TransformersBackend
 from bestofn.cli import main
 from bestofn.config import STEP_FORMATS, BestOfNConfig
 from bestofn.io import read_json, read_jsonl
 from bestofn.prm import STEP_SEPARATORS
 from bestofn.testing.models import make_tiny_math_shepherd_prm, make_tiny_qwen_math_prm, make_tiny_rlhflow_prm
 
-from conftest import tiny_config
+from conftest import CountingModels, SimulatedKill, tiny_config
 
 BUILDERS = {"qwen2.5-math-prm": make_tiny_qwen_math_prm, "rlhflow": make_tiny_rlhflow_prm,
             "math-shepherd": make_tiny_math_shepherd_prm}
@@ -28,20 +27,6 @@ def prm_dirs(tmp_path_factory, tiny_prm_dir):
     return {"skywork": tiny_prm_dir, **{fmt: build(root / fmt) for fmt, build in BUILDERS.items()}}
 
 
-class RecordPrompts:
-    """Wraps TransformersBackend.generate to keep the prompts it was given (and count the calls)."""
-
-    def __init__(self, monkeypatch):
-        self.prompts: list[str] = []
-        real = TransformersBackend.generate
-
-        def generate(backend, prompts, **kwargs):
-            self.prompts += prompts
-            return real(backend, prompts, **kwargs)
-
-        monkeypatch.setattr(TransformersBackend, "generate", generate)
-
-
 def expected_steps(fmt: str, text: str) -> int:
     """Steps the format's recipe scores in ``text``."""
     steps = len(text.split(STEP_SEPARATORS[fmt]))
@@ -51,12 +36,12 @@ def expected_steps(fmt: str, text: str) -> int:
 
 
 @pytest.mark.parametrize("fmt", ["skywork", "qwen2.5-math-prm", "rlhflow", "math-shepherd"])
-def test_run_end_to_end_with_each_format(fmt, prm_dirs, tiny_generator_dir, math500_path, tmp_path, monkeypatch):
-    recorder = RecordPrompts(monkeypatch)
+def test_run_end_to_end_with_each_format(fmt, prm_dirs, tiny_generator_dir, math500_path, tmp_path):
+    recorder = CountingModels()
     # rlhflow and math-shepherd are plain causal LMs: their format must be named; the others are detected.
     config = tiny_config(tiny_generator_dir, prm_dirs[fmt], math500_path, tmp_path / "run", num_problems=2, n=2,
                          max_new_tokens=16, prm_format=fmt if fmt in ("rlhflow", "math-shepherd") else None)
-    pipeline.run(config)
+    pipeline.run(config, models=recorder)
     separator = STEP_SEPARATORS[fmt]
     # The prompt asked for the PRM's steps, and the run directory says which separator that was.
     assert recorder.prompts and all(STEP_FORMATS[separator] in p for p in recorder.prompts)
@@ -65,20 +50,19 @@ def test_run_end_to_end_with_each_format(fmt, prm_dirs, tiny_generator_dir, math
     assert len(samples) == 4
     for s in samples:
         assert len(s["step_rewards"]) == expected_steps(fmt, s["text"])
-        assert all(0 <= r <= 1 for r in s["step_rewards"]) and s["reward"] == s["step_rewards"][-1]
+        assert all(0 <= r <= 1 for r in s["step_rewards"])
     assert "weighted_bon" in read_json(tmp_path / "run" / "results.json")["accuracy"]
 
 
-def test_rescoring_with_another_prm_keeps_the_solutions_and_says_so_once(prm_dirs, tiny_run_dir, tmp_path,
-                                                                        monkeypatch, caplog):
+def test_rescoring_with_another_prm_keeps_the_solutions_and_says_so_once(prm_dirs, tiny_run_dir, tmp_path, caplog):
     run_dir = tmp_path / "rescored"
     shutil.copytree(tiny_run_dir, run_dir)
     before = read_jsonl(run_dir / "samples.jsonl")
-    recorder = RecordPrompts(monkeypatch)
+    recorder = CountingModels()
     argv = ["run", "--config", str(run_dir / "config.yaml"), "--output-dir", str(run_dir), "--prm",
             str(prm_dirs["math-shepherd"]), "--prm-format", "math-shepherd", "--overwrite"]
     with caplog.at_level(logging.WARNING, logger="bestofn.pipeline"):
-        assert main(argv) == 0
+        assert main(argv, models=recorder) == 0
     assert recorder.prompts == [], "nothing is generated again"
     after = read_jsonl(run_dir / "samples.jsonl")
     assert [s["text"] for s in after] == [s["text"] for s in before]
@@ -91,20 +75,16 @@ def test_rescoring_with_another_prm_keeps_the_solutions_and_says_so_once(prm_dir
 
 
 def test_the_generation_separator_does_not_change_once_generation_started(prm_dirs, tiny_generator_dir, math500_path,
-                                                                         tmp_path, monkeypatch):
+                                                                         tmp_path):
     """A run generated for Skywork (one step per line) whose PRM changes before sampling keeps its separator."""
     config = tiny_config(tiny_generator_dir, prm_dirs["skywork"], math500_path, tmp_path / "run", num_problems=2, n=2,
                          max_new_tokens=8)
-    run_dir = pipeline.prepare_run_dir(config, overwrite=False)
-    problems = pipeline.stage_problems(run_dir)
-    executor = pipeline.make_executor(config)
-    try:
-        pipeline.stage_greedy(run_dir, problems, executor)
-    finally:
-        executor.close()
-    recorder = RecordPrompts(monkeypatch)
+    with pytest.raises(SimulatedKill):
+        pipeline.run(config, models=CountingModels(die_after=1))  # greedy generated, killed before the samples
+    recorder = CountingModels()
     changed = tiny_config(tiny_generator_dir, prm_dirs["qwen2.5-math-prm"], math500_path, tmp_path / "run", num_problems=2,
                           n=2, max_new_tokens=8)
-    pipeline.run(changed)
+    pipeline.run(changed, models=recorder)
     assert recorder.prompts and all(STEP_FORMATS["\n"] in p for p in recorder.prompts)  # samples match greedy
+    assert recorder.calls == [2], "greedy's chunk is reused, only the samples are generated"
     assert read_json(tmp_path / "run" / "manifest.json")["step_separator"] == "\n"

@@ -1,20 +1,19 @@
 """Scale-out on Ray (bestofn.executors): the same run directory as one process, resumable, failures retried.
 
-One local cluster serves the whole module (``ray.init(num_cpus=2)``). Each Ray stage starts its own actor
+One local cluster serves the whole module (``ray.init(num_cpus=2)``). Each map of chunks starts its own actor
 pool, which takes seconds on 2 cores, so the runs are few and tiny: 4 problems, N=2, 8 new tokens, with
 chunks small enough that every stage has several (greedy: 2 chunks of 2 problems, samples: 4 chunks of one
 problem, scores: 3 chunks of at most 3 solutions; the chunk plan is made on the driver, so a test can shrink it).
+Failing workers are injected through the run's models (``pipeline.Models``), which Ray pickles to its actors.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -74,21 +73,26 @@ def single_process_run(tmp_path_factory, models) -> Path:
 def assert_same_results(run: Path, reference: Path, names: tuple[str, ...] = COMPARED) -> None:
     for name in names:
         assert (run / name).read_bytes() == (reference / name).read_bytes(), f"{name} differs from the single-process run"
-    # Ray settings are not part of any stage's fingerprint: a run with or without Ray is the same run.
-    assert read_json(run / "manifest.json")["stages"] == read_json(reference / "manifest.json")["stages"]
+    # Ray settings name no chunk: a run with or without Ray is the same run, chunk for chunk.
+    for stage in ("greedy", "samples", "scores"):
+        assert chunk_names(run, stage) == chunk_names(reference, stage), stage
+
+
+def chunk_names(run: Path, stage: str) -> set[str]:
+    return {p.name for p in (run / "chunks" / stage).glob("*.json")}
 
 
 class CountingMap:
-    """Wraps RayExecutor.map: records how many chunks each stage's worker class was given (stages with none
-    left to do are not listed)."""
+    """Wraps RayExecutor.map: records how many chunks of each stage it was given (stages with none left to do
+    are not listed)."""
 
     def __init__(self, monkeypatch):
         self.chunks: dict[str, int] = {}
         real = RayExecutor.map
 
         def counted(executor, worker, payloads):
-            if payloads:
-                self.chunks[worker.__name__] = self.chunks.get(worker.__name__, 0) + len(payloads)
+            for payload in payloads:
+                self.chunks[payload["stage"]] = self.chunks.get(payload["stage"], 0) + 1
             return real(executor, worker, payloads)
 
         monkeypatch.setattr(RayExecutor, "map", counted)
@@ -103,7 +107,7 @@ def test_cli_run_on_two_ray_workers_writes_the_single_process_results(cluster, m
     # --ray without a value would start a local cluster; the module's cluster is already running, so it joins it.
     assert main(["run", "--config", str(recipe), "--ray", "--workers", "2", "--output-dir", str(tmp_path / "run")]) == 0
     assert "weighted_bon" in capsys.readouterr().out
-    assert counter.chunks == {"GenerationWorker": 2 + 4, "ScoringWorker": 3}
+    assert counter.chunks == {"greedy": 2, "samples": 4, "scores": 3}
     saved = BestOfNConfig.from_yaml(tmp_path / "run" / "config.yaml")
     assert (saved.ray_address, saved.workers) == ("local", 2)
     assert_same_results(tmp_path / "run", single_process_run)
@@ -111,9 +115,9 @@ def test_cli_run_on_two_ray_workers_writes_the_single_process_results(cluster, m
     on_ray, local = costs.stage_totals(tmp_path / "run"), costs.stage_totals(single_process_run)
     for stage in ("greedy", "samples", "scores"):
         got, want = on_ray[stage], local[stage]
-        assert got.sequences > 0 and got.model_s > 0 and got.peak_memory_bytes > 0, stage
-        assert (got.sequences, got.prompt_tokens, got.generated_tokens) == \
-            (want.sequences, want.prompt_tokens, want.generated_tokens), stage
+        assert got.sequences + got.prm_sequences > 0 and got.wall_s > 0 and got.peak_memory_bytes > 0, stage
+        assert (got.sequences, got.prompt_tokens, got.generated_tokens, got.prm_sequences, got.prm_tokens) == \
+            (want.sequences, want.prompt_tokens, want.generated_tokens, want.prm_sequences, want.prm_tokens), stage
     assert on_ray["greedy"].load_s > 0 and on_ray["scores"].load_s > 0
 
 
@@ -141,7 +145,7 @@ def test_beam_search_on_two_ray_workers_writes_the_single_process_results(cluste
     recipe.write_text(make_config(models, tmp_path / "unused", method="beam_search", **SEARCH).to_yaml())
     counter = CountingMap(monkeypatch)
     assert main(["run", "--config", str(recipe), "--ray", "--workers", "2", "--output-dir", str(tmp_path / "run")]) == 0
-    assert counter.chunks["SearchWorker"] == 4
+    assert counter.chunks == {"greedy": 1, "samples": 4}
     assert_same_results(tmp_path / "run", single_process_search["beam_search"], SEARCH_FILES)
     # The workers' costs reach timings.json: the same calls as in one process, both models' shares.
     got, want = costs.stage_totals(tmp_path / "run")["samples"], costs.stage_totals(single_process_search["beam_search"])["samples"]
@@ -151,143 +155,166 @@ def test_beam_search_on_two_ray_workers_writes_the_single_process_results(cluste
 
 
 # --- a killed driver resumes -------------------------------------------------------------------------------------
-def journaled_rows(partial: Path, pattern: str = "samples-*") -> list[dict]:
-    """The rows of the whole records of the samples journals, read without touching them (the driver may be
-    writing; Journal.read would cut a torn tail): one record per line, ``{"rows": [...]}``."""
-    rows: list[dict] = []
-    for path in partial.glob(f"{pattern}.jsonl"):
-        rows += [r for line in path.read_text().splitlines(keepends=True) if line.endswith("\n")
-                 for r in json.loads(line)["rows"]]
-    return rows
-
-
-def kill_driver_while_sampling(config: BestOfNConfig, tmp_path: Path, journaled: Callable[[Path], int]) -> int:
-    """Run ``config`` in a real driver process that joins the module's cluster, kill it (SIGKILL) once
-    ``journaled(.partial)`` counts two finished items of the samples stage, and return that count after the kill."""
+def kill_driver_while_sampling(config: BestOfNConfig, tmp_path: Path) -> int:
+    """Run ``config`` in a real driver process that joins the module's cluster, kill it (SIGKILL) once two
+    sample chunks are saved, and return how many there are after the kill."""
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text(config.to_yaml())
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     driver = subprocess.Popen([sys.executable, "-m", "bestofn.cli", "run", "--config", str(recipe)], env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    partial = Path(config.output_dir) / ".partial"
+    run = Path(config.output_dir)
     try:
         deadline = time.monotonic() + 300
-        while journaled(partial) < 2 and driver.poll() is None and time.monotonic() < deadline:
+        while len(chunk_names(run, "samples")) < 2 and driver.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)
     finally:
         driver.send_signal(signal.SIGKILL)
         driver.wait()
-    run = Path(config.output_dir)
-    assert (run / "greedy.jsonl").exists() and not (run / "samples.jsonl").exists(), \
-        "the driver must be killed in the middle of the samples stage"
-    return journaled(partial)
+    assert chunk_names(run, "greedy") and not (run / "samples.jsonl").exists(), \
+        "the driver must be killed in the middle of the samples"
+    return len(chunk_names(run, "samples"))
 
 
 def test_killed_driver_resumes_where_it_stopped(cluster, models, single_process_run, tmp_path, monkeypatch):
     config = make_config(models, tmp_path / "run", ray_address=cluster, workers=1)
-    done = kill_driver_while_sampling(config, tmp_path, lambda partial: len({r["unique_id"] for r in journaled_rows(partial)}))
-    assert 1 <= done < 4
+    done = kill_driver_while_sampling(config, tmp_path)
+    assert 2 <= done < 4
 
     counter = CountingMap(monkeypatch)
     pipeline.run(config)
-    assert counter.chunks == {"GenerationWorker": 4 - done, "ScoringWorker": 3}, \
-        "greedy is not redone, and of the samples only the chunks that were not journaled"
+    assert counter.chunks == {"samples": 4 - done, "scores": 3}, \
+        "greedy is not redone, and of the samples only the chunks that were not saved"
     assert_same_results(tmp_path / "run", single_process_run)
 
 
 def test_killed_driver_of_a_search_resumes_at_its_last_finished_chunk(cluster, models, single_process_search,
                                                                       tmp_path, monkeypatch):
     config = make_config(models, tmp_path / "run", ray_address=cluster, workers=1, method="dvts", **SEARCH)
-    done = kill_driver_while_sampling(config, tmp_path, lambda partial: len(journaled_rows(partial, "samples-*-chunks")))
+    done = kill_driver_while_sampling(config, tmp_path)
     assert 2 <= done < 4
     counter = CountingMap(monkeypatch)
     pipeline.run(config)
-    assert counter.chunks == {"SearchWorker": 4 - done}, "greedy is not redone, and only the chunks not journaled"
+    assert counter.chunks == {"samples": 4 - done}, "greedy is not redone, and only the chunks not saved"
     assert_same_results(tmp_path / "run", single_process_search["dvts"], SEARCH_FILES)
-    assert not (tmp_path / "run" / ".partial").exists()
+
+
+class DyingModels(pipeline.Models):
+    """The real models; the generator dies (like a kill) when it is asked to sample ``problem`` (greedy passes)."""
+
+    def __init__(self, problem: str):
+        self.problem = problem
+
+    def generator(self, config):
+        backend = super().generator(config)
+        real = backend.generate
+
+        def generate(prompts, **kwargs):
+            if kwargs["temperature"] > 0 and any(self.problem in p for p in prompts):
+                raise KeyboardInterrupt("killed")
+            return real(prompts, **kwargs)
+
+        backend.generate = generate
+        return backend
 
 
 def test_a_search_killed_in_one_process_finishes_on_ray(cluster, models, single_process_search, tmp_path, monkeypatch):
-    """The chunk journal is the same with or without Ray: a search killed in this process during its second
-    chunk keeps its first one when it is rerun on Ray, and the files are those of a run never killed."""
+    """A chunk is the same with or without Ray: a search killed in this process during its second chunk keeps
+    its first one when it is rerun on Ray, and the files are those of a run never killed."""
     config = make_config(models, tmp_path / "run", method="beam_search", **SEARCH)
-    real = pipeline.SearchWorker.__call__
-
-    def killed_in_the_second_chunk(worker, chunk):
-        if worker.calls:
-            raise KeyboardInterrupt("killed")
-        worker.calls += 1
-        return real(worker, chunk)
-
-    monkeypatch.setattr(pipeline.SearchWorker, "calls", 0, raising=False)
-    monkeypatch.setattr(pipeline.SearchWorker, "__call__", killed_in_the_second_chunk)
+    second = read_jsonl(single_process_search["beam_search"] / "problems.jsonl")[1]["problem"]
     with pytest.raises(KeyboardInterrupt):
-        pipeline.run(config)
-    monkeypatch.undo()
+        pipeline.run(config, models=DyingModels(second))
+    assert len(chunk_names(tmp_path / "run", "samples")) == 1
     counter = CountingMap(monkeypatch)
     pipeline.run(BestOfNConfig(**{**config.to_dict(), "ray_address": cluster, "workers": 2}))
-    assert counter.chunks == {"SearchWorker": 3}, "the chunk searched in this process is kept"
+    assert counter.chunks == {"samples": 3}, "the chunk searched in this process is kept"
     assert_same_results(tmp_path / "run", single_process_search["beam_search"], SEARCH_FILES)
 
 
 # --- failing workers ---------------------------------------------------------------------------------------------
-class FlakyScorer(pipeline.ScoringWorker):
-    """Fails once in the whole run (a marker file, seen by every actor): by raising, or by killing its process."""
+class FlakyModels(pipeline.Models):
+    """The real models, whose PRM fails once in the whole run (a marker file, seen by every actor): by raising,
+    or by killing its process."""
 
-    marker: str = ""
-    how: str = "raise"
+    def __init__(self, marker: str, how: str):
+        self.marker, self.how = marker, how
 
-    def __call__(self, chunk):
+    def prm(self, config, device, compile=False):
+        return FlakyPRM(super().prm(config, device, compile), self.marker, self.how)
+
+
+class FlakyPRM:
+    def __init__(self, prm, marker: str, how: str):
+        self.prm, self.marker, self.how = prm, marker, how
+
+    def score_detailed(self, problems, responses):
         if not os.path.exists(self.marker):
-            Path(self.marker).write_text(",".join(chunk["unique_ids"]))
+            Path(self.marker).write_text("failed")
             if self.how == "raise":
                 raise RuntimeError("flaky worker")
             os._exit(1)  # the actor's process dies, as on a lost node
-        return super().__call__(chunk)
+        return self.prm.score_detailed(problems, responses)
 
 
-class BrokenScorer(pipeline.ScoringWorker):
-    """Always fails on the chunk that holds one given problem; logs each attempt to a file."""
+class BrokenModels(pipeline.Models):
+    """The real models, whose PRM always fails on a chunk that holds one given problem; logs each attempt."""
 
-    log: str = ""
-    bad_problem: str = ""
+    def __init__(self, log: str, bad_problem: str):
+        self.log, self.bad_problem = log, bad_problem
 
-    def __call__(self, chunk):
-        if self.bad_problem in chunk["unique_ids"]:
+    def prm(self, config, device, compile=False):
+        return BrokenPRM(super().prm(config, device, compile), self.log, self.bad_problem)
+
+
+class BrokenPRM:
+    def __init__(self, prm, log: str, bad_problem: str):
+        self.prm, self.log, self.bad_problem = prm, log, bad_problem
+
+    def score_detailed(self, problems, responses):
+        if self.bad_problem in problems:
             with open(self.log, "a") as f:
                 f.write("attempt\n")
             raise ValueError("this chunk breaks the PRM")
-        return super().__call__(chunk)
+        return self.prm.score_detailed(problems, responses)
 
 
 def scores_only_run(models: dict, source: Path, output_dir: Path) -> BestOfNConfig:
-    """A Ray run whose problems, greedy and samples come from ``source``: only the PRM stage is left to do."""
+    """A Ray run whose greedy and sample chunks come from ``source``: only the PRM's chunks are left to do."""
     config = make_config(models, output_dir, ray_address="auto", workers=1)
-    assert rundir.import_stages(source, config, ("problems", "greedy", "samples")) == ["problems", "greedy", "samples"]
+    assert rundir.share_chunks(source, output_dir, "greedy") == 2 and rundir.share_chunks(source, output_dir, "samples") == 4
     return config
 
 
 @pytest.mark.parametrize("how", ["raise", "exit"])
-def test_worker_that_fails_once_is_retried(how, cluster, models, single_process_run, tmp_path, monkeypatch):
+def test_worker_that_fails_once_is_retried(how, cluster, models, single_process_run, tmp_path):
     config = scores_only_run(models, single_process_run, tmp_path / "run")
     marker = tmp_path / "failed-once"
-    monkeypatch.setattr(pipeline, "ScoringWorker", type("Flaky", (FlakyScorer,), {"marker": str(marker), "how": how}))
-    pipeline.run(config)
+    pipeline.run(config, models=FlakyModels(str(marker), how))
     assert marker.exists(), "the worker must have failed once"
     assert_same_results(tmp_path / "run", single_process_run)
 
 
-def test_chunk_that_fails_twice_stops_the_run_naming_its_problems(cluster, models, single_process_run, tmp_path,
-                                                                  monkeypatch):
+def test_chunk_that_fails_twice_stops_the_run_naming_its_problems(cluster, models, single_process_run, tmp_path):
     config = scores_only_run(models, single_process_run, tmp_path / "run")
     samples = read_jsonl(single_process_run / "samples.jsonl")
+    problems = {p["unique_id"]: p["problem"] for p in read_jsonl(single_process_run / "problems.jsonl")}
     bad_chunk = [s["unique_id"] for s in samples[3:6]]  # the second chunk of three solutions: two problems
     attempts = tmp_path / "attempts"
-    monkeypatch.setattr(pipeline, "ScoringWorker", type("Broken", (BrokenScorer,), {
-        "log": str(attempts), "bad_problem": samples[5]["unique_id"]}))
     with pytest.raises(BestOfNError, match="failed twice") as error:
-        pipeline.run(config)
+        pipeline.run(config, models=BrokenModels(str(attempts), problems[samples[5]["unique_id"]]))
     assert f"problems {', '.join(dict.fromkeys(bad_chunk))}:" in str(error.value)
     assert "ValueError: this chunk breaks the PRM" in str(error.value)
     assert attempts.read_text().count("attempt") == 2, "retried once, then the run stops"
     assert not (tmp_path / "run" / "results.json").exists()
+
+
+def test_an_address_where_no_cluster_answers_fails_at_once(tmp_path, models, capsys):
+    start = time.monotonic()
+    config = make_config(models, tmp_path / "run", ray_address="127.0.0.1:9")
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(config.to_yaml())
+    assert main(["run", "--config", str(recipe)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("bestofn: error: no Ray cluster answers at 127.0.0.1:9 (") and "ray start --head" in err[-1]
+    assert time.monotonic() - start < 60

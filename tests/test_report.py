@@ -186,7 +186,7 @@ def test_cli_options_and_errors(tmp_path: Path, capsys, report_dir: Path):
     html = (tmp_path / "out" / "report.html").read_text()
     assert "report settings: 7 subsets per point, seed 3, 40 bootstrap resamples" in html
     (tmp_path / "empty").mkdir()
-    with pytest.raises(BestOfNError, match=r"not a run directory \(missing config\.yaml, problems\.jsonl, "
+    with pytest.raises(BestOfNError, match=r"not a finished run directory \(missing config\.yaml, manifest\.json, problems\.jsonl, "
                                            r"greedy\.jsonl, samples\.jsonl, results\.json\); .*bestofn run"):
         R.write_report(tmp_path / "empty")
 

@@ -1,8 +1,9 @@
-"""Runs that cannot be silently wrong (issue 9): whole chunks, verified artifacts, one writer per directory.
+"""Runs that cannot be silently wrong: chunks written whole, nothing damaged trusted, one writer per directory.
 
-The resume and repair tests use scripted solutions (bestofn.testing.scripted): known texts make "the same
-results as an uninterrupted run" an exact comparison. The lock tests run real ``bestofn run`` processes on
-the tiny models.
+A run's work is chunks named by what they depend on (bestofn.rundir): a kill at any point resumes to the same
+bytes, a torn or edited chunk is computed again, an edited file is rebuilt from the chunks and refused by
+readers. These tests use scripted solutions (bestofn.testing.scripted), so "the same results as an
+uninterrupted run" is an exact comparison. The lock tests run real ``bestofn run`` processes on the tiny models.
 """
 
 from __future__ import annotations
@@ -10,8 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
-import shlex
 import signal
 import subprocess
 import sys
@@ -20,22 +19,49 @@ from pathlib import Path
 
 import pytest
 
-from bestofn import pipeline, rundir
-from bestofn.backends import TransformersBackend
+from bestofn import pipeline
 from bestofn.cli import main
 from bestofn.errors import BestOfNError
-from bestofn.io import Journal, read_json, read_jsonl
-from bestofn.rundir import LOCK_FILE, lock_run_dir
+from bestofn.io import read_json, read_jsonl
+from bestofn.rundir import LOCK_FILE, load_run, lock_run_dir
 from bestofn.testing import make_tokenizer
-from bestofn.testing.scripted import Script, ScriptedProblem, Solution, patch_pipeline
+from bestofn.testing.scripted import Script, ScriptedBackend, ScriptedModels, ScriptedPRM, ScriptedProblem, Solution
 
 from conftest import tiny_config
 
 N = 8
+FILES = ("problems.jsonl", "greedy.jsonl", "samples.jsonl", "results.json")  # timings.json holds wall times
 
 
 class SimulatedKill(BaseException):
     """Stands for SIGKILL: a BaseException, so no `except Exception` in the code can swallow it."""
+
+
+class DyingBackend(ScriptedBackend):
+    """The scripted generator, killed at its ``die_at``-th call (counting from 0)."""
+
+    def __init__(self, script: Script, die_at: int | None):
+        super().__init__(script, make_tokenizer())
+        self.die_at = die_at
+
+    def generate(self, prompts, **kwargs):
+        if self.die_at is not None and len(self.calls) >= self.die_at:
+            raise SimulatedKill()
+        return super().generate(prompts, **kwargs)
+
+
+class DyingPRM(ScriptedPRM):
+    """The scripted PRM, killed at its first call when ``dies``."""
+
+    def __init__(self, script: Script, dies: bool):
+        super().__init__(script)
+        self.dies, self.calls = dies, 0
+
+    def score_detailed(self, problems, responses, progress=False):
+        self.calls += 1
+        if self.dies:
+            raise SimulatedKill()
+        return super().score_detailed(problems, responses)
 
 
 def _script(math500_path: Path, tmp_path: Path) -> tuple[Script, Path]:
@@ -54,179 +80,135 @@ def _script(math500_path: Path, tmp_path: Path) -> tuple[Script, Path]:
 
 
 @pytest.fixture
-def scripted(tmp_path, monkeypatch, math500_path, tiny_generator_dir, tiny_prm_dir):
-    """A scripted pipeline, one problem per generation call, and the results of an uninterrupted run."""
+def scripted(tmp_path, math500_path, tiny_generator_dir, tiny_prm_dir):
+    """``config(name)``, ``models(die_at=None, prm_dies=False)`` and the directory of an uninterrupted run.
+
+    generation_batch_size=N: greedy's chunk holds all three problems (one call), each problem's N samples are
+    a chunk of their own (three calls); the 24 samples are one scoring chunk (one PRM call)."""
     script, dataset = _script(math500_path, tmp_path)
-    backend = patch_pipeline(monkeypatch, script, make_tokenizer())
-    # each problem is journaled as its own chunk (chunks are planned from the backend's class)
-    monkeypatch.setattr(TransformersBackend, "chunk_size", classmethod(lambda cls, config, n: 1))
 
     def config(name: str):
-        return tiny_config(tiny_generator_dir, tiny_prm_dir, dataset, tmp_path / name, num_problems=3, n=N)
+        return tiny_config(tiny_generator_dir, tiny_prm_dir, dataset, tmp_path / name, num_problems=3, n=N,
+                           generation_batch_size=N)
 
-    reference = pipeline.run(config("fresh"))
-    backend.calls.clear()
-    return backend, config, reference
+    def models(die_at: int | None = None, prm_dies: bool = False) -> ScriptedModels:
+        return ScriptedModels(DyingBackend(script, die_at), DyingPRM(script, prm_dies))
 
-
-def _die_at_call(backend, call: int) -> None:
-    """Make the backend's ``call``-th generate call (counting from 0) die like a killed process."""
-    real = type(backend).generate
-
-    def generate(prompts, **kwargs):
-        if len(backend.calls) >= call:
-            raise SimulatedKill()
-        return real(backend, prompts, **kwargs)
-
-    backend.generate = generate
+    pipeline.run(config("fresh"), models=models())
+    return config, models, tmp_path / "fresh"
 
 
-def _per_problem(rows: list[dict]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for r in rows:
-        counts[r["unique_id"]] = counts.get(r["unique_id"], 0) + 1
-    return counts
+def _same_files(run: Path, reference: Path) -> None:
+    for name in FILES:
+        assert (run / name).read_bytes() == (reference / name).read_bytes(), name
 
 
-# --- 1. chunks commit whole ----------------------------------------------------------------------------------
-def test_torn_last_chunk_is_dropped_and_redone(scripted, monkeypatch, caplog):
-    """The issue's reproduction: the last chunk of .partial/samples-*.jsonl cut in half by a kill."""
-    backend, config, reference = scripted
-    sizes: list[int] = []
-    real_append = Journal.append
-
-    def append(journal, rows):
-        real_append(journal, rows)
-        sizes.append(journal.path.stat().st_size)
-
-    monkeypatch.setattr(Journal, "append", append)
-    _die_at_call(backend, 3 + 2)  # three greedy calls, then the samples of two problems
+# --- 1. a kill at any point resumes to the same bytes, without redoing finished chunks --------------------------
+@pytest.mark.parametrize("die_at", [0, 1, 2, 3])  # greedy's call, then each problem's samples
+def test_a_run_killed_at_any_generation_call_resumes_to_the_same_bytes(die_at, scripted):
+    config, models, reference = scripted
     with pytest.raises(SimulatedKill):
-        pipeline.run(config("run"))
-    [journal] = (Path(config("run").output_dir) / ".partial").glob("samples-*.jsonl")
-    os.truncate(journal, (sizes[-2] + sizes[-1]) // 2)  # the second problem's chunk, cut in the middle
-
-    del backend.generate
-    backend.calls.clear()
-    with caplog.at_level(logging.INFO):
-        results = pipeline.run(config("run"))
-    samples = read_jsonl(Path(config("run").output_dir) / "samples.jsonl")
-    assert set(_per_problem(samples).values()) == {N}, "every problem has its N samples"
-    assert [c["prompts"] for c in backend.calls] == [1, 1], "the torn problem and the unstarted one are generated"
-    assert results == reference
-    said = [r.getMessage() for r in caplog.records if journal.name in r.getMessage()]
-    assert len(said) == 1 and re.search(r"\b1 (torn |incomplete )?record", said[0]), said
+        pipeline.run(config("run"), models=models(die_at=die_at))
+    assert not (Path(config("run").output_dir) / "results.json").exists()
+    resumed = models()
+    pipeline.run(config("run"), models=resumed)
+    assert len(resumed._generator.calls) == 4 - die_at, "finished chunks are not generated again"
+    _same_files(Path(config("run").output_dir), reference)
 
 
-def test_a_problem_with_missing_rows_in_the_journal_is_redone(scripted, caplog):
-    """A journal whose records are whole but hold 7 of a problem's 8 samples: that problem is not done."""
-    backend, config, reference = scripted
-    _die_at_call(backend, 3 + 2)
+def test_a_run_killed_while_scoring_resumes_without_generating(scripted):
+    config, models, reference = scripted
     with pytest.raises(SimulatedKill):
-        pipeline.run(config("run"))
-    [path] = (Path(config("run").output_dir) / ".partial").glob("samples-*.jsonl")
-    journal = Journal(path)
-    rows = journal.read()
-    journal.remove()
-    journal.append(rows[:N])
-    journal.append(rows[N:-1])  # the second problem without its last sample
-
-    del backend.generate
-    backend.calls.clear()
-    with caplog.at_level(logging.INFO):
-        results = pipeline.run(config("run"))
-    assert [c["prompts"] for c in backend.calls] == [1, 1]
-    assert results == reference
-    assert any("7 of 8" in r.getMessage() for r in caplog.records), [r.getMessage() for r in caplog.records]
+        pipeline.run(config("run"), models=models(prm_dies=True))
+    resumed = models()
+    pipeline.run(config("run"), models=resumed)
+    assert resumed._generator.calls == [] and resumed._prm.calls == 1
+    _same_files(Path(config("run").output_dir), reference)
 
 
-# --- 2. artifacts verified on reuse ----------------------------------------------------------------------------
-def _delete_line(path: Path, index: int) -> None:
-    lines = path.read_bytes().splitlines(keepends=True)
-    path.write_bytes(b"".join(lines[:index] + lines[index + 1:]))
+def test_a_finished_run_reruns_without_any_model_call(scripted):
+    config, models, reference = scripted
+    again = models()
+    pipeline.run(config("fresh"), models=again)
+    assert again._generator.calls == [] and again._prm.calls == 0
+    _same_files(reference, reference.parent / "fresh")
 
 
-def _cut_last_line(path: Path) -> None:
-    data = path.read_bytes()
-    last = data.rstrip(b"\n").rfind(b"\n") + 1
-    path.write_bytes(data[: last + (len(data) - last) // 2])
+# --- 2. nothing damaged is trusted: chunks are computed again, files rebuilt -----------------------------------
+def _chunk(run: Path, stage: str) -> Path:
+    return sorted((run / "chunks" / stage).glob("*.json"))[0]
 
 
-@pytest.mark.parametrize("file, damage, redo, said", [
-    ("samples.jsonl", lambda p: _delete_line(p, N + 1), {"n": N, "temperature": 0.8}, r"23 rows, manifest.json says 24"),
-    ("samples.jsonl", _cut_last_line, {"n": N, "temperature": 0.8}, r"line 24 is not valid JSON"),
-    ("greedy.jsonl", lambda p: _delete_line(p, 1), {"n": 1, "temperature": 0.0}, r"2 rows, manifest.json says 3"),
-])
-def test_damaged_artifact_stops_the_rerun_and_repair_redoes_only_its_missing_rows(file, damage, redo, said, scripted,
-                                                                                  capsys):
-    backend, config, reference = scripted
-    run_dir = Path(config("run").output_dir)
-    pipeline.run(config("run"))
-    backend.calls.clear()
-    damage(run_dir / file)
-    capsys.readouterr()
-
-    for argv in (["run", "--config", str(run_dir / "config.yaml"), "--output-dir", str(run_dir)],
-                 ["report", str(run_dir)],
-                 ["push", str(run_dir), "--repo-id", "me/run", "--dry-run", "--save-dir", str(run_dir.parent / "hub")]):
-        assert main(argv) == 2
-        err = capsys.readouterr().err.strip().splitlines()
-        assert len(err) == 1 and err[0].startswith("bestofn: error: "), err
-        assert file in err[0] and re.search(said, err[0]), err[0]
-        assert "--overwrite" in err[0]
-    assert backend.calls == [], "nothing was generated from a damaged artifact"
-
-    fix = re.search(r"`(bestofn run [^`]*--repair)`", err[0]).group(1)
-    assert main(shlex.split(fix)[1:]) == 0
-    assert read_json(run_dir / "results.json") == reference
-    assert [{k: c[k] for k in redo} | {"prompts": c["prompts"]} for c in backend.calls] == [{**redo, "prompts": 1}], \
-        "only the problem that lost a row is generated again"
-    assert rundir.check_finished(run_dir) == config("run")
+def test_a_torn_chunk_is_computed_again(scripted, caplog):
+    config, models, reference = scripted
+    run = Path(config("run").output_dir)
+    pipeline.run(config("run"), models=models())
+    torn = _chunk(run, "samples")
+    torn.write_bytes(torn.read_bytes()[: torn.stat().st_size // 2])  # e.g. a disk that lost the end of the file
+    again = models()
+    with caplog.at_level(logging.WARNING):
+        pipeline.run(config("run"), models=again)
+    assert len(again._generator.calls) == 1 and again._prm.calls == 0, "only that chunk is generated again"
+    assert [r.getMessage() for r in caplog.records if torn.name in r.getMessage()] == [
+        f"{torn} was damaged or edited after it was written: its work is done again"]
+    _same_files(run, reference)
 
 
-def test_overwrite_recomputes_a_damaged_stage(scripted, capsys):
-    backend, config, reference = scripted
-    run_dir = Path(config("run").output_dir)
-    pipeline.run(config("run"))
-    backend.calls.clear()
-    _delete_line(run_dir / "samples.jsonl", 0)
-    assert main(["run", "--config", str(run_dir / "config.yaml"), "--output-dir", str(run_dir)]) == 2
-    fix = re.search(r"`(bestofn run [^`]*--overwrite)`", capsys.readouterr().err).group(1)
-    assert main(shlex.split(fix)[1:]) == 0
-    assert [c["temperature"] for c in backend.calls] == [0.8] * 3, "the samples stage is recomputed whole"
-    assert read_json(run_dir / "results.json") == reference
+def test_an_edited_chunk_is_never_trusted(scripted):
+    config, models, reference = scripted
+    run = Path(config("run").output_dir)
+    pipeline.run(config("run"), models=models())
+    scores = _chunk(run, "scores")
+    content = json.loads(scores.read_text())
+    content["rows"][0]["step_rewards"] = [0.99, 0.99]  # a reward edited by hand
+    scores.write_text(json.dumps(content))
+    again = models()
+    pipeline.run(config("run"), models=again)
+    assert again._prm.calls == 1, "the edited chunk is scored again"
+    _same_files(run, reference)
 
 
-def test_a_kill_between_writing_a_file_and_recording_it_is_not_damage(scripted, monkeypatch, capsys):
-    """The scores stage rewrites samples.jsonl, which the finished samples stage recorded. A kill after the
-    new file is in place but before the manifest records the scores stage must read as "scores not done",
-    not as a damaged samples.jsonl: the rerun scores again from its journal and generates nothing."""
-    backend, config, reference = scripted
-    run_dir = Path(config("run").output_dir)
-    real = rundir.RunDir.mark_done
+@pytest.mark.parametrize("damage", ["delete a line", "edit a reward"])
+def test_an_edited_file_is_refused_by_readers_and_rebuilt_with_every_field(damage, scripted, caplog):
+    config, models, reference = scripted
+    run = Path(config("run").output_dir)
+    pipeline.run(config("run"), models=models())
+    lines = (run / "samples.jsonl").read_text().splitlines(keepends=True)
+    if damage == "delete a line":
+        del lines[5]
+    else:
+        row = json.loads(lines[5])
+        lines[5] = json.dumps({**row, "step_rewards": [0.5, 0.99]}) + "\n"
+    (run / "samples.jsonl").write_text("".join(lines))
+    with pytest.raises(BestOfNError, match=r"samples.jsonl was changed after the run wrote it .*bestofn run --config "
+                                           r".*config.yaml --output-dir .* to rebuild it from its chunks"):
+        load_run(run)
+    again = models()
+    with caplog.at_level(logging.WARNING):
+        pipeline.run(config("run"), models=again)
+    assert again._generator.calls == [] and again._prm.calls == 0, "rebuilt from the chunks, nothing recomputed"
+    assert any("samples.jsonl was changed" in r.getMessage() for r in caplog.records)
+    _same_files(run, reference)  # every field of every row, e.g. prm_tokens, and results.json's compute
+    rows = read_jsonl(run / "samples.jsonl")
+    assert all("prm_tokens" in r and "step_rewards" in r for r in rows)
+    load_run(run)
 
-    def killed_when_scores_are_recorded(self, stage):
-        if stage == "scores":
-            raise SimulatedKill()
-        real(self, stage)
 
-    monkeypatch.setattr(rundir.RunDir, "mark_done", killed_when_scores_are_recorded)
-    with pytest.raises(SimulatedKill):
-        pipeline.run(config("run"))
-    assert all("step_rewards" in r for r in read_jsonl(run_dir / "samples.jsonl")), "the new file was in place"
-    monkeypatch.setattr(rundir.RunDir, "mark_done", real)
-    backend.calls.clear()
-    assert main(["run", "--config", str(run_dir / "config.yaml"), "--output-dir", str(run_dir)]) == 0
-    assert backend.calls == [] and read_json(run_dir / "results.json") == reference
-    assert rundir.check_finished(run_dir) == config("run")
-    assert not read_json(run_dir / "manifest.json")["pending"]  # recorded: nothing is pending any more
+def test_a_failed_first_run_leaves_an_existing_folder_as_it_was(tmp_path, tiny_prm_dir, math500_path):
+    out = tmp_path / "mine"
+    (out / "sub").mkdir(parents=True)
+    (out / "notes.txt").write_text("my notes")
+    argv = ["run", "--generator", str(tmp_path / "no-such-model"), "--prm", str(tiny_prm_dir), "--dataset",
+            str(math500_path), "--num-problems", "1", "--n", "1", "--device", "cpu", "--output-dir", str(out)]
+    assert main(argv) == 2
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt", "sub"], "no stray config.yaml or manifest"
 
 
 # --- 3. one writer per run directory ---------------------------------------------------------------------------
 def test_run_dir_lock_is_exclusive_and_released(tmp_path):
     with lock_run_dir(tmp_path / "run"):
         assert (tmp_path / "run" / LOCK_FILE).read_text().strip() == str(os.getpid())
-        with pytest.raises(BestOfNError, match=rf"in use by another `bestofn run` \(PID {os.getpid()}\)"):
+        with pytest.raises(BestOfNError, match=rf"in use by another bestofn process \(PID {os.getpid()}\)"):
             with lock_run_dir(tmp_path / "run"):
                 pass
     assert not (tmp_path / "run").exists(), "a run that wrote nothing leaves no directory behind"

@@ -57,7 +57,7 @@ def test_scripted_run_accuracies_match_the_hand_worked_table(tmp_path, monkeypat
     assert got == {"greedy": (1, 3), "majority": (1, 3), "naive_bon": (1, 3), "weighted_bon": (2, 3),
                    "pass_at_n": (2, 3)}
     rows = read_jsonl(tmp_path / "run" / "samples.jsonl")
-    assert [r["reward"] for r in rows if r["unique_id"] == p1["unique_id"]] == [0.1, 0.1, 0.1, 0.9]
+    assert [r["step_rewards"][-1] for r in rows if r["unique_id"] == p1["unique_id"]] == [0.1, 0.1, 0.1, 0.9]
     cut = [r for r in rows if r["unique_id"] == p3["unique_id"] and r["finish_reason"] == "length"]
     assert len(cut) == 1 and cut[0]["answer"] is None
 

@@ -1,7 +1,7 @@
 """Beam search and DVTS through the real pipeline: scripted trees with known answers, then the tiny models.
 
 The scripted runs check the run directory (pool rows with their history, finish reasons, compute in
-results.json, resume of a killed search); the tiny-model runs check that both methods run end to end on the
+results.json, resume of a killed search, the models loaded once); the tiny-model runs check that both methods run end to end on the
 transformers backend with a real PRM and a real tokenizer, stopping each step at the PRM's delimiter.
 """
 
@@ -15,7 +15,7 @@ import pytest
 from bestofn import costs, pipeline
 from bestofn.io import read_json, read_jsonl
 from bestofn.testing import make_tokenizer
-from bestofn.testing.scripted import ScriptedTreeBackend, ScriptedTreePRM, TreeRules, patch_models
+from bestofn.testing.scripted import ScriptedModels, ScriptedTreeBackend, ScriptedTreePRM, TreeRules
 
 from conftest import tiny_config
 
@@ -28,6 +28,22 @@ def _two_problems(math500_path: Path, tmp_path: Path) -> tuple[Path, list[dict]]
     return path, chosen
 
 
+class LoadCounting(ScriptedModels):
+    """Scripted models that count how often the run asks for each."""
+
+    def __init__(self, generator, prm):
+        super().__init__(generator, prm)
+        self.loads = {"generator": 0, "prm": 0}
+
+    def generator(self, config):
+        self.loads["generator"] += 1
+        return super().generator(config)
+
+    def prm(self, config, device, compile=False):
+        self.loads["prm"] += 1
+        return super().prm(config, device, compile)
+
+
 def _tree(chosen: list[dict]) -> TreeRules:
     # First steps: 1 is the best (.9), the rest tie (.2); second steps finish, child 1 with the right answer
     # (reward .8), child 0 with a wrong one (.3).
@@ -38,14 +54,15 @@ def _tree(chosen: list[dict]) -> TreeRules:
 
 
 @pytest.mark.parametrize("method", ["beam_search", "dvts"])
-def test_search_run_directory(method, tmp_path, monkeypatch, math500_path, tiny_generator_dir, tiny_prm_dir) -> None:
+def test_search_run_directory(method, tmp_path, math500_path, tiny_generator_dir, tiny_prm_dir) -> None:
     dataset, chosen = _two_problems(math500_path, tmp_path)
     texts = [r["problem"] for r in chosen]
     backend = ScriptedTreeBackend(texts, _tree(chosen), make_tokenizer(), "\n")
-    patch_models(monkeypatch, backend, ScriptedTreePRM(texts, _tree(chosen), "\n"))
+    models = LoadCounting(backend, ScriptedTreePRM(texts, _tree(chosen), "\n"))
     config = tiny_config(tiny_generator_dir, tiny_prm_dir, dataset, tmp_path / "run", num_problems=2, method=method,
                          beam_width=2, num_iterations=3, max_new_tokens=256)
-    results = pipeline.run(config)
+    results = pipeline.run(config, models=models)
+    assert models.loads == {"generator": 1, "prm": 1}, "greedy and the search share the generator, loaded once"
     rows = read_jsonl(tmp_path / "run" / "samples.jsonl")
     assert len(rows) == 8 and {r["method"] for r in rows} == {method}
     assert all(r["finish_reason"] in ("stop", "length") for r in rows)
@@ -53,7 +70,7 @@ def test_search_run_directory(method, tmp_path, monkeypatch, math500_path, tiny_
         assert "".join(s["text"] for s in r["steps"]) == r["text"]
         assert [s["parent_id"] for s in r["steps"]] == [None] + [s["beam_id"] for s in r["steps"][:-1]]
         assert r["beam_id"] == r["steps"][-1]["beam_id"] and r["iteration"] == r["steps"][-1]["iteration"]
-        assert len(r["step_rewards"]) == 2 and r["reward"] == r["step_rewards"][-1]
+        assert len(r["step_rewards"]) == 2 and "reward" not in r
     # Every finished solution is a second step: 2 right (.8 each) and 2 wrong (.3 each) per problem, whichever
     # first steps were kept, so weighted selection is right on both problems.
     assert results["accuracy"]["weighted_bon"]["correct"] == 2
@@ -67,43 +84,39 @@ def test_search_run_directory(method, tmp_path, monkeypatch, math500_path, tiny_
     # step was cut to a budget here, so the tree holds all that was generated).
     cost = costs.stage_totals(tmp_path / "run")["samples"]
     assert (cost.sequences, cost.generated_tokens) == (len(tree), generated)
-    assert cost.prompt_tokens > 0 and cost.model_s > 0 and cost.prm_s > 0
+    assert cost.prompt_tokens > 0 and cost.generator_s > 0 and cost.prm_s > 0
+    assert results["compute"]["prm_tokens"] is None, "the scripted PRM counts no tokens: unknown, never 0"
+    assert not (tmp_path / "run" / "chunks" / "scores").exists(), "a search scored its pools while searching"
 
 
-@pytest.mark.parametrize("rerun_batch_size", [4, 8])
-def test_a_killed_search_run_keeps_its_finished_chunks_and_resumes_the_next_per_iteration(
-        rerun_batch_size, tmp_path, monkeypatch, math500_path, tiny_generator_dir, tiny_prm_dir) -> None:
+def test_a_killed_search_run_keeps_its_finished_chunks(tmp_path, math500_path, tiny_generator_dir,
+                                                       tiny_prm_dir) -> None:
     """Each problem is a chunk here (N=4 sequences per batch of 4), and each search takes three iterations
     (a solution stops at its third step). Backend calls: 0 the greedy baseline of both problems; 1-3 the
     iterations of the first problem's chunk; 4-6 the second's. The run dies in call 5, the second problem's
-    second iteration: the rerun keeps the first chunk, replays the second's first iteration from its journal
-    and generates only its second and third, and writes what a run that was never killed writes. So does a
-    rerun with batches of 8, whose plan puts both problems in one chunk: the searched problem is kept, and
-    what is left of the chunk is the same problem as before, whose journal it finds by its problem's id."""
+    second iteration: the rerun keeps the first chunk, searches the second again (a chunk is the unit of
+    resume) and writes what a run that was never killed writes."""
     dataset, chosen = _two_problems(math500_path, tmp_path)
     texts = [r["problem"] for r in chosen]
     rules = TreeRules(reward=lambda k, label: 0.9 if label.startswith("1") else 0.2,
                       end=lambda k, label: "stop" if label.count(".") == 2 else None,
                       answer=lambda k, label: chosen[k]["answer"])
-    settings = dict(num_problems=2, method="beam_search", beam_width=2, num_iterations=4, max_new_tokens=256,
-                    generation_batch_size=4)
+    config = dict(num_problems=2, method="beam_search", beam_width=2, num_iterations=4, max_new_tokens=256,
+                  generation_batch_size=4)
 
-    def run(output_dir: Path, fail_at_call: int | None = None, **changes) -> ScriptedTreeBackend:
+    def run(output_dir: Path, fail_at_call: int | None = None) -> ScriptedTreeBackend:
         backend = ScriptedTreeBackend(texts, rules, make_tokenizer(), "\n")
         backend.fail_at_call = fail_at_call
-        patch_models(monkeypatch, backend, ScriptedTreePRM(texts, rules, "\n"))
-        pipeline.run(tiny_config(tiny_generator_dir, tiny_prm_dir, dataset, output_dir, **{**settings, **changes}))
+        pipeline.run(tiny_config(tiny_generator_dir, tiny_prm_dir, dataset, output_dir, **config),
+                     models=ScriptedModels(backend, ScriptedTreePRM(texts, rules, "\n")))
         return backend
 
     with pytest.raises(KeyboardInterrupt):
         run(tmp_path / "run", fail_at_call=5)
-    journals = sorted(p.name.split("-", 2)[2] for p in (tmp_path / "run" / ".partial").glob("samples-*.jsonl"))
-    assert len(journals) == 2 and journals[0].startswith("chunk-") and journals[1] == "chunks.jsonl", \
-        "the first chunk is done; the second is in progress"
-    resumed = run(tmp_path / "run", generation_batch_size=rerun_batch_size)
+    assert len(list((tmp_path / "run" / "chunks" / "samples").glob("*.json"))) == 1, "the first chunk is saved"
+    resumed = run(tmp_path / "run")
     second = read_jsonl(tmp_path / "run" / "problems.jsonl")[1]["problem"]  # the run's order, not the file's
-    assert [all(second in p for p in c["prompts"]) for c in resumed.calls] == [True, True]  # only its last two
-    assert not (tmp_path / "run" / ".partial").exists()  # every journal removed once the stage is done
+    assert [all(second in p for p in c["prompts"]) for c in resumed.calls] == [True, True, True]
     rows = read_jsonl(tmp_path / "run" / "samples.jsonl")
     assert {r["iteration"] for r in rows} == {2} and len(rows) == 8
     run(tmp_path / "never-killed")
@@ -125,27 +138,25 @@ def test_search_end_to_end_on_tiny_models(method, tmp_path, math500_path, tiny_g
     assert results["compute"]["prm_tokens"] > 0 and results["compute"]["generated_tokens"] > 0
     cost = costs.stage_totals(tmp_path / "run")["samples"]  # the PRM's share of the search, apart
     assert cost.prm_tokens == results["compute"]["prm_tokens"] and cost.prm_s > 0
-    assert "samples: PRM" in costs.format_cost_table(costs.stage_totals(tmp_path / "run"))
+    assert cost.generated_tokens == results["compute"]["generated_tokens"]
+    assert cost.generated_tokens == sum(n["num_tokens"] + n["lookahead_tokens"] for n in tree)
+    assert list(costs.stage_totals(tmp_path / "run")) == ["greedy", "samples"]
     assert read_json(tmp_path / "run" / "results.json")["method"] == method
 
 
-def test_repair_of_a_damaged_search_file_searches_again(tmp_path, monkeypatch, math500_path, tiny_generator_dir,
-                                                        tiny_prm_dir) -> None:
-    """A search pool is the outcome of its problem's whole tree, not of independent rows: ``--repair`` of a
-    search samples.jsonl with a line deleted searches again (greedy is kept) and writes the same file."""
+def test_a_damaged_search_file_is_rebuilt_from_its_chunks(tmp_path, math500_path, tiny_generator_dir,
+                                                           tiny_prm_dir) -> None:
+    """A search's samples.jsonl with a line deleted: the rerun writes the same file from its chunks, searching
+    nothing again."""
     dataset, chosen = _two_problems(math500_path, tmp_path)
     texts = [r["problem"] for r in chosen]
     config = tiny_config(tiny_generator_dir, tiny_prm_dir, dataset, tmp_path / "run", num_problems=2, method="dvts",
                          beam_width=2, num_iterations=3, max_new_tokens=256)
-    patch_models(monkeypatch, ScriptedTreeBackend(texts, _tree(chosen), make_tokenizer(), "\n"),
-                 ScriptedTreePRM(texts, _tree(chosen), "\n"))
-    pipeline.run(config)
+    pipeline.run(config, models=ScriptedModels(ScriptedTreeBackend(texts, _tree(chosen), make_tokenizer(), "\n"),
+                                               ScriptedTreePRM(texts, _tree(chosen), "\n")))
     samples = tmp_path / "run" / "samples.jsonl"
     whole = samples.read_bytes()
     samples.write_bytes(b"".join(whole.splitlines(keepends=True)[1:]))
     again = ScriptedTreeBackend(texts, _tree(chosen), make_tokenizer(), "\n")
-    patch_models(monkeypatch, again, ScriptedTreePRM(texts, _tree(chosen), "\n"))
-    pipeline.run(config, repair=True)
-    assert again.calls and all(c["temperature"] > 0 for c in again.calls)  # searched again; greedy kept
-    assert samples.read_bytes() == whole
-    assert not (tmp_path / "run" / ".partial").exists()
+    pipeline.run(config, models=ScriptedModels(again, ScriptedTreePRM(texts, _tree(chosen), "\n")))
+    assert again.calls == [] and samples.read_bytes() == whole

@@ -37,21 +37,22 @@ def models(tiny_generator_dir, tiny_prm_dir) -> tuple[Path, Path]:
 
 
 def fake_pipeline(calls: list, models: tuple[Path, Path]):
-    """A ``pipeline.run`` / ``import_stages`` pair that records its calls; ``run`` runs the real pipeline on the
-    scripted solutions of :data:`SAMPLES` for the config's temperature."""
+    """A ``pipeline.run`` that records its calls and runs the real pipeline on the scripted solutions of
+    :data:`SAMPLES` for the config's temperature (and the greedy chunks it found shared)."""
 
     def run(config: BestOfNConfig, overwrite: bool = False) -> dict:
-        calls.append(("run", config.temperature, config.output_dir, overwrite))
+        shared = sorted(p.name for p in (Path(config.output_dir) / "chunks" / "greedy").glob("*.json"))
+        calls.append(("run", config.temperature, config.output_dir, overwrite, len(shared)))
         a, b = SAMPLES[config.temperature]
         specs = [problem("a", "1", greedy="1", samples=a), problem("b", "2", greedy="9", samples=b, level=2)]
         build_run(Path(config.output_dir), specs, models, temperature=config.temperature)
         return json.loads((Path(config.output_dir) / "results.json").read_text())
 
-    def import_stages(src_dir, config: BestOfNConfig, stages=("problems", "greedy")) -> list[str]:
-        calls.append(("import", Path(src_dir), config.temperature, config.output_dir, tuple(stages)))
-        return list(stages)
+    return run
 
-    return run, import_stages
+
+def read_bytes_of(path: Path) -> bytes:
+    return path.read_bytes()
 
 
 def test_parse_temperatures():
@@ -63,18 +64,17 @@ def test_parse_temperatures():
 
 def test_run_sweep_runs_each_temperature_and_shares_greedy(tmp_path: Path, models):
     calls: list = []
-    run, imp = fake_pipeline(calls, models)
+    run = fake_pipeline(calls, models)
     config = BestOfNConfig(output_dir=str(tmp_path / "sweep"), n=4, num_problems=2)
-    dirs = S.run_sweep(config, [0.4, 0.8, 1.2], run_fn=run, import_fn=imp)
+    dirs = S.run_sweep(config, [0.4, 0.8, 1.2], run_fn=run)
     first = tmp_path / "sweep" / "temperature-0.4"
     assert dirs == [first, tmp_path / "sweep" / "temperature-0.8", tmp_path / "sweep" / "temperature-1.2"]
-    assert calls == [
-        ("run", 0.4, str(first), False),
-        ("import", first, 0.8, str(dirs[1]), ("problems", "greedy")),  # before its run: greedy is reused
-        ("run", 0.8, str(dirs[1]), False),
-        ("import", first, 1.2, str(dirs[2]), ("problems", "greedy")),
-        ("run", 1.2, str(dirs[2]), False),
+    assert calls == [  # the first run finds no greedy chunk; the others find the first run's, copied before they run
+        ("run", 0.4, str(first), False, 0),
+        ("run", 0.8, str(dirs[1]), False, 1),
+        ("run", 1.2, str(dirs[2]), False, 1),
     ]
+    assert read_bytes_of(dirs[1] / "greedy.jsonl") == read_bytes_of(first / "greedy.jsonl")
     assert config.temperature == 0.8 and config.output_dir == str(
         tmp_path / "sweep"
     )  # the caller's config is untouched
@@ -85,8 +85,7 @@ def test_run_sweep_runs_each_temperature_and_shares_greedy(tmp_path: Path, model
 def sweep_dir(tmp_path_factory, models) -> Path:
     """Three temperatures, run in a shuffled order."""
     path = tmp_path_factory.mktemp("sw") / "sweep"
-    run, imp = fake_pipeline([], models)
-    S.run_sweep(BestOfNConfig(output_dir=str(path), n=4), [1.2, 0.4, 0.8], run_fn=run, import_fn=imp)
+    S.run_sweep(BestOfNConfig(output_dir=str(path), n=4), [1.2, 0.4, 0.8], run_fn=fake_pipeline([], models))
     return path
 
 
@@ -129,9 +128,9 @@ def test_empty_sweep_dir_is_an_error(tmp_path: Path):
 def test_sweep_cli_runs_and_reports(tmp_path: Path, monkeypatch, capsys, models):
     """`bestofn sweep` with the real run flags of bestofn.cli (scripted runs), then `bestofn report SWEEP_DIR`."""
     calls: list = []
-    run, imp = fake_pipeline(calls, models)
+    run = fake_pipeline(calls, models)
     real_run_sweep = S.run_sweep
-    monkeypatch.setattr(S, "run_sweep", lambda config, temps: real_run_sweep(config, temps, run_fn=run, import_fn=imp))
+    monkeypatch.setattr(S, "run_sweep", lambda config, temps: real_run_sweep(config, temps, run_fn=run))
     assert main(
         [
             "sweep",

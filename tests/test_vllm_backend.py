@@ -287,7 +287,7 @@ def test_bestofn_run_with_vllm_end_to_end(vllm_available, tiny_generator_dir, ti
     results = read_json(out / "results.json")
     assert len(problems) == 4 and len(greedy) == 4 and len(samples) == 16
     assert all(1 <= r["num_tokens"] <= 32 and r["finish_reason"] in ("stop", "length") for r in greedy + samples)
-    assert all(r["step_rewards"] and r["reward"] is not None for r in samples)
+    assert all(r["step_rewards"] for r in samples)
     assert set(results["accuracy"]) == set(METHODS) and results["n"] == 4
     assert results["tokens"]["samples"] == sum(r["num_tokens"] for r in samples)
     assert not list(out.glob(".partial/*.jsonl"))  # every journal folded into its artifact

@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from ..config import COMPILE_GENERATION_CHOICES, BestOfNConfig
+from ..config import SWITCH, BestOfNConfig
 from ..errors import BestOfNError, model_load_error
 from .base import Completion, GenerationBackend, resolve_device, resolve_dtype, stop_token_ids
 from .row_seeds import RowSeededSampler, row_seed
@@ -151,8 +151,8 @@ def choose_decoding(compile_generation: str, device: str, decode_steps: int) -> 
     transformers compiles the decoding step on CUDA only (on CPU its compiled step is slower than eager, and
     compiling takes minutes), so ``on`` falls back to eager elsewhere, with a warning.
     """
-    if compile_generation not in COMPILE_GENERATION_CHOICES:
-        choices = ", ".join(COMPILE_GENERATION_CHOICES)
+    if compile_generation not in SWITCH:
+        choices = ", ".join(SWITCH)
         raise BestOfNError(f"compile_generation must be one of {choices}, got {compile_generation!r}")
     cuda = device.startswith("cuda")
     if compile_generation == "on" and not cuda:

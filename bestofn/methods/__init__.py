@@ -1,26 +1,49 @@
-"""PRM-guided search methods beside Best-of-N (Snell et al. 2024; huggingface/search-and-learn, corrected).
+"""How solutions are produced for a chunk of problems: Best-of-N (and the greedy baseline), beam search, DVTS.
 
-Contract: a method builds, for every problem, a tree of solution steps and returns a final pool of *finished*
-solutions (finish reason ``stop`` or ``length``), which the pipeline then grades and selects from with the
-same rules as Best-of-N. The search talks to a :class:`~bestofn.backends.GenerationBackend` (one step per
-call, stopped at the PRM's step delimiter) and to a PRM (``score_detailed``) only, so tests can drive it
-with fakes whose rules are known. The pipeline searches the problems in chunks planned from the config (the
-same in one process and on Ray, so both write the same bytes); every iteration sends all active beams of a
-chunk's problems in one backend call and all their prefixes in one PRM call. Each iteration is journaled in
-this process, so a killed search resumes there (on Ray, at its last finished chunk).
+Contract: a method is one object with ``name``, ``steered`` (whether the PRM chooses the steps while
+generating) and ``solve(problems, prompts, models) -> Solved``, which turns a chunk of problems (and their
+rendered chat prompts) into solution rows (``unique_id``, ``sample_index``, ``text``, ``num_tokens``,
+``finish_reason``; a steered method's rows also carry ``step_rewards`` and ``prm_truncated``) and, for a
+search, the tree of every step it generated. ``models`` has ``generate`` (a backend's), ``score_detailed``
+(a PRM's) and ``tokenizer``; the run machinery passes a metered view of its loaded models, tests pass
+fakes with known rules. No method knows about run directories, chunks on disk or workers.
 
+- ``best_of_n``    N independent samples (and greedy, the baseline), scored afterwards by the PRM
 - ``tree``         the step records (nodes), beam seeds, the per-problem search state
 - ``beam_search``  keep the top n/M beams per problem, expand each into M continuations
 - ``dvts``         n/M independent subtrees, each a greedy beam over M candidates per step
-- ``search``       the batched loop shared by both (generate, look ahead, score, journal, resume)
-
-Best-of-N itself stays the pipeline's ``samples`` stage.
+- ``search``       the batched loop shared by both (generate, look ahead, score), and :class:`~.search.Search`
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from typing import Any
+
 BEST_OF_N = "best_of_n"
 RUN_METHODS = (BEST_OF_N, "beam_search", "dvts")  # the choices of ``--method`` (not selection.METHODS: how to pick)
 SEARCH_METHODS = RUN_METHODS[1:]
+GREEDY = "greedy"  # the baseline (not a --method): one solution per problem at temperature 0
 
-__all__ = ["BEST_OF_N", "RUN_METHODS", "SEARCH_METHODS"]
+
+@dataclass
+class Solved:
+    """What a method made of a chunk of problems: solution rows and (searches) every tree node."""
+
+    rows: list[dict[str, Any]]
+    tree: list[dict[str, Any]] = field(default_factory=list)
+
+
+def make_method(config: Any, separator: str) -> Any:
+    """The method ``config.method`` names, with its settings; ``separator`` is the run's step separator (the
+    PRM's), which a search stops each step at."""
+    if config.method == BEST_OF_N:
+        from .best_of_n import BestOfN
+
+        return BestOfN.from_config(config)
+    from .search import Search
+
+    return Search.from_config(config, separator)
+
+
+__all__ = ["BEST_OF_N", "GREEDY", "RUN_METHODS", "SEARCH_METHODS", "Solved", "make_method"]

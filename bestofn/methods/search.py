@@ -1,4 +1,4 @@
-"""The batched search loop shared by beam search and DVTS, and what the pipeline's search stage calls.
+"""The batched search loop shared by beam search and DVTS, and :class:`Search`, the method object of both.
 
 Each iteration, for all unfinished problems of a chunk at once:
 
@@ -7,19 +7,15 @@ Each iteration, for all unfinished problems of a chunk at once:
 2. **look ahead** (``lookahead`` > 0): up to ``lookahead`` more greedy steps per unfinished candidate, one
    batched call per step, used only to score the candidate (Snell et al.'s lookahead search);
 3. **score**: one PRM call with every candidate's prefix; the configured aggregation ranks them;
-4. **journal** the iteration's nodes as one line, then let the policy keep, prune and finish beams.
+4. let the policy keep, prune and finish beams.
 
-A resumed run replays the journaled iterations (no generation, no scoring) and continues after the last one.
-Seeds are derived from the run seed, the problem and the beam (``tree.beam_seed``), so neither batching nor
-resuming changes what is sampled. The pipeline (``stage_search``) splits the problems into chunks planned
-from the config and journals each finished one, in this process as on a Ray cluster.
+Seeds are derived from the run seed, the problem and the beam (``tree.beam_seed``), so batching never changes
+what is sampled. A chunk of problems is the unit of work: a killed search redoes its unfinished chunk.
 """
 
 from __future__ import annotations
 
-import itertools
-import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -27,15 +23,10 @@ from tqdm.auto import tqdm
 
 from ..backends.base import Completion, GenerationBackend
 from ..data import Problem
-from ..errors import BestOfNError
-from ..io import Journal, read_jsonl, write_jsonl
+from . import Solved
 from .beam_search import BeamSearch
 from .dvts import DVTS
 from .tree import Expansion, Node, ProblemState, beam_seed, is_empty_step, pool_rows, score_nodes
-
-log = logging.getLogger(__name__)
-
-TREE_FILE = "tree.jsonl"  # every node of every problem (pruned ones too), written beside samples.jsonl
 
 
 class StepScorer(Protocol):
@@ -73,18 +64,13 @@ def make_policy(settings: SearchSettings) -> BeamSearch | DVTS:
 
 # --- the loop ------------------------------------------------------------------------------------------------
 def run_search(problems: Sequence[Problem], prompts: Sequence[str], backend: GenerationBackend, prm: StepScorer,
-               settings: SearchSettings, journal: Journal | None = None, progress: bool = True) -> list[ProblemState]:
-    """Search every problem (all in lockstep) and return their states; finished pools are in ``state.pool``.
-
-    ``journal``: where each iteration is logged, and replayed from when it already holds some."""
+               settings: SearchSettings, progress: bool = False) -> list[ProblemState]:
+    """Search every problem (all in lockstep) and return their states; finished pools are in ``state.pool``."""
     policy = make_policy(settings)
     states = [ProblemState(p, prompt) for p, prompt in zip(problems, prompts)]
     for state in states:
         policy.start(state)
-    logged = {row["iteration"]: row["nodes"] for row in journal.read()} if journal is not None else {}
-    if logged:
-        log.info("%s: resuming after iteration %d of %d", settings.method, max(logged), settings.num_iterations)
-    step = _Stepper(backend, prm, settings, journal, logged)
+    step = _Stepper(backend, prm, settings)
     for it in tqdm(range(settings.num_iterations), desc=settings.method, unit="iteration", disable=not progress):
         active = [s for s in states if not s.done]
         if not active:
@@ -104,42 +90,20 @@ def run_search(problems: Sequence[Problem], prompts: Sequence[str], backend: Gen
 
 
 class _Stepper:
-    """One iteration's generation, lookahead and scoring (or its replay from the journal)."""
+    """One iteration's generation, lookahead and scoring."""
 
-    def __init__(self, backend: GenerationBackend, prm: StepScorer, settings: SearchSettings, journal: Journal | None,
-                 logged: dict[int, dict[str, list[dict]]]):
-        self.backend, self.prm, self.settings, self.journal, self.logged = backend, prm, settings, journal, logged
+    def __init__(self, backend: GenerationBackend, prm: StepScorer, settings: SearchSettings):
+        self.backend, self.prm, self.settings = backend, prm, settings
 
     def __call__(self, iteration: int, jobs: list[tuple[ProblemState, Expansion]], per_job: int,
                  restricted: bool) -> dict[str, list[tuple[Expansion, list[Node]]]]:
-        if iteration in self.logged:
-            nodes = self._replay(iteration, jobs, per_job)
-        else:
-            nodes = self._compute(iteration, jobs, per_job, restricted)
-            if self.journal is not None:  # one line per iteration: a kill leaves it whole or absent
-                by_problem: dict[str, list[dict]] = {}
-                for (state, _), cands in zip(jobs, nodes):
-                    by_problem.setdefault(state.problem.unique_id, []).extend(c.to_dict() for c in cands)
-                self.journal.append([{"iteration": iteration, "nodes": by_problem}])
+        nodes = self._compute(iteration, jobs, per_job, restricted)
         groups: dict[str, list[tuple[Expansion, list[Node]]]] = {}
         for (state, expansion), cands in zip(jobs, nodes):
             for node in cands:
                 state.add(node)
             groups.setdefault(state.problem.unique_id, []).append((expansion, cands))
         return groups
-
-    def _replay(self, iteration: int, jobs: list[tuple[ProblemState, Expansion]], per_job: int) -> list[list[Node]]:
-        rows = {uid: iter(nodes) for uid, nodes in self.logged[iteration].items()}
-        out = []
-        for state, expansion in jobs:
-            logged = rows.get(state.problem.unique_id)
-            cands = [Node(**row) for row in itertools.islice(logged or (), per_job)]
-            if len(cands) < per_job or any(c.parent_id != expansion.parent_id for c in cands):
-                raise BestOfNError(f"journal of iteration {iteration} does not match the search state of problem "
-                                   f"{state.problem.unique_id}; delete {self.journal.path if self.journal else 'the journal'} "
-                                   f"to search its chunk again")
-            out.append(cands)
-        return out
 
     def _compute(self, iteration: int, jobs: list[tuple[ProblemState, Expansion]], per_job: int,
                  restricted: bool) -> list[list[Node]]:
@@ -215,36 +179,25 @@ def score_with_tokens(prm: StepScorer, problems: Sequence[str], responses: Seque
     return scores, [getattr(sc, "num_tokens", None) or 0 for sc in scores]
 
 
-# --- the pipeline stage ------------------------------------------------------------------------------------------
-def search_problems(problems: Sequence[Problem], backend: GenerationBackend, prm: StepScorer, config: Any,
-                    journal: Journal | None = None, progress: bool = True) -> tuple[list[dict], list[dict]]:
-    """Search ``problems`` with loaded models; return their pools (``samples.jsonl`` rows, not yet graded) and
-    every node (``tree.jsonl`` rows). Runs in the pipeline's ``SearchWorker``, in this process or on Ray."""
-    from ..prompts import render_prompt
+# --- the method object -------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Search:
+    """Beam search or DVTS as a method: a chunk of problems in, their final pools (scored while searching) and
+    every node of their trees out (``tree.jsonl`` rows: pruned beams and lookahead included)."""
 
-    separator = getattr(prm, "step_separator", "\n")
-    prompts = [render_prompt(backend.tokenizer, p.problem, config.system_prompt, config.user_template, separator)
-               for p in problems]
-    states = run_search(problems, prompts, backend, prm, SearchSettings.from_config(config, separator),
-                        journal=journal, progress=progress)
-    pool = [row for state in states for row in pool_rows(state, config.method, config.n)]
-    tree = [{"unique_id": s.problem.unique_id, **node.to_dict()} for s in states for node in s.nodes.values()]
-    return pool, tree
+    settings: SearchSettings
+    steered: bool = True  # the PRM chooses the steps: the pools come out scored
 
+    @property
+    def name(self) -> str:
+        return self.settings.method
 
-def finish_search(run_dir: Any, problems: list[Problem], pool: list[dict], tree: list[dict],
-                  grade: Callable[[str, str], dict]) -> list[dict]:
-    """Grade the pools (here: grading's timeout needs the main thread) and write ``samples.jsonl`` (the pools)
-    and ``tree.jsonl`` (every node, for the history and the compute count); the stage is then done."""
-    gold = {p.unique_id: p.answer for p in problems}
-    rows = [{**row, **grade(row["text"], gold[row["unique_id"]])} for row in pool]
-    write_jsonl(run_dir.path / TREE_FILE, tree)
-    run_dir.finish("samples", rows)
-    return rows
+    @classmethod
+    def from_config(cls, config: Any, separator: str) -> Search:
+        return cls(SearchSettings.from_config(config, separator))
 
-
-def search_compute(run_dir_path: Any) -> dict[str, int]:
-    """Generated tokens (steps, pruned beams and lookahead included) and PRM tokens of a finished search."""
-    nodes = read_jsonl(run_dir_path / TREE_FILE)
-    return {"generated_tokens": sum(n["num_tokens"] + n["lookahead_tokens"] for n in nodes),
-            "prm_tokens": sum(n["prm_tokens"] for n in nodes)}
+    def solve(self, problems: Sequence[Problem], prompts: Sequence[str], models: Any) -> Solved:
+        states = run_search(problems, prompts, models, models, self.settings)
+        pool = [row for state in states for row in pool_rows(state, self.settings.method, self.settings.n)]
+        tree = [{"unique_id": s.problem.unique_id, **node.to_dict()} for s in states for node in s.nodes.values()]
+        return Solved(pool, tree)

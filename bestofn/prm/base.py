@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from ..errors import BestOfNError, first_line, missing_folder_error, model_load_error
+from ..config import SWITCH
 from .formats import STEP_SEPARATORS
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,6 @@ FALLBACK_BATCH_TOKENS = 4096
 # an H100 with Skywork-1.5B (issue 12): 141.7k tokens/s eager, 166k compiled, about 2 minutes of compiling;
 # 120 s / (1/141.7k - 1/166k s per token) = 116M tokens to pay the compile back. Smaller runs lose time.
 COMPILE_MIN_TOKENS = 100_000_000
-COMPILE_SETTINGS = ("auto", "on", "off")
 # Files needed to score. Python files are never fetched: the checkpoint's own modelling code never runs.
 _CONFIG_PATTERNS = ["*.json", "*.txt", "*.model", "*.tiktoken"]
 _SAFETENSORS_PATTERNS = ["*.safetensors"]
@@ -75,8 +75,8 @@ class EncodedPair:
 
 def compile_enabled(setting: str, device: str | torch.device, tokens: int) -> bool:
     """Whether ``prm_compile`` (auto/on/off) compiles the backbone for a run of ``tokens`` PRM tokens."""
-    if setting not in COMPILE_SETTINGS:
-        raise BestOfNError(f"prm_compile must be one of {', '.join(COMPILE_SETTINGS)}, got {setting!r}")
+    if setting not in SWITCH:
+        raise BestOfNError(f"prm_compile must be one of {', '.join(SWITCH)}, got {setting!r}")
     if setting != "auto":
         return setting == "on"
     return torch.device(device).type == "cuda" and tokens >= COMPILE_MIN_TOKENS

@@ -7,10 +7,10 @@ result into plots and words. Nothing is plotted or written here.
 Accuracy vs n. A run samples N solutions per problem; the accuracy of Best-of-n for n < N is estimated by
 applying each selection rule to many random n-subsets of those N and averaging. Answer equivalence groups
 are computed once per problem over all N (math-verify is slow); a subset is then evaluated on group
-*labels* alone, with the tie-breaking of :mod:`bestofn.selection` reproduced exactly (ties go to the group
-whose first solution in the subset came first, or to the earlier solution; a solution without an answer
-never wins). This assumes math-verify equivalence is transitive, so grouping a subset gives the full
-grouping restricted to it; the tests check the fast path against :mod:`bestofn.selection` itself.
+*labels* alone, by the rules of :mod:`bestofn.selection` themselves (:func:`~bestofn.selection.heaviest_group`,
+:func:`~bestofn.selection.best_solution`: one implementation, for all N in the pipeline and for n-subsets
+here). This assumes math-verify equivalence is transitive, so grouping a subset gives the full grouping
+restricted to it.
 
 Uncertainty. With 20-500 problems the dominant noise is *which problems* were drawn, not which subsets.
 An accuracy is a proportion over problems: its 95% interval is the Wilson score interval (it stays inside
@@ -38,7 +38,8 @@ from .. import rundir
 from ..io import read_json
 from ..rundir import finish_hint
 # Method names and labels live in bestofn.selection; run_report and sweep reach them as A.METHOD_LABELS etc.
-from ..selection import AGGREGATIONS, METHOD_LABELS, METHODS, SELECTION_METHODS, aggregate, group_answers
+from ..selection import (AGGREGATIONS, METHOD_LABELS, METHODS, SELECTION_METHODS, aggregate, best_solution,
+                         group_answers, group_labels, heaviest_group)
 
 CI_LEVEL = 0.95
 Z95 = 1.959963984540054  # the standard normal quantile of 97.5%: two-sided 95% intervals
@@ -158,10 +159,8 @@ def _problem(p: dict, greedy: dict | None, rows: list[dict], n: int, run_dir: Pa
             f"{[r['sample_index'] for r in rows]}, expected 0..{n - 1}; {finish_hint(run_dir)}"
         )
     answers = [r["answer"] for r in rows]
-    labels = np.full(n, -1, dtype=int)
     # The one place math-verify runs for a problem: its N answers, grouped exactly as selection groups them.
-    for g, members in enumerate(group_answers(answers, timeout=timeout)):
-        labels[members] = g
+    labels = group_labels(group_answers(answers, timeout=timeout), n)
     return ProblemData(
         unique_id=p["unique_id"],
         level=int(p["level"]),
@@ -207,37 +206,6 @@ def draw_subsets(n_total: int, n: int, count: int, rng: np.random.Generator) -> 
         return np.array(list(itertools.combinations(range(n_total), n)), dtype=int).reshape(-1, n)
     # argsort of uniform noise is a uniformly random permutation; its first n entries a uniform n-subset.
     return np.sort(np.argsort(rng.random((count, n_total)), axis=1)[:, :n], axis=1)
-
-
-def heaviest_group(labels: np.ndarray, weights: np.ndarray, subsets: np.ndarray) -> np.ndarray:
-    """Per subset, the sample index that :func:`bestofn.selection._heaviest` would answer with; -1 if none.
-
-    Majority vote is this with unit weights, weighted Best-of-N with the rewards. The answer of a group is
-    its first solution in the subset; ties in summed weight go to the group that appears first.
-    """
-    count, n = subsets.shape
-    num_groups = int(labels.max()) + 1
-    if num_groups == 0:
-        return np.full(count, -1)
-    lab, w = labels[subsets], weights[subsets]
-    member = lab[:, :, None] == np.arange(num_groups)  # (count, n, groups)
-    totals = np.zeros((count, num_groups))
-    for j in range(n):  # add members in index order, so the float sums equal selection's sum() bit for bit
-        totals += np.where(member[:, j, :], w[:, j, None], 0.0)
-    present = member.any(axis=1)
-    first = np.where(member, np.arange(n)[None, :, None], n).min(axis=1)  # position of each group's first member
-    totals = np.where(present, totals, -np.inf)
-    tied = present & (totals == totals.max(axis=1, keepdims=True))
-    pos = np.where(tied, first, n).min(axis=1)
-    return np.where(present.any(axis=1), subsets[np.arange(count), np.minimum(pos, n - 1)], -1)
-
-
-def best_solution(labels: np.ndarray, rewards: np.ndarray, subsets: np.ndarray) -> np.ndarray:
-    """Per subset, the highest-reward solution that has an answer (ties: the earlier one); -1 if none."""
-    masked = np.where(labels[subsets] >= 0, rewards[subsets], -np.inf)
-    pos = masked.argmax(axis=1)  # argmax returns the first of equal maxima: the earlier solution
-    has_answer = np.isfinite(masked).any(axis=1)
-    return np.where(has_answer, subsets[np.arange(len(subsets)), pos], -1)
 
 
 def is_hit(correct: np.ndarray, picked: np.ndarray) -> np.ndarray:

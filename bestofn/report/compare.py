@@ -26,7 +26,7 @@ from matplotlib.ticker import NullFormatter
 from ..errors import BestOfNError
 from ..io import read_jsonl
 from ..methods import BEST_OF_N, RUN_METHODS
-from ..methods.search import TREE_FILE
+from ..rundir import FILES
 from . import analysis as A
 from .plots import fitted_percent_axis, n_axis
 from .render import Page, bullets, table, write_page
@@ -149,7 +149,7 @@ def _run_points(run: A.RunData, order: list[str], selection: str, subsets: int, 
         picked = (A.heaviest_group(p.labels, rewards if selection == "weighted_bon" else np.ones(run.n), every)
                   if selection != "naive_bon" else A.best_solution(p.labels, rewards, every))
         accuracy.append(float(A.is_hit(p.correct, picked)[0]))
-    tree_file = run.run_dir / TREE_FILE
+    tree_file = run.run_dir / FILES["tree"]
     if tree_file.exists():
         nodes = read_jsonl(tree_file)
         generated = _per_problem([{**r, "spent": r["num_tokens"] + r["lookahead_tokens"]} for r in nodes], "spent")

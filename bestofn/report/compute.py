@@ -2,12 +2,13 @@
 
 Two tables, both computed from the run directory alone:
 
-- **Per stage** (from ``timings.json``, see :mod:`bestofn.costs`): wall time, model load, time in the model,
-  sequences, tokens read and generated, tokens/s, peak memory, and the hardware.
-- **Per method** (accuracy from ``results.json``, tokens from the artifacts): accuracy, generated tokens per
-  problem behind the method's answer, and *solved problems per 1k generated tokens*: correct answers x 1000 /
-  generated tokens, i.e. accuracy per 1k tokens of generation per problem. Greedy spends one solution per problem; every Best-of-N method and
-  pass@N spend the N samples (and the PRM methods also the PRM's reading of them, shown per stage).
+- **Per stage** (from ``timings.json``, see :mod:`bestofn.costs`): wall time, model load, time in each model,
+  sequences, tokens read and generated, tokens the PRM read, peak memory, and the hardware.
+- **Per method** (from ``results.json``): accuracy, generated tokens per problem behind the method's answer,
+  PRM tokens per problem, and *solved problems per 1k generated tokens*: correct answers x 1000 / generated
+  tokens. Greedy spends one solution per problem; every selection rule and pass@N spend what the run's method
+  generated (``results.json``'s ``compute``: every sample, or for a search every step, pruned beams and
+  lookahead included) and what the PRM read.
 
 :func:`add_compute_section` appends it to a report :class:`~bestofn.report.render.Page`;
 :func:`compute_markdown` gives it as Markdown on its own.
@@ -19,7 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..config import BestOfNConfig
 from ..costs import COLUMNS, cost_rows, hardware_lines, stage_totals
 from ..io import read_json
 from ..selection import METHOD_LABELS
@@ -28,12 +28,13 @@ from .render import Page, table
 
 @dataclass(frozen=True)
 class MethodCost:
-    """One method's accuracy and the generation it took (None: the run has no token counts)."""
+    """One method's accuracy and the compute behind it (None: the run does not know it)."""
 
     method: str
     correct: int
     total: int
     generated_tokens: int | None  # over all problems
+    prm_tokens: int | None
 
     @property
     def tokens_per_problem(self) -> float | None:
@@ -45,28 +46,26 @@ class MethodCost:
         return 1000 * self.correct / self.generated_tokens if self.generated_tokens else None
 
 
-def method_tokens(method: str, tokens: dict[str, int | None]) -> int | None:
-    """Generated tokens behind a method's answers: its own count when results.json has one (e.g. a search
-    method), greedy's for greedy, else the N samples' (majority, Best-of-N and pass@N all read them)."""
-    return tokens[method] if method in tokens else tokens.get("samples")
-
-
-def generated_tokens(results: dict[str, Any]) -> dict[str, int | None]:
-    """Generated tokens per artifact and per method, as the results stage counted them (None: unknown)."""
-    return dict(results.get("tokens") or {})
-
-
-def method_costs(results: dict[str, Any], tokens: dict[str, int | None]) -> list[MethodCost]:
-    """Every method of ``results.json`` with its accuracy and the generated tokens behind it."""
-    return [MethodCost(m, acc["correct"], acc["total"], method_tokens(m, tokens))
+def method_costs(results: dict[str, Any]) -> list[MethodCost]:
+    """Every method of ``results.json`` with its accuracy and the compute behind it: greedy's own solutions;
+    for every other rule, everything the run's method generated and the PRM read."""
+    spent = results.get("compute") or {}
+    greedy = (results.get("tokens") or {}).get("greedy")
+    return [MethodCost(m, acc["correct"], acc["total"], greedy if m == "greedy" else spent.get("generated_tokens"),
+                       0 if m == "greedy" else spent.get("prm_tokens"))
             for m, acc in results["accuracy"].items()]
 
 
+def _unavailable(value: float | None, fmt: str) -> str:
+    return "unavailable" if value is None else fmt.format(value)
+
+
 def _method_table(costs: list[MethodCost], n: int) -> tuple[list[str], list[list[str]]]:
-    header = ["method", "accuracy", "generated tokens / problem", "solved / 1k generated tokens"]
+    header = ["method", "accuracy", "generated tokens / problem", "PRM tokens / problem", "solved / 1k generated tokens"]
     rows = [[METHOD_LABELS.get(c.method, c.method).replace("N", str(n)), f"{c.correct}/{c.total}",
-             "unavailable" if c.tokens_per_problem is None else f"{c.tokens_per_problem:,.0f}",
-             "unavailable" if c.solved_per_1k_tokens is None else f"{c.solved_per_1k_tokens:.3f}"]
+             _unavailable(c.tokens_per_problem, "{:,.0f}"),
+             _unavailable(None if c.prm_tokens is None else c.prm_tokens / max(c.total, 1), "{:,.0f}"),
+             _unavailable(c.solved_per_1k_tokens, "{:.3f}")]
             for c in costs]
     return header, rows
 
@@ -75,23 +74,24 @@ def add_compute_section(doc: Page, run_dir: str | Path) -> None:
     """Append the compute section (heading, per-stage and per-method tables) to ``doc``."""
     run_dir = Path(run_dir)
     results = read_json(run_dir / "results.json")
-    has_config = (run_dir / "config.yaml").is_file()
-    totals = stage_totals(run_dir, BestOfNConfig.from_yaml(run_dir / "config.yaml")) if has_config else {}
+    totals = stage_totals(run_dir)
     doc.heading(2, "Compute")
     if totals:
         doc.add(table(list(COLUMNS), cost_rows(totals)))
         doc.para(
-            "Per stage, summed over resumed runs: wall time (model load included), time inside the model's calls, "
-            "sequences generated or scored, tokens read (prompts once each; PRM: problem + solution) and generated, "
-            "tokens/s in the model (generated, or read by the PRM), and peak memory (GPU: allocated by torch; "
-            "CPU: resident set of the process). " + "; ".join(hardware_lines(totals)) + "."
+            "Per stage, summed over the chunks behind the results (worker-seconds with several workers): wall time "
+            "(model loading included), time inside the generator's and the PRM's calls, sequences generated or "
+            "scored, tokens the generator read (prompts) and wrote, tokens the PRM read, and peak memory (GPU: "
+            "allocated by torch; CPU: resident set). " + "; ".join(hardware_lines(totals)) + "."
         )
     else:
-        doc.para("This run directory has no timings.json (it was made before costs were recorded).")
-    doc.add(table(*_method_table(method_costs(results, generated_tokens(results)), results["n"])))
+        doc.para("This run directory has no per-stage costs (imported completions, or a run made elsewhere).")
+    doc.add(table(*_method_table(method_costs(results), results["n"])))
     doc.para(
         "Solved / 1k generated tokens: correct answers per 1000 tokens the generator wrote for them (greedy: one "
-        f"solution per problem; the others: the {results['n']} samples per problem). PRM scoring is not counted here."
+        "solution per problem; the others: everything the run's method generated, for a search every step, pruned "
+        "beams and lookahead included). PRM tokens: what the PRM read to score or steer them. Unavailable: the run "
+        "does not know the count (never 0)."
     )
 
 

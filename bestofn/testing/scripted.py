@@ -10,8 +10,9 @@ answer (any spelling, or None for no box), its step rewards and its finish reaso
   the answer in ``\\boxed{}``), so grading and selection run on them exactly as on a model's output;
 - :class:`ScriptedPRM` scores exactly those texts with the step rewards the script gave them.
 
-Expected accuracies can then be worked out by hand in the test. :func:`patch_pipeline` makes
-:func:`bestofn.pipeline.run` (and so the ``bestofn`` command) use both.
+Expected accuracies can then be worked out by hand in the test. :class:`ScriptedModels` hands any such
+doubles to :func:`bestofn.pipeline.run` (``run(config, models=ScriptedModels(backend, prm))``) and to the
+``bestofn`` command (``bestofn.cli.main(argv, models=...)``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..backends.base import Completion, GenerationBackend
+from ..pipeline import Models
 from ..prm.base import PRMScore
 
 
@@ -238,29 +240,47 @@ class ScriptedTreePRM:
         return out
 
 
-def patch_models(monkeypatch: Any, backend: GenerationBackend, prm: Any) -> None:
-    """Make :func:`bestofn.pipeline.run` use ``backend`` and ``prm`` (any fakes) instead of loading models."""
-    from .. import pipeline
+def scripted_models(script: Script, tokenizer: Any, *, check_models: bool = True) -> Any:
+    """:class:`ScriptedModels` that generate the script's solutions and score them with its rewards."""
+    return ScriptedModels(ScriptedBackend(script, tokenizer), ScriptedPRM(script), check_models=check_models)
 
-    monkeypatch.setattr(pipeline, "make_backend", lambda config: backend)
-    monkeypatch.setattr(pipeline, "load_prm", lambda *args, **kwargs: prm)
-    # The fake PRM reads steps at its own separator, so that is what the prompt asks for (no config is read).
-    monkeypatch.setattr(pipeline, "step_separator", lambda *args, **kwargs: prm.step_separator)
+
+class ScriptedModels(Models):
+    """The run's models, replaced by ``generator`` and ``prm`` (any doubles) through the run's own seam.
+
+    The run checks the models named in the config before any work, so they must be folders with a
+    ``config.json`` (the tiny models); ``check_models=False`` skips that check, so a config may name the
+    real Hub models (e.g. to test what a dataset card says about them) while nothing is downloaded.
+    """
+
+    def __init__(self, generator: GenerationBackend, prm: Any, *, check_models: bool = True):
+        self._generator, self._prm, self.check_models = generator, prm, check_models
+
+    def generator(self, config: Any) -> Any:
+        return self._generator
+
+    def prm(self, config: Any, device: str, compile: bool = False) -> Any:
+        return self._prm
+
+    def step_separator(self, config: Any) -> str:
+        return self._prm.step_separator  # the double reads steps at its own separator: the prompt asks for it
+
+    def check(self, config: Any, role: str) -> str | None:
+        return super().check(config, role) if self.check_models else None
 
 
 def patch_pipeline(monkeypatch: Any, script: Script, tokenizer: Any, *, any_model_name: bool = False) -> ScriptedBackend:
-    """Make :func:`bestofn.pipeline.run` generate with the script and score with its rewards.
+    """Deprecated (tests being moved to ``models=``): make every :func:`bestofn.pipeline.run` use the script."""
+    from .. import pipeline
 
-    ``monkeypatch`` is pytest's fixture. The pipeline checks the models named in the config before any work,
-    so they must be folders with a ``config.json`` (the tiny models); with ``any_model_name`` that check is
-    skipped too, so a config may name the real Hub models (e.g. to test what a dataset card says about
-    them) while nothing is downloaded; their commits are then recorded as unknown.
-    """
-    backend = ScriptedBackend(script, tokenizer)
-    if any_model_name:
-        from .. import pipeline
+    models = scripted_models(script, tokenizer, check_models=not any_model_name)
+    monkeypatch.setattr(pipeline, "Models", lambda: models)
+    return models._generator
 
-        monkeypatch.setattr(pipeline, "check_model_reachable", lambda name, revision, role, flag: None)
-    patch_models(monkeypatch, backend, ScriptedPRM(script))
-    return backend
 
+def patch_models(monkeypatch: Any, backend: GenerationBackend, prm: Any) -> None:
+    """Deprecated (tests being moved to ``models=``): make every :func:`bestofn.pipeline.run` use these doubles."""
+    from .. import pipeline
+
+    models = ScriptedModels(backend, prm)
+    monkeypatch.setattr(pipeline, "Models", lambda: models)
