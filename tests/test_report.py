@@ -177,6 +177,21 @@ def test_clear_gain_is_called_significant(tmp_path: Path, tiny_generator_dir, ti
     assert "+100.0 points (paired bootstrap 95% CI +100.0 to +100.0)" in text
 
 
+def test_methods_at_0_and_100_percent_are_reported(tmp_path: Path, tiny_generator_dir, tiny_prm_dir):
+    """Greedy solves none of 10 problems (0/7 at level 1, 0/3 at level 2), every sample is right (10/10): the
+    intervals end exactly at 0% and 100% (floating point gave 5.6e-17 at 0/3 and 0.9999999999999999 at 10/10,
+    and matplotlib refused the negative error bars), and the report is written with every plot."""
+    specs = [problem(f"p{k}", "1", greedy="2", samples=[sample("1", 0.9), sample("1", 0.8)], level=1 + (k >= 7))
+             for k in range(10)]
+    run = build_run(tmp_path / "run", specs, (tiny_generator_dir, tiny_prm_dir))
+    written = R.write_report(run, subsets=5, bootstrap=50)
+    assert_valid_pngs(run / "report", [p.name for p in written if p.suffix == ".png"])
+    md = (run / "report" / "report.md").read_text()
+    # Wilson 95% of 0/10 is [0, 27.8%], of 10/10 [72.2%, 100%]
+    assert "weighted Best-of-2 solved 10 (100.0% [72.2, 100.0]) against greedy's 0 (0.0% [0.0, 27.8])" in md
+    assert "| level 1 | 7 | 0.0% [0.0, 35.4] |" in md and "| level 2 | 3 | 0.0% [0.0, 56.1] |" in md
+
+
 def test_cli_options_and_errors(tmp_path: Path, capsys, report_dir: Path):
     run = report_dir.parent
     assert main(["report", str(run), "--subsets", "7", "--seed", "3", "--bootstrap", "40",
