@@ -145,8 +145,12 @@ def _import(args: argparse.Namespace) -> None:
 
 
 def format_summary(results: dict, output_dir: str) -> str:
-    """A short accuracy table for the terminal."""
-    lines = [f"{results['num_problems']} problems, N={results['n']}  (run directory: {output_dir})"]
+    """A short accuracy table for the terminal, headed by the run's method (``Best-of-N``, ``beam search``, ``DVTS``)."""
+    from .methods import BEST_OF_N, RUN_METHOD_LABELS
+
+    method = results.get("method", BEST_OF_N)  # results.json of runs from before methods were recorded: Best-of-N
+    lines = [f"{RUN_METHOD_LABELS.get(method, method)} (--method {method}): {results['num_problems']} problems, "
+             f"N={results['n']}  (run directory: {output_dir})"]
     for method, acc in results["accuracy"].items():
         lines.append(f"  {method:<13} {acc['accuracy']:6.1%}  ({acc['correct']}/{acc['total']})")
     return "\n".join(lines)

@@ -125,6 +125,8 @@ def test_bad_recipe_values_are_one_line_before_any_directory(tmp_path, capsys, r
         (["--levels", "1,x"], "--levels takes a list of integers, comma-separated, got '1,x'; e.g. --levels 1,2,3"),
         (["--max-model-len", "big"], "--max-model-len takes an integer or none, got 'big'; e.g. --max-model-len 4096"),
         (["--top-p", "2"], "top_p must be in (0, 1], got 2.0"),  # the range check of validate()
+        (["--grading-timeout", "0"], "grading_timeout must be a whole number of seconds >= 1, got 0"),
+        (["--grading-timeout", "-1"], "grading_timeout must be a whole number of seconds >= 1, got -1"),
     ],
 )
 def test_bad_flags_are_one_line_before_any_directory(tmp_path, capsys, flags, message):
@@ -257,6 +259,16 @@ def test_overwrite_removes_the_stale_report(tmp_path, capsys):
     (tmp_path / "run" / "report").mkdir()
     prepare_run_dir(new, overwrite=True)
     assert (tmp_path / "run" / "report").is_dir()
+
+
+# --- the run summary ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("method, label", [("best_of_n", "Best-of-N"), ("beam_search", "beam search"), ("dvts", "DVTS")])
+def test_the_run_summary_names_the_method(method, label):
+    acc = {"accuracy": 0.5, "correct": 1, "total": 2}
+    results = {"num_problems": 2, "n": 4, "method": method, "accuracy": {"greedy": acc, "weighted_bon": acc}}
+    lines = cli.format_summary(results, "runs/x").splitlines()
+    assert lines[0] == f"{label} (--method {method}): 2 problems, N=4  (run directory: runs/x)"
+    assert lines[1].split() == ["greedy", "50.0%", "(1/2)"] and len(lines) == 3
 
 
 # --- report, sweep and push commands --------------------------------------------------------------------------------

@@ -22,5 +22,6 @@ from __future__ import annotations
 BEST_OF_N = "best_of_n"
 RUN_METHODS = (BEST_OF_N, "beam_search", "dvts")  # the choices of ``--method`` (not selection.METHODS: how to pick)
 SEARCH_METHODS = RUN_METHODS[1:]
+RUN_METHOD_LABELS = {BEST_OF_N: "Best-of-N", "beam_search": "beam search", "dvts": "DVTS"}  # as reports name them
 
-__all__ = ["BEST_OF_N", "RUN_METHODS", "SEARCH_METHODS"]
+__all__ = ["BEST_OF_N", "RUN_METHODS", "RUN_METHOD_LABELS", "SEARCH_METHODS"]

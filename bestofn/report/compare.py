@@ -26,13 +26,13 @@ from matplotlib.ticker import NullFormatter
 from ..errors import BestOfNError
 from ..io import read_jsonl
 from ..methods import BEST_OF_N, RUN_METHODS
+from ..methods import RUN_METHOD_LABELS as METHOD_LABELS
 from ..methods.search import TREE_FILE
 from . import analysis as A
 from .plots import fitted_percent_axis, n_axis
 from .render import Page, bullets, table, write_page
 from .run_report import pct, plural, points, with_ci
 
-METHOD_LABELS = {"best_of_n": "Best-of-N", "beam_search": "beam search", "dvts": "DVTS"}
 METHOD_COLORS = {"best_of_n": "#2ca02c", "beam_search": "#d62728", "dvts": "#1f77b4"}
 METHOD_MARKERS = {"best_of_n": ("o", 4), "beam_search": ("s", 8), "dvts": ("^", 5)}  # sizes: coinciding points stay visible
 DEFAULT_SELECTION = "weighted_bon"
