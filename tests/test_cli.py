@@ -356,31 +356,35 @@ def test_help_is_fast(argv):
     assert time.perf_counter() - start < 5
 
 
-# --- Ctrl-C ----------------------------------------------------------------------------------------------------------
-def test_ctrl_c_stops_with_one_line_and_the_rerun_resumes(tmp_path, tiny_generator_dir, tiny_prm_dir, math500_path):
-    out = tmp_path / "run"
-    argv = [sys.executable, "-m", "bestofn.cli", "run", "--generator", str(tiny_generator_dir), "--prm",
-            str(tiny_prm_dir), "--dataset", str(math500_path), "--num-problems", "3", "--n", "1",
-            "--max-new-tokens", "16", "--generation-batch-size", "1", "--device", "cpu", "--output-dir", str(out)]
-    proc = subprocess.Popen(argv, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 240
-    journal_rows = 0
-    while time.monotonic() < deadline and proc.poll() is None:  # wait until greedy has journaled a problem
-        journals = list((out / ".partial").glob("greedy-*.jsonl")) if (out / ".partial").is_dir() else []
-        journal_rows = sum(len(p.read_text().splitlines()) for p in journals)
-        if journal_rows:
-            break
-        time.sleep(0.05)
-    assert proc.poll() is None and journal_rows, "the run must still be generating when Ctrl-C comes"
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, err
-    assert err.rstrip().splitlines()[-1] == "bestofn: interrupted; rerun the same command to resume"
-    assert "Traceback" not in err and "KeyboardInterrupt" not in err
-    assert not (out / "greedy.jsonl").exists() and list((out / ".partial").glob("greedy-*.jsonl")), "journal kept"
+# --- Ctrl-C and SIGTERM ----------------------------------------------------------------------------------------------
+SIGNAL_RUN = ROOT / "tests" / "signal_run.py"
 
-    again = subprocess.run(argv, env=ENV, capture_output=True, text=True, timeout=600)
+
+@pytest.mark.parametrize("sig, code, line", [(signal.SIGINT, 130, cli.INTERRUPTED), (signal.SIGTERM, 143, cli.TERMINATED)],
+                         ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_and_sigterm_stop_with_one_line_and_the_rerun_resumes(tmp_path, tiny_generator_dir, tiny_prm_dir,
+                                                                      sig, code, line):
+    """A signal in the middle of greedy generation: one line, exit 130 (Ctrl-C) or 143 (SIGTERM: 128 + 15), the
+    journal of the finished problem kept; the same command resumes. The scripted generator (tests/signal_run.py)
+    prints a line and then waits inside problem 1's greedy generation: the signal is sent after that line is read,
+    so it always lands in that state (problem 0 journaled, greedy unfinished), whatever the machine's speed."""
+    out = tmp_path / "run"
+    args = [str(tmp_path / "three.jsonl"), str(tiny_generator_dir), str(tiny_prm_dir), "--output-dir", str(out)]
+    proc = subprocess.Popen([sys.executable, str(SIGNAL_RUN), "1", *args], env=ENV, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline() == "blocked at problem 1\n", proc.communicate(timeout=120)[1]
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == code, err
+    assert err.rstrip().splitlines()[-1] == f"bestofn: {line}"
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err
+    journals = list((out / ".partial").glob("greedy-*.jsonl"))
+    assert not (out / "greedy.jsonl").exists() and len(journals) == 1, "greedy unfinished, its journal kept"
+    assert [r["unique_id"] for r in json.loads(journals[0].read_text())["rows"]] == ["p0"]
+
+    again = subprocess.run([sys.executable, str(SIGNAL_RUN), "none", *args], env=ENV, capture_output=True, text=True,
+                           timeout=600)
     assert again.returncode == 0, again.stderr
-    assert "greedy: resuming" in again.stderr
+    assert "greedy: resuming, 1 of 3 chunks of problems already generated" in again.stderr
     results = read_json(out / "results.json")
-    assert results["num_problems"] == 3 and len((out / "greedy.jsonl").read_text().splitlines()) == 3
+    assert results["num_problems"] == 3 and results["accuracy"]["greedy"]["correct"] == 3

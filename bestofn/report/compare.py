@@ -30,7 +30,7 @@ from ..methods import RUN_METHOD_LABELS as METHOD_LABELS
 from ..methods.search import TREE_FILE
 from . import analysis as A
 from .plots import fitted_percent_axis, n_axis
-from .render import Page, bullets, table, write_page
+from .render import Page, bullets, output_lock, table, write_page
 from .run_report import pct, plural, points, with_ci
 
 METHOD_COLORS = {"best_of_n": "#2ca02c", "beam_search": "#d62728", "dvts": "#1f77b4"}
@@ -313,7 +313,9 @@ def build_compare_report(cmp: MethodComparison) -> Page:
 def write_compare_report(run_dirs: Sequence[str | Path], output_dir: str | Path, selection: str = DEFAULT_SELECTION,
                          subsets: int = A.DEFAULT_SUBSETS, seed: int = A.DEFAULT_SEED,
                          bootstrap: int = A.DEFAULT_BOOTSTRAP, formats: Sequence[str] = ("md", "html")) -> list[Path]:
-    """Compare the runs and write ``report.md``/``report.html`` and the PNGs into ``output_dir``."""
-    cmp = compare_runs(run_dirs, selection, subsets, seed, bootstrap)
-    figures = {"compare_accuracy.png": plot_overall(cmp), "compare_by_level.png": plot_by_level(cmp)}
-    return write_page(build_compare_report(cmp), figures, Path(output_dir), formats)
+    """Compare the runs and write ``report.md``/``report.html`` and the PNGs into ``output_dir`` (into a run
+    directory, under its run lock: :func:`~bestofn.report.render.output_lock`)."""
+    with output_lock(output_dir):
+        cmp = compare_runs(run_dirs, selection, subsets, seed, bootstrap)
+        figures = {"compare_accuracy.png": plot_overall(cmp), "compare_by_level.png": plot_by_level(cmp)}
+        return write_page(build_compare_report(cmp), figures, Path(output_dir), formats)

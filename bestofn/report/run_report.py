@@ -18,7 +18,7 @@ from ..selection import AGGREGATIONS
 from . import analysis as A
 from . import plots as P
 from .compute import add_compute_section
-from .render import Page, bullets, code, details, fenced, table, write_page
+from .render import Page, bullets, code, details, fenced, output_lock, table, write_page
 
 SOLUTION_CHARS = 6000  # longer solutions are cut in the report (the full text is in samples.jsonl)
 STEP_VIEWER_PROBLEMS = 6  # problems shown in the step-reward viewer
@@ -542,10 +542,14 @@ def write_report(
     bootstrap: int = A.DEFAULT_BOOTSTRAP,
     formats: Sequence[str] = ("md", "html"),
 ) -> list[Path]:
-    """Analyze ``run_dir`` and write the report (default: ``RUN_DIR/report/``); return the written paths."""
-    an = A.analyze(run_dir, subsets=subsets, seed=seed, bootstrap=bootstrap)
+    """Analyze ``run_dir`` and write the report (default: ``RUN_DIR/report/``); return the written paths.
+
+    Into a run directory, under its run lock (:func:`~bestofn.report.render.output_lock`), reading included.
+    """
     out_dir = Path(output_dir) if output_dir is not None else Path(run_dir) / "report"
-    return write_analysis_report(an, out_dir, formats)
+    with output_lock(out_dir):
+        an = A.analyze(run_dir, subsets=subsets, seed=seed, bootstrap=bootstrap)
+        return write_analysis_report(an, out_dir, formats)
 
 
 def write_analysis_report(an: A.Analysis, out_dir: str | Path, formats: Sequence[str] = ("md", "html")) -> list[Path]:
