@@ -218,10 +218,21 @@ def _push(args: argparse.Namespace) -> None:
         print(f"dry run: nothing uploaded; files for {args.repo_id} in {args.save_dir}:")
         for path in files:
             print(f"  {path.relative_to(args.save_dir)}  ({path.stat().st_size:,} bytes)")
+        _print_provenance(args.run_dir)
         return
     url = hub.push(args.run_dir, args.repo_id, private=args.private, revision=args.revision, overwrite=args.overwrite,
                    save_dir=args.save_dir, commit_message=args.commit_message)
     print(f"pushed to https://huggingface.co/datasets/{args.repo_id} ({url})")
+    _print_provenance(args.run_dir)
+
+
+def _print_provenance(run_dir: str) -> None:
+    """For completions imported with `bestofn import`: where they came from and what the card marks "not stated"."""
+    from .provenance import Provenance
+
+    note = Provenance.read(run_dir).summary()
+    if note:
+        print(f"note: the run's solutions were {note} (the card says so)")
 
 
 # --- the parser ------------------------------------------------------------------------------------------------------
