@@ -10,17 +10,25 @@
 The flags of ``run`` (and ``sweep``) are generated from :class:`BestOfNConfig`'s fields: one flag per key,
 typed by the field's annotation, with the field's ``metadata`` help, choices and default, so a new setting
 needs no change here. Every error the user can fix is printed as one ``bestofn: error:`` line (exit code
-2), never as a traceback; Ctrl-C prints one line too (exit code 130). Parsing is fast: the heavy libraries
-(torch, transformers, datasets, matplotlib, math-verify) are imported inside the command handlers only.
+2), never as a traceback: a :class:`BestOfNError`, and any operating-system error (a read-only or full disk,
+a file where a folder should be, a missing permission), which :func:`os_error_text` words with its path and
+the fix. Ctrl-C prints one line too (exit code 130), and so does SIGTERM (exit code 143, 128 + 15, the
+shell's code for "terminated by SIGTERM", so a scheduler that sent it can tell it from Ctrl-C); both leave a
+run that the same command resumes. Parsing is fast: the heavy libraries (torch, transformers, datasets,
+matplotlib, math-verify) are imported inside the command handlers only.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import errno
 import functools
 import logging
+import os
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -29,6 +37,9 @@ from .errors import BestOfNError
 from .fields import FieldType, field_types, flag_name, flag_text, parse_text
 
 INTERRUPTED = "interrupted; rerun the same command to resume"
+TERMINATED = "terminated (SIGTERM); rerun the same command to resume"
+EXIT_ERROR, EXIT_INTERRUPTED, EXIT_TERMINATED = 2, 128 + signal.SIGINT, 128 + signal.SIGTERM  # 2, 130, 143
+log = logging.getLogger("bestofn")
 FORMATS = {"both": ("md", "html"), "md": ("md",), "html": ("html",)}  # --format -> files the report writes
 _METAVARS = {int: "INT", float: "FLOAT", str: "TEXT"}
 # field -> (flag, value when the flag is given alone, metavar): `--ray` alone starts a local Ray cluster.
@@ -145,8 +156,12 @@ def _import(args: argparse.Namespace) -> None:
 
 
 def format_summary(results: dict, output_dir: str) -> str:
-    """A short accuracy table for the terminal."""
-    lines = [f"{results['num_problems']} problems, N={results['n']}  (run directory: {output_dir})"]
+    """A short accuracy table for the terminal, headed by the run's method (``Best-of-N``, ``beam search``, ``DVTS``)."""
+    from .methods import BEST_OF_N, RUN_METHOD_LABELS
+
+    method = results.get("method", BEST_OF_N)  # results.json of runs from before methods were recorded: Best-of-N
+    lines = [f"{RUN_METHOD_LABELS.get(method, method)} (--method {method}): {results['num_problems']} problems, "
+             f"N={results['n']}  (run directory: {output_dir})"]
     for method, acc in results["accuracy"].items():
         lines.append(f"  {method:<13} {acc['accuracy']:6.1%}  ({acc['correct']}/{acc['total']})")
     return "\n".join(lines)
@@ -208,10 +223,21 @@ def _push(args: argparse.Namespace) -> None:
         print(f"dry run: nothing uploaded; files for {args.repo_id} in {args.save_dir}:")
         for path in files:
             print(f"  {path.relative_to(args.save_dir)}  ({path.stat().st_size:,} bytes)")
+        _print_provenance(args.run_dir)
         return
     url = hub.push(args.run_dir, args.repo_id, private=args.private, revision=args.revision, overwrite=args.overwrite,
                    save_dir=args.save_dir, commit_message=args.commit_message)
     print(f"pushed to https://huggingface.co/datasets/{args.repo_id} ({url})")
+    _print_provenance(args.run_dir)
+
+
+def _print_provenance(run_dir: str) -> None:
+    """For completions imported with `bestofn import`: where they came from and what the card marks "not stated"."""
+    from .report.provenance import Provenance
+
+    note = Provenance.read(run_dir).summary()
+    if note:
+        print(f"note: the run's solutions were {note} (the card says so)")
 
 
 # --- the parser ------------------------------------------------------------------------------------------------------
@@ -297,12 +323,81 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# --- failures as one line ---------------------------------------------------------------------------------------------
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where Ctrl-C raises KeyboardInterrupt: every cleanup that handles Ctrl-C handles it too."""
+
+
+def _raise_terminated(signum: int, frame: Any) -> None:
+    raise Terminated()
+
+
+# errno -> what it means for the path, and the fix (``{flag}``: the command's output flag)
+_OS_ERRORS = {
+    errno.ENOSPC: ("no space left on the device", "free some space (or choose another {flag}) and rerun the same "
+                   "command: what was finished is kept"),
+    errno.EDQUOT: ("disk quota exceeded", "free some space (or choose another {flag}) and rerun the same command"),
+    errno.EROFS: ("the file system is read-only", "choose a writable {flag}"),
+    errno.EACCES: ("permission denied", "make it writable for this user (e.g. chmod u+w) or choose another {flag}"),
+    errno.EPERM: ("operation not permitted", "make it writable for this user (check chmod and chattr) or choose "
+                  "another {flag}"),
+    errno.ENOTDIR: ("it, or a folder above it, is a file, not a folder", "pass a folder with {flag}"),
+    errno.EEXIST: ("it exists and is not a folder", "pass a folder (or a new name) with {flag}"),
+    errno.EISDIR: ("it is a folder, not a file", "pass a file"),
+    errno.ENOENT: ("it does not exist", "check the path"),
+}
+
+
+def os_error_text(error: OSError, output: tuple[str, str] | None = None) -> str:
+    """One line for an operating-system error: the path, what is wrong with it, and the fix.
+
+    ``output`` is the command's output ``(flag, path)``: it names the fix's flag, and the place that was being
+    written when the error carries no file name (a failed ``write`` says only "No space left on device").
+    """
+    flag, out_path = output or ("--output-dir", None)
+    paths = [_named(p, error.errno) for p in (error.filename, error.filename2) if p is not None]
+    where = " -> ".join(map(str, paths)) if paths else (f"writing into {out_path}" if out_path else "")
+    prefix = f"{where}: " if where else ""
+    if error.errno in _OS_ERRORS:
+        what, fix = _OS_ERRORS[error.errno]
+        return f"{prefix}{what}; {fix.format(flag=flag)}"
+    reason = error.strerror or f"{type(error).__name__}: {error}"
+    return f"{prefix}{reason} (rerun with -v for the traceback)"
+
+
+_WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
+
+
+def _named(path: Any, code: int | None) -> str:
+    """The path an error line names: a file that could not be created (often a temporary file of an atomic write)
+    is named by its folder, which is what the user must fix."""
+    path = os.fsdecode(path) if isinstance(path, (str, bytes, os.PathLike)) else str(path)
+    if code in _WRITE_ERRORS and not os.path.lexists(path) and os.path.isdir(os.path.dirname(path) or "."):
+        return os.path.dirname(path) or "."
+    return path
+
+
+def _output_of(args: argparse.Namespace | None) -> tuple[str, str] | None:
+    """The command's output ``(flag, path)``, as given (or None before parsing, or for a command without one)."""
+    for dest, flag in (("save_dir", "--save-dir"), ("compare_dir", "--output-dir"), ("report_dir", "--output-dir"),
+                       ("output_dir", "--output-dir")):
+        if getattr(args, dest, None):
+            return flag, str(getattr(args, dest))
+    if getattr(args, "run_dir", None):  # `bestofn report RUN_DIR` writes RUN_DIR/report
+        return "--output-dir", str(args.run_dir)
+    return None
+
+
 def main(argv: Sequence[str] | None = None, models: Any = None) -> int:
-    """Parse and run one command; a user error is one line (exit 2), Ctrl-C one line (exit 130).
+    """Parse and run one command; a user or operating-system error is one line (exit 2), Ctrl-C one line (exit
+    130), SIGTERM one line (exit 143).
 
     ``models`` (a :class:`bestofn.pipeline.Models`): how ``run`` and ``sweep`` load their models (default: the
     real loaders; tests inject scripted ones here)."""
     parser = build_parser()
+    args = None
+    on_main_thread = threading.current_thread() is threading.main_thread()  # only there can a handler be set
+    previous = signal.signal(signal.SIGTERM, _raise_terminated) if on_main_thread else None
     try:
         args = parser.parse_args(argv)  # inside: a flag's type= may raise BestOfNError (e.g. --temperatures 0,1)
         args.models = models
@@ -311,10 +406,20 @@ def main(argv: Sequence[str] | None = None, models: Any = None) -> int:
         args.func(args)
     except BestOfNError as e:
         print(f"bestofn: error: {' '.join(str(e).splitlines())}", file=sys.stderr)
-        return 2
+        return EXIT_ERROR
+    except OSError as e:
+        log.debug("operating-system error", exc_info=True)  # -v shows the traceback
+        print(f"bestofn: error: {' '.join(os_error_text(e, _output_of(args)).splitlines())}", file=sys.stderr)
+        return EXIT_ERROR
+    except Terminated:
+        print(f"\nbestofn: {TERMINATED}", file=sys.stderr)
+        return EXIT_TERMINATED
     except KeyboardInterrupt:
         print(f"\nbestofn: {INTERRUPTED}", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
+    finally:
+        if on_main_thread:
+            signal.signal(signal.SIGTERM, previous)
     return 0
 
 

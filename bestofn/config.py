@@ -151,7 +151,7 @@ class BestOfNConfig:
                           "without GPUs).", "example": 8},
     )
     # --- grading --------------------------------------------------------------------------------------------
-    grading_timeout: int = field(default=5, metadata={"help": "Seconds to grade one solution (extraction + math-verify), and per answer comparison in selection."})
+    grading_timeout: int = field(default=5, metadata={"help": "Seconds to grade one solution (extraction + math-verify), and per answer comparison in selection; a whole number >= 1."})
     # --- output ---------------------------------------------------------------------------------------------
     output_dir: str = field(default="runs/best_of_n", metadata={"help": "Run directory for all artifacts."})
 
@@ -190,6 +190,9 @@ class BestOfNConfig:
         for key in ("generation_batch_tokens", "generation_batch_size"):
             if getattr(self, key) is not None and getattr(self, key) < 1:
                 raise BestOfNError(f"{key} must be a positive number, got {getattr(self, key)} (or unset it)")
+        if self.grading_timeout < 1:
+            raise BestOfNError(f"grading_timeout must be a whole number of seconds >= 1, got {self.grading_timeout} "
+                               f"(it bounds each solution's grading); e.g. --grading-timeout 5")
         if self.method not in RUN_METHODS:
             raise BestOfNError(f"method must be one of {', '.join(RUN_METHODS)}, got {self.method!r}")
         if self.method != BEST_OF_N:

@@ -42,6 +42,7 @@ from huggingface_hub.utils import validate_repo_id
 from .config import BestOfNConfig
 from .errors import BestOfNError, first_line
 from .prompts import system_prompt_for
+from .report.provenance import GENERATION_SETTINGS, NOT_STATED, SUBSET, Provenance
 from .rundir import Run as RunArtifacts
 from .rundir import load_run
 from .selection import METHOD_LABELS
@@ -181,13 +182,17 @@ _BIB_SKYWORK = """@misc{skyworkopeno12024,
 
 
 # --- the two datasets --------------------------------------------------------------------------------------
+_NO_GREEDY = {"text": None, "answer": None, "correct": None, "num_tokens": None, "finish_reason": None}
+
+
 def problem_rows(run: RunArtifacts) -> list[dict[str, Any]]:
     """One row per problem, joining problems, greedy solutions and the results' per-problem decisions."""
     per_problem = {p["unique_id"]: p for p in run.results["per_problem"]}
     rows = []
     for prob in run.problems:
         uid = prob["unique_id"]
-        res, greedy, samples = per_problem[uid], run.greedy[uid], run.samples[uid]
+        # An imported run may have no greedy solutions: its greedy_* columns are null.
+        res, greedy, samples = per_problem[uid], run.greedy.get(uid, _NO_GREEDY), run.samples[uid]
         weighted = res["weighted_bon"]
         win = weighted.get("sample_index")  # None when no sample had an answer
         rows.append(
@@ -268,18 +273,20 @@ def size_category(num_rows: int) -> str:
     return next((label for bound, label in bounds if num_rows < bound), "1M<n<10M")
 
 
-def build_card_data(run: RunArtifacts, dsets: dict[str, Dataset], file_sizes: dict[str, int]) -> DatasetCardData:
+def build_card_data(run: RunArtifacts, dsets: dict[str, Dataset], file_sizes: dict[str, int],
+                    known: Provenance | None = None) -> DatasetCardData:
     """The card's YAML metadata; ``configs`` and ``dataset_info`` are written by ``datasets``' own helpers,
     so ``load_dataset`` reads them back exactly as it reads a card made by ``push_to_hub``."""
+    known = known or Provenance.read(run.run_dir)
     card_data = DatasetCardData(
-        pretty_name=_pretty_name(run.config),
+        pretty_name=_pretty_name(run.config, known),
         license="mit",
         language=["en"],
         language_creators=["expert-generated", "machine-generated"],  # MATH problems; model solutions
         annotations_creators=["machine-generated"],  # rewards (PRM) and correctness (math-verify)
         task_categories=["text-generation"],
         tags=["math", "math-500", "best-of-n", "process-reward-model", "test-time-compute", "synthetic"],
-        source_datasets=[_source_dataset_id(run.config)],
+        source_datasets=_source_datasets(run.config, known),
         size_categories=[size_category(max(len(d) for d in dsets.values()))],
     )
     configs = {name: {"data_files": [{"split": SPLIT, "path": data_file(name)}]} for name in CONFIGS}
@@ -305,7 +312,8 @@ def build_card_data(run: RunArtifacts, dsets: dict[str, Dataset], file_sizes: di
 def build_card(run: RunArtifacts, dsets: dict[str, Dataset], repo_id: str, file_sizes: dict[str, int]) -> DatasetCard:
     """Render the card template with the run's settings, results and field tables."""
     cfg = run.config
-    card_data = build_card_data(run, dsets, file_sizes)
+    known = Provenance.read(run.run_dir)  # an imported run states only what its input stated
+    card_data = build_card_data(run, dsets, file_sizes, known)
     aggregation = run.results.get("reward_aggregation", "last")
     num_samples = len(dsets["samples"])
     return DatasetCard.from_template(
@@ -314,32 +322,42 @@ def build_card(run: RunArtifacts, dsets: dict[str, Dataset], repo_id: str, file_
         repo_id=repo_id,
         split=SPLIT,
         bestofn_version=run.bestofn_version,
-        source_text=_source_text(cfg),
+        imported=known.is_imported,
+        imported_text=_imported_text(run, known),
+        scores_imported=known.is_imported and not known.scored_by_bestofn,
+        split_shown=not known.is_imported or _is_hub_id(known.source),
+        source_text=_source_text(cfg, known),
         levels_text=", ".join(str(lvl) for lvl in cfg.levels),
         level_counts_text=_level_counts(run.problems),
         dataset_split=cfg.dataset_split,
         num_problems=len(run.problems),
         num_samples=num_samples,
-        generator=_model_info(cfg.generator, cfg.generator_revision, run.model_commits.get("generator")),
-        prm=_model_info(cfg.prm, cfg.prm_revision, run.model_commits.get("prm")),
-        system_prompt_block=_fenced(system_prompt_for(cfg.system_prompt, run.step_separator) or "(no system message)"),
-        user_template_block=_fenced(cfg.user_template),
+        generator=_model_info(cfg.generator, cfg.generator_revision, run.model_commits.get("generator"),
+                              known.stated("generator"), loaded=not known.is_imported),
+        prm=_model_info(cfg.prm, cfg.prm_revision, run.model_commits.get("prm"), known.stated("prm"),
+                        loaded=not known.is_imported or known.scored_by_bestofn),
+        system_prompt_block=(_fenced(system_prompt_for(cfg.system_prompt, run.step_separator) or "(no system message)")
+                             if known.stated("system_prompt") else NOT_STATED),
+        user_template_block=_fenced(cfg.user_template) if known.stated("user_template") else NOT_STATED,
+        subset_text=(f"drawn by `bestofn` with seed {cfg.seed}, stratified by level (problems ranked by a hash of the "
+                     f"seed and their `unique_id`, so the subset is the same on every machine)" if known.stated(SUBSET)
+                     else f"as the imported input gave them (how they were chosen: {NOT_STATED})"),
         n=cfg.n,
-        temperature=cfg.temperature,
-        top_p=cfg.top_p,
-        max_new_tokens=cfg.max_new_tokens,
-        seed=cfg.seed,
-        backend=cfg.backend,
+        temperature=known.setting("temperature", cfg.temperature),
+        top_p=known.setting("top_p", cfg.top_p),
+        max_new_tokens=known.setting("max_new_tokens", cfg.max_new_tokens),
+        seed=known.setting("seed", cfg.seed),
+        backend=known.setting("backend", cfg.backend),
         aggregation=aggregation,
         aggregation_text=_AGGREGATION_TEXT.get(aggregation, f"the `{aggregation}` aggregation of its step scores"),
         results_table=results_table(run.results),
         string_match_text=_string_match_text(run.results),
-        tokens_text=_tokens_text(run.results),
+        tokens_text=_tokens_text(run.results, bool(run.greedy)),
         problem_fields_table=fields_table("problems"),
         sample_fields_table=fields_table("samples"),
         stderr_text=f"{100 * math.sqrt(0.25 / max(len(run.problems), 1)):.0f}",
-        truncation_text=_truncation_text(run, num_samples),
-        revision_text=_revision_text(cfg, run.model_commits),
+        truncation_text=_truncation_text(run, num_samples, known),
+        revision_text=_revision_text(cfg, run.model_commits, known),
         citations_text=_citations(cfg),
     )
 
@@ -392,7 +410,13 @@ def _is_hub_id(name: str) -> bool:
     return bool(re.fullmatch(r"[\w.-]+/[\w.-]+", name)) and not Path(name).exists()
 
 
-def _model_info(name: str, revision: str | None, commit: str | None = None) -> dict[str, str]:
+def _model_info(name: str, revision: str | None, commit: str | None = None, stated: bool = True,
+                loaded: bool = True) -> dict[str, str]:
+    """The card's cells for a model. ``stated``: the run knows its name; ``loaded``: bestofn itself loaded it, so
+    an unpinned revision means "the default branch at run time" (for imported completions it is not stated)."""
+    if not stated:  # completions imported without naming the model: nothing about it is known
+        return {"name_md": f"a model the imported input does not name ({NOT_STATED})", "revision_md": NOT_STATED,
+                "license": NOT_STATED}
     if _is_hub_id(name):
         name_md = f"[{name}](https://huggingface.co/{name})"
     else:
@@ -400,7 +424,7 @@ def _model_info(name: str, revision: str | None, commit: str | None = None) -> d
         name_md = f"`{Path(name).name}` (a local model folder)"
     return {
         "name_md": name_md,
-        "revision_md": _revision_md(revision, commit),
+        "revision_md": _revision_md(revision, commit) if loaded or revision or commit else NOT_STATED,
         "license": KNOWN_LICENSES.get(name, "see the model card"),
     }
 
@@ -414,23 +438,51 @@ def _revision_md(revision: str | None, commit: str | None) -> str:
     return "not pinned (default branch at run time)"
 
 
-def _source_dataset_id(cfg: BestOfNConfig) -> str:
-    # A local file given as dataset is a copy of MATH-500 (load_math500 requires its fields), so the Hub
-    # metadata names MATH-500 itself; the card's text says that a local copy was used.
-    return cfg.dataset if _is_hub_id(cfg.dataset) else MATH500_ID
+def _source_datasets(cfg: BestOfNConfig, known: Provenance) -> list[str] | None:
+    # A local file given as dataset to `bestofn run` is a copy of MATH-500 (load_math500 requires its fields), so
+    # the Hub metadata names MATH-500 itself; the card's text says that a local copy was used. Imported completions
+    # come from their own source: a Hub dataset is named, a local file is not (nothing is claimed about it).
+    if _is_hub_id(cfg.dataset):
+        return [cfg.dataset]
+    return None if known.is_imported else [MATH500_ID]
 
 
-def _source_text(cfg: BestOfNConfig) -> str:
+def _source_text(cfg: BestOfNConfig, known: Provenance | None = None) -> str:
     if _is_hub_id(cfg.dataset):
         return f"[{cfg.dataset}](https://huggingface.co/datasets/{cfg.dataset})"
+    if known is not None and known.is_imported:
+        return f"the completions file `{Path(cfg.dataset).name}` (imported with `bestofn import`)"
     return f"MATH-500 (read from the local file `{Path(cfg.dataset).name}`)"
+
+
+def _imported_text(run: RunArtifacts, known: Provenance) -> str:
+    """The card's account of imported completions: where from, who wrote and scored them as far as the input says,
+    and which settings it did not state ("" for a run of ``bestofn run``)."""
+    if not known.is_imported:
+        return ""
+    cfg, imp = run.config, known.imported
+    source = Path(known.source).name if not _is_hub_id(known.source) else known.source
+    writer = _model_info(cfg.generator, None, None, known.stated("generator"))["name_md"]
+    scorer = _model_info(cfg.prm, None, None, known.stated("prm"))["name_md"]
+    scores = ("one score per solution" if imp.get("scores") == "one per completion" else "a score per step")
+    greedy = " and one greedy solution" if run.greedy else " (no greedy solution)"
+    missing = ", ".join(GENERATION_SETTINGS[k] for k in known.not_stated())
+    rescored = " (rescored by `bestofn`)" if known.scored_by_bestofn else ""
+    return (f"**Imported completions.** `bestofn` did not generate these solutions: they were imported with "
+            f"`bestofn import` from `{source}`, {cfg.n} solutions{greedy} for each of {len(run.problems)} problems, "
+            f"written by {writer}; {scorer} gave {scores}{rescored}. `bestofn` extracted and graded the answers "
+            f"again and redid the selection (three rules pick one answer per problem). What the input did not state "
+            f"is marked \"{NOT_STATED}\" below" + (f" ({missing})." if missing else "."))
 
 
 def _short(name: str) -> str:
     return Path(name).name if not _is_hub_id(name) else name.split("/")[-1]
 
 
-def _pretty_name(cfg: BestOfNConfig) -> str:
+def _pretty_name(cfg: BestOfNConfig, known: Provenance | None = None) -> str:
+    if known is not None and known.is_imported:
+        models = " + ".join(_short(getattr(cfg, k)) for k in ("generator", "prm") if known.stated(k))
+        return f"Best-of-{cfg.n} on imported completions ({_short(cfg.dataset)})" + (f": {models}" if models else "")
     levels = ", ".join(str(lvl) for lvl in cfg.levels)
     return f"Best-of-{cfg.n} on MATH-500 levels {levels}: {_short(cfg.generator)} + {_short(cfg.prm)}"
 
@@ -449,22 +501,34 @@ def _string_match_text(results: dict[str, Any]) -> str:
     return f"With exact string matching instead of math-verify the accuracy would be: {', '.join(parts)}." if parts else ""
 
 
-def _tokens_text(results: dict[str, Any]) -> str:
+def _tokens_text(results: dict[str, Any], has_greedy: bool = True) -> str:
+    """Generated tokens; a count the run does not know (imported without counts) is "not stated", never 0."""
     tokens = results.get("tokens", {})
-    return f"{tokens.get('greedy', 0):,} (greedy), {tokens.get('samples', 0):,} (samples)"
+    shown = {k: NOT_STATED if tokens.get(k) is None else f"{tokens[k]:,}" for k in ("greedy", "samples")}
+    greedy = f"{shown['greedy']} (greedy)" if has_greedy else "no greedy solutions"
+    return f"{greedy}, {shown['samples']} (samples)"
 
 
-def _truncation_text(run: RunArtifacts, num_samples: int) -> str:
+def _truncation_text(run: RunArtifacts, num_samples: int, known: Provenance | None = None) -> str:
     cut = sum(s["finish_reason"] == "length" for rows in run.samples.values() for s in rows)
     prm_cut = sum(bool(s["prm_truncated"]) for rows in run.samples.values() for s in rows)
     no_answer = sum(s["answer"] is None for rows in run.samples.values() for s in rows)
-    return (
-        f"{cut} of {num_samples} samples hit the {run.config.max_new_tokens}-token limit, {no_answer} have no "
-        f"extracted answer, and {prm_cut} were longer than the PRM's context and scored on their first steps only."
-    )
+    known = known or Provenance()
+    limit = (f"{cut} of {num_samples} samples hit the {run.config.max_new_tokens}-token limit"
+             if known.stated("max_new_tokens")
+             else f"whether any of the {num_samples} samples hit a token limit is {NOT_STATED}")
+    context = (f"{prm_cut} were longer than the PRM's context and scored on their first steps only"
+               if known.scored_by_bestofn or not known.is_imported
+               else f"whether the imported scores covered every step is {NOT_STATED}")
+    return f"{limit[0].upper() + limit[1:]}, {no_answer} have no extracted answer, and {context}."
 
 
-def _revision_text(cfg: BestOfNConfig, commits: dict[str, str | None]) -> str:
+def _revision_text(cfg: BestOfNConfig, commits: dict[str, str | None], provenance: Provenance | None = None) -> str:
+    unnamed = [role for role, key in (("generator", "generator"), ("PRM", "prm"))
+               if provenance is not None and not provenance.stated(key)]
+    if unnamed:
+        return (f"The imported input does not name the {' or the '.join(unnamed)}, so no model or revision is known "
+                f"for {'it' if len(unnamed) == 1 else 'them'}.")
     known = {"generator": cfg.generator_revision or commits.get("generator"), "PRM": cfg.prm_revision or commits.get("prm")}
     unpinned = [role for role, rev in known.items() if not rev]
     if not unpinned:

@@ -45,6 +45,7 @@ from .methods.best_of_n import greedy
 from .prm import load_prm, step_separator
 from .prm.base import compile_enabled
 from .prompts import render_prompt
+from .report.provenance import Provenance
 from .rundir import FILES, RunDir, content_key, lock_run_dir, open_run_dir
 from .selection import METHODS, Choice, aggregate, answer_groups, choose_majority, choose_naive, choose_weighted, group_answers
 
@@ -308,6 +309,7 @@ def finish(run_dir: RunDir, problems: Sequence[Problem], chunks: dict[str, list[
                     "(prm_truncated=true in samples.jsonl)")
     costs = {stage: [c.content["cost"] for c in parts] for stage, parts in chunks.items()}
     results = select(cfg, problems, greedy_rows, sample_rows, compute(costs, sample_rows))
+    results["imported_from"] = Provenance.from_manifest(run_dir.manifest()).results_entry()  # None: made here
     totals = {stage: add_up([Cost.from_dict(c) for c in parts]).to_dict()
               for stage, parts in costs.items() if parts and all(c is not None for c in parts)}
     tree = [node for c in chunks["samples"] for node in c.content["tree"]]

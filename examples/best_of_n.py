@@ -13,17 +13,23 @@ bottom with the library's own step functions, for a reader who wants the method 
 ``bestofn run`` does the same work in a run directory that survives kills, reruns and changed settings;
 here everything stays in memory and nothing is written. Run it (a GPU makes the defaults take minutes):
 
-    python examples/best_of_n.py --dataset ../shared/data/math500.jsonl --num-problems 20 --n 16
+    python examples/best_of_n.py --num-problems 20 --n 16
+
+It reads MATH-500 from the Hub (``HuggingFaceH4/MATH-500``); offline, pass a local copy with ``--dataset FILE.jsonl``
+(e.g. the 30-problem excerpt ``tests/data/math500_excerpt.jsonl``). A problem it can name (a missing file, an
+unknown model) ends with one ``best_of_n.py: error: ...`` line, as ``bestofn`` does.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
 
 from bestofn.backends import make_backend, resolve_device, resolve_dtype
 from bestofn.config import BestOfNConfig
 from bestofn.data import load_math500, select_subset
+from bestofn.errors import BestOfNError
 from bestofn.grading import grade
 from bestofn.prm import load_prm, step_separator
 from bestofn.prompts import render_prompt
@@ -111,5 +117,15 @@ def main(argv: Sequence[str] | None = None) -> dict[str, list[bool]]:
     return solved
 
 
+def cli(argv: Sequence[str] | None = None) -> int:
+    """:func:`main` as a command: a problem the user can fix is one line on stderr (exit code 2), not a traceback."""
+    try:
+        main(argv)
+    except BestOfNError as e:
+        print(f"best_of_n.py: error: {' '.join(str(e).splitlines())}", file=sys.stderr)
+        return 2
+    return 0
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(cli())

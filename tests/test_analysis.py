@@ -178,6 +178,20 @@ def test_accuracy_intervals_are_wilson_and_never_collapse(three_run: Path):
     assert A.wilson(0, 10) == pytest.approx((0.0, wilson(0, 10)[1]))
 
 
+@pytest.mark.parametrize("total", range(1, 101))
+def test_wilson_ends_exactly_at_0_and_1_with_non_negative_error_bars(total: int):
+    """0 of t solved has the lower bound 0 exactly, t of t the upper bound 1 exactly (in floating point, the formula
+    gives 5.6e-17 at 0/3 and 0.9999999999999999 at 30/30): an error bar below or above the point is never negative."""
+    for solved, end in ((0, 0), (total, 1)):
+        low, high = A.wilson(solved, total)
+        p = solved / total
+        assert (low if end == 0 else high) == float(end), (solved, total, low, high)
+        assert 0.0 <= low <= p <= high <= 1.0 and p - low >= 0.0 and high - p >= 0.0
+    for solved in range(total + 1):  # and every other count stays inside [0, 1] around its point
+        low, high = A.wilson(solved, total)
+        assert 0.0 <= low <= solved / total <= high <= 1.0
+
+
 
 def rewrite_unrecorded(run_dir: Path, name: str, text: str) -> None:
     """Rewrite a finished file and drop its sha256 from manifest.json, so the analysis' own consistency checks

@@ -125,6 +125,8 @@ def test_bad_recipe_values_are_one_line_before_any_directory(tmp_path, capsys, r
         (["--levels", "1,x"], "--levels takes a list of integers, comma-separated, got '1,x'; e.g. --levels 1,2,3"),
         (["--max-model-len", "big"], "--max-model-len takes an integer or none, got 'big'; e.g. --max-model-len 4096"),
         (["--top-p", "2"], "top_p must be in (0, 1], got 2.0"),  # the range check of validate()
+        (["--grading-timeout", "0"], "grading_timeout must be a whole number of seconds >= 1, got 0"),
+        (["--grading-timeout", "-1"], "grading_timeout must be a whole number of seconds >= 1, got -1"),
     ],
 )
 def test_bad_flags_are_one_line_before_any_directory(tmp_path, capsys, flags, message):
@@ -254,6 +256,18 @@ def test_overwrite_removes_the_stale_report(tmp_path, capsys):
     open_run_dir(new, overwrite=True)
     assert (tmp_path / "run" / "report").is_dir() and (tmp_path / "run" / "unrelated.json").is_file()
 
+
+# --- the run summary ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("method, label", [("best_of_n", "Best-of-N"), ("beam_search", "beam search"), ("dvts", "DVTS")])
+def test_the_run_summary_names_the_method(method, label):
+    acc = {"accuracy": 0.5, "correct": 1, "total": 2}
+    results = {"num_problems": 2, "n": 4, "method": method, "accuracy": {"greedy": acc, "weighted_bon": acc}}
+    lines = cli.format_summary(results, "runs/x").splitlines()
+    assert lines[0] == f"{label} (--method {method}): 2 problems, N=4  (run directory: runs/x)"
+    assert lines[1].split() == ["greedy", "50.0%", "(1/2)"] and len(lines) == 3
+
+
+# --- report, sweep and push commands --------------------------------------------------------------------------------
 def test_report_command(tiny_run_dir, tmp_path, capsys):
     out = tmp_path / "out"
     argv = ["report", str(tiny_run_dir), "--subsets", "7", "--seed", "3", "--bootstrap", "40", "--output-dir", str(out),
@@ -338,30 +352,35 @@ def test_help_is_fast(argv):
     assert time.perf_counter() - start < 5
 
 
-# --- Ctrl-C ----------------------------------------------------------------------------------------------------------
-def test_ctrl_c_stops_with_one_line_and_the_rerun_resumes(tmp_path, tiny_generator_dir, tiny_prm_dir, math500_path):
-    out = tmp_path / "run"
-    argv = [sys.executable, "-m", "bestofn.cli", "run", "--generator", str(tiny_generator_dir), "--prm",
-            str(tiny_prm_dir), "--dataset", str(math500_path), "--num-problems", "3", "--n", "1",
-            "--max-new-tokens", "16", "--generation-batch-size", "1", "--device", "cpu", "--output-dir", str(out)]
-    proc = subprocess.Popen(argv, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 240
-    chunks = []
-    while time.monotonic() < deadline and proc.poll() is None:  # wait until greedy has saved a chunk
-        chunks = list((out / "chunks" / "greedy").glob("*.json"))
-        if chunks:
-            break
-        time.sleep(0.05)
-    assert proc.poll() is None and chunks, "the run must still be generating when Ctrl-C comes"
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, err
-    assert err.rstrip().splitlines()[-1] == "bestofn: interrupted; rerun the same command to resume"
-    assert "Traceback" not in err and "KeyboardInterrupt" not in err
-    assert not (out / "greedy.jsonl").exists() and list((out / "chunks" / "greedy").glob("*.json")), "chunks kept"
+# --- Ctrl-C and SIGTERM ----------------------------------------------------------------------------------------------
+SIGNAL_RUN = ROOT / "tests" / "signal_run.py"
 
-    again = subprocess.run(argv, env=ENV, capture_output=True, text=True, timeout=600)
+
+@pytest.mark.parametrize("sig, code, line", [(signal.SIGINT, 130, cli.INTERRUPTED), (signal.SIGTERM, 143, cli.TERMINATED)],
+                         ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_and_sigterm_stop_with_one_line_and_the_rerun_resumes(tmp_path, tiny_generator_dir, tiny_prm_dir,
+                                                                      sig, code, line):
+    """A signal in the middle of greedy generation: one line, exit 130 (Ctrl-C) or 143 (SIGTERM: 128 + 15), the
+    chunk of the finished problem kept; the same command resumes. The scripted generator (tests/signal_run.py)
+    prints a line and then waits inside problem 1's greedy generation: the signal is sent after that line is read,
+    so it always lands in that state (problem 0's chunk saved, greedy unfinished), whatever the machine's speed."""
+    out = tmp_path / "run"
+    args = [str(tmp_path / "three.jsonl"), str(tiny_generator_dir), str(tiny_prm_dir), "--output-dir", str(out)]
+    proc = subprocess.Popen([sys.executable, str(SIGNAL_RUN), "1", *args], env=ENV, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline() == "blocked at problem 1\n", proc.communicate(timeout=120)[1]
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == code, err
+    assert err.rstrip().splitlines()[-1] == f"bestofn: {line}"
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err
+    chunks = list((out / "chunks" / "greedy").glob("*.json"))
+    assert not (out / "greedy.jsonl").exists() and len(chunks) == 1, "greedy unfinished, its finished chunk kept"
+    assert [r["unique_id"] for r in json.loads(chunks[0].read_text())["rows"]] == ["p0"]
+
+    again = subprocess.run([sys.executable, str(SIGNAL_RUN), "none", *args], env=ENV, capture_output=True, text=True,
+                           timeout=600)
     assert again.returncode == 0, again.stderr
-    assert "generation: resuming" in again.stderr
+    assert "generation: resuming, 1 of 6 chunks already done" in again.stderr
     results = read_json(out / "results.json")
-    assert results["num_problems"] == 3 and len((out / "greedy.jsonl").read_text().splitlines()) == 3
+    assert results["num_problems"] == 3 and results["accuracy"]["greedy"]["correct"] == 3

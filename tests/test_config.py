@@ -28,6 +28,8 @@ def test_defaults_replicate_the_paper_setup():
         ({"max_model_len": 0}, "max_model_len must be a positive"),
         ({"tensor_parallel_size": 0}, "tensor_parallel_size must be at least 1"),
         ({"user_template": "no placeholder"}, "{problem}"),
+        ({"grading_timeout": 0}, "grading_timeout must be a whole number of seconds >= 1, got 0"),
+        ({"grading_timeout": -1}, "grading_timeout must be a whole number of seconds >= 1, got -1"),
     ],
 )
 def test_invalid_settings(kwargs, message):
@@ -47,6 +49,14 @@ def test_unknown_key_is_named(tmp_path):
     path.write_text("num_samples: 4\n")
     with pytest.raises(BestOfNError, match=r"unknown config keys \['num_samples'\]"):
         BestOfNConfig.from_yaml(path)
+
+
+def test_grading_timeout_is_documented_with_its_range(capsys):
+    from bestofn.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    assert "a whole number >= 1" in " ".join(capsys.readouterr().out.split())
 
 
 def test_shipped_recipe_loads():

@@ -35,6 +35,26 @@ def _table(printed: str) -> dict[str, tuple[int, int]]:
     return rows
 
 
+def test_example_needs_no_file_outside_the_repository():
+    """The example and the recipes read MATH-500 from the Hub by default; a user's clone has no ../shared/."""
+    root = EXAMPLE.parents[1]
+    for path in [EXAMPLE, *sorted((root / "recipes").glob("*.yaml"))]:
+        assert "shared/data" not in path.read_text(), path
+
+
+def test_example_error_is_one_line(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": str(EXAMPLE.parents[1]), "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run([sys.executable, str(EXAMPLE), "--dataset", str(tmp_path / "missing.jsonl")], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("best_of_n.py: error: ") and "missing.jsonl" in lines[0], lines
+
+
 def test_example_runs_on_the_tiny_models(example, capsys, math500_path, tiny_generator_dir, tiny_prm_dir):
     solved = example.main(["--generator", str(tiny_generator_dir), "--prm", str(tiny_prm_dir), "--dataset",
                            str(math500_path), "--num-problems", "3", "--n", "2", "--max-new-tokens", "8",

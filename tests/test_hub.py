@@ -445,3 +445,48 @@ def test_push_incomplete_run_creates_nothing(monkeypatch: pytest.MonkeyPatch, ru
     with pytest.raises(BestOfNError, match=r"not a finished run directory \(missing samples.jsonl\)"):
         hub.push(run_dir, "someone/ds")
     assert not {"create_repo", "upload_folder"} & set(fake.names())
+
+
+# --- imported runs: the card states only what the input stated ----------------------------------------------------
+def test_imported_run_card_says_what_was_imported_and_what_is_not_stated(tmp_path: Path, capsys) -> None:
+    """Completions imported with a generator and a temperature named, and nothing else: no greedy solutions, no token
+    counts. The dry run works (it was a KeyError), and the card invents nothing: top-p, max new tokens, seed, backend,
+    prompt and the subset draw are "not stated"; the source is named as imported."""
+    import json
+
+    from bestofn.cli import main
+    from bestofn.importer import import_completions
+
+    rows = [{"problem": f"What is {k} + 1?", "answer": str(k + 1), "unique_id": f"p{k}", "level": 2,
+             "completions": [f"Add one.\n\nSo $\\boxed{{{k + 1}}}$.", "Guess.\n\nSo $\\boxed{0}$."],
+             "scores": [[0.4, 0.9], [0.5, 0.2]]} for k in range(2)]
+    source = tmp_path / "elsewhere.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    run = import_completions(str(source), tmp_path / "run", generator="org/writer", temperature=0.7)
+    out = tmp_path / "out"
+    assert main(["push", str(run), "--repo-id", "someone/x", "--dry-run", "--save-dir", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert f"imported with `bestofn import` from {source}: 2 problems x 2 completions, no greedy solutions" in printed
+    assert ("not stated: reward model, top-p, max new tokens, seed, backend, system prompt, user prompt, the problem "
+            "subset") in printed
+    text = (out / "README.md").read_text(encoding="utf-8")
+    for setting in ("Top-p", "Max new tokens", "Seed", "Backend"):
+        assert f"| {setting} | not stated |" in text, setting
+    assert "| Temperature | 0.7 |" in text and "| Samples per problem (N) | 2 |" in text
+    assert "imported with `bestofn import` from `elsewhere.jsonl`, 2 solutions (no greedy solution)" in text
+    assert "written by [org/writer](https://huggingface.co/org/writer)" in text
+    assert "a model the imported input does not name (not stated) gave a score per step" in text
+    assert "as the imported input gave them (how they were chosen: not stated)" in text
+    assert "drawn by `bestofn`" not in text and "Produced with" not in text and "MATH-500 is the" not in text
+    assert BestOfNConfig().system_prompt.split("{step_format}")[0] not in text  # the project's prompt: not claimed
+    assert "2048" not in text and "transformers" not in text  # the config's defaults are not facts about an import
+    assert "Whether any of the 4 samples hit a token limit is not stated" in text
+    assert "Tokens generated: no greedy solutions, not stated (samples)." in text  # no token counts: never 0
+    assert "| [org/writer](https://huggingface.co/org/writer) | not stated | see the model card |" in text
+    assert "The prompt the imported solutions were generated with is not stated." in text and "(split `" not in text
+    assert "are the imported input's own; how\nthey were computed is not stated" in text
+    meta = DatasetCard.load(out / "README.md").data
+    assert meta.source_datasets is None and meta.pretty_name == "Best-of-2 on imported completions (elsewhere.jsonl): writer"
+    problems = load_dataset("parquet", data_files=str(out / hub.data_file("problems")), split="train")
+    assert problems["greedy_solution"] == [None, None] and problems["greedy_correct"] == [None, None]
+    assert problems["weighted_bon_correct"] == [True, True]  # "k + 1" weighs 0.9 against 0.2

@@ -167,6 +167,31 @@ def test_run_without_token_counts_says_unavailable(tmp_path: Path):
     assert "no greedy solutions (so no greedy baseline)" in md and "temperature not stated" in md
 
 
+def test_imported_run_report_states_only_what_the_input_stated(tmp_path: Path, report_dir: Path):
+    """An import that names the generator and nothing else: every other setting is "not stated" in the report, and
+    nothing is said to have been drawn or cut off by bestofn; a run of `bestofn run` says how its subset was drawn."""
+    rows = [{"problem": f"What is {k}?", "answer": str(k), "unique_id": f"p{k}", "level": 1,
+             "completions": [f"Step.\nSo $\\boxed{{{k}}}$.", "Step.\nSo $\\boxed{99}$."],
+             "scores": [[0.3, 0.8], [0.5, 0.6]]} for k in range(2)]
+    source = tmp_path / "made-elsewhere.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    run = import_completions(str(source), tmp_path / "run", generator="org/model")
+    R.write_report(run, subsets=10, bootstrap=20, formats=("md",))
+    md = (run / "report" / "report.md").read_text()
+    assert (f"problems: 2 (level 1: 2) from `{source}`, as given by the imported input (how they were chosen: not "
+            f"stated)") in md
+    assert ("samples per problem N = 2, temperature not stated, top-p not stated, max new tokens not stated, seed not "
+            "stated, backend not stated") in md
+    assert "generator: `org/model`; reward model: not stated" in md
+    assert f"completions imported with `bestofn import` from `{source}`" in md
+    assert "the prompt (system and user message): not stated" in md
+    assert "Whether samples were cut off at a token limit: not stated" in md and "cut off at max_new_tokens" not in md
+    assert "drawn by `bestofn`" not in md and "transformers" not in md and "2048" not in md
+    own = (report_dir / "report.md").read_text()  # a run of `bestofn run` knows all of it
+    assert "drawn by `bestofn` with seed 0, stratified by level" in own and "not stated" not in own
+    assert "max new tokens 512, seed 0, backend transformers" in own
+
+
 def test_clear_gain_is_called_significant(tmp_path: Path, tiny_generator_dir, tiny_prm_dir):
     specs = [problem(f"p{k}", "1", greedy="2", samples=[sample("1", 0.9), sample("1", 0.8)]) for k in range(12)]
     run = build_run(tmp_path / "run", specs, (tiny_generator_dir, tiny_prm_dir))
@@ -175,6 +200,21 @@ def test_clear_gain_is_called_significant(tmp_path: Path, tiny_generator_dir, ti
             "12, lost 0; exact McNemar p = 0.000488, a split this uneven is unlikely if both were equally accurate "
             "(significant at 5%)") in text  # 2 / 2**12
     assert "+100.0 points (paired bootstrap 95% CI +100.0 to +100.0)" in text
+
+
+def test_methods_at_0_and_100_percent_are_reported(tmp_path: Path, tiny_generator_dir, tiny_prm_dir):
+    """Greedy solves none of 10 problems (0/7 at level 1, 0/3 at level 2), every sample is right (10/10): the
+    intervals end exactly at 0% and 100% (floating point gave 5.6e-17 at 0/3 and 0.9999999999999999 at 10/10,
+    and matplotlib refused the negative error bars), and the report is written with every plot."""
+    specs = [problem(f"p{k}", "1", greedy="2", samples=[sample("1", 0.9), sample("1", 0.8)], level=1 + (k >= 7))
+             for k in range(10)]
+    run = build_run(tmp_path / "run", specs, (tiny_generator_dir, tiny_prm_dir))
+    written = R.write_report(run, subsets=5, bootstrap=50)
+    assert_valid_pngs(run / "report", [p.name for p in written if p.suffix == ".png"])
+    md = (run / "report" / "report.md").read_text()
+    # Wilson 95% of 0/10 is [0, 27.8%], of 10/10 [72.2%, 100%]
+    assert "weighted Best-of-2 solved 10 (100.0% [72.2, 100.0]) against greedy's 0 (0.0% [0.0, 27.8])" in md
+    assert "| level 1 | 7 | 0.0% [0.0, 35.4] |" in md and "| level 2 | 3 | 0.0% [0.0, 56.1] |" in md
 
 
 def test_cli_options_and_errors(tmp_path: Path, capsys, report_dir: Path):

@@ -120,6 +120,27 @@ def test_sweep_report_numbers_and_plots(sweep_dir: Path, tmp_path: Path):
     assert html.count("data:image/png;base64,") == len(SR.SWEEP_PLOTS) and "<h2>Summary</h2>" in html
 
 
+def test_sweep_with_methods_at_0_and_100_percent(tmp_path: Path, models):
+    """Three problems; greedy solves none; at T=0.4 every sample is right (3/3), at T=1.2 none (0/3). The sweep and
+    its run reports are written (0/3 used to end with matplotlib's "'yerr' must not contain negative values")."""
+    right, wrong = [sample("1", 0.9)] * 2, [sample("7", 0.9)] * 2
+
+    def run(config: BestOfNConfig, overwrite: bool = False) -> dict:
+        samples = right if config.temperature == 0.4 else wrong
+        specs = [problem(f"p{k}", "1", greedy="5", samples=samples) for k in range(3)]
+        return build_run(Path(config.output_dir), specs, models, temperature=config.temperature)
+
+    config = BestOfNConfig(output_dir=str(tmp_path / "sweep"), n=2, num_problems=3)
+    S.run_sweep(config, [0.4, 1.2], run_fn=run, import_fn=lambda src, cfg, stages: [])
+    written = SR.write_sweep_report(tmp_path / "sweep", subsets=5, bootstrap=50)
+    assert {p.name for p in written} == {"report.md", "report.html", *SR.SWEEP_PLOTS}
+    md = (tmp_path / "sweep" / "report" / "report.md").read_text()
+    # Wilson 95% of 3/3 is [43.9%, 100%], of 0/3 [0%, 56.1%] (z = 1.96, worked by hand)
+    assert "most accurate at T=0.4 (100.0% [43.9, 100.0]) and least at T=1.2 (0.0% [0.0, 56.1])" in md
+    for t in ("0.4", "1.2"):
+        assert (tmp_path / "sweep" / f"temperature-{t}" / "report" / "report.md").is_file()
+
+
 def test_empty_sweep_dir_is_an_error(tmp_path: Path):
     with pytest.raises(BestOfNError, match=r"no temperature-<t> run directories.*bestofn sweep --temperatures"):
         SR.analyze_sweep(tmp_path)

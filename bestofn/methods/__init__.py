@@ -24,6 +24,7 @@ BEST_OF_N = "best_of_n"
 RUN_METHODS = (BEST_OF_N, "beam_search", "dvts")  # the choices of ``--method`` (not selection.METHODS: how to pick)
 SEARCH_METHODS = RUN_METHODS[1:]
 GREEDY = "greedy"  # the baseline (not a --method): one solution per problem at temperature 0
+RUN_METHOD_LABELS = {BEST_OF_N: "Best-of-N", "beam_search": "beam search", "dvts": "DVTS"}  # as reports name them
 
 
 @dataclass
@@ -46,4 +47,4 @@ def make_method(config: Any, separator: str) -> Any:
     return Search.from_config(config, separator)
 
 
-__all__ = ["BEST_OF_N", "GREEDY", "RUN_METHODS", "SEARCH_METHODS", "Solved", "make_method"]
+__all__ = ["BEST_OF_N", "GREEDY", "RUN_METHODS", "RUN_METHOD_LABELS", "SEARCH_METHODS", "Solved", "make_method"]

@@ -230,14 +230,18 @@ def wilson(successes: float, total: int, z: float = Z95) -> tuple[float, float]:
 
     Unlike the normal approximation or a bootstrap it stays inside [0, 1] and keeps a width at 0% and 100%:
     12 of 12 problems solved gives [75.8%, 100%], not [100%, 100%].
+
+    The bounds are clamped to [0, p] and [p, 1]: in exact arithmetic the lower bound at 0/t is 0 and the upper
+    bound at t/t is 1, but in floating point they come out as 5.6e-17 (0/3) or 0.9999999999999999 (30/30),
+    which would give a negative error bar (matplotlib rejects those) and is not the interval anyway.
     """
     if total <= 0:
         return 0.0, 1.0
-    p = successes / total
+    p = min(max(successes / total, 0.0), 1.0)
     denominator = 1 + z * z / total
     centre = (p + z * z / (2 * total)) / denominator
     half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / denominator
-    return max(0.0, centre - half), min(1.0, centre + half)
+    return min(max(centre - half, 0.0), p), max(min(centre + half, 1.0), p)
 
 
 def proportion(values: np.ndarray) -> Estimate:

@@ -26,13 +26,13 @@ from matplotlib.ticker import NullFormatter
 from ..errors import BestOfNError
 from ..io import read_jsonl
 from ..methods import BEST_OF_N, RUN_METHODS
+from ..methods import RUN_METHOD_LABELS as METHOD_LABELS
 from ..rundir import FILES
 from . import analysis as A
 from .plots import fitted_percent_axis, n_axis
-from .render import Page, bullets, table, write_page
+from .render import Page, bullets, output_lock, table, write_page
 from .run_report import pct, plural, points, with_ci
 
-METHOD_LABELS = {"best_of_n": "Best-of-N", "beam_search": "beam search", "dvts": "DVTS"}
 METHOD_COLORS = {"best_of_n": "#2ca02c", "beam_search": "#d62728", "dvts": "#1f77b4"}
 METHOD_MARKERS = {"best_of_n": ("o", 4), "beam_search": ("s", 8), "dvts": ("^", 5)}  # sizes: coinciding points stay visible
 DEFAULT_SELECTION = "weighted_bon"
@@ -313,7 +313,9 @@ def build_compare_report(cmp: MethodComparison) -> Page:
 def write_compare_report(run_dirs: Sequence[str | Path], output_dir: str | Path, selection: str = DEFAULT_SELECTION,
                          subsets: int = A.DEFAULT_SUBSETS, seed: int = A.DEFAULT_SEED,
                          bootstrap: int = A.DEFAULT_BOOTSTRAP, formats: Sequence[str] = ("md", "html")) -> list[Path]:
-    """Compare the runs and write ``report.md``/``report.html`` and the PNGs into ``output_dir``."""
-    cmp = compare_runs(run_dirs, selection, subsets, seed, bootstrap)
-    figures = {"compare_accuracy.png": plot_overall(cmp), "compare_by_level.png": plot_by_level(cmp)}
-    return write_page(build_compare_report(cmp), figures, Path(output_dir), formats)
+    """Compare the runs and write ``report.md``/``report.html`` and the PNGs into ``output_dir`` (into a run
+    directory, under its run lock: :func:`~bestofn.report.render.output_lock`)."""
+    with output_lock(output_dir):
+        cmp = compare_runs(run_dirs, selection, subsets, seed, bootstrap)
+        figures = {"compare_accuracy.png": plot_overall(cmp), "compare_by_level.png": plot_by_level(cmp)}
+        return write_page(build_compare_report(cmp), figures, Path(output_dir), formats)

@@ -7,6 +7,10 @@ as a base64 PNG, to open in a browser or attach to a message. No server, no Java
 
 A few views only make sense in HTML (text coloured by a reward); :meth:`Page.html_block` gives them with a
 plain-Markdown stand-in for ``report.md``.
+
+A report written into a run directory (``RUN_DIR/report``, or a comparison whose output folder is a run
+directory) is written under that run directory's lock (:func:`output_lock`), like every other writer of it:
+never while ``bestofn run`` rewrites the run (and may remove its stale ``report/``), nor beside another report.
 """
 
 from __future__ import annotations
@@ -14,7 +18,8 @@ from __future__ import annotations
 import base64
 import html
 import io
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +27,9 @@ from markdown_it import MarkdownIt
 from matplotlib.figure import Figure
 
 from ..io import atomic_write_bytes, atomic_write_text
+from ..rundir import lock_run_dir
+
+RUN_DIR_MARKERS = ("manifest.json", "config.yaml")  # files that every run directory holds (bestofn run or import)
 
 DPI = 110
 
@@ -179,3 +187,27 @@ def write_page(page: Page, figures: Mapping[str, Figure], out_dir: str | Path,
         atomic_write_text(out_dir / "report.html", page.html(images))
         written.append(out_dir / "report.html")
     return written
+
+
+# --------------------------------------------------------------------------------------------------------
+# The run directory an output folder belongs to
+# --------------------------------------------------------------------------------------------------------
+def owning_run_dir(out_dir: str | Path) -> Path | None:
+    """The run directory that ``out_dir`` writes into: ``out_dir`` itself, or its parent (``RUN_DIR/report``)."""
+    out_dir = Path(out_dir)
+    return next((p for p in (out_dir, out_dir.parent) if any((p / m).is_file() for m in RUN_DIR_MARKERS)), None)
+
+
+@contextmanager
+def output_lock(out_dir: str | Path) -> Iterator[None]:
+    """Hold the run lock of the run directory ``out_dir`` writes into, if any, while the body runs.
+
+    A run directory in use by another writer stops the report at once, with one line (a :class:`BestOfNError`
+    from :func:`bestofn.rundir.lock_run_dir`), as does one that cannot be written.
+    """
+    run_dir = owning_run_dir(out_dir)
+    if run_dir is None:
+        yield
+        return
+    with lock_run_dir(run_dir):
+        yield

@@ -14,11 +14,12 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
+from .provenance import NOT_STATED, SUBSET, Provenance
 from ..selection import AGGREGATIONS
 from . import analysis as A
 from . import plots as P
 from .compute import add_compute_section
-from .render import Page, bullets, code, details, fenced, table, write_page
+from .render import Page, bullets, code, details, fenced, output_lock, table, write_page
 
 SOLUTION_CHARS = 6000  # longer solutions are cut in the report (the full text is in samples.jsonl)
 STEP_VIEWER_PROBLEMS = 6  # problems shown in the step-reward viewer
@@ -103,22 +104,28 @@ def title(an: A.Analysis) -> str:
 def _setup(page: Page, an: A.Analysis) -> None:
     cfg, run = an.run.config, an.run
     levels = ", ".join(f"{P.level_name(lvl)}: {sum(o.level == lvl for o in an.outcomes)}" for lvl in run.levels)
-    imported = run.manifest.get("imported_from")
-    stated = imported.get("stated", {}) if imported else cfg
+    known = Provenance.from_manifest(run.manifest)  # an imported run knows only what its input stated
 
-    def setting(key: str) -> str:  # an imported run knows only what the import command was told
-        return "not stated" if stated.get(key) is None else str(cfg.get(key))
+    def setting(key: str) -> str:
+        return known.setting(key, cfg.get(key))
 
+    def model(key: str) -> str:
+        return code(cfg.get(key, "?")) if known.stated(key) else NOT_STATED
+
+    chosen = (f"drawn by `bestofn` with seed {cfg.get('seed')}, stratified by level" if known.stated(SUBSET)
+              else f"as given by the imported input (how they were chosen: {NOT_STATED})")
     items = [
-        f"problems: {len(run.problems)} ({levels}) from {code(cfg.get('dataset', '?'))}",
-        f"samples per problem N = {run.n}, temperature {setting('temperature')}, top-p {setting('top_p')}",
-        f"generator: {code(cfg.get('generator', '?'))}; reward model: {code(cfg.get('prm', '?'))}",
+        f"problems: {len(run.problems)} ({levels}) from {code(cfg.get('dataset', '?'))}, {chosen}",
+        f"samples per problem N = {run.n}, temperature {setting('temperature')}, top-p {setting('top_p')}, "
+        f"max new tokens {setting('max_new_tokens')}, seed {setting('seed')}, backend {setting('backend')}",
+        f"generator: {model('generator')}; reward model: {model('prm')}",
         f"reward aggregation for selection: {code(run.reward_aggregation)}"
         + (" (the rewards have one score per solution, so every aggregation is the same)" if run.one_score else ""),
     ]
-    if imported:
-        items.append(f"completions imported with `bestofn import` from {code(imported.get('source', '?'))}"
-                     + ("" if run.has_greedy else "; no greedy solutions (so no greedy baseline)"))
+    if known.is_imported:
+        items.append(f"completions imported with `bestofn import` from {code(known.source)}"
+                     + ("" if run.has_greedy else "; no greedy solutions (so no greedy baseline)")
+                     + f"; the prompt (system and user message): {NOT_STATED}")
     items.append(f"run directory: {code(run.run_dir)}")
     items.append(f"report settings: {an.curves.subsets} subsets per point, seed {an.curves.seed}, "
                  f"{an.bootstrap} bootstrap resamples")
@@ -471,9 +478,13 @@ def _grading_section(page: Page, an: A.Analysis) -> None:
 def _notes_section(page: Page, an: A.Analysis) -> None:
     ps = an.run.problems
     total = sum(len(p.answers) for p in ps)
+    known = Provenance.from_manifest(an.run.manifest)
+    cut_off = (f"{sum(int(p.cut_off.sum()) for p in ps)} samples were cut off at max_new_tokens."
+               if known.stated("max_new_tokens") else
+               f"Whether samples were cut off at a token limit: {NOT_STATED} (imported completions carry no finish reason).")
     notes = [
         f"{sum(a is None for p in ps for a in p.answers)} of {total} samples have no boxed answer (they never win a vote).",
-        f"{sum(int(p.cut_off.sum()) for p in ps)} samples were cut off at max_new_tokens.",
+        cut_off,
         f"{sum(int((~p.scored).sum()) for p in ps)} samples have no scored step (reward 0 in selection, left out of the "
         f"AUROC and calibration); {sum(int(p.truncated.sum()) for p in ps)} were longer than the PRM's context (only "
         f"their first steps were scored).",
@@ -542,10 +553,14 @@ def write_report(
     bootstrap: int = A.DEFAULT_BOOTSTRAP,
     formats: Sequence[str] = ("md", "html"),
 ) -> list[Path]:
-    """Analyze ``run_dir`` and write the report (default: ``RUN_DIR/report/``); return the written paths."""
-    an = A.analyze(run_dir, subsets=subsets, seed=seed, bootstrap=bootstrap)
+    """Analyze ``run_dir`` and write the report (default: ``RUN_DIR/report/``); return the written paths.
+
+    Into a run directory, under its run lock (:func:`~bestofn.report.render.output_lock`), reading included.
+    """
     out_dir = Path(output_dir) if output_dir is not None else Path(run_dir) / "report"
-    return write_analysis_report(an, out_dir, formats)
+    with output_lock(out_dir):
+        an = A.analyze(run_dir, subsets=subsets, seed=seed, bootstrap=bootstrap)
+        return write_analysis_report(an, out_dir, formats)
 
 
 def write_analysis_report(an: A.Analysis, out_dir: str | Path, formats: Sequence[str] = ("md", "html")) -> list[Path]:
