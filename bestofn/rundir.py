@@ -176,11 +176,8 @@ def lock_run_dir(path: str | Path) -> Iterator[Path | None]:
     path = Path(path)
     created = next((p for p in reversed([path, *path.parents]) if not p.exists()), None)
     lock_path = path / LOCK_FILE
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        fd = _acquire(lock_path)
-    except OSError as e:
-        raise BestOfNError(f"cannot write to output directory {path} ({e.strerror}); choose another --output-dir") from None
+    path.mkdir(parents=True, exist_ok=True)  # an OSError (read-only, not a folder) is the CLI's one line
+    fd = _acquire(lock_path)
     before = {p.name for p in path.iterdir()}
     try:
         yield created

@@ -70,6 +70,13 @@ def test_search_and_learn_layout_imports_as_is(tmp_path: Path):
     assert imported["source"] == str(tmp_path / "sal.jsonl") and imported["rows"] == 2 and imported["n"] == 3
     assert imported["greedy"] is False and imported["scores"] == "step rewards" and imported["token_counts"] is True
     assert "pred" in imported["columns"]
+    # results.json says what was imported from where, and what the input did not state
+    assert results["imported_from"]["source"] == str(tmp_path / "sal.jsonl")
+    assert results["imported_from"]["stated"] == {"generator": "meta-llama/Llama-3.2-1B-Instruct",
+                                                  "prm": "RLHFlow/Llama3.1-8B-PRM-Deepseek-Data", "temperature": 0.8}
+    assert {"top_p", "max_new_tokens", "seed"} <= set(results["imported_from"]["not_stated"])
+    assert results["compute"]["generated_tokens"] == 31 + 40 + 38 + 20 + 22 + 24, "the rows' own counts"
+    assert results["compute"]["prm_tokens"] is None, "the input did not say: unknown, never 0"
     an = A.analyze(run, subsets=10, bootstrap=20)
     assert not an.inconsistencies and not an.run.has_greedy and "greedy" not in an.comparisons
     assert an.mean_tokens[-1] == pytest.approx((31 + 40 + 38 + 20 + 22 + 24) / 2)
@@ -98,6 +105,23 @@ def test_parquet_greedy_one_score_and_missing_tokens(tmp_path: Path):
     assert config.generator == UNKNOWN and config.prm == UNKNOWN
     an = A.analyze(run, subsets=10, bootstrap=20)
     assert an.run.one_score and an.mean_tokens is None and an.greedy_mean_tokens is None
+
+
+def test_import_takes_the_lock_and_overwrite_keeps_the_users_files(tmp_path: Path):
+    from bestofn.rundir import lock_run_dir
+
+    source = str(write_jsonl(tmp_path / "sal.jsonl", ROWS))
+    out = tmp_path / "run"
+    import_completions(source, out)
+    (out / "notes.txt").write_text("mine")
+    (out / "sub").mkdir()
+    with lock_run_dir(out):  # e.g. a `bestofn run` writing the same directory
+        with pytest.raises(BestOfNError, match=r"in use by another bestofn process"):
+            import_completions(source, out, overwrite=True)
+    import_completions(source, out, overwrite=True, prm="x/y")
+    assert (out / "notes.txt").read_text() == "mine" and (out / "sub").is_dir(), "only what bestofn wrote is replaced"
+    assert read_json(out / "manifest.json")["imported_from"]["stated"]["prm"] == "x/y"
+    assert len(list((out / "chunks" / "samples").glob("*.json"))) == 1, "the chunks of the old import are gone"
 
 
 def test_missing_column_and_other_bad_input_are_named(tmp_path: Path):
