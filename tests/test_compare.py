@@ -93,7 +93,7 @@ def test_compare_numbers_match_the_hand_worked_runs(three_runs) -> None:
     assert beam.tokens.sum() == sum(n["num_tokens"] + n["lookahead_tokens"] for n in tree)
     overall = next(v for v in cmp.verdicts if v.level is None and v.n == 4)
     assert [m for m, _ in overall.ranking] == ["beam search", "DVTS", "Best-of-N"]
-    assert not overall.clear  # two problems: a 50-point lead is still within the noise
+    assert not overall.clear and overall.p_value == 1.0  # two problems: one solved by only one, McNemar p = 1
 
 
 def test_compare_intervals_are_the_run_reports(three_runs) -> None:
@@ -210,3 +210,23 @@ def test_matched_budgets_rank_each_series_by_its_most_expensive_affordable_point
     verdicts = _budget_verdicts(pts, mask, None, "generated", accuracy)
     assert [(v.budget, [(p.series, p.n) for p, _, _ in v.within], v.best) for v in verdicts] == [
         (30.0, [("beam", 4), ("BoN", 2)], ["beam"]), (40.0, [("BoN", 4), ("beam", 4)], ["BoN"])]
+
+
+def test_a_lead_is_clear_only_when_the_run_reports_test_says_so() -> None:
+    # 0/1 outcomes on 6 problems: A solves all, B none -> 6 problems solved by only one, exact McNemar
+    # p = 2 / 2**6 = 0.03125 < 5%: clear. On 5 problems p = 2 / 2**5 = 0.0625: within the noise, although the
+    # bootstrap interval of the margin is [+100, +100] points.
+    from bestofn.report.compare import _verdicts
+
+    for size, clear, p in ((6, True, 0.03125), (5, False, 0.0625)):
+        pts = [Point(s, m, 4, Path("."), np.full(size, acc), np.zeros(size), np.zeros(size))
+               for s, m, acc in (("A", "beam_search", 1.0), ("B", "dvts", 0.0))]
+        accuracy = {(p_.series, 4, None): A.proportion(p_.accuracy) for p_ in pts}
+        (v,) = _verdicts(pts, np.ones(size, bool), None, accuracy, np.random.default_rng(0), 100)
+        assert (v.ranking[0][0], v.clear, v.p_value, v.differing) == ("A", clear, p, size)
+    # Expected accuracies (n-subsets): the bootstrap interval decides, with at least 6 differing problems.
+    pts = [Point(s, m, 2, Path("."), np.array(acc), np.zeros(6), np.zeros(6))
+           for s, m, acc in (("A", "best_of_n", [.75] * 6), ("B", "dvts", [.25] * 6))]
+    accuracy = {(p_.series, 2, None): A.proportion(p_.accuracy) for p_ in pts}
+    (v,) = _verdicts(pts, np.ones(6, bool), None, accuracy, np.random.default_rng(0), 100)
+    assert v.p_value is None and v.clear

@@ -75,16 +75,27 @@ class Point:
 
 @dataclass
 class Verdict:
-    """The best series at one budget and level, and its margin over the runner-up."""
+    """The best series at one budget and level, and its margin over the runner-up.
+
+    Whether the lead is beyond the noise is decided as in the run report: where both series are 0/1 per
+    problem (search pools, Best-of-N at its full N) by the exact McNemar test on the problems only one of them
+    solved; otherwise (expected accuracies over n-subsets) by the margin's paired bootstrap interval, and only
+    with at least as many differing problems as McNemar would need."""
 
     level: int | None  # None: all levels
     n: int
     ranking: list[tuple[str, A.Estimate]]  # (series, accuracy), best first
     margin: A.Estimate | None  # best - runner-up, paired bootstrap; None with a single series
+    differing: int = 0  # problems on which the best and the runner-up differ
+    p_value: float | None = None  # exact McNemar, when both are 0/1 per problem
 
     @property
     def clear(self) -> bool:
-        return self.margin is not None and self.margin.low > 0
+        if self.margin is None:
+            return False
+        if self.p_value is not None:
+            return self.p_value < 1 - A.CI_LEVEL
+        return self.margin.low > 0 and self.differing >= A.min_informative_for_significance()
 
 
 @dataclass
@@ -284,9 +295,13 @@ def _verdicts(pts: list[Point], mask: np.ndarray, level: int | None, accuracy: d
         if len(here) < 2:
             continue
         ranked = sorted(here, key=lambda p: -accuracy[(p.series, n, level)].value)
-        diff = ranked[0].accuracy[mask] - ranked[1].accuracy[mask]
+        best, runner = ranked[0].accuracy[mask], ranked[1].accuracy[mask]
+        diff = best - runner
         margin = A.estimate(diff.mean(), A.bootstrap_means(diff[None, :], rng, rounds)[0])
-        out.append(Verdict(level, n, [(p.series, accuracy[(p.series, n, level)]) for p in ranked], margin))
+        binary = bool(np.isin(best, (0.0, 1.0)).all() and np.isin(runner, (0.0, 1.0)).all())
+        p_value = A.mcnemar_p(int((diff > 0).sum()), int((diff < 0).sum())) if binary else None
+        out.append(Verdict(level, n, [(p.series, accuracy[(p.series, n, level)]) for p in ranked], margin,
+                           int((diff != 0).sum()), p_value))
     return out
 
 
@@ -414,11 +429,13 @@ def verdict_sentence(v: Verdict) -> str:
     tied = [s for s, e in v.ranking if e.value == est.value]
     if len(tied) > 1:
         return f"At N={v.n} ({_where(v.level)}), {' and '.join(tied)} tie at {with_ci(est)}: no method is better here."
+    test = (f"{plural(v.differing, 'problem')} solved by only one of them, exact McNemar p = {v.p_value:.3g}"
+            if v.p_value is not None else f"{plural(v.differing, 'problem')} on which they differ")
     if v.clear:
         return (f"At N={v.n} ({_where(v.level)}), **{best}** is best with {with_ci(est)}, ahead of {runner} by "
-                f"{points(v.margin)}.")
+                f"{points(v.margin)}; {test}.")
     return (f"At N={v.n} ({_where(v.level)}), {best} scores highest ({with_ci(est)}) but its lead over {runner}, "
-            f"{points(v.margin)}, is within the noise: no method is clearly better here.")
+            f"{points(v.margin)}, is within the noise ({test}): no method is clearly better here.")
 
 
 def choice_sentence(c: Choice) -> str:
