@@ -43,7 +43,8 @@ RIGHT = [{"2", "1.1", "0.1", "2.1"}, {"1.1", "0.1", "0.0"}]
 
 def _rules(chosen: list[dict], favourite: str) -> TreeRules:
     return TreeRules(
-        reward=lambda k, label: (0.9 if label == favourite else 0.2) if "." not in label else (0.8 if label.endswith("1") else 0.3),
+        reward=lambda k, label: ((0.9 if label == favourite else 0.2) if "." not in label
+                                 else (0.8 if label.endswith("1") else 0.3)),
         end=lambda k, label: "stop" if label.count(".") == 1 else None,
         answer=lambda k, label: chosen[k]["answer"] if label in RIGHT[k] else "12345")
 

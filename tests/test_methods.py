@@ -214,7 +214,7 @@ def test_a_killed_search_resumes_at_its_last_finished_iteration(tmp_path) -> Non
     assert pool_rows(b, "beam_search", 4) == pool_rows(b2, "beam_search", 4)
 
 
-# --- the token budget: a generator whose steps have known token counts ------------------------------------------
+# --- the token budget: a generator whose steps have known token counts ----------------------------------------
 class CharTokenizer:
     """One token per character, so a text's token count is its length, worked out by hand."""
 
@@ -268,7 +268,8 @@ def test_a_solution_that_reaches_max_new_tokens_at_a_step_end_is_not_expanded_ag
     (state,), backend = _budget_search(method, 40)
     rows = pool_rows(state, method, 4)
     assert len(rows) == 4
-    assert [(r["num_tokens"], len(r["text"]), r["finish_reason"], r["text"].count(SEP)) for r in rows] == [(40, 40, "length", 4)] * 4
+    shape = [(r["num_tokens"], len(r["text"]), r["finish_reason"], r["text"].count(SEP)) for r in rows]
+    assert shape == [(40, 40, "length", 4)] * 4
     assert max(node.iteration for node in state.nodes.values()) == 3  # no fifth step
     # Each call asks for what is left of the budget: 40, 30, 20, 10.
     assert [c["max_new_tokens"] for c in backend.calls] == [40, 30, 20, 10]
@@ -308,7 +309,7 @@ def test_lookahead_rollouts_stay_within_the_remaining_budget() -> None:
     assert {r["num_tokens"] for s in (a, b) for r in pool_rows(s, "beam_search", 4)} == {25}
 
 
-# --- duplicates ------------------------------------------------------------------------------------------------------
+# --- duplicates ------------------------------------------------------------------------------------------------
 class EchoFirstStep(ScriptedTreeBackend):
     """The scripted tree, except that first steps 1 and 2 write exactly what first step 0 writes."""
 
@@ -336,7 +337,7 @@ def test_identical_partial_solutions_are_expanded_once(filter_duplicates) -> Non
         assert all(n.duplicate_of is None for n in a.nodes.values())
 
 
-# --- n/M != M: the number of kept beams and of subtrees ----------------------------------------------------------------
+# --- n/M != M: the number of kept beams and of subtrees -------------------------------------------------------
 def _first_step_rules() -> TreeRules:
     # A first step's reward is its label / 100 (0 .. 15); a later step's is .5; nothing ends before the last call.
     return TreeRules(reward=lambda k, label: int(label) / 100 if "." not in label else .5,

@@ -2,8 +2,8 @@
 
 Per problem: sample n first steps; each iteration, keep the n/M best-scoring unfinished beams (M = beam width)
 and expand each into M continuations of one step. A beam that ends (end of sequence, or ``max_new_tokens``
-reached) joins the problem's finished pool; the problem stops when n are finished or at the last iteration, whose
-call is unrestricted (no stop string), so every beam it expands runs to its end. The final pool is the n
+reached) joins the problem's finished pool; the problem stops when n are finished or at the last iteration,
+whose call is unrestricted (no stop string), so every beam it expands runs to its end. The final pool is the n
 best-scoring finished beams. (When fewer than n/M beams are left to keep, fewer candidates are expanded, and
 in rare cases the pool ends with fewer than n solutions; it is never padded with copies, which would count
 twice in the votes.) With ``filter_duplicates`` (the default, as in search-and-learn's recipes) the n/M kept

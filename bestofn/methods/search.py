@@ -71,7 +71,9 @@ class SearchSettings:
 def make_policy(settings: SearchSettings) -> BeamSearch | DVTS:
     if settings.method == "beam_search":
         return BeamSearch(settings.n, settings.beam_width, settings.filter_duplicates)
-    return DVTS(settings.n, settings.beam_width)
+    if settings.method == "dvts":
+        return DVTS(settings.n, settings.beam_width)
+    raise ValueError(f"not a search method: {settings.method!r}")
 
 
 # --- the loop ------------------------------------------------------------------------------------------------

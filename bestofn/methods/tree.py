@@ -35,8 +35,8 @@ class Node:
     prm_tokens: int = 0  # tokens the PRM read to score this node
     prm_truncated: bool = False  # the scored text was longer than the PRM's context
     score: float = 0.0  # step_rewards aggregated with the configured aggregation: what ranks beams
-    duplicate_of: int | None = None  # filter_duplicates: a better-ranked node with the same solution text, expanded
-    # in this one's stead (this node is never expanded)
+    # filter_duplicates: the better-ranked node with the same solution text, expanded in this one's stead
+    duplicate_of: int | None = None
 
     @property
     def ended(self) -> bool:

@@ -273,8 +273,9 @@ def _run_points(run: A.RunData, series: str, order: list[str], selection: str, s
         prm_tokens = _per_problem(nodes, "prm_tokens")
     else:  # a search run without its tree: what it spent is not known
         generated = {}
-    return [Point(series, method, run.n, run.run_dir, np.array(accuracy),
-                  np.array([generated.get(u, np.nan) for u in order]), np.array([prm_tokens.get(u, np.nan) for u in order]))]
+    per_problem = lambda counts: np.array([counts.get(u, np.nan) for u in order])  # noqa: E731
+    return [Point(series, method, run.n, run.run_dir, np.array(accuracy), per_problem(generated),
+                  per_problem(prm_tokens))]
 
 
 def _per_problem(rows: list[dict], key: str) -> dict[str, float]:
