@@ -231,3 +231,28 @@ def test_a_lead_is_clear_only_when_the_run_reports_test_says_so() -> None:
     accuracy = {(p_.series, 2, None): A.proportion(p_.accuracy) for p_ in pts}
     (v,) = _verdicts(pts, np.ones(6, bool), None, accuracy, np.random.default_rng(0), 100)
     assert v.p_value is None and v.clear
+
+
+def test_an_import_is_compared_only_with_allow_mixed_and_its_unknowns_are_named(runs, tmp_path, capsys) -> None:
+    # Completions made elsewhere on the same two problems, N=2: the right answer scored .9, a wrong one .1 (so
+    # weighted Best-of-N is right on both: 100%), without token counts.
+    from bestofn.importer import import_completions
+
+    problems = [json.loads(line) for line in (runs["bon"].parent / "two.jsonl").read_text().splitlines()]
+    rows = [{**p, "completions": [f"So the answer is $\\boxed{{{p['answer']}}}$.", "So the answer is $\\boxed{12345}$."],
+             "scores": [[0.9], [0.1]]} for p in problems]
+    source = tmp_path / "elsewhere.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    imported = import_completions(str(source), tmp_path / "imported", generator="org/gen", temperature=0.8)
+    capsys.readouterr()  # the import's own progress lines
+    out = tmp_path / "cmp"
+    assert cli.main(["compare", str(runs["bon"]), str(imported), "--output-dir", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "generator differs (bon: " in err and "imported: org/gen)" in err
+    assert "max_new_tokens differs (bon: 256; imported: not stated)" in err and "temperature" not in err
+    assert cli.main(["compare", str(runs["bon"]), str(imported), "--output-dir", str(out), "--allow-mixed",
+                     "--bootstrap", "50"]) == 0
+    md = (out / "report.md").read_text()
+    assert "| max_new_tokens | 256 | not stated |" in md
+    row = next(line for line in md.splitlines() if line.startswith("| Best-of-N (imported) | 2 |"))
+    assert row.split(" | ")[2:5] == ["unavailable", "unavailable", "100.0% [34.2, 100.0]"]

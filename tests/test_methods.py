@@ -263,13 +263,14 @@ def _budget_search(method: str, max_new_tokens: int, *, n=4, beam_width=2, num_i
 
 
 @pytest.mark.parametrize("method", ["beam_search", "dvts"])
-def test_a_solution_that_reaches_max_new_tokens_at_a_step_end_is_not_expanded_again(method) -> None:
+@pytest.mark.parametrize(("n", "beam_width"), [(4, 2), (16, 4)])
+def test_a_solution_that_reaches_max_new_tokens_at_a_step_end_is_not_expanded_again(method, n, beam_width) -> None:
     # 40 tokens = four 10-token steps: the fourth ends the solution (length) exactly at the budget.
-    (state,), backend = _budget_search(method, 40)
-    rows = pool_rows(state, method, 4)
-    assert len(rows) == 4
+    (state,), backend = _budget_search(method, 40, n=n, beam_width=beam_width)
+    rows = pool_rows(state, method, n)
+    assert len(rows) == n
     shape = [(r["num_tokens"], len(r["text"]), r["finish_reason"], r["text"].count(SEP)) for r in rows]
-    assert shape == [(40, 40, "length", 4)] * 4
+    assert shape == [(40, 40, "length", 4)] * n
     assert max(node.iteration for node in state.nodes.values()) == 3  # no fifth step
     # Each call asks for what is left of the budget: 40, 30, 20, 10.
     assert [c["max_new_tokens"] for c in backend.calls] == [40, 30, 20, 10]
@@ -318,6 +319,27 @@ class EchoFirstStep(ScriptedTreeBackend):
 
 
 @pytest.mark.parametrize("filter_duplicates", [True, False])
+def test_identical_partial_solutions_are_expanded_once_at_n16_m4(filter_duplicates) -> None:
+    # n=16, M=4: first steps 0-7 write one text (scored .9 as step 0); 8-15 are distinct, scored label / 100.
+    # Four beams are kept: with the filter 0 and the three best distinct others (15, 14, 13); without, 0-3.
+    class EchoEight(ScriptedTreeBackend):
+        def _step(self, k: int, label: str, restricted: bool) -> Completion:
+            return super()._step(k, "0" if label in {str(i) for i in range(8)} else label, restricted)
+
+    rules = TreeRules(reward=lambda k, label: .9 if label == "0" else (int(label) / 100 if "." not in label else .5))
+    texts = [PROBLEMS[0].problem]
+    settings = SearchSettings("beam_search", n=16, beam_width=4, num_iterations=2, lookahead=0, temperature=0.8,
+                              top_p=1.0, max_new_tokens=256, seed=7, aggregation="last", separator=SEP,
+                              filter_duplicates=filter_duplicates)
+    (a,) = run_search(PROBLEMS[:1], texts, EchoEight(texts, rules, _tokenizer(), SEP), ScriptedTreePRM(texts, rules, SEP),
+                      settings, progress=False)
+    kept = sorted({n.parent_id for n in a.nodes.values() if n.iteration == 1})
+    assert kept == ([0, 13, 14, 15] if filter_duplicates else [0, 1, 2, 3])
+    assert [a.nodes[i].duplicate_of for i in range(16)] == ([None] + [0] * 7 + [None] * 8 if filter_duplicates
+                                                             else [None] * 16)
+
+
+@pytest.mark.parametrize("filter_duplicates", [True, False])
 def test_identical_partial_solutions_are_expanded_once(filter_duplicates) -> None:
     # First steps 0, 1, 2 are one text, scored .9; 3 is scored .5. n=4, M=2: two beams are kept.
     rules = TreeRules(reward=lambda k, label: {"0": .9, "3": .5}.get(label, 0.1))
@@ -354,7 +376,7 @@ def _search_n16(method: str, beam_width: int, num_iterations: int = 3):
     return state, backend
 
 
-@pytest.mark.parametrize(("beam_width", "kept"), [(2, list(range(8, 16))), (8, [14, 15])])
+@pytest.mark.parametrize(("beam_width", "kept"), [(2, list(range(8, 16))), (4, [12, 13, 14, 15]), (8, [14, 15])])
 def test_beam_search_keeps_n_over_m_beams_and_expands_each_into_m(beam_width, kept) -> None:
     # n=16: 16 first steps 0..15 (n/M prompts of M samples); the n/M best by label are kept (M=2: 8; M=8: 2).
     state, backend = _search_n16("beam_search", beam_width)
@@ -364,7 +386,7 @@ def test_beam_search_keeps_n_over_m_beams_and_expands_each_into_m(beam_width, ke
     assert len(pool_rows(state, "beam_search", 16)) == 16
 
 
-@pytest.mark.parametrize("beam_width", [2, 8])
+@pytest.mark.parametrize("beam_width", [2, 4, 8])
 def test_dvts_runs_n_over_m_subtrees_of_m_candidates(beam_width) -> None:
     # n=16: n/M subtrees; subtree s samples first steps s*M .. s*M+M-1 and follows its best (the last, by label).
     state, backend = _search_n16("dvts", beam_width, num_iterations=2)
