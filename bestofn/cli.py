@@ -184,7 +184,8 @@ def _report(args: argparse.Namespace) -> None:
 def _compare(args: argparse.Namespace) -> None:
     from .report.compare import write_compare_report
 
-    written = write_compare_report(args.run_dirs, args.compare_dir, args.selection, **report_settings(args))
+    written = write_compare_report(args.run_dirs, args.compare_dir, args.selection, **report_settings(args),
+                                   allow_mixed=args.allow_mixed)
     print(f"wrote {len(written)} files to {written[0].parent}: " + ", ".join(p.name for p in written))
 
 
@@ -318,6 +319,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output-dir", dest="compare_dir", required=True, help="where to write the comparison")
     p.add_argument("--selection", choices=("majority", "naive_bon", "weighted_bon"), default="weighted_bon",
                    help="rule that picks the answer from each final pool (default: %(default)s)")
+    p.add_argument("--allow-mixed", action="store_true",
+                   help="compare runs made with different generators, PRMs, sampling settings, budgets, prompts or "
+                        "datasets (refused otherwise); the report lists every difference")
     add_report_flags(p, seed_flags=("--seed",))
     p.set_defaults(func=_compare)
     return parser

@@ -107,6 +107,8 @@ class BestOfNConfig:
         default=40, metadata={"help": "Search methods: most steps per solution; the last one runs beams to their end."})
     lookahead: int = field(
         default=0, metadata={"help": "Search methods: greedy steps generated after a candidate only to score it."})
+    filter_duplicates: bool = field(
+        default=True, metadata={"help": "beam_search: expand identical partial solutions once (as search-and-learn)."})
     # --- PRM scoring ----------------------------------------------------------------------------------------
     prm: str = field(
         default="Skywork/Skywork-o1-Open-PRM-Qwen-2.5-1.5B", metadata={"help": "Process reward model: Hub id or local path."}
@@ -273,8 +275,8 @@ _UPSTREAM: dict[str, tuple[str, ...]] = {
 }
 # A search method's samples are chosen by the PRM while they are generated, so they depend on the PRM and
 # the aggregation too. Best-of-N's samples leave these keys out (a new PRM rescores the same samples).
-_SEARCH_KEYS = ("method", "beam_width", "num_iterations", "lookahead", "prm", "prm_revision", "prm_max_length",
-                "aggregation")
+_SEARCH_KEYS = ("method", "beam_width", "num_iterations", "lookahead", "filter_duplicates", "prm", "prm_revision",
+                "prm_max_length", "aggregation")
 
 
 def stage_keys(stage: str, method: str = BEST_OF_N) -> set[str]:

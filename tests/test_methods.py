@@ -11,6 +11,7 @@ import functools
 
 import pytest
 
+from bestofn.backends.base import Completion, GenerationBackend
 from bestofn.data import Problem
 from bestofn.methods.search import SearchSettings, run_search
 from bestofn.methods.tree import beam_seed, pool_rows
@@ -117,17 +118,41 @@ def test_beam_search_ranks_with_the_configured_aggregation() -> None:
 
 
 def test_completed_beams_join_the_pool_however_they_end() -> None:
-    # Problem 0, iteration 0: 0 ends at end of sequence, 2 is cut at the length limit, 3 writes an empty step.
-    rules = _rules(end_a={"0": "stop", "2": "length", "3": "empty"}, end_b={})
+    # Problem 0, iteration 0: 0 ends at end of sequence, 2 is cut at the length limit.
+    rules = _rules(end_a={"0": "stop", "2": "length"}, end_b={})
     (a, _), _, _ = _search("beam_search", rules)
-    rows = pool_rows(a, "beam_search", 4)
-    by_first = {row["steps"][0]["beam_id"]: row for row in rows}
-    assert by_first[0]["finish_reason"] == "stop" and by_first[0]["text"].endswith("$.")
-    assert by_first[2]["finish_reason"] == "length"
-    assert by_first[3]["finish_reason"] == "stop" and by_first[3]["text"] == SEP  # an empty step ends the beam
-    # Only 1 was left to expand: its two children, then their four in the unrestricted last iteration.
-    assert sorted(a.nodes[i].iteration for i in a.nodes) == [0, 0, 0, 0, 1, 1, 2, 2, 2, 2]
-    assert all(row["finish_reason"] in ("stop", "length") for row in rows)
+    assert a.pool[:2] == [0, 2] and [a.nodes[i].finish_reason for i in (0, 2)] == ["stop", "length"]
+    # 1 and 3 were left to expand: their four children, then the best two's (3.0, 3.1) four in the last iteration.
+    assert sorted(a.nodes[i].iteration for i in a.nodes) == [0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2]
+    # The pool: 0 (.1), 2 (.5) and the four leaves 3.0.0 (.4), 3.0.1 (.95), 3.1.0 (.5), 3.1.1 (.1); the best four,
+    # ties to the earlier node.
+    assert _pool(a) == ["3.0.1", "2", "3.1.0", "3.0.0"]
+    assert [r["finish_reason"] for r in pool_rows(a, "beam_search", 4)] == ["stop", "length", "stop", "stop"]
+
+
+def test_a_whitespace_only_step_does_not_end_a_solution() -> None:
+    # Problem 0 as in the table, but 1.0 is a blank line. It goes on (it has no answer yet): scored as the text
+    # before it (the PRM never reads the blank as a step of its own), .9, so it is kept beside 3.0 (.8) and
+    # expanded in the unrestricted last iteration; its children (labelled 1.0 and 1.1 by the scripted
+    # backend, as they continue step 1) finish with a boxed answer after the blank line.
+    blanks: list[str] = []
+
+    def end(k: int, label: str) -> str | None:  # 1.0 is blank the first time only (its child has the same label)
+        if label == "1.0" and not blanks:
+            blanks.append(label)
+            return "empty"
+        return "stop" if label == "1.1" else None
+
+    rules = TreeRules(reward=lambda k, label: REWARDS_A.get(label, 0.0), end=end,
+                      answer=lambda k, label: "2" if label.endswith("1") else "3")
+    (a,), _, _ = _search("beam_search", rules, PROBLEMS[:1])
+    blank = next(n for n in a.nodes.values() if n.text == SEP)
+    assert blank.finish_reason == "delimiter" and blank.step_rewards == [.9] and blank.score == .9
+    assert {n.parent_id for n in a.nodes.values() if n.iteration == 2} == {blank.beam_id, 6}  # 6: step 3.0
+    assert all("\\boxed" in a.text(i) for i in a.pool)  # no solution ends at the blank line
+    after_blank = sorted(a.text(i) for i in a.pool if a.nodes[i].parent_id == blank.beam_id)
+    assert after_blank == ["<step 1> we simplify.\n\n<step 1.0> the final answer is $\\boxed{3}$.",
+                           "<step 1> we simplify.\n\n<step 1.1> the final answer is $\\boxed{2}$."]
 
 
 def test_dvts_grows_independent_greedy_subtrees_and_pools_only_finished_leaves() -> None:
@@ -170,3 +195,211 @@ def test_lookahead_scores_a_candidate_by_where_its_greedy_rollout_leads() -> Non
     assert _labels(a, kept) == ["0", "1"]
     assert a.nodes[0].lookahead_text.startswith("<step 0.0>") and a.nodes[0].lookahead_tokens > 0
     assert [(c["temperature"], c["stop"]) for c in backend.calls[:2]] == [(0.8, [SEP]), (0.0, [SEP])]
+
+
+# --- the token budget: a generator whose steps have known token counts ----------------------------------------
+class CharTokenizer:
+    """One token per character, so a text's token count is its length, worked out by hand."""
+
+    def __call__(self, text: str, add_special_tokens: bool = False) -> dict[str, list[int]]:
+        return {"input_ids": [ord(ch) for ch in text]}
+
+    def decode(self, ids: list[int], skip_special_tokens: bool = True) -> str:
+        return "".join(map(chr, ids))
+
+
+class StepBackend(GenerationBackend):
+    """Writes steps of ``step_tokens[k]`` tokens for problem k (digits of the sample's seed, then the delimiter) and
+    never ends a solution by itself; as a real backend, it stops at ``max_new_tokens`` (``length``) and, without a
+    stop string, keeps writing steps until then. Greedy calls (lookahead) write ``g`` steps."""
+
+    def __init__(self, step_tokens: tuple[int, ...]):
+        self.tokenizer = CharTokenizer()
+        self.step_tokens = step_tokens
+        self.calls: list[dict] = []
+
+    def generate(self, prompts, *, n, temperature, top_p, max_new_tokens, seed, stop=None, seeds=None):
+        self.calls.append({"prompts": len(prompts), "n": n, "max_new_tokens": max_new_tokens, "stop": stop})
+        out = []
+        for r, prompt in enumerate(prompts):
+            size = self.step_tokens[next(k for k, p in enumerate(PROBLEMS) if p.problem in prompt)] - 1
+            row = []
+            for j in range(n):
+                step = ("g" * size if seeds is None else f"{seeds[r] + j:020d}"[-size:]) + SEP
+                text = step if stop else step * max_new_tokens  # unrestricted: steps until the budget
+                row.append(Completion(text[:max_new_tokens], min(len(text), max_new_tokens),
+                                      "delimiter" if len(text) <= max_new_tokens else "length"))
+            out.append(row)
+        return out
+
+
+def _budget_search(method: str, max_new_tokens: int, *, n=4, beam_width=2, num_iterations=10, lookahead=0,
+                   step_tokens=(10,)):
+    backend = StepBackend(step_tokens)
+    problems = PROBLEMS[: len(step_tokens)]
+    texts = [p.problem for p in problems]
+    settings = SearchSettings(method, n=n, beam_width=beam_width, num_iterations=num_iterations, lookahead=lookahead,
+                              temperature=0.8, top_p=1.0, max_new_tokens=max_new_tokens, seed=7, aggregation="last",
+                              separator=SEP)
+    states = run_search(problems, texts, backend, ScriptedTreePRM(texts, TreeRules(), SEP), settings, progress=False)
+    return states, backend
+
+
+@pytest.mark.parametrize("method", ["beam_search", "dvts"])
+@pytest.mark.parametrize(("n", "beam_width"), [(4, 2), (16, 4)])
+def test_a_solution_that_reaches_max_new_tokens_at_a_step_end_is_not_expanded_again(method, n, beam_width) -> None:
+    # 40 tokens = four 10-token steps: the fourth ends the solution (length) exactly at the budget.
+    (state,), backend = _budget_search(method, 40, n=n, beam_width=beam_width)
+    rows = pool_rows(state, method, n)
+    assert len(rows) == n
+    shape = [(r["num_tokens"], len(r["text"]), r["finish_reason"], r["text"].count(SEP)) for r in rows]
+    assert shape == [(40, 40, "length", 4)] * n
+    assert max(node.iteration for node in state.nodes.values()) == 3  # no fifth step
+    # Each call asks for what is left of the budget: 40, 30, 20, 10.
+    assert [c["max_new_tokens"] for c in backend.calls] == [40, 30, 20, 10]
+
+
+def test_a_step_that_would_pass_max_new_tokens_is_cut_there() -> None:
+    # 35 tokens: three steps (30), then the fourth is cut after 5 tokens.
+    # Beside it (one call, two budgets), problem 1 writes 8-token steps: four (32), then a fifth cut after 3.
+    (a, b), _ = _budget_search("beam_search", 35, step_tokens=(10, 8))
+    for state, last in ((a, 5), (b, 3)):
+        rows = pool_rows(state, "beam_search", 4)
+        assert {(r["num_tokens"], len(r["text"]), r["finish_reason"]) for r in rows} == {(35, 35, "length")}
+        assert all(len(r["steps"][-1]["text"]) == last for r in rows)
+
+
+def test_the_unrestricted_last_iteration_stays_within_the_budget() -> None:
+    # Two iterations: one 10-token step, then the last call writes the remaining 30 tokens at most.
+    (state,), backend = _budget_search("beam_search", 40, num_iterations=2)
+    assert [(c["max_new_tokens"], c["stop"]) for c in backend.calls] == [(40, [SEP]), (30, None)]
+    assert {(r["num_tokens"], r["finish_reason"]) for r in pool_rows(state, "beam_search", 4)} == {(40, "length")}
+
+
+def test_lookahead_rollouts_stay_within_the_remaining_budget() -> None:
+    # Budget 25, lookahead 2; problem 0 writes 10-token steps, problem 1 6-token ones (one call serves both).
+    # Problem 0: it 0, candidates at 10 tokens, rollouts of 10 then 5 (cut); it 1, at 20: a rollout of 5 (cut);
+    #            it 2: the step is cut at 25, no rollout.
+    # Problem 1: it 0, at 6: 6 + 6; it 1, at 12: 6 + 6; it 2, at 18: 6, then 1 (cut); it 3, at 24: 1 (cut);
+    #            it 4: the step is cut at 25.
+    (a, b), backend = _budget_search("beam_search", 25, lookahead=2, step_tokens=(10, 6))
+    # Each call asks for the most any of its rows has left: it 0 (25), its rollouts (19, 13); it 1 (19), rollouts
+    # (13, then problem 1 alone: 7); it 2 (13), problem 1's rollouts (7, 1); it 3 (7), rollout (1); it 4 (1).
+    assert [c["max_new_tokens"] for c in backend.calls] == [25, 19, 13, 19, 13, 7, 13, 7, 1, 7, 1, 1]
+    rolled = lambda s: {it: {n.lookahead_tokens for n in s.nodes.values() if n.iteration == it}  # noqa: E731
+                        for it in sorted({n.iteration for n in s.nodes.values()})}
+    assert rolled(a) == {0: {15}, 1: {5}, 2: {0}}
+    assert rolled(b) == {0: {12}, 1: {12}, 2: {7}, 3: {1}, 4: {0}}
+    assert {r["num_tokens"] for s in (a, b) for r in pool_rows(s, "beam_search", 4)} == {25}
+
+
+# --- duplicates ------------------------------------------------------------------------------------------------
+class EchoFirstStep(ScriptedTreeBackend):
+    """The scripted tree, except that first steps 1 and 2 write exactly what first step 0 writes."""
+
+    def _step(self, k: int, label: str, restricted: bool) -> Completion:
+        return super()._step(k, "0" if label in ("1", "2") else label, restricted)
+
+
+@pytest.mark.parametrize("filter_duplicates", [True, False])
+def test_identical_partial_solutions_are_expanded_once_at_n16_m4(filter_duplicates) -> None:
+    # n=16, M=4: first steps 0-7 write one text (scored .9 as step 0); 8-15 are distinct, scored label / 100.
+    # Four beams are kept: with the filter 0 and the three best distinct others (15, 14, 13); without, 0-3.
+    class EchoEight(ScriptedTreeBackend):
+        def _step(self, k: int, label: str, restricted: bool) -> Completion:
+            return super()._step(k, "0" if label in {str(i) for i in range(8)} else label, restricted)
+
+    rules = TreeRules(reward=lambda k, label: .9 if label == "0" else (int(label) / 100 if "." not in label else .5))
+    texts = [PROBLEMS[0].problem]
+    settings = SearchSettings("beam_search", n=16, beam_width=4, num_iterations=2, lookahead=0, temperature=0.8,
+                              top_p=1.0, max_new_tokens=256, seed=7, aggregation="last", separator=SEP,
+                              filter_duplicates=filter_duplicates)
+    (a,) = run_search(PROBLEMS[:1], texts, EchoEight(texts, rules, _tokenizer(), SEP), ScriptedTreePRM(texts, rules, SEP),
+                      settings, progress=False)
+    kept = sorted({n.parent_id for n in a.nodes.values() if n.iteration == 1})
+    assert kept == ([0, 13, 14, 15] if filter_duplicates else [0, 1, 2, 3])
+    assert [a.nodes[i].duplicate_of for i in range(16)] == ([None] + [0] * 7 + [None] * 8 if filter_duplicates
+                                                             else [None] * 16)
+
+
+@pytest.mark.parametrize("filter_duplicates", [True, False])
+def test_identical_partial_solutions_are_expanded_once(filter_duplicates) -> None:
+    # First steps 0, 1, 2 are one text, scored .9; 3 is scored .5. n=4, M=2: two beams are kept.
+    rules = TreeRules(reward=lambda k, label: {"0": .9, "3": .5}.get(label, 0.1))
+    texts = [PROBLEMS[0].problem]
+    backend = EchoFirstStep(texts, rules, _tokenizer(), SEP)
+    settings = SearchSettings("beam_search", n=4, beam_width=2, num_iterations=2, lookahead=0, temperature=0.8,
+                              top_p=1.0, max_new_tokens=256, seed=7, aggregation="last", separator=SEP,
+                              filter_duplicates=filter_duplicates)
+    (a,) = run_search(PROBLEMS[:1], texts, backend, ScriptedTreePRM(texts, rules, SEP), settings, progress=False)
+    assert [a.nodes[i].text for i in (1, 2)] == [a.nodes[0].text] * 2 and a.nodes[3].text != a.nodes[0].text
+    kept = sorted({n.parent_id for n in a.nodes.values() if n.iteration == 1})
+    if filter_duplicates:
+        assert kept == [0, 3]  # distinct texts; 1 and 2 record that they were merged into 0
+        assert [a.nodes[i].duplicate_of for i in range(4)] == [None, 0, 0, None]
+    else:
+        assert kept == [0, 1]  # the same prefix twice
+        assert all(n.duplicate_of is None for n in a.nodes.values())
+
+
+# --- n/M != M: the number of kept beams and of subtrees -------------------------------------------------------
+def _first_step_rules() -> TreeRules:
+    # A first step's reward is its label / 100 (0 .. 15); a later step's is .5; nothing ends before the last call.
+    return TreeRules(reward=lambda k, label: int(label) / 100 if "." not in label else .5,
+                     answer=lambda k, label: "2")
+
+
+def _search_n16(method: str, beam_width: int, num_iterations: int = 3):
+    texts = [PROBLEMS[0].problem]
+    backend = ScriptedTreeBackend(texts, _first_step_rules(), _tokenizer(), SEP)
+    settings = SearchSettings(method, n=16, beam_width=beam_width, num_iterations=num_iterations, lookahead=0,
+                              temperature=0.8, top_p=1.0, max_new_tokens=256, seed=7, aggregation="last", separator=SEP)
+    (state,) = run_search(PROBLEMS[:1], texts, backend, ScriptedTreePRM(texts, _first_step_rules(), SEP), settings,
+                          progress=False)
+    return state, backend
+
+
+@pytest.mark.parametrize(("beam_width", "kept"), [(2, list(range(8, 16))), (4, [12, 13, 14, 15]), (8, [14, 15])])
+def test_beam_search_keeps_n_over_m_beams_and_expands_each_into_m(beam_width, kept) -> None:
+    # n=16: 16 first steps 0..15 (n/M prompts of M samples); the n/M best by label are kept (M=2: 8; M=8: 2).
+    state, backend = _search_n16("beam_search", beam_width)
+    assert [(len(c["prompts"]), c["n"]) for c in backend.calls] == [(16 // beam_width, beam_width)] * 3
+    assert sorted(_labels(state, {n.parent_id for n in state.nodes.values() if n.iteration == 1}), key=int) == \
+        [str(k) for k in kept]
+    assert len(pool_rows(state, "beam_search", 16)) == 16
+
+
+@pytest.mark.parametrize("beam_width", [2, 4, 8])
+def test_dvts_runs_n_over_m_subtrees_of_m_candidates(beam_width) -> None:
+    # n=16: n/M subtrees; subtree s samples first steps s*M .. s*M+M-1 and follows its best (the last, by label).
+    state, backend = _search_n16("dvts", beam_width, num_iterations=2)
+    subtrees = 16 // beam_width
+    assert [(len(c["prompts"]), c["n"]) for c in backend.calls] == [(subtrees, beam_width)] * 2
+    followed = sorted(_labels(state, {n.parent_id for n in state.nodes.values() if n.iteration == 1}), key=int)
+    assert followed == [str(s * beam_width + beam_width - 1) for s in range(subtrees)]
+    rows = pool_rows(state, "dvts", 16)
+    assert len(rows) == 16
+    assert sorted(r["subtree"] for r in rows) == sorted(list(range(subtrees)) * beam_width)
+
+
+def test_blank_answers_never_form_an_answer_group() -> None:
+    # A pool whose leaves mostly box a blank answer: the blanks are no answer, so every rule answers "2".
+    from bestofn.grading import extract_answer
+    from bestofn.selection import choose_majority, choose_weighted, group_answers
+
+    rules = TreeRules(reward=lambda k, label: .5, answer=lambda k, label: "2" if label.endswith(".1") else " ")
+    texts = [PROBLEMS[0].problem]
+    backend = ScriptedTreeBackend(texts, rules, _tokenizer(), SEP)
+    settings = SearchSettings("dvts", n=16, beam_width=4, num_iterations=2, lookahead=0, temperature=0.8, top_p=1.0,
+                              max_new_tokens=256, seed=7, aggregation="last", separator=SEP)
+    (state,) = run_search(PROBLEMS[:1], texts, backend, ScriptedTreePRM(texts, rules, SEP), settings, progress=False)
+    rows = pool_rows(state, "dvts", 16)
+    rewards = [r["step_rewards"][-1] for r in rows]
+    extracted = [extract_answer(r["text"]) for r in rows]
+    assert extracted.count("2") == 4 and extracted.count(None) == 12  # one candidate of 4 per subtree answers 2
+    # The blanks as extraction gives them (None) and as written (an imported run may carry " " or ""):
+    for blank in (None, " ", ""):
+        answers = [a if a is not None else blank for a in extracted]
+        assert [[answers[i] for i in g] for g in group_answers(answers)] == [["2"] * 4]
+        assert choose_majority(answers).answer == "2"
+        assert choose_weighted(answers, rewards).answer == "2"

@@ -67,3 +67,34 @@ def test_generation_continues_a_partial_solution(backend, prompts) -> None:
     assert whole.text.startswith(step.text) and rest.num_tokens > 0
     # The continuation reads the step: it is not what the model writes from the bare prompt.
     assert not whole.text.startswith(rest.text)
+
+
+class _ConstantPRM:
+    """Every step scores 0.5 (the search's choices do not matter here, only its token budget)."""
+
+    def __init__(self, separator: str):
+        self.step_separator = separator
+
+    def score_detailed(self, problems, responses):
+        from bestofn.prm.base import PRMScore
+
+        return [PRMScore([0.5] * (r.count(self.step_separator) + 1), False) for r in responses]
+
+
+@pytest.mark.parametrize("method", ["beam_search", "dvts"])
+def test_a_search_on_a_real_generator_never_passes_max_new_tokens(backend, prompts, method) -> None:
+    from bestofn.data import Problem
+    from bestofn.methods.search import SearchSettings, run_search
+
+    # Steps end at a space, which this model writes often: solutions of many steps, so budgets shrink per step.
+    problems = [Problem(f"p{k}", f"problem {k}", "0", 1) for k in range(len(prompts))]
+    settings = SearchSettings(method, n=4, beam_width=2, num_iterations=12, lookahead=1, temperature=1.0, top_p=0.9,
+                              max_new_tokens=24, seed=3, aggregation="last", separator=" ")
+    states = run_search(problems, prompts, backend, _ConstantPRM(" "), settings, progress=False)
+    spent = [(s.tokens(i), s.nodes[i]) for s in states for i in s.nodes]
+    assert max(node.iteration for _, node in spent) >= 3, "too few steps per solution: the test would prove little"
+    assert all(used <= 24 and used + node.lookahead_tokens <= 24 for used, node in spent)
+    pooled = [s.tokens(i) for s in states for i in s.pool]
+    assert len(pooled) == 8 and max(pooled) == 24  # the budget was reached, never passed
+    # A solution that reached it ended there: nothing continues a 24-token prefix.
+    assert all(node.ended for used, node in spent if used == 24)

@@ -352,6 +352,15 @@ def test_search_run_with_vllm_end_to_end(method, vllm_backend, peaked_config, ti
     assert results["method"] == method and results["compute"]["generated_tokens"] > 0
 
 
+def test_the_engine_caches_prefixes(vllm_backend, peaked_config):
+    """A search sends the prompt and each partial solution again at every iteration: the engine reuses their KV
+    blocks. Checked on the running engine (the arguments alone could be overridden by vLLM's own config)."""
+    from bestofn.backends.vllm_backend import engine_args
+
+    assert engine_args(peaked_config, "cpu")["enable_prefix_caching"] is True
+    assert vllm_backend.llm.llm_engine.vllm_config.cache_config.enable_prefix_caching is True
+
+
 # --- last: closing the shared engine releases it -----------------------------------------------------------------
 def test_close_releases_the_engine(vllm_backend):
     """Runs last in this module (pytest keeps file order): it closes the shared engine."""

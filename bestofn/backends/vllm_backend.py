@@ -241,10 +241,9 @@ def _check_device(device: str, platform: str) -> None:
         )
 
 
-def _start_engine(vllm: Any, config: BestOfNConfig, platform: str) -> Any:
-    """``vllm.LLM`` with the config's settings, or a :class:`BestOfNError` that names the likely fix."""
-    _check_device(config.device, platform)
-    kwargs = dict(
+def engine_args(config: BestOfNConfig, platform: str) -> dict[str, Any]:
+    """The keyword arguments of ``vllm.LLM`` for ``config`` on ``platform`` ("cpu" or a GPU platform)."""
+    kwargs: dict[str, Any] = dict(
         model=config.generator,
         revision=config.generator_revision,
         # The transformers backend's rule (bf16 on GPU, fp16 without bf16 support, fp32 on CPU), as a vLLM string.
@@ -254,13 +253,22 @@ def _start_engine(vllm: Any, config: BestOfNConfig, platform: str) -> Any:
         max_model_len=config.max_model_len,  # None: the model's own context
         tensor_parallel_size=config.tensor_parallel_size,
         enforce_eager=config.enforce_eager,
-        enable_prefix_caching=True,  # the N samples of a prompt share its KV blocks
+        # The N samples of a prompt share its KV blocks, and a search sends the prompt and each partial solution
+        # again at every iteration: their blocks are reused, not computed again (vLLM's default, set explicitly).
+        enable_prefix_caching=True,
     )
     if platform == "cpu":
         # vLLM 0.32 on CPU crashes ("CPU Generator does not use offset") when a seeded request's prompt is
         # prefilled in chunks: it rewinds the request's random generator, which only CUDA generators allow.
         # Whole-prompt prefill avoids the rewind (greedy and seeded outputs are unchanged, see the tests).
         kwargs["enable_chunked_prefill"] = False
+    return kwargs
+
+
+def _start_engine(vllm: Any, config: BestOfNConfig, platform: str) -> Any:
+    """``vllm.LLM`` with the config's settings, or a :class:`BestOfNError` that names the likely fix."""
+    _check_device(config.device, platform)
+    kwargs = engine_args(config, platform)
     log.info("starting vLLM (%s): %s", platform, ", ".join(f"{k}={v}" for k, v in kwargs.items() if k != "model"))
     try:
         return vllm.LLM(**kwargs)

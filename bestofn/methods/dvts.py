@@ -2,13 +2,15 @@
 
 Per problem: n/M independent subtrees (M = beam width). Each iteration every unfinished subtree samples M
 candidate next steps from its current beam and greedily continues with the best-scoring one. A subtree
-ends when its chosen candidate ends (end of sequence, length, empty step) or at the last iteration, whose
-call is unrestricted. Its M candidates of that last expansion are its leaves: the final pool holds the M
-leaves of every subtree, n in all.
+ends when its chosen candidate ends (end of sequence, or ``max_new_tokens`` reached) or at the last
+iteration, whose call is unrestricted. Its M candidates of that last expansion are its leaves: the final
+pool holds the M leaves of every subtree, n in all.
 
 The fix over search-and-learn (issue #57 there): leaves that had not finished when their subtree ended
 are never put in the pool as they are; one last unrestricted call runs them to their end first, so every
 solution in the pool is finished and has an answer to parse.
+
+``filter_duplicates`` does not apply: each subtree follows one beam, and subtrees are independent by design.
 """
 
 from __future__ import annotations

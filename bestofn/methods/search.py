@@ -26,7 +26,7 @@ from ..data import Problem
 from . import Solved
 from .beam_search import BeamSearch
 from .dvts import DVTS
-from .tree import Expansion, Node, ProblemState, beam_seed, is_empty_step, pool_rows, score_nodes
+from .tree import Expansion, Node, ProblemState, beam_seed, pool_rows, score_nodes
 
 
 class StepScorer(Protocol):
@@ -50,16 +50,21 @@ class SearchSettings:
     seed: int
     aggregation: str
     separator: str  # the PRM's step delimiter: the stop string of a step
+    filter_duplicates: bool = True  # beam search expands identical partial solutions once
 
     @classmethod
     def from_config(cls, config: Any, separator: str) -> SearchSettings:
         return cls(config.method, config.n, config.beam_width, config.num_iterations, config.lookahead,
-                   config.temperature, config.top_p, config.max_new_tokens, config.seed, config.aggregation, separator)
+                   config.temperature, config.top_p, config.max_new_tokens, config.seed, config.aggregation, separator,
+                   config.filter_duplicates)
 
 
 def make_policy(settings: SearchSettings) -> BeamSearch | DVTS:
-    policies = {"beam_search": BeamSearch, "dvts": DVTS}
-    return policies[settings.method](settings.n, settings.beam_width)
+    if settings.method == "beam_search":
+        return BeamSearch(settings.n, settings.beam_width, settings.filter_duplicates)
+    if settings.method == "dvts":
+        return DVTS(settings.n, settings.beam_width)
+    raise ValueError(f"not a search method: {settings.method!r}")
 
 
 # --- the loop ------------------------------------------------------------------------------------------------
@@ -109,8 +114,8 @@ class _Stepper:
                  restricted: bool) -> list[list[Node]]:
         cfg = self.settings
         prefixes = [state.text(e.parent_id) for state, e in jobs]
-        used = [sum(n.num_tokens for n in state.path(e.parent_id)) for state, e in jobs]
-        budgets = [max(1, cfg.max_new_tokens - u) for u in used]
+        # Tokens left to each solution: always some, since a step that reaches max_new_tokens ends its solution.
+        budgets = [cfg.max_new_tokens - state.tokens(e.parent_id) for state, e in jobs]
         # 1. One backend call: every expansion of every problem of the chunk.
         seeds = [beam_seed(cfg.seed, s.problem.unique_id, e.parent_id, e.copy, iteration) for s, e in jobs]
         outputs = self.backend.generate(
@@ -122,9 +127,11 @@ class _Stepper:
         for (state, e), completions, budget in zip(jobs, outputs, budgets):
             cands = []
             for c in completions:
+                # A whitespace-only step is a step like any other ("delimiter": the solution goes on; see
+                # docs/search.md): only the end of sequence, the token budget or the last iteration end one.
                 c = self._within_budget(c, budget)
-                reason = "stop" if c.finish_reason == "delimiter" and is_empty_step(c.text, cfg.separator) else c.finish_reason
-                cands.append(Node(next_id[id(state)], e.parent_id, iteration, c.text, c.num_tokens, reason, e.subtree))
+                cands.append(Node(next_id[id(state)], e.parent_id, iteration, c.text, c.num_tokens, c.finish_reason,
+                                  e.subtree))
                 next_id[id(state)] += 1
             nodes.append(cands)
         flat = [(state, prefix, node) for (state, _), prefix, cands in zip(jobs, prefixes, nodes) for node in cands]
@@ -139,30 +146,37 @@ class _Stepper:
         return nodes
 
     def _look_ahead(self, flat: list[tuple[ProblemState, str, Node]]) -> None:
+        """Up to ``lookahead`` greedy steps after each unfinished candidate, within its solution's token budget."""
         cfg = self.settings
         open_ = [(s, p, n) for s, p, n in flat if not n.ended]
         for _ in range(cfg.lookahead):
             if not open_:
                 return
+            left = [cfg.max_new_tokens - s.tokens(n.parent_id) - n.num_tokens - n.lookahead_tokens for s, _, n in open_]
             outputs = self.backend.generate(
                 [s.prompt + p + n.text + n.lookahead_text for s, p, n in open_], n=1, temperature=0.0, top_p=1.0,
-                max_new_tokens=cfg.max_new_tokens, seed=cfg.seed, stop=[cfg.separator])
+                max_new_tokens=max(left), seed=cfg.seed, stop=[cfg.separator])
             still = []
-            for item, (c,) in zip(open_, outputs):
+            for item, (c,), budget in zip(open_, outputs, left):
+                c = self._within_budget(c, budget)
                 node = item[2]
                 node.lookahead_text += c.text
                 node.lookahead_tokens += c.num_tokens
-                if c.finish_reason == "delimiter" and not is_empty_step(c.text, cfg.separator):
+                if c.finish_reason == "delimiter":  # the rollout can go on (it has budget left)
                     still.append(item)
             open_ = still
 
     def _within_budget(self, c: Completion, budget: int) -> Completion:
-        """Cut a step that would take its solution past ``max_new_tokens`` (one call serves many budgets)."""
-        if c.num_tokens <= budget:
-            return c
-        tok = self.backend.tokenizer
-        ids = tok(c.text, add_special_tokens=False)["input_ids"][:budget]
-        return Completion(tok.decode(ids, skip_special_tokens=True), budget, "length")
+        """``c`` as one unbroken generation of ``budget`` more tokens would end: a step that would run past it is
+        cut there, and one that reaches it exactly ends its solution (``length``), so it is never expanded again.
+        (One call serves many budgets: it is asked for the largest.)"""
+        if c.num_tokens > budget:
+            tok = self.backend.tokenizer
+            ids = tok(c.text, add_special_tokens=False)["input_ids"][:budget]
+            return Completion(tok.decode(ids, skip_special_tokens=True), budget, "length")
+        if c.num_tokens == budget and c.finish_reason == "delimiter":
+            return Completion(c.text, c.num_tokens, "length")
+        return c
 
 
 def _scored_text(text: str, separator: str) -> str:
@@ -172,11 +186,11 @@ def _scored_text(text: str, separator: str) -> str:
     return text
 
 
-def score_with_tokens(prm: StepScorer, problems: Sequence[str], responses: Sequence[str]) -> tuple[list[Any], list[int]]:
+def score_with_tokens(prm: StepScorer, problems: Sequence[str], responses: Sequence[str]) -> tuple[list[Any], list[int | None]]:
     """The PRM's scores (``PRMScore``: step rewards, truncation flag) of each pair, and the tokens it read for
-    each (0 when the PRM cannot say): the PRM's share of a method's compute."""
+    each (None when the PRM cannot say, never 0): the PRM's share of a method's compute."""
     scores = prm.score_detailed(problems, responses)
-    return scores, [getattr(sc, "num_tokens", None) or 0 for sc in scores]
+    return scores, [getattr(sc, "num_tokens", None) for sc in scores]
 
 
 # --- the method object -------------------------------------------------------------------------------------------

@@ -2,8 +2,8 @@
 
 A node is one candidate step, born at an iteration from a parent node (None: the empty solution). A
 solution is the path from the root to a node; its text is the concatenation of the path's step texts. Nodes
-are numbered per problem in the order they are generated, which the loop keeps deterministic, so replaying
-journaled nodes rebuilds exactly the state a killed run had.
+are numbered per problem in the order they are generated, which the loop keeps deterministic, so the same
+chunk of problems always grows the same tree.
 """
 
 from __future__ import annotations
@@ -32,9 +32,11 @@ class Node:
     lookahead_text: str = ""  # greedy steps generated after this one only to score it (not part of the solution)
     lookahead_tokens: int = 0
     step_rewards: list[float] = field(default_factory=list)  # PRM rewards of the scored text's steps
-    prm_tokens: int = 0  # tokens the PRM read to score this node
+    prm_tokens: int | None = 0  # tokens the PRM read to score this node (None: it cannot say)
     prm_truncated: bool = False  # the scored text was longer than the PRM's context
     score: float = 0.0  # step_rewards aggregated with the configured aggregation: what ranks beams
+    # filter_duplicates: the better-ranked node with the same solution text, expanded in this one's stead
+    duplicate_of: int | None = None
 
     @property
     def ended(self) -> bool:
@@ -42,11 +44,6 @@ class Node:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def is_empty_step(text: str, separator: str) -> bool:
-    """A step with nothing but delimiters and whitespace: the model has nothing more to write."""
-    return not text.replace(separator, "").strip()
 
 
 def beam_seed(seed: int, unique_id: str, parent_id: int | None, copy: int, iteration: int) -> int:
@@ -87,6 +84,10 @@ class ProblemState:
     def text(self, node_id: int | None) -> str:
         """The solution text up to and including ``node_id``."""
         return "".join(n.text for n in self.path(node_id))
+
+    def tokens(self, node_id: int | None) -> int:
+        """The solution's tokens up to and including ``node_id`` (what counts against ``max_new_tokens``)."""
+        return sum(n.num_tokens for n in self.path(node_id))
 
     def add(self, node: Node) -> None:
         if node.beam_id != len(self.nodes):

@@ -826,3 +826,43 @@ def check_against_results(analysis: Analysis) -> list[str]:
 def solved_counts(outcomes: Sequence[ProblemOutcome], method: str) -> int:
     """How many problems ``method`` solved at full N."""
     return sum(o.solved(method) for o in outcomes)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Choosing a method without grading it on the same problems (compare's compute-optimal choice)
+# --------------------------------------------------------------------------------------------------------
+def two_fold_split(unique_ids: Sequence[str], seed: int = DEFAULT_SEED) -> np.ndarray:
+    """Fold 0 or 1 of each problem: problems ranked by ``sha256(seed:unique_id)`` (:func:`bestofn.seeds.seed_hash`),
+    the first half (rounded down) in fold 0. It depends on the ids alone, never on their order or on which
+    other problems a run has beside them; call it on one level's problems to split each level in two."""
+    from ..seeds import seed_hash
+
+    ranked = sorted(range(len(unique_ids)), key=lambda i: seed_hash(seed, unique_ids[i]))
+    folds = np.ones(len(unique_ids), dtype=int)
+    folds[ranked[: len(unique_ids) // 2]] = 0
+    return folds
+
+
+@dataclass(frozen=True)
+class CrossValidated:
+    """Two-fold cross-validation of a choice among candidates (e.g. methods at one budget).
+
+    ``picks[f]`` is the candidate with the highest mean on fold ``f`` (ties: the earlier candidate); each
+    problem's ``held_out`` value is that of the candidate picked on the *other* fold, so no problem grades the
+    choice it helped make. Its mean is an honest estimate of "pick the best method, then use it"."""
+
+    picks: tuple[int, int]
+    held_out: np.ndarray  # (problems,)
+
+    @property
+    def estimate(self) -> Estimate:
+        return proportion(self.held_out)
+
+
+def cross_validate(values: np.ndarray, folds: np.ndarray) -> CrossValidated | None:
+    """``values`` (candidates, problems), ``folds`` (problems,) of 0/1; None when a fold is empty."""
+    if not (folds == 0).any() or not (folds == 1).any():
+        return None
+    picks = tuple(int(np.argmax(values[:, folds == f].mean(axis=1))) for f in (0, 1))
+    held_out = np.where(folds == 0, values[picks[1]], values[picks[0]])
+    return CrossValidated((picks[0], picks[1]), held_out.astype(float))

@@ -1,16 +1,23 @@
-"""``bestofn compare RUN_DIR... --output-dir DIR``: Best-of-N, beam search and DVTS side by side at equal compute.
+"""``bestofn compare RUN_DIR... --output-dir DIR``: Best-of-N, beam search and DVTS runs side by side.
 
-Each run directory contributes points (method, N): a Best-of-N run one point per n <= N (its n-subsets, as
-in the run report), a search run one point at its own N (a search pool cannot be subsampled into a smaller
-search). Every point holds, per problem, the expected accuracy of the chosen selection rule on the final
-pool and the tokens spent: generated tokens (for a search every step generated, pruned beams and lookahead
-included, from ``tree.jsonl``) and the tokens the PRM read. Only problems present in every run are compared,
-and every confidence interval is a paired bootstrap over those problems (the same resamples for every
-point), so differences between methods are judged on the same problems.
+Each run directory is one *series* of points (method, N): a Best-of-N run one point per n <= N (its
+n-subsets, as in the run report), a search run one point at its own N (a search pool cannot be subsampled
+into a smaller search). Two runs of the same method are two series, labelled by run name, never merged. Every
+point holds, per problem, the expected accuracy of the chosen selection rule on the final pool and the tokens
+spent: generated tokens (for a search every step generated, pruned beams and lookahead included, from
+``tree.jsonl``) and the tokens the PRM read (nan where a run does not know them: shown as "unavailable").
+Only problems present in every run are compared.
 
-The written analysis answers Snell et al.'s question on these runs: at each budget N and difficulty level,
-which method is best, by how much over the runner-up, and whether that margin is beyond the noise, i.e. the
-compute-optimal choice per level.
+Runs are compared only when they were made alike (:data:`COMPARED_SETTINGS`: the generator, the PRM, the
+sampling settings, the budget, the prompt, the dataset); otherwise :func:`compare_runs` refuses with the
+difference, unless ``allow_mixed``, and then the report lists every difference.
+
+The numbers use the run report's own functions: accuracies with Wilson intervals over problems
+(:func:`analysis.proportion`), margins between two series as paired bootstrap intervals
+(:func:`run_report.points`). The written analysis answers Snell et al.'s question on these runs: at each budget
+and difficulty level, which method is best, and the compute-optimal choice per level, chosen on one half of
+the problems and reported on the other (two-fold cross-validation); the in-sample pick is shown as such.
+Beside equal N, an equal-compute view ranks the series at matched token budgets.
 """
 
 from __future__ import annotations
@@ -30,13 +37,18 @@ from ..methods import RUN_METHOD_LABELS as METHOD_LABELS
 from ..rundir import FILES
 from . import analysis as A
 from .plots import fitted_percent_axis, n_axis
-from .render import Page, bullets, output_lock, table, write_page
-from .run_report import pct, plural, points, with_ci
+from .provenance import NOT_STATED
+from .render import Page, bullets, details, output_lock, table, write_page
+from .run_report import pct, plural, points, tokens_text, with_ci
 
 METHOD_COLORS = {"best_of_n": "#2ca02c", "beam_search": "#d62728", "dvts": "#1f77b4"}
 METHOD_MARKERS = {"best_of_n": ("o", 4), "beam_search": ("s", 8), "dvts": ("^", 5)}  # sizes: coinciding points stay visible
+LINE_STYLES = ("-", "--", ":", "-.")  # several runs of one method: one style each
 DEFAULT_SELECTION = "weighted_bon"
-REPORT_TITLE = "Best-of-N vs beam search vs DVTS"
+# Settings two runs must share to be compared (the method and N are what a comparison varies).
+COMPARED_SETTINGS = ("generator", "generator_revision", "prm", "prm_revision", "prm_format", "temperature", "top_p",
+                     "max_new_tokens", "system_prompt", "user_template", "dataset", "dataset_split")
+COSTS = {"generated": "generated tokens", "total": "generated + PRM tokens"}  # the equal-compute views
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -44,32 +56,73 @@ REPORT_TITLE = "Best-of-N vs beam search vs DVTS"
 # --------------------------------------------------------------------------------------------------------
 @dataclass
 class Point:
-    """One method at one budget N: per-problem accuracy and cost, on the compared problems."""
+    """One series at one budget N: per-problem accuracy and cost, on the compared problems."""
 
+    series: str  # the label of its run's series
     method: str
     n: int
     run_dir: Path
     accuracy: np.ndarray  # (problems,) expected accuracy of the selection rule
-    tokens: np.ndarray  # (problems,) generated tokens
-    prm_tokens: np.ndarray  # (problems,) tokens read by the PRM
+    tokens: np.ndarray  # (problems,) generated tokens (nan: unknown)
+    prm_tokens: np.ndarray  # (problems,) tokens read by the PRM (nan: unknown)
 
-    @property
-    def label(self) -> str:
-        return f"{METHOD_LABELS[self.method]} N={self.n}"
+    def cost(self, kind: str, mask: np.ndarray) -> float | None:
+        """Mean tokens per problem of ``kind`` (:data:`COSTS`) over ``mask``; None when unknown."""
+        spent = self.tokens[mask] + (self.prm_tokens[mask] if kind == "total" else 0)
+        value = float(spent.mean()) if mask.any() else float("nan")
+        return None if np.isnan(value) else value
 
 
 @dataclass
 class Verdict:
-    """The best method at one budget and level, and its margin over the runner-up."""
+    """The best series at one budget and level, and its margin over the runner-up.
+
+    Whether the lead is beyond the noise is decided as in the run report: where both series are 0/1 per
+    problem (search pools, Best-of-N at its full N) by the exact McNemar test on the problems only one of them
+    solved; otherwise (expected accuracies over n-subsets) by the margin's paired bootstrap interval, and only
+    with at least as many differing problems as McNemar would need."""
 
     level: int | None  # None: all levels
     n: int
-    ranking: list[tuple[str, A.Estimate]]  # best first
-    margin: A.Estimate | None  # best - runner-up, paired bootstrap; None with a single method
+    ranking: list[tuple[str, A.Estimate]]  # (series, accuracy), best first
+    margin: A.Estimate | None  # best - runner-up, paired bootstrap; None with a single series
+    differing: int = 0  # problems on which the best and the runner-up differ
+    p_value: float | None = None  # exact McNemar, when both are 0/1 per problem
 
     @property
     def clear(self) -> bool:
-        return self.margin is not None and self.margin.low > 0
+        if self.margin is None:
+            return False
+        if self.p_value is not None:
+            return self.p_value < 1 - A.CI_LEVEL
+        return self.margin.low > 0 and self.differing >= A.min_informative_for_significance()
+
+
+@dataclass
+class Choice:
+    """The compute-optimal series at one level and N: chosen out of sample (two folds) and in sample."""
+
+    level: int | None
+    n: int
+    candidates: list[str]  # series with a point at n
+    cv: A.CrossValidated | None  # None: a fold of this level is empty
+    in_sample: tuple[str, A.Estimate]  # the argmax on every problem (optimistic)
+
+
+@dataclass
+class BudgetVerdict:
+    """At a token budget (mean per problem, at one level): each series' most expensive point within it."""
+
+    level: int | None
+    kind: str  # a key of COSTS
+    budget: float
+    within: list[tuple[Point, float, A.Estimate]]  # (point, its cost, accuracy), best first; one per series that fits
+
+    @property
+    def best(self) -> list[str]:
+        """The series with the highest accuracy within the budget (several: a tie)."""
+        top = self.within[0][2].value
+        return [p.series for p, _, e in self.within if e.value == top]
 
 
 @dataclass
@@ -77,19 +130,30 @@ class MethodComparison:
     """All numbers of a compare report."""
 
     runs: list[Path]
+    names: list[str]  # each run's name in the report
+    run_methods: list[str]
+    differences: dict[str, list[str]]  # setting -> its value in each run (only settings that differ)
     selection: str
     unique_ids: list[str]
     levels: np.ndarray  # (problems,) level of each compared problem
+    folds: np.ndarray  # (problems,) 0/1: the two halves of each level
     points: list[Point]
-    accuracy: dict[tuple[str, int, int | None], A.Estimate]  # (method, n, level or None) -> estimate
+    series_method: dict[str, str]  # series label -> method, in report order
+    accuracy: dict[tuple[str, int, int | None], A.Estimate]  # (series, n, level or None) -> estimate
     verdicts: list[Verdict]
+    choices: list[Choice]
+    budget_verdicts: list[BudgetVerdict]
     dropped: int  # problems not present in every run
+    seed: int = A.DEFAULT_SEED
 
     def methods(self) -> list[str]:
-        return [m for m in RUN_METHODS if any(p.method == m for p in self.points)]
+        return [m for m in RUN_METHODS if m in self.series_method.values()]
 
-    def series(self, method: str) -> list[Point]:
-        return sorted((p for p in self.points if p.method == method), key=lambda p: p.n)
+    def series(self, label: str) -> list[Point]:
+        return sorted((p for p in self.points if p.series == label), key=lambda p: p.n)
+
+    def mask(self, level: int | None) -> np.ndarray:
+        return np.ones(len(self.unique_ids), bool) if level is None else self.levels == level
 
     @property
     def level_list(self) -> list[int]:
@@ -97,47 +161,100 @@ class MethodComparison:
 
 
 def compare_runs(run_dirs: Sequence[str | Path], selection: str = DEFAULT_SELECTION, subsets: int = A.DEFAULT_SUBSETS,
-                 seed: int = A.DEFAULT_SEED, bootstrap: int = A.DEFAULT_BOOTSTRAP) -> MethodComparison:
-    """Load the runs and compute every number of the comparison (deterministic for a given seed)."""
+                 seed: int = A.DEFAULT_SEED, bootstrap: int = A.DEFAULT_BOOTSTRAP,
+                 allow_mixed: bool = False) -> MethodComparison:
+    """Load the runs and compute every number of the comparison (deterministic for a given seed).
+
+    Refuses (:class:`BestOfNError`) runs whose :data:`COMPARED_SETTINGS` differ, unless ``allow_mixed``."""
     if selection not in A.SELECTION_METHODS:
         raise BestOfNError(f"selection must be one of {', '.join(A.SELECTION_METHODS)}, got {selection!r}")
     if not run_dirs:
         raise BestOfNError("compare needs at least one run directory")
     runs = [A.load_run(d) for d in run_dirs]
+    names = run_names([r.run_dir for r in runs])
+    differences = setting_differences(runs)
+    if differences and not allow_mixed:
+        raise BestOfNError(f"the runs are not comparable: {describe_differences(differences, names)}; compare runs "
+                           "made with the same settings, or pass --allow-mixed to compare them with every difference "
+                           "labelled in the report")
     common = set.intersection(*({p.unique_id for p in r.problems} for r in runs))
     if not common:
         raise BestOfNError("the run directories share no problem; compare runs made on the same problems "
                            "(same dataset, levels, num_problems and seed)")
     order = [p.unique_id for p in runs[0].problems if p.unique_id in common]
     dropped = len({p.unique_id for r in runs for p in r.problems}) - len(order)
-    pts: dict[tuple[str, int], Point] = {}
-    for run in runs:
-        for point in _run_points(run, order, selection, subsets, seed):
-            pts.setdefault((point.method, point.n), point)  # the first run given wins a (method, N) it shares
+    methods = [str(r.config.get("method", BEST_OF_N)) for r in runs]
+    labels = series_labels(methods, names)
+    pts = [pt for run, lab in zip(runs, labels) for pt in _run_points(run, lab, order, selection, subsets, seed)]
+    pts.sort(key=lambda p: (RUN_METHODS.index(p.method), labels.index(p.series), p.n))
+    series_method = {lab: m for lab, m in sorted(zip(labels, methods), key=lambda x: RUN_METHODS.index(x[1]))}
     levels = np.array([next(p.level for p in runs[0].problems if p.unique_id == u) for u in order])
+    folds = np.zeros(len(order), dtype=int)
+    for level in set(levels.tolist()):
+        where = np.flatnonzero(levels == level)
+        folds[where] = A.two_fold_split([order[i] for i in where], seed)
     rng = np.random.default_rng([seed, 2_000_003])
-    points_ = sorted(pts.values(), key=lambda p: (RUN_METHODS.index(p.method), p.n))
     accuracy: dict[tuple[str, int, int | None], A.Estimate] = {}
     verdicts: list[Verdict] = []
+    choices: list[Choice] = []
+    budget_verdicts: list[BudgetVerdict] = []
     for level in [None, *sorted({int(x) for x in levels})]:
         mask = np.ones(len(order), bool) if level is None else levels == level
-        values = np.stack([p.accuracy[mask] for p in points_])
-        for p, est in zip(points_, A.estimates(values, rng, bootstrap)):
-            accuracy[(p.method, p.n, level)] = est
-        verdicts += _verdicts(points_, mask, level, accuracy, rng, bootstrap)
-    return MethodComparison([r.run_dir for r in runs], selection, order, levels, points_, accuracy, verdicts, dropped)
+        for p in pts:
+            accuracy[(p.series, p.n, level)] = A.proportion(p.accuracy[mask])  # as the run report: Wilson
+        verdicts += _verdicts(pts, mask, level, accuracy, rng, bootstrap)
+        choices += _choices(pts, mask, folds, level, accuracy)
+        budget_verdicts += [v for kind in COSTS for v in _budget_verdicts(pts, mask, level, kind, accuracy)]
+    return MethodComparison([r.run_dir for r in runs], names, methods, differences, selection, order, levels, folds,
+                            pts, series_method, accuracy, verdicts, choices, budget_verdicts, dropped, seed)
 
 
-def _run_points(run: A.RunData, order: list[str], selection: str, subsets: int, seed: int) -> list[Point]:
-    """The (method, N) points of one run, restricted to the compared problems in ``order``."""
+def run_names(run_dirs: Sequence[Path]) -> list[str]:
+    """Each run's name in the report: its directory's name, or its path where two runs share a name."""
+    base = [d.name for d in run_dirs]
+    return [b if base.count(b) == 1 else str(d) for b, d in zip(base, run_dirs)]
+
+
+def series_labels(methods: Sequence[str], names: Sequence[str]) -> list[str]:
+    """``beam search``, or ``Best-of-N (run name)`` for a method that several runs share."""
+    return [METHOD_LABELS[m] if methods.count(m) == 1 else f"{METHOD_LABELS[m]} ({name})"
+            for m, name in zip(methods, names)]
+
+
+def run_settings(run: A.RunData) -> dict[str, str]:
+    """The :data:`COMPARED_SETTINGS` of a run as text; an imported run's unstated ones are :data:`NOT_STATED`."""
+    imported = run.manifest.get("imported_from")
+    stated = imported.get("stated", {}) if imported else run.config
+    return {k: NOT_STATED if stated.get(k) is None and imported else str(run.config.get(k)) for k in COMPARED_SETTINGS}
+
+
+def setting_differences(runs: Sequence[A.RunData]) -> dict[str, list[str]]:
+    """The compared settings whose values differ between the runs, with each run's value."""
+    settings = [run_settings(r) for r in runs]
+    return {k: [s[k] for s in settings] for k in COMPARED_SETTINGS if len({s[k] for s in settings}) > 1}
+
+
+def _short(text: str, limit: int = 60) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
+def describe_differences(differences: dict[str, list[str]], names: Sequence[str]) -> str:
+    """``temperature differs (a: 0.8; b: 1.0)``, one clause per setting."""
+    return "; ".join(f"{k} differs (" + "; ".join(f"{name}: {_short(v)}" for name, v in zip(names, values)) + ")"
+                     for k, values in differences.items())
+
+
+def _run_points(run: A.RunData, series: str, order: list[str], selection: str, subsets: int, seed: int) -> list[Point]:
+    """The (series, N) points of one run, restricted to the compared problems in ``order``."""
     method = str(run.config.get("method", BEST_OF_N))
     position = {p.unique_id: i for i, p in enumerate(run.problems)}
     keep = [position[u] for u in order]
     prm_tokens = _per_problem(read_jsonl(run.run_dir / "samples.jsonl"), "prm_tokens")
     if method == BEST_OF_N:
         curves = A.accuracy_curves(run, subsets, seed)
-        full_prm = np.array([prm_tokens.get(u, 0.0) for u in order])
-        return [Point(method, n, run.run_dir, curves.methods[selection][k][keep], curves.tokens[k][keep],
+        full_prm = np.array([prm_tokens.get(u, np.nan) for u in order])
+        return [Point(series, method, n, run.run_dir, curves.methods[selection][k][keep], curves.tokens[k][keep],
                       full_prm * n / run.n)  # the PRM reads each sampled solution once: cost grows with n
                 for k, n in enumerate(curves.ns)]
     # A search run: the selection rule on the whole final pool, and the tree's full cost.
@@ -154,88 +271,139 @@ def _run_points(run: A.RunData, order: list[str], selection: str, subsets: int, 
         nodes = read_jsonl(tree_file)
         generated = _per_problem([{**r, "spent": r["num_tokens"] + r["lookahead_tokens"]} for r in nodes], "spent")
         prm_tokens = _per_problem(nodes, "prm_tokens")
-    else:  # a search run without its tree: only the pool's own tokens are known (a lower bound)
-        generated = _per_problem(read_jsonl(run.run_dir / "samples.jsonl"), "num_tokens")
-    return [Point(method, run.n, run.run_dir, np.array(accuracy), np.array([generated.get(u, 0.0) for u in order]),
-                  np.array([prm_tokens.get(u, 0.0) for u in order]))]
+    else:  # a search run without its tree: what it spent is not known
+        generated = {}
+    per_problem = lambda counts: np.array([counts.get(u, np.nan) for u in order])  # noqa: E731
+    return [Point(series, method, run.n, run.run_dir, np.array(accuracy), per_problem(generated),
+                  per_problem(prm_tokens))]
 
 
 def _per_problem(rows: list[dict], key: str) -> dict[str, float]:
+    """Sum of ``key`` per problem; nan for a problem where any row does not know it (never 0)."""
     out: dict[str, float] = {}
     for r in rows:
-        out[r["unique_id"]] = out.get(r["unique_id"], 0.0) + float(r.get(key, 0) or 0)
+        value = r.get(key)
+        out[r["unique_id"]] = out.get(r["unique_id"], 0.0) + (np.nan if value is None else float(value))
     return out
 
 
 def _verdicts(pts: list[Point], mask: np.ndarray, level: int | None, accuracy: dict, rng: np.random.Generator,
               rounds: int) -> list[Verdict]:
-    """At every N where at least two methods have a point: the ranking, and the winner's paired margin."""
+    """At every N where at least two series have a point: the ranking, and the winner's paired margin."""
     out = []
     for n in sorted({p.n for p in pts}):
         here = [p for p in pts if p.n == n]
-        if len({p.method for p in here}) < 2:
+        if len(here) < 2:
             continue
-        ranked = sorted(here, key=lambda p: -accuracy[(p.method, n, level)].value)
-        diff = ranked[0].accuracy[mask] - ranked[1].accuracy[mask]
+        ranked = sorted(here, key=lambda p: -accuracy[(p.series, n, level)].value)
+        best, runner = ranked[0].accuracy[mask], ranked[1].accuracy[mask]
+        diff = best - runner
         margin = A.estimate(diff.mean(), A.bootstrap_means(diff[None, :], rng, rounds)[0])
-        out.append(Verdict(level, n, [(p.method, accuracy[(p.method, n, level)]) for p in ranked], margin))
+        binary = bool(np.isin(best, (0.0, 1.0)).all() and np.isin(runner, (0.0, 1.0)).all())
+        p_value = A.mcnemar_p(int((diff > 0).sum()), int((diff < 0).sum())) if binary else None
+        out.append(Verdict(level, n, [(p.series, accuracy[(p.series, n, level)]) for p in ranked], margin,
+                           int((diff != 0).sum()), p_value))
+    return out
+
+
+def _choices(pts: list[Point], mask: np.ndarray, folds: np.ndarray, level: int | None, accuracy: dict) -> list[Choice]:
+    """At every N where at least two series have a point: the pick cross-validated over the two folds."""
+    out = []
+    for n in sorted({p.n for p in pts}):
+        here = [p for p in pts if p.n == n]
+        if len(here) < 2:
+            continue
+        values = np.stack([p.accuracy[mask] for p in here])
+        best = max(here, key=lambda p: accuracy[(p.series, n, level)].value)  # ties: the first
+        out.append(Choice(level, n, [p.series for p in here], A.cross_validate(values, folds[mask]),
+                          (best.series, accuracy[(best.series, n, level)])))
+    return out
+
+
+def _budget_verdicts(pts: list[Point], mask: np.ndarray, level: int | None, kind: str,
+                     accuracy: dict) -> list[BudgetVerdict]:
+    """At each point's cost (a budget), every series' most expensive point that costs no more, ranked.
+
+    Only budgets where at least two series have a point are kept; a series whose costs are unknown is left out."""
+    costed = [(p, p.cost(kind, mask)) for p in pts]
+    costed = [(p, c) for p, c in costed if c is not None]
+    out = []
+    for budget in sorted({c for _, c in costed}):
+        within: dict[str, tuple[Point, float]] = {}
+        for p, c in costed:
+            if c <= budget and (p.series not in within or c > within[p.series][1]):
+                within[p.series] = (p, c)
+        if len(within) < 2:
+            continue
+        ranked = sorted(within.values(), key=lambda pc: -accuracy[(pc[0].series, pc[0].n, level)].value)
+        out.append(BudgetVerdict(level, kind, budget, [(p, c, accuracy[(p.series, p.n, level)]) for p, c in ranked]))
     return out
 
 
 # --------------------------------------------------------------------------------------------------------
 # Plots
 # --------------------------------------------------------------------------------------------------------
+def _style(cmp: MethodComparison, label: str) -> dict:
+    method = cmp.series_method[label]
+    marker, size = METHOD_MARKERS[method]
+    same = [s for s, m in cmp.series_method.items() if m == method]
+    color = METHOD_COLORS[method]
+    return dict(color=color, marker=marker, ms=size, ls=LINE_STYLES[same.index(label) % len(LINE_STYLES)],
+                mfc="none" if method == "beam_search" else color)
+
+
 def _draw(ax, cmp: MethodComparison, level: int | None, x: str) -> None:
     values: list[float] = []  # every interval end, to fit the y axis to the data
-    for method in cmp.methods():
-        series = cmp.series(method)
-        mask = np.ones(len(cmp.unique_ids), bool) if level is None else cmp.levels == level
-        xs = [p.n if x == "n" else float(p.tokens[mask].mean()) for p in series]
-        ests = [cmp.accuracy[(method, p.n, level)] for p in series]
-        color = METHOD_COLORS[method]
-        marker, size = METHOD_MARKERS[method]
-        ax.plot(xs, [e.value for e in ests], "-" + marker, color=color, label=METHOD_LABELS[method], ms=size,
-                mfc="none" if method == "beam_search" else color)
-        ax.fill_between(xs, [e.low for e in ests], [e.high for e in ests], color=color, alpha=0.12, lw=0)
+    mask = cmp.mask(level)
+    for label in cmp.series_method:
+        series = cmp.series(label)
+        if x != "n":  # a point whose cost is unknown has no place on a cost axis
+            series = [p for p in series if p.cost(x, mask) is not None]
+            if not series:
+                continue
+        xs = [p.n if x == "n" else p.cost(x, mask) for p in series]
+        ests = [cmp.accuracy[(label, p.n, level)] for p in series]
+        style = _style(cmp, label)
+        ax.plot(xs, [e.value for e in ests], label=label, **style)
+        ax.fill_between(xs, [e.low for e in ests], [e.high for e in ests], color=style["color"], alpha=0.12, lw=0)
         if len(series) == 1:  # a single point: show its interval as an error bar (a band needs two)
             e = ests[0]
-            ax.errorbar(xs, [e.value], yerr=[[e.value - e.low], [e.high - e.value]], color=color, capsize=3)
+            ax.errorbar(xs, [e.value], yerr=[[e.value - e.low], [e.high - e.value]], color=style["color"], capsize=3)
         values += [v for e in ests for v in (e.low, e.high)]
     if x == "n":
         n_axis(ax, sorted({p.n for p in cmp.points}))
     else:
         ax.set_xscale("log")
         ax.xaxis.set_minor_formatter(NullFormatter())
-        ax.set_xlabel("generated tokens per problem")
+        ax.set_xlabel(f"{COSTS[x]} per problem")
     fitted_percent_axis(ax, values)
 
 
 def plot_overall(cmp: MethodComparison) -> Figure:
-    """Accuracy vs N and vs generated tokens, one line per method, 95% bootstrap bands."""
-    fig = Figure(figsize=(11, 4.5))
-    left, right = fig.subplots(1, 2)
-    _draw(left, cmp, None, "n")
-    _draw(right, cmp, None, "tokens")
-    left.set_ylabel(f"accuracy ({A.METHOD_LABELS[cmp.selection]})")
-    left.set_title("accuracy vs N", fontsize=10)
-    right.set_title("accuracy vs generated tokens", fontsize=10)
-    left.legend(loc="lower right", fontsize=8)
+    """Accuracy vs N, vs generated tokens and vs generated + PRM tokens, one line per series, 95% bands."""
+    fig = Figure(figsize=(15, 4.5))
+    axes = fig.subplots(1, 3)
+    for ax, x, name in zip(axes, ("n", *COSTS), ("N", *COSTS.values())):
+        _draw(ax, cmp, None, x)
+        ax.set_title(f"accuracy vs {name}", fontsize=10)
+    axes[0].set_ylabel(f"accuracy ({A.METHOD_LABELS[cmp.selection]})")
+    axes[0].legend(loc="lower right", fontsize=8)
     fig.suptitle(f"{len(cmp.unique_ids)} problems, all levels", fontsize=10)
     return fig
 
 
 def plot_by_level(cmp: MethodComparison) -> Figure:
-    """The same two views, one column per difficulty level."""
+    """The same three views, one column per difficulty level."""
     levels = cmp.level_list
-    fig = Figure(figsize=(4 * len(levels), 7))
-    axes = np.array(fig.subplots(2, len(levels), squeeze=False))
+    fig = Figure(figsize=(4 * len(levels), 10))
+    axes = np.array(fig.subplots(3, len(levels), squeeze=False))
     for j, level in enumerate(levels):
         count = int((cmp.levels == level).sum())
-        _draw(axes[0, j], cmp, level, "n")
-        _draw(axes[1, j], cmp, level, "tokens")
+        for i, x in enumerate(("n", *COSTS)):
+            _draw(axes[i, j], cmp, level, x)
         axes[0, j].set_title(f"level {level} ({plural(count, 'problem')})", fontsize=10)
-    axes[0, 0].set_ylabel("accuracy vs N")
-    axes[1, 0].set_ylabel("accuracy vs tokens")
+    for i, name in enumerate(("N", *COSTS.values())):
+        axes[i, 0].set_ylabel(f"accuracy vs {name}")
     axes[0, 0].legend(loc="lower right", fontsize=8)
     return fig
 
@@ -243,79 +411,117 @@ def plot_by_level(cmp: MethodComparison) -> Figure:
 # --------------------------------------------------------------------------------------------------------
 # Words
 # --------------------------------------------------------------------------------------------------------
+def title(cmp: MethodComparison) -> str:
+    """The methods present: ``Best-of-N vs beam search``; one method: ``DVTS: 2 runs side by side``."""
+    methods = [METHOD_LABELS[m] for m in cmp.methods()]
+    if len(methods) == 1:
+        return f"{methods[0]}: {plural(len(cmp.runs), 'run')} side by side"
+    return " vs ".join(methods)
+
+
+def _where(level: int | None) -> str:
+    return "all levels" if level is None else f"level {level}"
+
+
 def verdict_sentence(v: Verdict) -> str:
     """One sentence: who wins at this budget, by how much, and whether it is beyond the noise."""
     best, est = v.ranking[0]
     runner, _ = v.ranking[1]
-    where = "all levels" if v.level is None else f"level {v.level}"
-    tied = [METHOD_LABELS[m] for m, e in v.ranking if e.value == est.value]
+    tied = [s for s, e in v.ranking if e.value == est.value]
     if len(tied) > 1:
-        return f"At N={v.n} ({where}), {' and '.join(tied)} tie at {with_ci(est)}: no method is better here."
+        return f"At N={v.n} ({_where(v.level)}), {' and '.join(tied)} tie at {with_ci(est)}: no method is better here."
+    test = (f"{plural(v.differing, 'problem')} solved by only one of them, exact McNemar p = {v.p_value:.3g}"
+            if v.p_value is not None else f"{plural(v.differing, 'problem')} on which they differ")
     if v.clear:
-        return (f"At N={v.n} ({where}), **{METHOD_LABELS[best]}** is best with {with_ci(est)}, ahead of "
-                f"{METHOD_LABELS[runner]} by {points(v.margin)}.")
-    return (f"At N={v.n} ({where}), {METHOD_LABELS[best]} scores highest ({with_ci(est)}) but its lead over "
-            f"{METHOD_LABELS[runner]}, {points(v.margin)}, is within the noise: no method is clearly better here.")
+        return (f"At N={v.n} ({_where(v.level)}), **{best}** is best with {with_ci(est)}, ahead of {runner} by "
+                f"{points(v.margin)}; {test}.")
+    return (f"At N={v.n} ({_where(v.level)}), {best} scores highest ({with_ci(est)}) but its lead over {runner}, "
+            f"{points(v.margin)}, is within the noise ({test}): no method is clearly better here.")
 
 
-def compute_optimal(cmp: MethodComparison) -> list[str]:
-    """Per level, the compute-optimal method at each budget (the paper's main question), as bullets."""
-    lines = []
-    for level in [None, *cmp.level_list]:
-        vs = [v for v in cmp.verdicts if v.level == level]
-        if not vs:
-            continue
-        where = "All levels" if level is None else f"Level {level}"
-        picks = ", ".join(f"N={v.n}: {_winner(v)}" for v in vs)
-        lines.append(f"{where}: {picks}.")
-    return lines
+def choice_sentence(c: Choice) -> str:
+    """The cross-validated pick at one level and N, then the in-sample pick, named as such."""
+    where = "All levels" if c.level is None else f"Level {c.level}"
+    best, est = c.in_sample
+    in_sample = f"in-sample best (chosen and graded on the same problems, so optimistic): {best}, {with_ci(est)}"
+    if c.cv is None:
+        return f"{where}, N={c.n}: too few problems to split in two; {in_sample}."
+    first, second = (c.candidates[k] for k in c.cv.picks)
+    picked = (f"**{first}** on both halves" if first == second
+              else f"{first} on half 1, {second} on half 2 (the choice depends on the problems drawn)")
+    return (f"{where}, N={c.n}: chosen {picked}; held-out accuracy of the choice {with_ci(c.cv.estimate)}; "
+            f"{in_sample}.")
 
 
-def _winner(v: Verdict) -> str:
-    best = v.ranking[0][1].value
-    tied = [METHOD_LABELS[m] for m, e in v.ranking if e.value == best]
-    if len(tied) > 1:
-        return f"tie ({', '.join(tied)})"
-    return METHOD_LABELS[v.ranking[0][0]] + ("" if v.clear else " (not significant)")
+def _budget_table(cmp: MethodComparison, level: int | None, kind: str) -> str | None:
+    verdicts = [v for v in cmp.budget_verdicts if v.level == level and v.kind == kind]
+    rows = [[tokens_text(v.budget), v.best[0] if len(v.best) == 1 else f"tie ({', '.join(v.best)})",
+             "; ".join(f"{p.series} N={p.n} ({tokens_text(c)} tokens): {with_ci(e)}" for p, c, e in v.within)]
+            for v in verdicts]
+    return table([f"budget: {COSTS[kind]} / problem", "highest accuracy within it", "every series within it"],
+                 rows) if rows else None
 
 
 def build_compare_report(cmp: MethodComparison) -> Page:
-    doc = Page(REPORT_TITLE)
+    doc = Page(title(cmp))
     doc.para(f"{len(cmp.unique_ids)} problems present in all {len(cmp.runs)} runs"
              + (f" ({cmp.dropped} others left out)" if cmp.dropped else "")
-             + f"; answers picked by {A.METHOD_LABELS[cmp.selection]} on each method's final pool; intervals are "
-             f"95% paired bootstrap intervals over problems.")
-    doc.add(bullets([f"`{d}`" for d in cmp.runs]))
+             + f"; answers picked by {A.METHOD_LABELS[cmp.selection]} on each run's final pool; accuracies with 95% "
+             "Wilson intervals over problems (as in `bestofn report`), differences with paired bootstrap intervals.")
+    doc.add(bullets([f"{name}: {METHOD_LABELS[m]}, `{d}`" for name, m, d in zip(cmp.names, cmp.run_methods, cmp.runs)]))
+    if cmp.differences:
+        doc.heading(2, "The runs differ (--allow-mixed)")
+        doc.para("These runs were not made alike, so a difference in accuracy may come from these settings rather than "
+                 "from the method:")
+        doc.add(table(["setting", *cmp.names], [[k, *(_short(v) for v in vs)] for k, vs in cmp.differences.items()]))
     doc.heading(2, "Accuracy and compute")
-    header = ["method", "N", "generated tokens / problem", "PRM tokens / problem", "accuracy",
+    header = ["series", "N", "generated tokens / problem", "PRM tokens / problem", "accuracy",
               *[f"level {lvl}" for lvl in cmp.level_list]]
-    rows = [[METHOD_LABELS[p.method], p.n, f"{p.tokens.mean():.0f}", f"{p.prm_tokens.mean():.0f}",
-             with_ci(cmp.accuracy[(p.method, p.n, None)]),
-             *[pct(cmp.accuracy[(p.method, p.n, lvl)].value) for lvl in cmp.level_list]] for p in cmp.points]
+    every = cmp.mask(None)
+    rows = [[p.series, p.n, tokens_text(p.cost("generated", every)), tokens_text(_mean(p.prm_tokens)),
+             with_ci(cmp.accuracy[(p.series, p.n, None)]),
+             *[pct(cmp.accuracy[(p.series, p.n, lvl)].value) for lvl in cmp.level_list]] for p in cmp.points]
     doc.add(table(header, rows))
-    doc.image("compare_accuracy.png", "accuracy vs N and vs generated tokens")
-    doc.heading(2, "Which method wins at which budget")
+    doc.image("compare_accuracy.png", "accuracy vs N, vs generated tokens and vs generated + PRM tokens")
+    doc.heading(2, "Which method wins at equal N")
     sentences = [verdict_sentence(v) for v in cmp.verdicts]
     if sentences:
         doc.add(bullets(sentences))
     else:
-        doc.para("No budget N has points from two methods: run the methods at a shared N to compare them.")
+        doc.para("No budget N has points from two runs: run the methods at a shared N to compare them.")
     doc.heading(2, "Compute-optimal choice per level")
-    doc.para("The method with the highest accuracy at each budget, per difficulty level (Snell et al.: the best "
-             "test-time strategy depends on difficulty). Generated tokens differ between methods at the same N "
-             "(search methods also spend PRM calls at every step); the table and the right-hand plots show "
-             "accuracy against the tokens actually spent.")
-    doc.add(bullets(compute_optimal(cmp)))
+    doc.para("Snell et al. choose the test-time strategy per difficulty level. Choosing the best method and reporting "
+             "its accuracy on the same problems overstates it, so here each level's problems are split in two halves "
+             f"(by the sha256 rank of their ids, seed {cmp.seed}): the method is chosen on one half and graded on the "
+             "other, both ways (two-fold cross-validation); the held-out accuracy is that of the choice. The "
+             "in-sample best is shown beside it, only as such.")
+    picks = [choice_sentence(c) for c in cmp.choices]
+    doc.add(bullets(picks) if picks else "No budget N has points from two runs.")
+    doc.heading(2, "Which method wins at equal compute")
+    doc.para("Methods spend different tokens at the same N (a search also generates pruned beams and lookahead, and "
+             "its PRM reads every step). Here each budget is the cost of one point; every series is represented by "
+             "its most expensive point within that budget (per problem, on that level's problems).")
+    for level in [None, *cmp.level_list]:
+        for kind in COSTS:
+            body = _budget_table(cmp, level, kind)
+            if body:
+                doc.add(details(f"{_where(level)}, {COSTS[kind]}", body))
     doc.image("compare_by_level.png", "accuracy per difficulty level")
     return doc
 
 
+def _mean(values: np.ndarray) -> float | None:
+    value = float(values.mean()) if len(values) else float("nan")
+    return None if np.isnan(value) else value
+
+
 def write_compare_report(run_dirs: Sequence[str | Path], output_dir: str | Path, selection: str = DEFAULT_SELECTION,
                          subsets: int = A.DEFAULT_SUBSETS, seed: int = A.DEFAULT_SEED,
-                         bootstrap: int = A.DEFAULT_BOOTSTRAP, formats: Sequence[str] = ("md", "html")) -> list[Path]:
+                         bootstrap: int = A.DEFAULT_BOOTSTRAP, formats: Sequence[str] = ("md", "html"),
+                         allow_mixed: bool = False) -> list[Path]:
     """Compare the runs and write ``report.md``/``report.html`` and the PNGs into ``output_dir`` (into a run
     directory, under its run lock: :func:`~bestofn.report.render.output_lock`)."""
     with output_lock(output_dir):
-        cmp = compare_runs(run_dirs, selection, subsets, seed, bootstrap)
+        cmp = compare_runs(run_dirs, selection, subsets, seed, bootstrap, allow_mixed)
         figures = {"compare_accuracy.png": plot_overall(cmp), "compare_by_level.png": plot_by_level(cmp)}
         return write_page(build_compare_report(cmp), figures, Path(output_dir), formats)
