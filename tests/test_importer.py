@@ -106,7 +106,8 @@ def test_missing_column_and_other_bad_input_are_named(tmp_path: Path):
         import_completions(str(write_jsonl(tmp_path / "a.jsonl", bad)), tmp_path / "r1")
     uneven = [ROWS[0], {**ROWS[1], "completions": ROWS[1]["completions"][:2], "scores": ROWS[1]["scores"][:2],
                         "completion_tokens": [1, 2]}]
-    with pytest.raises(BestOfNError, match=r"rows have \[2, 3\] completions"):
+    with pytest.raises(BestOfNError, match=r"b.jsonl: line 2 \(unique_id 'test/algebra/2.json'\): field completions has "
+                                           r"2 solutions, but the first row has 3; every problem needs the same N"):
         import_completions(str(write_jsonl(tmp_path / "b.jsonl", uneven)), tmp_path / "r2")
     with pytest.raises(BestOfNError, match="does not exist"):
         import_completions(str(tmp_path / "none.jsonl"), tmp_path / "r3")
