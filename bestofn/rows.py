@@ -80,7 +80,7 @@ def _read_json(path: Path, what: str, needs: str) -> list[Row]:
         try:
             items = json.loads(text)
         except json.JSONDecodeError as e:
-            raise BestOfNError(f"{what} {path}: line {e.lineno} is not valid JSON ({e.msg} at column {e.colno}); "
+            raise BestOfNError(f"{what} {path}: line {e.lineno} is not valid JSON ({e.msg}, column {e.colno}); "
                                f"the file must be one JSON array of objects, or one JSON object per line") from None
         return [_object(item, f"item {k}", path, what, needs) for k, item in enumerate(items, start=1)]
     rows = []
@@ -90,7 +90,7 @@ def _read_json(path: Path, what: str, needs: str) -> list[Row]:
         try:
             value = json.loads(line)
         except json.JSONDecodeError as e:
-            raise BestOfNError(f"{what} {path}: line {number} is not valid JSON ({e.msg} at column {e.colno}); "
+            raise BestOfNError(f"{what} {path}: line {number} is not valid JSON ({e.msg}, column {e.colno}); "
                                f"each line must be one JSON object with {needs}") from None
         rows.append(_object(value, f"line {number}", path, what, needs))
     return rows
