@@ -252,3 +252,18 @@ def test_num_problems_all_and_dataset_format_are_settings(tmp_path, capsys):
     assert BestOfNConfig(num_problems=5).fingerprint("problems") != BestOfNConfig(num_problems=ALL).fingerprint("problems")
     assert (BestOfNConfig(dataset_format="aime24").fingerprint("problems")
             != BestOfNConfig(dataset_format="amc23").fingerprint("problems"))
+
+
+# --- a recipe per benchmark -------------------------------------------------------------------------------------
+RECIPES = Path(__file__).resolve().parents[1] / "recipes"
+
+
+@pytest.mark.parametrize("name", DATASET_NAMES)
+def test_each_benchmark_has_a_recipe(name):
+    config = BestOfNConfig.from_yaml(RECIPES / f"{name}.yaml")
+    assert (config.dataset, config.num_problems, config.output_dir) == (name, ALL, f"runs/{name}")
+    assert "{step_format}" in config.system_prompt and "\\boxed{" in config.system_prompt
+    if DATASETS[name].layout == "final_answer":  # AIME and AMC: long solutions, a larger N
+        assert config.max_new_tokens >= 4096 and config.n >= 64
+    if name == "gsm8k":  # not LaTeX-heavy, but still boxed
+        assert "no LaTeX needed" in config.system_prompt and config.max_new_tokens == 1024
