@@ -171,7 +171,7 @@ LAYOUTS: dict[str, Layout] = {layout.name: layout for layout in (
     Layout("olympiadbench", "question and final_answer (a list of answers)", EXPRESSION,
            lambda r: _has(r, "final_answer"), _olympiadbench),
     Layout("math", "problem, answer and unique_id (non-empty text) and level (an integer 1-5)", EXPRESSION,
-           lambda r: _has(r, "problem", "answer", "level", "unique_id"), _math),
+           lambda r: "problem" in r and ("level" in r or "unique_id" in r), _math),
     Layout("gsm8k", "question and answer (a worked solution ending in '#### ANSWER')", INTEGER,
            lambda r: _has(r, "question", "answer") and "####" in str(r.get("answer")), _gsm8k),
     Layout("minerva", "problem and solution (a worked solution whose last \\boxed{} is the answer)", EXPRESSION,
@@ -221,6 +221,16 @@ def dataset_spec(dataset: str, dataset_format: str | None = None) -> DatasetSpec
     if dataset_format is not None:
         return DATASETS[dataset_format]
     return DATASETS.get(dataset) or next((s for s in DATASETS.values() if s.hub_id == dataset), None)
+
+
+def dataset_title(dataset: str, dataset_format: str | None = None) -> str:
+    """How reports and cards name a run's data: the benchmark's title (``GSM8K``), else the file's or Hub
+    dataset's name (``HuggingFaceH4/MATH-500`` -> ``MATH-500``, ``../data/my_set.jsonl`` -> ``my_set``)."""
+    spec = dataset_spec(dataset, dataset_format)
+    if spec is not None:
+        return spec.title
+    path = Path(dataset)
+    return path.stem if path.suffix.lower() in (".jsonl", ".json", ".parquet") else path.name or dataset
 
 
 # --- loading ---------------------------------------------------------------------------------------------------

@@ -267,3 +267,17 @@ def test_each_benchmark_has_a_recipe(name):
         assert config.max_new_tokens >= 4096 and config.n >= 64
     if name == "gsm8k":  # not LaTeX-heavy, but still boxed
         assert "no LaTeX needed" in config.system_prompt and config.max_new_tokens == 1024
+
+
+@pytest.mark.parametrize("row, message", [
+    ({"problem": "1+1", "answer": "2", "unique_id": "a"}, "line 1 (unique_id 'a'): field level is missing"),
+    ({"problem": "1+1", "level": 1, "unique_id": "a", "solution": "\\boxed{2}"},
+     "line 1 (unique_id 'a'): field answer is missing"),
+])
+def test_a_math_row_without_one_of_its_fields_is_named_not_read_another_way(tmp_path, row, message):
+    """A row with MATH's level or unique_id is a MATH row: a missing field is named (not read as AIME's layout)."""
+    path = tmp_path / "bad.jsonl"
+    path.write_text(json.dumps(row) + "\n")
+    with pytest.raises(BestOfNError) as err:
+        load_problems(str(path))
+    assert str(err.value).startswith(f"dataset file {path}: {message}")
