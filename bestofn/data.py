@@ -192,7 +192,8 @@ class DatasetSpec:
     config: str | None
     split: str
     layout: str  # a key of LAYOUTS
-    license: str
+    license: str  # in words, for docs and cards
+    hub_license: str  # the Hub's license id for a dataset card's metadata ("other": see the words)
 
     @property
     def url(self) -> str:
@@ -200,18 +201,18 @@ class DatasetSpec:
 
 
 DATASETS: dict[str, DatasetSpec] = {spec.name: spec for spec in (
-    DatasetSpec("math500", "MATH-500", "HuggingFaceH4/MATH-500", None, "test", "math", "MIT"),
-    DatasetSpec("gsm8k", "GSM8K", "openai/gsm8k", "main", "test", "gsm8k", "MIT"),
+    DatasetSpec("math500", "MATH-500", "HuggingFaceH4/MATH-500", None, "test", "math", "MIT", "mit"),
+    DatasetSpec("gsm8k", "GSM8K", "openai/gsm8k", "main", "test", "gsm8k", "MIT", "mit"),
     DatasetSpec("aime24", "AIME 2024", "HuggingFaceH4/aime_2024", None, "train", "final_answer",
-                "problems (c) MAA; published on the Hub without a license"),
+                "problems (c) MAA; published on the Hub without a license", "other"),
     DatasetSpec("aime25", "AIME 2025", "yentinglin/aime_2025", None, "train", "final_answer",
-                "problems (c) MAA; published on the Hub without a license"),
+                "problems (c) MAA; published on the Hub without a license", "other"),
     DatasetSpec("amc23", "AMC 2023", "math-ai/amc23", None, "test", "final_answer",
-                "problems (c) MAA; published on the Hub without a license"),
+                "problems (c) MAA; published on the Hub without a license", "other"),
     DatasetSpec("minerva_math", "Minerva Math", "math-ai/minervamath", None, "test", "minerva",
-                "problems from MIT OpenCourseWare (CC BY-NC-SA 4.0)"),
+                "problems from MIT OpenCourseWare (CC BY-NC-SA 4.0)", "cc-by-nc-sa-4.0"),
     DatasetSpec("olympiadbench", "OlympiadBench", "Hothan/OlympiadBench", "OE_TO_maths_en_COMP", "train",
-                "olympiadbench", "Apache-2.0"),
+                "olympiadbench", "Apache-2.0", "apache-2.0"),
 )}
 DATASET_NAMES = tuple(DATASETS)  # the choices of the dataset_format setting
 

@@ -456,3 +456,36 @@ def test_push_incomplete_run_creates_nothing(monkeypatch: pytest.MonkeyPatch, ru
     with pytest.raises(BestOfNError, match="lacks stages samples, scores"):
         hub.push(run_dir, "someone/ds")
     assert not {"create_repo", "upload_folder"} & set(fake.names())
+
+
+# --- the card names the benchmark the problems come from (docs/datasets.md) ----------------------------------------
+def _stub_run(dataset: str, levels: list[int], dataset_format: str | None = None):
+    """Just what the card's benchmark helpers read: the config and the problems' levels."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(config=BestOfNConfig(dataset=dataset, dataset_format=dataset_format, n=4, seed=0),
+                           problems=[{"level": lvl} for lvl in levels])
+
+
+@pytest.mark.parametrize("dataset, fmt, levels, title, ids, license_, source", [
+    ("gsm8k", None, [0, 0], "GSM8K", ["openai/gsm8k"], "mit",
+     "GSM8K ([openai/gsm8k](https://huggingface.co/datasets/openai/gsm8k))"),
+    ("data/aime.jsonl", "aime24", [0], "AIME 2024", ["HuggingFaceH4/aime_2024"], "other",
+     "AIME 2024 ([HuggingFaceH4/aime_2024](https://huggingface.co/datasets/HuggingFaceH4/aime_2024), read from the "
+     "local file `aime.jsonl`)"),
+    ("olympiadbench", None, [0], "OlympiadBench", ["Hothan/OlympiadBench"], "apache-2.0",
+     "OlympiadBench ([Hothan/OlympiadBench](https://huggingface.co/datasets/Hothan/OlympiadBench))"),
+    ("data/math.jsonl", None, [1, 2], "MATH-500", ["HuggingFaceH4/MATH-500"], "mit",  # MATH's layout: a MATH-500 copy
+     "MATH-500 ([HuggingFaceH4/MATH-500](https://huggingface.co/datasets/HuggingFaceH4/MATH-500), read from the local "
+     "file `math.jsonl`)"),
+    ("data/mine.jsonl", None, [0], "mine", [], "other", "the local file `mine.jsonl`"),
+])
+def test_card_names_the_benchmark(dataset, fmt, levels, title, ids, license_, source):
+    run = _stub_run(dataset, levels, fmt)
+    assert hub._title(run) == title and hub._source_dataset_ids(run) == ids and hub._source_text(run) == source
+    assert (hub._benchmark(run).hub_license if hub._benchmark(run) else "other") == license_
+    leveled = any(levels)
+    assert hub._pretty_name(run).startswith(f"Best-of-4 on {title}{' levels 1, 2, 3' if leveled else ''}: ")
+    text = hub._problems_text(run)
+    assert f"problems of {source}" in text
+    assert ("stratified by level" in text) is leveled and ("has no difficulty levels" in text) is not leveled
