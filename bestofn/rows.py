@@ -180,7 +180,7 @@ def reward_field(value: Any, field: str) -> float:
     """One reward: a finite number in [0, 1] (a probability, as every supported PRM gives and selection sums)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise RowError(field, f"has {short(value)} ({type(value).__name__}), not a number in [0, 1]")
-    if not math.isfinite(value) or not 0 <= value <= 1:
+    if not 0 <= value <= 1:  # also NaN and infinities
         raise RowError(field, f"has {value}, not a number in [0, 1] (rewards are probabilities; rescale logits "
                               f"with a sigmoid first)")
     return float(value)

@@ -172,7 +172,8 @@ def solution(answer: str) -> str:
 
 # (benchmark, problem's position in the excerpt, a model's boxed answer, right?) worked out by hand.
 GRADED = [
-    ("gsm8k", 0, "\\$18", True), ("gsm8k", 0, "18 \\text{ dollars}", True), ("gsm8k", 6, "2,125", True),
+    ("gsm8k", 0, "\\$18", True), ("gsm8k", 0, "18 \\text{ dollars}", True), ("gsm8k", 0, "18 dollars", True),
+    ("gsm8k", 6, "2,125", True), ("gsm8k", 6, "2,125 blocks", True),
     ("gsm8k", 6, "2125.0", True), ("gsm8k", 6, "2.125", False), ("gsm8k", 2, "70{,}000", True),
     ("aime24", 3, "25", True), ("aime24", 3, "025", True), ("aime24", 0, "\\frac{408}{2}", True), ("aime24", 0, "205", False),
     ("aime25", 0, "70", True), ("aime25", 0, "7", False),
@@ -212,6 +213,14 @@ def test_an_integer_answer_is_compared_exactly():
     assert grade(solution("2.125"), "2125", kind=INTEGER)["correct"] is False
     assert grade(solution("1,000"), "1000", kind=INTEGER)["correct"] is True
     assert grade(solution("2^{3}"), "8", kind=INTEGER)["correct"] is True
+
+
+@pytest.mark.parametrize("answer, gold", [("18 dollars", "18"), ("20 cups", "20"), ("2,125 blocks", "2125")])
+def test_a_bare_unit_word_is_right_only_for_integer_answers(answer, gold):
+    """GSM8K-style answers with a unit word outside \\text{}: math-verify reads "18 dollars" as a product of
+    letters, so as an expression it is wrong; as a number (GSM8K's kind) it is 18."""
+    assert grade(solution(answer), gold, kind=EXPRESSION)["correct"] is False
+    assert grade(solution(answer), gold, kind=INTEGER)["correct"] is True
 
 
 # --- levels only where a benchmark has them; --num-problems all ---------------------------------------------------
@@ -281,3 +290,13 @@ def test_a_math_row_without_one_of_its_fields_is_named_not_read_another_way(tmp_
     with pytest.raises(BestOfNError) as err:
         load_problems(str(path))
     assert str(err.value).startswith(f"dataset file {path}: {message}")
+
+
+def test_minerva_gold_is_the_last_box_of_the_solution(tmp_path):
+    """Worked solutions box intermediate results too; the gold is the last box (bestofn.grading's rule)."""
+    path = tmp_path / "minerva.jsonl"
+    solution = ("First $u=\\boxed{2}$ in the units of the first part of the problem, which the second part then "
+                "uses to find the speed, so $v=\\boxed{3 \\times 10^{8}}$ m/s.")
+    path.write_text(json.dumps({"problem": "Find v.", "solution": solution, "type": "Physics", "idx": 9}) + "\n")
+    (p,) = load_problems(str(path), dataset_format="minerva_math")
+    assert (p.unique_id, p.answer, p.subject) == ("minerva_math/9", "3 \\times 10^{8}", "Physics")

@@ -16,8 +16,10 @@ import pytest
 
 from bestofn import pipeline
 from bestofn.config import BestOfNConfig
-from bestofn.data import load_problems
+from bestofn.data import DATASETS, load_problems
 from bestofn.io import read_json, read_jsonl
+from bestofn.report import analysis as A
+from bestofn.report import run_report
 from bestofn.testing import make_tokenizer
 from bestofn.testing.scripted import Script, ScriptedProblem, Solution, patch_pipeline
 
@@ -27,7 +29,7 @@ DATA = Path(__file__).resolve().parent / "data"
 # and one that is wrong (worked out by hand from the excerpt files; the golds are in test_datasets.EXPECTED).
 ANSWERS = {
     "gsm8k": [("\\$18", "19"), ("3 \\text{ bolts}", "2"), ("70,000", "7000"), ("540.0", "545"), ("20", "21"),
-              ("064", "46"), ("2,125", "2.125")],
+              ("064", "46"), ("2,125 blocks", "2.125")],  # "2,125 blocks" is right only as an integer answer
     "aime24": [("204", "240"), ("113", "13"), ("371", "173"), ("25", "52")],
     "aime25": [("70", "7"), ("117", "171"), ("204", "402"), ("735", "753"), ("49", "94")],
     "amc23": [("27", "27.5"), ("36", "63"), ("45", "54"), ("3,159", "3195"), ("36.0", "6"), ("7", "77")],
@@ -65,3 +67,7 @@ def test_a_tiny_run_per_benchmark(tmp_path, tiny_generator_dir, tiny_prm_dir, na
     k = len(texts)
     assert accuracy == {"greedy": (0, k), "majority": (k, k), "naive_bon": (k, k), "weighted_bon": (k, k),
                         "pass_at_n": (k, k)}
+    md = run_report.build_report(A.analyze(tmp_path / "run", subsets=10, bootstrap=20)).markdown()
+    title = DATASETS[name].title
+    assert md.startswith(f"# Best-of-3 on {title} ({k} problems): ")
+    assert "the benchmark has no difficulty levels: every problem was eligible" in md

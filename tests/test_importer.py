@@ -235,3 +235,13 @@ def test_numbers_as_answers_and_whole_float_counts_import_as_numbers(tmp_path: P
     assert read_jsonl(run / "problems.jsonl")[0]["answer"] == "27"
     samples = read_jsonl(run / "samples.jsonl")
     assert [(s["correct"], s["num_tokens"]) for s in samples] == [(True, 31), (False, 12)]
+
+
+def test_scores_and_greedy_are_for_every_row_or_none(tmp_path: Path, capsys):
+    no_scores = {k: v for k, v in ROWS[1].items() if k != "scores"}
+    err = _import_error(tmp_path, capsys, [json.dumps(ROWS[0]), json.dumps(no_scores)])
+    assert err == (f"{tmp_path / 'bad.jsonl'}: problem test/algebra/2.json has no scores but others do; give scores "
+                   f"for every row or for none\n")
+    greedy_once = [json.dumps({**ROWS[0], "greedy": solution("4")}), json.dumps(ROWS[1])]
+    err = _import_error(tmp_path, capsys, greedy_once)
+    assert err.startswith(f"{tmp_path / 'bad.jsonl'}: 1 of 2 rows have a greedy solution; give one for every row or for none")
