@@ -23,7 +23,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from .grading import is_equivalent, normalize_answer
+from .grading import EXPRESSION, is_equivalent, normalize_answer
 
 AGGREGATIONS = ("last", "min", "prod", "mean")  # step rewards -> one reward per solution, see aggregate()
 
@@ -61,16 +61,18 @@ def aggregate(step_rewards: Sequence[float], how: str = "last") -> float:
 
 
 def group_answers(
-    answers: Sequence[str | None], equivalent: Callable[[str, str], bool] | None = None, timeout: float = 5
+    answers: Sequence[str | None], equivalent: Callable[[str, str], bool] | None = None, timeout: float = 5,
+    kind: str = EXPRESSION,
 ) -> list[list[int]]:
     """Indices of solutions grouped by equivalent answer, groups in order of first appearance.
 
     Each answer is compared with one representative per group (the group's first answer); identical
     normalized strings are merged without calling math-verify, which keeps this fast for N=16.
-    Solutions without an answer are left out. ``timeout`` bounds each comparison (``grading_timeout``).
+    Solutions without an answer are left out. ``timeout`` bounds each comparison (``grading_timeout``);
+    ``kind`` is the problem's ``answer_kind`` (GSM8K's ``18 dollars`` and ``18`` are one integer answer).
     """
     if equivalent is None:
-        equivalent = lambda a, b: is_equivalent(a, b, timeout)  # noqa: E731
+        equivalent = lambda a, b: is_equivalent(a, b, timeout, kind)  # noqa: E731
     groups: list[list[int]] = []
     reps: list[str] = []
     by_text: dict[str, int] = {}
