@@ -290,7 +290,9 @@ def _load_rows(dataset: str, split: str, spec: DatasetSpec | None) -> tuple[list
     if dataset not in DATASETS and is_local(dataset):
         needs = f"the columns of {spec.title}" if spec is not None else "a problem and its answer"
         return read_local_rows(dataset, "dataset file", needs), f"file {dataset}"
-    hub_id, config = (spec.hub_id, spec.config) if spec is not None and dataset in (spec.name, spec.hub_id) else (dataset, None)
+    # A name loads its benchmark's Hub copy, config and split; a registry Hub id its config (OlympiadBench needs one).
+    source = DATASETS.get(dataset) or next((s for s in DATASETS.values() if s.hub_id == dataset), None)
+    hub_id, config = (source.hub_id, source.config) if source is not None else (dataset, None)
     if dataset in DATASETS:
         split = DATASETS[dataset].split
     import datasets  # imported here: it is slow to import and only Hub datasets need it

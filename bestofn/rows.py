@@ -56,12 +56,12 @@ def read_local_rows(path: str | Path, what: str, needs: str) -> list[Row]:
     """
     path = Path(path)
     suffix = path.suffix.lower()
+    if path.is_dir():
+        raise BestOfNError(f"{what} {path} is a folder; pass one .jsonl, .json or .parquet file")
     if suffix not in LOCAL_SUFFIXES:
         raise BestOfNError(f"{what} {path} is a {suffix or 'suffix-less'} file; bestofn reads .jsonl, .json and "
                            f".parquet files (convert it, e.g. with pandas: df.to_json('{path.stem}.jsonl', "
                            f"orient='records', lines=True))")
-    if path.is_dir():
-        raise BestOfNError(f"{what} {path} is a folder; pass one .jsonl, .json or .parquet file")
     if not path.is_file():
         raise BestOfNError(f"{what} {path} does not exist")
     rows = _read_parquet(path, what) if suffix == ".parquet" else _read_json(path, what, needs)

@@ -300,3 +300,15 @@ def test_minerva_gold_is_the_last_box_of_the_solution(tmp_path):
     path.write_text(json.dumps({"problem": "Find v.", "solution": solution, "type": "Physics", "idx": 9}) + "\n")
     (p,) = load_problems(str(path), dataset_format="minerva_math")
     assert (p.unique_id, p.answer, p.subject) == ("minerva_math/9", "3 \\times 10^{8}", "Physics")
+
+
+def test_a_name_loads_its_own_hub_copy_whatever_the_format(tmp_path):
+    """--dataset gsm8k --dataset-format aime24 still asks the Hub for openai/gsm8k (config main, split test)."""
+    with pytest.raises(BestOfNError, match=r"^cannot load dataset gsm8k \(Hub dataset openai/gsm8k, config main, split "
+                                           r"test\) from the Hub: .* --dataset-format aime24$"):
+        load_problems("gsm8k", "train", dataset_format="aime24")
+    with pytest.raises(BestOfNError, match=r"^cannot load dataset Hothan/OlympiadBench \(Hub dataset Hothan/OlympiadBench, "
+                                           r"config OE_TO_maths_en_COMP, split train\)"):
+        load_problems("Hothan/OlympiadBench", "train")  # a registry Hub id: its config, the split asked for
+    with pytest.raises(BestOfNError, match=r"^dataset file .* is a folder; pass one .jsonl, .json or .parquet file$"):
+        load_problems(str(tmp_path))
