@@ -38,7 +38,7 @@ from .errors import BestOfNError, first_line
 from .grading import EXPRESSION, grade
 from .rows import (Row, RowError, count_field, is_local, numbered, optional_text, read_local_rows, reward_field,
                    row_error, short, text_field)
-from .rundir import RunDir, prepare_run_dir
+from .rundir import prepare_run_dir
 
 log = logging.getLogger(__name__)
 
