@@ -239,7 +239,9 @@ class BestOfNConfig:
     def fingerprint(self, stage: str) -> str:
         """Hash of the settings that ``stage`` (and every stage it reads from) depends on."""
         keys = sorted(stage_keys(stage, self.method))
-        blob = json.dumps({k: getattr(self, k) for k in keys}, sort_keys=True)
+        values = {k: getattr(self, k) for k in keys
+                  if not (k in _ADDED_KEYS and getattr(self, k) == _ADDED_KEYS[k])}
+        blob = json.dumps(values, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -292,6 +294,9 @@ _UPSTREAM: dict[str, tuple[str, ...]] = {
     "results": ("scores",),
 }
 STAGES = tuple(_OWN_KEYS)
+# Keys added after runs were published, with the value every earlier run had: left out of a fingerprint at that
+# value, so finished runs keep their fingerprints (and are neither recomputed nor reported as changed).
+_ADDED_KEYS: dict[str, Any] = {"dataset_format": None}
 # A search method's samples are chosen by the PRM while they are generated, so they depend on the PRM and
 # the aggregation too. Best-of-N's fingerprints leave these keys out (its finished runs stay valid).
 _SEARCH_KEYS = ("method", "beam_width", "num_iterations", "lookahead", "prm", "prm_revision", "prm_max_length",

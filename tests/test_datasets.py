@@ -312,3 +312,13 @@ def test_a_name_loads_its_own_hub_copy_whatever_the_format(tmp_path):
         load_problems("Hothan/OlympiadBench", "train")  # a registry Hub id: its config, the split asked for
     with pytest.raises(BestOfNError, match=r"^dataset file .* is a folder; pass one .jsonl, .json or .parquet file$"):
         load_problems(str(tmp_path))
+
+
+def test_runs_made_before_dataset_format_keep_their_fingerprints():
+    """Pinned from the code before dataset_format existed: a finished run is not recomputed after the upgrade."""
+    config = BestOfNConfig()
+    assert {s: config.fingerprint(s) for s in ("problems", "greedy", "samples", "scores", "results")} == {
+        "problems": "8fc7d263ae345754", "greedy": "5f68be214735bc4d", "samples": "36c0148b32e994a8",
+        "scores": "c55865cc6a062e90", "results": "288ac2bf5b78a996"}
+    assert BestOfNConfig(method="beam_search").fingerprint("samples") == "e497b2873c71b267"
+    assert BestOfNConfig(dataset_format="math500").fingerprint("problems") != "8fc7d263ae345754"
