@@ -2,7 +2,7 @@
 
 The method, one step per module (the README, docstrings and comments use these numbers):
 
-1. ``data``        load MATH-500, keep levels 1-3, draw a reproducible stratified subset
+1. ``data``        load a benchmark (MATH-500, GSM8K, AIME, ...), keep levels, draw a reproducible subset
 2. ``prompts``     the chain-of-thought chat prompt (steps separated as the PRM reads them, answer boxed)
 3. ``backends/``   generate: one greedy solution (the baseline) and N sampled ones (transformers, vLLM)
 4. ``grading``     extract the ``\\boxed{}`` answer and judge it against the gold answer with math-verify
@@ -26,6 +26,7 @@ Around the method:
 - ``sweep``        the pipeline once per temperature, sharing the greedy baseline
 - ``importer``     completions made elsewhere turned into a run directory (``bestofn import``)
 - ``hub``          publish a run as a Hub dataset with a dataset card
+- ``rows``        rows read with their line numbers, and the field checks every problem and solution row passes
 - ``seeds``, ``errors``  the one seed rule; the one-line errors users see
 - ``testing/``     tiny checkpoints in the real formats and scripted solutions, for tests and offline smoke runs
 - ``cli``          the ``bestofn`` command (imports the library; the library never imports it)

@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from .data import ALL, DATASET_NAMES
 from .errors import BestOfNError
 from .methods import BEST_OF_N, RUN_METHODS
 from .fields import check_value, field_types
@@ -44,11 +45,22 @@ class BestOfNConfig:
     # --- data -------------------------------------------------------------------------------------------
     dataset: str = field(
         default="HuggingFaceH4/MATH-500",
-        metadata={"help": "Hub dataset id, or a local .jsonl/.parquet file with MATH-500's fields."},
+        metadata={"help": f"A benchmark ({', '.join(DATASET_NAMES)}), a Hub dataset id, or a local "
+                          f".jsonl/.json/.parquet file in one of their layouts (docs/datasets.md)."},
     )
-    dataset_split: str = field(default="test", metadata={"help": "Split to load from a Hub dataset."})
-    levels: list[int] = field(default_factory=lambda: [1, 2, 3], metadata={"help": "Difficulty levels to keep (1-5)."})
-    num_problems: int = field(default=20, metadata={"help": "Problems in the subset, stratified by level."})
+    dataset_split: str = field(
+        default="test", metadata={"help": "Split to load from a Hub dataset id (a benchmark name brings its own)."})
+    dataset_format: str | None = field(
+        default=None,
+        metadata={"help": "Which benchmark's column layout the dataset is in (none: recognised from its columns, "
+                          "or the benchmark named by dataset).", "choices": DATASET_NAMES, "example": "gsm8k"},
+    )
+    levels: list[int] = field(
+        default_factory=lambda: [1, 2, 3],
+        metadata={"help": "Difficulty levels to keep (1-5; only MATH has levels, elsewhere every problem is eligible)."})
+    num_problems: int = field(
+        default=20, metadata={"help": "Problems in the subset, stratified by level; all: every eligible problem.",
+                              "words": (ALL,)})
     # --- prompt -----------------------------------------------------------------------------------------
     system_prompt: str = field(
         default=DEFAULT_SYSTEM_PROMPT,
@@ -170,8 +182,9 @@ class BestOfNConfig:
             raise BestOfNError(f"levels must be a non-empty subset of 1-5, got {self.levels}; e.g. --levels 1,2,3")
         if self.n < 1:
             raise BestOfNError(f"n must be at least 1, got {self.n}; e.g. --n 16")
-        if self.num_problems < 1:
-            raise BestOfNError(f"num_problems must be at least 1, got {self.num_problems}")
+        if self.num_problems != ALL and self.num_problems < 1:
+            raise BestOfNError(f"num_problems must be at least 1 (or all), got {self.num_problems}; e.g. "
+                               f"--num-problems 20")
         if self.temperature <= 0:
             raise BestOfNError(f"temperature must be > 0 for sampling, got {self.temperature} (greedy is run anyway)")
         if not 0 < self.top_p <= 1:
@@ -258,7 +271,7 @@ def check_keys(data: dict[str, Any], where: str = "") -> dict[str, Any]:
 # only change speed or robustness (batch sizes, device, vLLM memory, grading timeout) are left out on purpose: changing them must not
 # throw away finished work. ``backend`` is kept in: vLLM and transformers sample differently.
 _OWN_KEYS: dict[str, tuple[str, ...]] = {
-    "problems": ("dataset", "dataset_split", "levels", "num_problems", "seed"),
+    "problems": ("dataset", "dataset_split", "dataset_format", "levels", "num_problems", "seed"),
     "greedy": ("generator", "generator_revision", "system_prompt", "user_template", "max_new_tokens", "backend"),
     "samples": ("n", "temperature", "top_p"),
     # The generation stages do not depend on the PRM, though their prompt asks for its step separator: the

@@ -9,7 +9,7 @@ One rule per field, used in both directions, so a setting is checked the same wa
 
 Supported annotations: ``int``, ``float``, ``str``, ``bool``, ``list[X]`` (X one of the scalars; on the command
 line comma-separated), ``X | None`` (``none`` on the command line), and ``Literal[...]``. ``metadata["choices"]``
-restricts a value to a set. Range checks (``n >= 1``) stay in :meth:`BestOfNConfig.validate`.
+restricts a value to a set; ``metadata["words"]`` adds words a scalar field also takes (``num_problems: all``). Range checks (``n >= 1``) stay in :meth:`BestOfNConfig.validate`.
 """
 
 from __future__ import annotations
@@ -41,15 +41,17 @@ class FieldType:
     optional: bool = False
     choices: tuple | None = None
     example: Any = None  # a good value, shown in error messages
+    words: tuple[str, ...] = ()  # words taken besides values of the base type ("all")
 
     def describe(self) -> str:
+        words = "".join(f" or {w}" for w in self.words)
         if self.choices:
             text = "one of " + ", ".join(str(c) for c in self.choices)
         elif self.is_list:
             text = f"a list of {_NAMES[self.base].removeprefix('an ').removeprefix('a ')}s"
         else:
             text = _NAMES[self.base]
-        return text + (" or null" if self.optional else "")
+        return text + words + (" or null" if self.optional else "")
 
 
 @functools.cache
@@ -77,7 +79,8 @@ def _field_type(f: dataclasses.Field, annotation: Any) -> FieldType:
     if example is None or example is dataclasses.MISSING:
         example = choices[0] if choices else _GENERIC_EXAMPLES[annotation]
         example = [example] if is_list else example
-    return FieldType(f.name, annotation, is_list, optional, tuple(choices) if choices else None, example)
+    return FieldType(f.name, annotation, is_list, optional, tuple(choices) if choices else None, example,
+                     tuple(f.metadata.get("words", ())))
 
 
 # --- values already parsed (YAML, Python) ---------------------------------------------------------------------
@@ -85,6 +88,8 @@ def check_value(ft: FieldType, value: Any, where: str = "") -> Any:
     """Return ``value`` normalized to the field's type, or raise one line naming key, value and a good example."""
     if value is None and ft.optional:
         return None
+    if isinstance(value, str) and value in ft.words:
+        return value
     if ft.is_list:
         if not isinstance(value, (list, tuple)) or not value:
             _reject(ft, value, where)
@@ -144,6 +149,8 @@ def parse_text(ft: FieldType, text: str) -> Any:
     """Turn the text of ``--flag TEXT`` into the field's type; one line naming flag, text and a good example."""
     if ft.optional and text.strip().lower() in ("none", "null", ""):
         return None
+    if text.strip().lower() in ft.words:
+        return text.strip().lower()
     try:
         if ft.is_list:
             items = [t.strip() for t in text.split(",") if t.strip()]

@@ -7,6 +7,12 @@ Two judgements are recorded for every solution:
 - ``string_match``: equality after light normalization, the simple check many codebases use, kept so users
   can see how many right answers it would miss.
 
+How answers are compared depends on the benchmark (a problem's ``answer_kind``): ``expression`` (MATH,
+Minerva Math, OlympiadBench) goes to math-verify, which also compares answer lists as sets (OlympiadBench's
+several answers are all required) and intervals; ``integer`` (GSM8K, AIME, AMC) compares a numeric answer as
+a number first (``1,600`` = ``1600``, ``025`` = ``25``, ``\\$18`` = ``18``, ``27.0`` = ``27``), and anything else
+(``\\frac{54}{2}``) with math-verify.
+
 Grading is bounded: extraction is one linear scan of the text, and one time limit (``grading_timeout``)
 covers extraction and the math-verify comparison together, so no solution, however long or malformed,
 can stall a run. ``answer_status`` says why a solution has no answer (see docs/artifacts.md).
@@ -21,6 +27,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 
 log = logging.getLogger(__name__)
@@ -30,6 +37,9 @@ LOG_CHARS = 200  # an answer quoted in a log message is cut to this many charact
 
 # Why a solution has (no) answer: the ``answer_status`` field of every graded row.
 ANSWER_STATUSES = ("ok", "no_box", "unclosed_box", "empty_box", "timeout")
+# How a benchmark's answers are compared with its gold (a problem's ``answer_kind``).
+EXPRESSION, INTEGER = "expression", "integer"
+ANSWER_KINDS = (EXPRESSION, INTEGER)
 
 
 class GradingTimeout(BaseException):
@@ -168,14 +178,40 @@ def _math_verify():
     return math_verify
 
 
+# Scientific notation as programs write it (Minerva Math's gold ``4.5e33``), which LaTeX parsing misreads.
+_E_NOTATION = re.compile(r"(?<![\w\\.])(\d+(?:\.\d+)?)[eE]([-+]?\d+)(?![\w.])")
+
+
 @lru_cache(maxsize=65536)
 def _parse(answer: str) -> list:
     # Wrapping in $...$ tells math-verify the string is LaTeX; parse is cached because weighted
     # selection compares the same few answers many times. No timer of its own: see time_limit.
-    return _math_verify().parse(f"${answer}$", parsing_timeout=None)
+    latex = _E_NOTATION.sub(lambda m: f"{m.group(1)}\\times 10^{{{m.group(2)}}}", answer)
+    return _math_verify().parse(f"${latex}$", parsing_timeout=None)
 
 
-def _equivalent(pred: str, gold: str) -> bool:
+_NUMBER = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)")
+
+
+def as_number(answer: str) -> Decimal | None:
+    """A plain numeric answer as an exact number, or None: spacing, ``$``, ``\\text{}``, thousands separators
+    (``1,600``), leading zeros, a trailing unit word (``18 \\text{ dollars}``) and ``%`` are allowed around it."""
+    s = normalize_answer(answer).replace("{,}", ",")
+    s = re.sub(r"(?<=\d),(?=\d{3}(?!\d))", "", s)
+    s = re.sub(r"(?<=\d)(?:[a-zA-Z]+|%)$", "", s)
+    if not _NUMBER.fullmatch(s):
+        return None
+    try:
+        return Decimal(s)
+    except InvalidOperation:
+        return None
+
+
+def _equivalent(pred: str, gold: str, kind: str = EXPRESSION) -> bool:
+    if kind == INTEGER:
+        pred_number, gold_number = as_number(pred), as_number(gold)
+        if pred_number is not None and gold_number is not None:
+            return pred_number == gold_number
     if normalize_answer(pred) == normalize_answer(gold):
         return True
     gold_parsed, pred_parsed = _parse(gold), _parse(pred)
@@ -184,10 +220,10 @@ def _equivalent(pred: str, gold: str) -> bool:
     return bool(_math_verify().verify(gold_parsed, pred_parsed, timeout_seconds=None))
 
 
-def is_equivalent(pred: str | None, gold: str, timeout: float = 5) -> bool:
-    """True when ``pred`` and ``gold`` are mathematically the same answer, per math-verify.
+def is_equivalent(pred: str | None, gold: str, timeout: float = 5, kind: str = EXPRESSION) -> bool:
+    """True when ``pred`` and ``gold`` are mathematically the same answer, per math-verify (``kind``: see above).
 
-    A cheap textual match is tried first; math-verify (symbolic) decides the rest, within ``timeout``
+    A cheap textual (or, for ``integer`` answers, numeric) match is tried first; math-verify (symbolic) decides the rest, within ``timeout``
     seconds in all; a comparison that runs out of time counts as not equivalent (and is logged).
     """
     if pred is None or not pred.strip():
@@ -195,16 +231,17 @@ def is_equivalent(pred: str | None, gold: str, timeout: float = 5) -> bool:
     _math_verify()  # the first call imports sympy (seconds): not to be charged to this comparison's limit
     try:
         with time_limit(timeout):
-            return _equivalent(pred, gold)
+            return _equivalent(pred, gold, kind)
     except GradingTimeout:
         log.warning("math-verify ran out of time (%gs) comparing %s with %s; counted as different",
                     timeout, _short(pred), _short(gold))
         return False
 
 
-def grade(text: str, gold: str, timeout: float = 5) -> dict:
+def grade(text: str, gold: str, timeout: float = 5, kind: str = EXPRESSION) -> dict:
     """Extract and judge one solution: ``{"answer", "answer_status", "correct", "string_match"}``.
 
+    ``kind`` is the problem's ``answer_kind`` (how answers are compared; see the module docstring).
     ``timeout`` bounds the whole grading (extraction and comparison); a solution whose grading runs out of
     time gets ``answer_status`` ``timeout`` if no answer was found yet, and counts as wrong.
     """
@@ -213,7 +250,7 @@ def grade(text: str, gold: str, timeout: float = 5) -> dict:
     try:
         with time_limit(timeout):
             answer, status = find_answer(text)
-            correct = answer is not None and _equivalent(answer, gold)
+            correct = answer is not None and _equivalent(answer, gold, kind)
     except GradingTimeout:
         log.warning("grading ran out of time (%gs) on answer %s; counted as wrong", timeout,
                     _short(answer) if answer is not None else "(not extracted yet)")

@@ -40,6 +40,7 @@ from huggingface_hub.errors import HTTPError as HubHTTPError
 from huggingface_hub.utils import validate_repo_id
 
 from .config import BestOfNConfig
+from .data import DATASETS, NO_LEVEL, DatasetSpec, dataset_spec, dataset_title, is_local
 from .errors import BestOfNError, first_line
 from .prompts import system_prompt_for
 from .report.provenance import GENERATION_SETTINGS, NOT_STATED, SUBSET, Provenance
@@ -52,7 +53,6 @@ TEMPLATE_PATH = Path(__file__).parent / "templates" / "dataset_card.md"
 SPLIT = "test"
 CONFIGS = ("problems", "samples")
 DEFAULT_CONFIG = "problems"
-MATH500_ID = "HuggingFaceH4/MATH-500"
 
 # --- column types and their documentation ------------------------------------------------------------------
 # Each entry: column -> (feature, description). The features are the dataset's schema; the descriptions
@@ -64,12 +64,13 @@ _ANSWER_GROUP = {
     "sample_indices": List(Value("int32")),
 }
 _PROBLEM_COLUMNS: dict[str, tuple[Any, str]] = {
-    "unique_id": (Value("string"), "MATH-500 id of the problem (its path in MATH, e.g. `test/algebra/1.json`)."),
+    "unique_id": (Value("string"), "Id of the problem: MATH-500's path in MATH (e.g. `test/algebra/1.json`); "
+                                   "`NAME/ID` for other benchmarks (e.g. `aime24/60`, `gsm8k/17`; docs/datasets.md)."),
     "problem": (Value("string"), "Problem statement (LaTeX)."),
-    "level": (Value("int32"), "MATH difficulty level, 1 (easiest) to 5."),
-    "subject": (Value("string"), "MATH subject, e.g. `Algebra`."),
+    "level": (Value("int32"), "MATH difficulty level, 1 (easiest) to 5; 0 for benchmarks without levels."),
+    "subject": (Value("string"), "MATH subject (e.g. `Algebra`), or the benchmark's own topic field; may be empty."),
     "answer": (Value("string"), "Gold (reference) answer."),
-    "reference_solution": (Value("string"), "Reference worked solution from MATH."),
+    "reference_solution": (Value("string"), "Reference worked solution from the benchmark (may be empty)."),
     "greedy_solution": (Value("string"), "Greedy-decoded solution of the generator."),
     "greedy_answer": (Value("string"), "Answer extracted from the greedy solution (last `\\boxed{}`); null if none."),
     "greedy_correct": (Value("bool"), "Whether the greedy answer is correct (math-verify)."),
@@ -95,7 +96,7 @@ _PROBLEM_COLUMNS: dict[str, tuple[Any, str]] = {
 }
 _SAMPLE_COLUMNS: dict[str, tuple[Any, str]] = {
     "unique_id": (Value("string"), "Problem id; joins with the `problems` configuration."),
-    "level": (Value("int32"), "MATH difficulty level of the problem."),
+    "level": (Value("int32"), "MATH difficulty level of the problem (0: the benchmark has no levels)."),
     "sample_index": (Value("int32"), "Index of the sample, 0 to N-1."),
     "solution": (Value("string"), "Sampled solution, one reasoning step per line."),
     "num_tokens": (Value("int32"), "Tokens in the solution."),
@@ -279,14 +280,15 @@ def build_card_data(run: RunArtifacts, dsets: dict[str, Dataset], file_sizes: di
     so ``load_dataset`` reads them back exactly as it reads a card made by ``push_to_hub``."""
     known = known or Provenance.read(run.run_dir)
     card_data = DatasetCardData(
-        pretty_name=_pretty_name(run.config, known),
-        license="mit",
+        pretty_name=_pretty_name(run, known),
+        license=_benchmark(run).hub_license if _benchmark(run) else "other",
         language=["en"],
         language_creators=["expert-generated", "machine-generated"],  # MATH problems; model solutions
         annotations_creators=["machine-generated"],  # rewards (PRM) and correctness (math-verify)
         task_categories=["text-generation"],
-        tags=["math", "math-500", "best-of-n", "process-reward-model", "test-time-compute", "synthetic"],
-        source_datasets=_source_datasets(run.config, known),
+        tags=["math", *_benchmark_tags(run), "best-of-n", "process-reward-model", "test-time-compute",
+              "synthetic"],
+        source_datasets=_source_dataset_ids(run, known),
         size_categories=[size_category(max(len(d) for d in dsets.values()))],
     )
     configs = {name: {"data_files": [{"split": SPLIT, "path": data_file(name)}]} for name in CONFIGS}
@@ -325,9 +327,13 @@ def build_card(run: RunArtifacts, dsets: dict[str, Dataset], repo_id: str, file_
         imported=known.is_imported,
         imported_text=_imported_text(run, known),
         scores_imported=known.is_imported and not known.scored_by_bestofn,
-        split_shown=not known.is_imported or _is_hub_id(known.source),
-        source_text=_source_text(cfg, known),
+        source_text=_source_text(run, known),
         levels_text=", ".join(str(lvl) for lvl in cfg.levels),
+        levels_clause=f", levels {', '.join(str(lvl) for lvl in cfg.levels)}" if _leveled(run) else "",
+        leveled=_leveled(run),
+        benchmark_title=_title(run),
+        problems_text=_problems_text(run, known),
+        data_license_text=_data_license_text(run),
         level_counts_text=_level_counts(run.problems),
         dataset_split=cfg.dataset_split,
         num_problems=len(run.problems),
@@ -339,9 +345,6 @@ def build_card(run: RunArtifacts, dsets: dict[str, Dataset], repo_id: str, file_
         system_prompt_block=(_fenced(system_prompt_for(cfg.system_prompt, run.step_separator) or "(no system message)")
                              if known.stated("system_prompt") else NOT_STATED),
         user_template_block=_fenced(cfg.user_template) if known.stated("user_template") else NOT_STATED,
-        subset_text=(f"drawn by `bestofn` with seed {cfg.seed}, stratified by level (problems ranked by a hash of the "
-                     f"seed and their `unique_id`, so the subset is the same on every machine)" if known.stated(SUBSET)
-                     else f"as the imported input gave them (how they were chosen: {NOT_STATED})"),
         n=cfg.n,
         temperature=known.setting("temperature", cfg.temperature),
         top_p=known.setting("top_p", cfg.top_p),
@@ -438,21 +441,91 @@ def _revision_md(revision: str | None, commit: str | None) -> str:
     return "not pinned (default branch at run time)"
 
 
-def _source_datasets(cfg: BestOfNConfig, known: Provenance) -> list[str] | None:
-    # A local file given as dataset to `bestofn run` is a copy of MATH-500 (load_math500 requires its fields), so
-    # the Hub metadata names MATH-500 itself; the card's text says that a local copy was used. Imported completions
-    # come from their own source: a Hub dataset is named, a local file is not (nothing is claimed about it).
-    if _is_hub_id(cfg.dataset):
-        return [cfg.dataset]
-    return None if known.is_imported else [MATH500_ID]
+# --- the benchmark the problems come from (bestofn.data's registry) ------------------------------------------------
+def _benchmark(run: RunArtifacts) -> DatasetSpec | None:
+    """The benchmark named by the config; a local file in MATH's layout (the only one with levels) is a copy of
+    MATH-500, as before other benchmarks were known."""
+    spec = dataset_spec(run.config.dataset, run.config.dataset_format)
+    return spec if spec is not None or not _leveled(run) else DATASETS["math500"]
 
 
-def _source_text(cfg: BestOfNConfig, known: Provenance | None = None) -> str:
-    if _is_hub_id(cfg.dataset):
-        return f"[{cfg.dataset}](https://huggingface.co/datasets/{cfg.dataset})"
-    if known is not None and known.is_imported:
+def _title(run: RunArtifacts) -> str:
+    spec = _benchmark(run)
+    return spec.title if spec is not None else dataset_title(run.config.dataset)
+
+
+def _leveled(run: RunArtifacts) -> bool:
+    """Whether the problems have difficulty levels (MATH); other benchmarks' problems are all level 0."""
+    return any(int(p["level"]) != NO_LEVEL for p in run.problems)
+
+
+def _benchmark_tags(run: RunArtifacts) -> list[str]:
+    spec = _benchmark(run)
+    return [spec.title.lower().replace(" ", "-")] if spec else []
+
+
+def _source_dataset_ids(run: RunArtifacts, known: Provenance) -> list[str] | None:
+    # A local copy of a known benchmark names the benchmark's Hub copy in the metadata; the card's text says
+    # that a local copy was used. Imported completions come from their own source: a Hub dataset is named, a
+    # local file is not (nothing is claimed about it).
+    cfg, spec = run.config, _benchmark(run)
+    if known.is_imported:
+        return [cfg.dataset] if _is_hub_dataset(cfg.dataset) else None
+    if spec is not None:
+        return [spec.hub_id]
+    return [cfg.dataset] if _is_hub_dataset(cfg.dataset) else []
+
+
+def _source_text(run: RunArtifacts, known: Provenance) -> str:
+    cfg, spec = run.config, _benchmark(run)
+    if known.is_imported:
+        if _is_hub_dataset(cfg.dataset):
+            return f"[{cfg.dataset}](https://huggingface.co/datasets/{cfg.dataset}) (imported with `bestofn import`)"
         return f"the completions file `{Path(cfg.dataset).name}` (imported with `bestofn import`)"
-    return f"MATH-500 (read from the local file `{Path(cfg.dataset).name}`)"
+    if spec is not None and cfg.dataset in (spec.name, spec.hub_id):
+        return f"{spec.title} ([{spec.hub_id}]({spec.url}))"
+    if spec is not None:
+        return f"{spec.title} ([{spec.hub_id}]({spec.url}), read from the local file `{Path(cfg.dataset).name}`)"
+    if _is_hub_dataset(cfg.dataset):
+        return f"[{cfg.dataset}](https://huggingface.co/datasets/{cfg.dataset})"
+    return f"the local file `{Path(cfg.dataset).name}`"
+
+
+def _is_hub_dataset(name: str) -> bool:
+    """A dataset Hub id: ``owner/name``, not a local file (``data/mine.jsonl`` is one, even where it is missing)."""
+    return _is_hub_id(name) and not is_local(name)
+
+
+def _problems_text(run: RunArtifacts, known: Provenance) -> str:
+    """Where the problems come from and how they were drawn (MATH-500's history; the levels clause only with levels;
+    for imported completions, as the input gave them)."""
+    cfg = run.config
+    if known.is_imported:
+        split = f" (split `{cfg.dataset_split}`)" if _is_hub_dataset(known.source or "") else ""
+        levels = f" at levels {', '.join(str(lvl) for lvl in cfg.levels)}" if _leveled(run) else ""
+        return (f"This dataset uses {len(run.problems)} problems{levels} of {_source_text(run, known)}{split}, as the "
+                f"imported input gave them (how they were chosen: {NOT_STATED}).")
+    about = ("MATH-500 is the 500-problem subset of the MATH test set (Hendrycks et al., 2021) that Lightman et al. "
+             "(2023) held out in \"Let's Verify Step by Step\". " if _title(run) == "MATH-500" else "")
+    if _leveled(run):
+        drawn = (f"levels {', '.join(str(lvl) for lvl in cfg.levels)},\ndrawn by `bestofn` with seed {cfg.seed}, "
+                 f"stratified by level (problems ranked by a hash of the seed and their\n`unique_id`, so the subset "
+                 f"is the same on every machine). Problems per level: {_level_counts(run.problems)}.")
+    else:
+        drawn = (f"drawn by `bestofn` with seed {cfg.seed} from every problem ({_title(run)} has no difficulty "
+                 f"levels; problems ranked by a hash of the seed and their `unique_id`, so the subset is the same "
+                 f"on every machine).")
+    return (f"{about}This dataset uses {len(run.problems)} problems of {_source_text(run, known)}\n"
+            f"(split `{cfg.dataset_split}`), {drawn}")
+
+
+def _data_license_text(run: RunArtifacts) -> str:
+    spec = _benchmark(run)
+    if spec is None:
+        return "The problems come from a dataset whose license this card does not know: check it before reusing them."
+    if spec.name == "math500":
+        return "The dataset is released under the MIT license, the license of MATH and of the MATH-500 split (PRM800K)."
+    return f"The problems come from {spec.title} ({spec.license}; see [its Hub copy]({spec.url}))."
 
 
 def _imported_text(run: RunArtifacts, known: Provenance) -> str:
@@ -479,12 +552,13 @@ def _short(name: str) -> str:
     return Path(name).name if not _is_hub_id(name) else name.split("/")[-1]
 
 
-def _pretty_name(cfg: BestOfNConfig, known: Provenance | None = None) -> str:
-    if known is not None and known.is_imported:
+def _pretty_name(run: RunArtifacts, known: Provenance) -> str:
+    cfg = run.config
+    if known.is_imported:
         models = " + ".join(_short(getattr(cfg, k)) for k in ("generator", "prm") if known.stated(k))
         return f"Best-of-{cfg.n} on imported completions ({_short(cfg.dataset)})" + (f": {models}" if models else "")
-    levels = ", ".join(str(lvl) for lvl in cfg.levels)
-    return f"Best-of-{cfg.n} on MATH-500 levels {levels}: {_short(cfg.generator)} + {_short(cfg.prm)}"
+    levels = f" levels {', '.join(str(lvl) for lvl in cfg.levels)}" if _leveled(run) else ""
+    return f"Best-of-{cfg.n} on {_title(run)}{levels}: {_short(cfg.generator)} + {_short(cfg.prm)}"
 
 
 def _level_counts(problems: list[dict[str, Any]]) -> str:

@@ -35,7 +35,7 @@ from tqdm.auto import tqdm
 from .backends import backend_class, make_backend, resolve_device, resolve_dtype
 from .config import BestOfNConfig, chunk_keys
 from .costs import TIMINGS_FILE, Cost, Meter, add_up
-from .data import Problem, load_math500, select_subset
+from .data import Problem, load_problems, select_subset
 from .errors import BestOfNError, missing_folder_error, model_load_error
 from .executors import make_executor
 from .grading import grade
@@ -207,7 +207,8 @@ def run_in(run_dir: RunDir, overwrite: bool, models: Models) -> dict[str, Any]:
 def _problems(run_dir: RunDir, overwrite: bool) -> list[Problem]:
     """Step 1: the problems of the run; an edited dataset is a changed setting (it needs ``overwrite``)."""
     cfg = run_dir.config
-    problems = select_subset(load_math500(cfg.dataset, cfg.dataset_split), cfg.levels, cfg.num_problems, cfg.seed)
+    problems = select_subset(load_problems(cfg.dataset, cfg.dataset_split, cfg.dataset_format), cfg.levels,
+                             cfg.num_problems, cfg.seed)
     digest = hashlib.sha256(jsonl_bytes(p.to_dict() for p in problems)).hexdigest()
     before = run_dir.manifest().get("problems_sha256")
     if before not in (None, digest) and not overwrite:
@@ -257,13 +258,13 @@ def _run_chunks(run_dir: RunDir, executor: Any, worker: Callable[[], Worker], ch
     if len(todo) < len(chunks):
         log.info("%s: resuming, %d of %d chunks already done", desc, len(chunks) - len(todo), len(chunks))
     _record_models(run_dir, models, {"prm"} if todo[0].stage == "scores" else {"generator", "prm"})
-    gold = {p.unique_id: p.answer for p in problems}
+    gold = {p.unique_id: p for p in problems}
     with tqdm(total=len(chunks), initial=len(chunks) - len(todo), desc=desc, unit="chunk") as bar:
         for index, result in executor.map(worker, [c.payload for c in todo]):
             chunk = todo[index]
             if chunk.stage != "scores":  # step 4: graded here, on the driver
-                result["rows"] = [{**r, **grade(r["text"], gold[r["unique_id"]], run_dir.config.grading_timeout)}
-                                  for r in result["rows"]]
+                result["rows"] = [{**r, **grade(r["text"], gold[r["unique_id"]].answer, run_dir.config.grading_timeout,
+                                                gold[r["unique_id"]].answer_kind)} for r in result["rows"]]
             run_dir.save_chunk(chunk.stage, chunk.key, result["rows"], result["tree"], result["cost"])
             chunk.content = run_dir.load_chunk(chunk.stage, chunk.key)
             bar.update()
@@ -375,7 +376,7 @@ def _select_for_problem(problem: Problem, greedy: dict | None, samples: list[dic
     """Every rule's answer for one problem, whether it is right, and the answer groups behind them."""
     answers = [s["answer"] for s in samples]
     rewards = [aggregate(s["step_rewards"], how) for s in samples]
-    groups = group_answers(answers, timeout=timeout)  # math-verify runs here, once per problem
+    groups = group_answers(answers, timeout=timeout, kind=problem.answer_kind)  # math-verify: once per problem
 
     def verdict(choice: Choice | None) -> dict:
         # A rule's verdict is the solution it chose: its own answer and its own grade (step 4 judged every

@@ -127,7 +127,7 @@ def open_run_dir(config: BestOfNConfig, overwrite: bool) -> RunDir:
     """
     run_dir = RunDir(config.output_dir, config)
     previous = run_dir.path / "config.yaml"
-    if previous.is_file() and run_dir.manifest().get("files"):  # results were written: they must keep their meaning
+    if previous.is_file() and FILES["results"] in run_dir.manifest().get("files", {}):  # results must keep their meaning
         old = BestOfNConfig.from_yaml(previous)
         keys = stage_keys("results", old.method) | stage_keys("results", config.method)
         changed = sorted(k for k in keys if getattr(old, k) != getattr(config, k))

@@ -27,9 +27,12 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-import numpy as np
+from typing import TYPE_CHECKING
 
-from .grading import is_equivalent, normalize_answer
+from .grading import EXPRESSION, is_equivalent, normalize_answer
+
+if TYPE_CHECKING:  # numpy is imported inside the rules: the CLI imports this module's names and must start fast
+    import numpy as np
 
 AGGREGATIONS = ("last", "min", "prod", "mean")  # step rewards -> one reward per solution, see aggregate()
 
@@ -67,16 +70,18 @@ def aggregate(step_rewards: Sequence[float], how: str = "last") -> float:
 
 
 def group_answers(
-    answers: Sequence[str | None], equivalent: Callable[[str, str], bool] | None = None, timeout: float = 5
+    answers: Sequence[str | None], equivalent: Callable[[str, str], bool] | None = None, timeout: float = 5,
+    kind: str = EXPRESSION,
 ) -> list[list[int]]:
     """Indices of solutions grouped by equivalent answer, groups in order of first appearance.
 
     Each answer is compared with one representative per group (the group's first answer); identical
     normalized strings are merged without calling math-verify, which keeps this fast for N=16.
-    Solutions without an answer are left out. ``timeout`` bounds each comparison (``grading_timeout``).
+    Solutions without an answer are left out. ``timeout`` bounds each comparison (``grading_timeout``);
+    ``kind`` is the problem's ``answer_kind`` (GSM8K's ``18 dollars`` and ``18`` are one integer answer).
     """
     if equivalent is None:
-        equivalent = lambda a, b: is_equivalent(a, b, timeout)  # noqa: E731
+        equivalent = lambda a, b: is_equivalent(a, b, timeout, kind)  # noqa: E731
     groups: list[list[int]] = []
     reps: list[str] = []
     by_text: dict[str, int] = {}
@@ -118,6 +123,8 @@ def _best_in(indices: Sequence[int], rewards: Sequence[float]) -> int:
 # --- the rules, on group labels, for any number of subsets at once ---------------------------------------------
 def group_labels(groups: list[list[int]], n: int) -> np.ndarray:
     """``groups`` (:func:`group_answers`) as one label per solution: its group's number, -1 for no answer."""
+    import numpy as np
+
     labels = np.full(n, -1, dtype=int)
     for g, members in enumerate(groups):
         labels[members] = g
@@ -131,6 +138,8 @@ def heaviest_group(labels: np.ndarray, weights: np.ndarray, subsets: np.ndarray)
     Majority vote is this with unit weights, weighted Best-of-N with the rewards. Ties in summed weight go to
     the group that appears first in the subset.
     """
+    import numpy as np
+
     count, n = subsets.shape
     num_groups = int(labels.max()) + 1
     if num_groups == 0:
@@ -150,6 +159,8 @@ def heaviest_group(labels: np.ndarray, weights: np.ndarray, subsets: np.ndarray)
 
 def best_solution(labels: np.ndarray, rewards: np.ndarray, subsets: np.ndarray) -> np.ndarray:
     """Per subset, the highest-reward solution that has an answer (ties: the earlier one); -1 if none."""
+    import numpy as np
+
     masked = np.where(labels[subsets] >= 0, np.asarray(rewards, dtype=float)[subsets], -np.inf)
     pos = masked.argmax(axis=1)  # argmax returns the first of equal maxima: the earlier solution
     has_answer = np.isfinite(masked).any(axis=1)
@@ -159,6 +170,8 @@ def best_solution(labels: np.ndarray, rewards: np.ndarray, subsets: np.ndarray) 
 # --- the rules on one problem's N solutions --------------------------------------------------------------------
 def _heaviest(answers: Sequence[str | None], weights: Sequence[float], rewards: Sequence[float],
               groups: list[list[int]] | None, timeout: float) -> Choice | None:
+    import numpy as np
+
     groups = group_answers(answers, timeout=timeout) if groups is None else groups
     if not groups:
         return None
@@ -192,6 +205,8 @@ def choose_weighted(answers: Sequence[str | None], rewards: Sequence[float], *,
 def choose_naive(answers: Sequence[str | None], rewards: Sequence[float], *,
                  groups: list[list[int]] | None = None, timeout: float = 5) -> Choice | None:
     """Naive Best-of-N: the highest-reward solution that has an answer (ties: the earlier solution)."""
+    import numpy as np
+
     _check_lengths(answers, rewards)
     groups = group_answers(answers, timeout=timeout) if groups is None else groups
     if not groups:
@@ -218,6 +233,8 @@ def weighted_best_of_n(answers: Sequence[str | None], rewards: Sequence[float], 
 
 def naive_best_of_n(answers: Sequence[str | None], rewards: Sequence[float]) -> str | None:
     """The answer of the highest-reward solution that has an answer (ties: the earlier solution)."""
+    import numpy as np
+
     _check_lengths(answers, rewards)  # no grouping needed: the answer is the best solution's own
     has_answer = np.array([0 if a is not None and a.strip() else -1 for a in answers], dtype=int)
     if not (has_answer >= 0).any():

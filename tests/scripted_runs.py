@@ -13,12 +13,11 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from bestofn import pipeline
 from bestofn.config import BestOfNConfig
 from bestofn.testing import make_tokenizer
-from bestofn.testing.scripted import Script, ScriptedProblem, Solution, patch_pipeline
+from bestofn.testing.scripted import Script, ScriptedProblem, Solution, scripted_models
 
 
 def sample(answer: str | None, *steps: float, finish: str = "stop") -> Solution:
@@ -51,9 +50,7 @@ def build_run(path: Path, specs: list[dict], models: tuple[Path, Path], how: str
                            levels=sorted({s["level"] for s in specs}), num_problems=len(specs),
                            n=len(specs[0]["samples"]), temperature=temperature, max_new_tokens=512, device="cpu",
                            aggregation=how, output_dir=str(path))
-    with pytest.MonkeyPatch.context() as mp:
-        patch_pipeline(mp, script, make_tokenizer())
-        pipeline.run(config)
+    pipeline.run(config, models=scripted_models(script, make_tokenizer()))
     return path
 
 

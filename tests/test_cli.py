@@ -46,7 +46,9 @@ def test_every_setting_has_a_flag_with_its_help_and_default(capsys):
         assert flag in text, flag
         assert "".join(f.metadata["help"].split()) in squeezed, f.name
     assert "--n INT Sampled solutions per problem (the N of Best-of-N). (default: 16)" in text
-    assert "--levels INT,INT,... Difficulty levels to keep (1-5). (default: 1,2,3)" in text
+    assert ("--levels INT,INT,... Difficulty levels to keep (1-5; only MATH has levels, elsewhere every problem is "
+            "eligible). (default: 1,2,3)") in text
+    assert "--num-problems INT Problems in the subset, stratified by level; all: every eligible problem. (default: 20)" in text
     assert "--enforce-eager, --no-enforce-eager" in text and "--backend {transformers,vllm}" in text
     assert "--max-model-len INT" in text and "(default: none)" in text
 

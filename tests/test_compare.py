@@ -34,7 +34,7 @@ from bestofn.errors import BestOfNError
 from bestofn.report import analysis as A
 from bestofn.report.compare import Point, _budget_verdicts, compare_runs, write_compare_report
 from bestofn.testing import make_tokenizer
-from bestofn.testing.scripted import ScriptedTreeBackend, ScriptedTreePRM, TreeRules, patch_models
+from bestofn.testing.scripted import ScriptedModels, ScriptedTreeBackend, ScriptedTreePRM, TreeRules
 
 from conftest import tiny_config
 
@@ -61,15 +61,14 @@ def runs(tmp_path_factory, math500_path, tiny_generator_dir, tiny_prm_dir) -> di
     made = {}
     plan = [("bon", "best_of_n", "1", {}), ("beam", "beam_search", "1", {}), ("dvts", "dvts", "1", {}),
             ("bon-2", "best_of_n", "2", {}), ("hot", "best_of_n", "1", {"temperature": 1.0})]
-    with pytest.MonkeyPatch.context() as mp:
-        for name, method, favourite, overrides in plan:
-            rules = _rules(chosen, favourite)
-            patch_models(mp, ScriptedTreeBackend(texts, rules, tokenizer, "\n"), ScriptedTreePRM(texts, rules, "\n"))
-            config = tiny_config(tiny_generator_dir, tiny_prm_dir, dataset, base / name, num_problems=2,
-                                 levels=[1, 2], method=method, beam_width=2, num_iterations=3, max_new_tokens=256,
-                                 **overrides)
-            pipeline.run(config)
-            made[name] = base / name
+    for name, method, favourite, overrides in plan:
+        rules = _rules(chosen, favourite)
+        models = ScriptedModels(ScriptedTreeBackend(texts, rules, tokenizer, "\n"), ScriptedTreePRM(texts, rules, "\n"))
+        config = tiny_config(tiny_generator_dir, tiny_prm_dir, dataset, base / name, num_problems=2,
+                             levels=[1, 2], method=method, beam_width=2, num_iterations=3, max_new_tokens=256,
+                             **overrides)
+        pipeline.run(config, models=models)
+        made[name] = base / name
     return made
 
 

@@ -24,9 +24,10 @@ from bestofn import hub, pipeline
 from bestofn.config import BestOfNConfig
 from bestofn.errors import BestOfNError
 from bestofn.io import read_json, read_jsonl, write_json, write_jsonl
+from bestofn.report.provenance import Provenance
 from bestofn.rundir import load_run
 from bestofn.testing import make_tokenizer
-from bestofn.testing.scripted import Script, ScriptedProblem, Solution, patch_pipeline
+from bestofn.testing.scripted import Script, ScriptedProblem, Solution, scripted_models
 
 from conftest import integer_problems, write_dataset
 
@@ -78,9 +79,7 @@ def make_run_dir(root: Path, math500_path: Path, dataset_name: str = "math500.js
     write_dataset(rows, dataset)
     cfg = BestOfNConfig(**{"n": 4, "num_problems": 3, "dataset": str(dataset), "device": "cpu",
                            "output_dir": str(root / "run"), **config_overrides})
-    with pytest.MonkeyPatch.context() as mp:
-        patch_pipeline(mp, _script(rows), make_tokenizer(), any_model_name=True)
-        results = pipeline.run(cfg)
+    results = pipeline.run(cfg, models=scripted_models(_script(rows), make_tokenizer(), check_models=False))
     assert {m: (a["correct"], a["total"]) for m, a in results["accuracy"].items()} == EXPECTED_ACCURACY
     return root / "run"
 
@@ -490,3 +489,39 @@ def test_imported_run_card_says_what_was_imported_and_what_is_not_stated(tmp_pat
     problems = load_dataset("parquet", data_files=str(out / hub.data_file("problems")), split="train")
     assert problems["greedy_solution"] == [None, None] and problems["greedy_correct"] == [None, None]
     assert problems["weighted_bon_correct"] == [True, True]  # "k + 1" weighs 0.9 against 0.2
+
+
+# --- the card names the benchmark the problems come from (docs/datasets.md) ----------------------------------------
+KNOWN = Provenance()  # a run made by `bestofn run`: every setting known
+
+
+def _stub_run(dataset: str, levels: list[int], dataset_format: str | None = None):
+    """Just what the card's benchmark helpers read: the config and the problems' levels."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(config=BestOfNConfig(dataset=dataset, dataset_format=dataset_format, n=4, seed=0),
+                           problems=[{"level": lvl} for lvl in levels])
+
+
+@pytest.mark.parametrize("dataset, fmt, levels, title, ids, license_, source", [
+    ("gsm8k", None, [0, 0], "GSM8K", ["openai/gsm8k"], "mit",
+     "GSM8K ([openai/gsm8k](https://huggingface.co/datasets/openai/gsm8k))"),
+    ("data/aime.jsonl", "aime24", [0], "AIME 2024", ["HuggingFaceH4/aime_2024"], "other",
+     "AIME 2024 ([HuggingFaceH4/aime_2024](https://huggingface.co/datasets/HuggingFaceH4/aime_2024), read from the "
+     "local file `aime.jsonl`)"),
+    ("olympiadbench", None, [0], "OlympiadBench", ["Hothan/OlympiadBench"], "apache-2.0",
+     "OlympiadBench ([Hothan/OlympiadBench](https://huggingface.co/datasets/Hothan/OlympiadBench))"),
+    ("data/math.jsonl", None, [1, 2], "MATH-500", ["HuggingFaceH4/MATH-500"], "mit",  # MATH's layout: a MATH-500 copy
+     "MATH-500 ([HuggingFaceH4/MATH-500](https://huggingface.co/datasets/HuggingFaceH4/MATH-500), read from the local "
+     "file `math.jsonl`)"),
+    ("data/mine.jsonl", None, [0], "mine", [], "other", "the local file `mine.jsonl`"),
+])
+def test_card_names_the_benchmark(dataset, fmt, levels, title, ids, license_, source):
+    run = _stub_run(dataset, levels, fmt)
+    assert hub._title(run) == title and hub._source_dataset_ids(run, KNOWN) == ids and hub._source_text(run, KNOWN) == source
+    assert (hub._benchmark(run).hub_license if hub._benchmark(run) else "other") == license_
+    leveled = any(levels)
+    assert hub._pretty_name(run, KNOWN).startswith(f"Best-of-4 on {title}{' levels 1, 2, 3' if leveled else ''}: ")
+    text = hub._problems_text(run, KNOWN)
+    assert f"problems of {source}" in text
+    assert ("stratified by level" in text) is leveled and ("has no difficulty levels" in text) is not leveled

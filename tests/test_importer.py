@@ -130,7 +130,8 @@ def test_missing_column_and_other_bad_input_are_named(tmp_path: Path):
         import_completions(str(write_jsonl(tmp_path / "a.jsonl", bad)), tmp_path / "r1")
     uneven = [ROWS[0], {**ROWS[1], "completions": ROWS[1]["completions"][:2], "scores": ROWS[1]["scores"][:2],
                         "completion_tokens": [1, 2]}]
-    with pytest.raises(BestOfNError, match=r"rows have \[2, 3\] completions"):
+    with pytest.raises(BestOfNError, match=r"b.jsonl: line 2 \(unique_id 'test/algebra/2.json'\): field completions has "
+                                           r"2 solutions, but the first row has 3; every problem needs the same N"):
         import_completions(str(write_jsonl(tmp_path / "b.jsonl", uneven)), tmp_path / "r2")
     with pytest.raises(BestOfNError, match="does not exist"):
         import_completions(str(tmp_path / "none.jsonl"), tmp_path / "r3")
@@ -149,8 +150,7 @@ def test_unscored_import_is_scored_by_a_real_prm_and_rescored(tmp_path: Path, ti
     assert "imported" in capsys.readouterr().out
     run = tmp_path / "run"
     assert not (run / "results.json").exists()
-    with pytest.raises(BestOfNError, match=r"not a finished run directory \(missing problems.jsonl, greedy.jsonl, "
-                                           r"samples.jsonl, results.json\)"):
+    with pytest.raises(BestOfNError, match=r"not a finished run directory \(missing results.json\)"):
         load_run(run)
     config = dataclasses.replace(BestOfNConfig.from_yaml(run / "config.yaml"), prm=str(tiny_prm_dir), device="cpu")
     results = pipeline.run(config, overwrite=True)  # the generator (org/gen) is never needed: samples are done
@@ -166,3 +166,106 @@ def test_unscored_import_is_scored_by_a_real_prm_and_rescored(tmp_path: Path, ti
     assert read_jsonl(run / "greedy.jsonl") == [] and again["n"] == 3
     assert BestOfNConfig.from_yaml(run / "config.yaml").prm == str(other)
     load_run(run)
+
+
+# --- every bad value is one line naming file, line and field (issue 22): nothing is imported as 'None' ----------
+def _import_error(tmp_path: Path, capsys, lines: list[str], name: str = "bad.jsonl") -> str:
+    """Run `bestofn import` on a file of these lines; assert exit 2, one line, no run directory; return the line."""
+    source = tmp_path / name
+    source.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    code = cli.main(["import", str(source), "--output-dir", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("bestofn: error: ") and err.count("\n") == 1, err
+    assert not (tmp_path / "run").exists()  # checked before anything is written
+    return err.removeprefix("bestofn: error: ")
+
+
+def _line(**changes) -> str:
+    """Line 2's row: ROWS[1] with ``changes`` (None writes JSON null)."""
+    return json.dumps({**ROWS[1], **changes})
+
+
+@pytest.mark.parametrize("line2, message", [
+    (_line(answer=None), "line 2 (unique_id 'test/algebra/2.json'): field answer is null;"),
+    (_line(problem=None), "line 2 (unique_id 'test/algebra/2.json'): field problem is null;"),
+    (_line(problem="  "), "line 2 (unique_id 'test/algebra/2.json'): field problem is empty;"),
+    (_line(completions=[solution("1"), None, solution("2")]),
+     "line 2 (unique_id 'test/algebra/2.json'): field completions[1] is null;"),
+    (_line(completions=[solution("1"), 7, solution("2")]),
+     "line 2 (unique_id 'test/algebra/2.json'): field completions[1] is a int (7), not text;"),
+    # JSON has no Infinity or NaN, but Python's json (and many writers) emit them: they must not pass
+    (_line(scores=[[0.4, float("inf")], [0.9, 0.3], [0.6, 0.6]]),
+     "line 2 (unique_id 'test/algebra/2.json'): field scores[0][1] has inf, not a number in [0, 1]"),
+    (_line(scores=[[0.4, 0.7], [float("nan")], [0.6, 0.6]]),
+     "line 2 (unique_id 'test/algebra/2.json'): field scores[1][0] has nan, not a number in [0, 1]"),
+    (_line(scores=[[0.4, 0.7], "0.9", [0.6, 0.6]]),
+     "line 2 (unique_id 'test/algebra/2.json'): field scores[1] has '0.9' (str), not a number in [0, 1]"),
+    (_line(scores=[[0.4, 1.5], [0.9, 0.3], [0.6, 0.6]]),
+     "line 2 (unique_id 'test/algebra/2.json'): field scores[0][1] has 1.5, not a number in [0, 1]"),
+    (_line(scores=[[0.4, 0.7], [0.9, 0.3]]),
+     "line 2 (unique_id 'test/algebra/2.json'): field scores has 2 entries, not one per completion (3)"),
+    (_line(completion_tokens=[20, -1, 24]),
+     "line 2 (unique_id 'test/algebra/2.json'): field completion_tokens[1] has -1, not a non-negative integer"),
+    (_line(completion_tokens=[20, "22", 24]),
+     "line 2 (unique_id 'test/algebra/2.json'): field completion_tokens[1] has '22', not a non-negative integer"),
+    (_line(level="hard"), "line 2 (unique_id 'test/algebra/2.json'): field level is 'hard', not a level 1-5"),
+])
+def test_a_bad_value_on_line_2_is_named(tmp_path: Path, capsys, line2: str, message: str):
+    err = _import_error(tmp_path, capsys, [json.dumps(ROWS[0]), line2])
+    assert err.startswith(f"completions file {tmp_path / 'bad.jsonl'}: {message}"), err
+    assert "each row needs problem and answer" in err
+
+
+def test_a_missing_answer_is_missing_not_null(tmp_path: Path, capsys):
+    row = {k: v for k, v in ROWS[1].items() if k != "answer"}
+    err = _import_error(tmp_path, capsys, [json.dumps(ROWS[0]), json.dumps(row)])
+    assert ": line 2 (unique_id 'test/algebra/2.json'): field answer is missing (the row has agg_scores, completion_tokens, " in err
+
+
+def test_malformed_json_names_its_line(tmp_path: Path, capsys):
+    lines = [json.dumps(ROWS[0]), json.dumps(ROWS[1])[:50]]  # cut mid-line, as an interrupted copy leaves it
+    err = _import_error(tmp_path, capsys, lines)
+    assert err.startswith(f"completions file {tmp_path / 'bad.jsonl'}: line 2 is not valid JSON (Unterminated string "
+                          f"starting at, column 49); each line must be one JSON object with problem and answer"), err
+
+
+@pytest.mark.parametrize("content", ["", "\n  \n"])
+def test_an_empty_file_is_one_line(tmp_path: Path, capsys, content: str):
+    err = _import_error(tmp_path, capsys, [content] if content else [], name="empty.jsonl")
+    assert err.startswith(f"completions file {tmp_path / 'empty.jsonl'} is empty; it needs one row per line"), err
+
+
+def test_a_csv_file_is_named_not_looked_up_on_the_hub(tmp_path: Path, capsys):
+    err = _import_error(tmp_path, capsys, ["problem,answer", "1+1?,2"], name="rows.csv")
+    assert err.startswith(f"completions file {tmp_path / 'rows.csv'} is a .csv file; bestofn reads .jsonl, .json and "
+                          f".parquet files"), err
+    assert "Hub" not in err
+
+
+def test_a_json_array_file_imports_and_names_its_items(tmp_path: Path, capsys):
+    (tmp_path / "ok.json").write_text(json.dumps(ROWS))
+    assert cli.main(["import", str(tmp_path / "ok.json"), "--output-dir", str(tmp_path / "ok")]) == 0
+    assert [s["answer"] for s in read_jsonl(tmp_path / "ok" / "samples.jsonl")][:3] == ["4", "5", "5"]
+    (tmp_path / "bad.json").write_text(json.dumps([ROWS[0], {**ROWS[1], "answer": None}], indent=1))
+    assert cli.main(["import", str(tmp_path / "bad.json"), "--output-dir", str(tmp_path / "bad")]) == 2
+    assert ("bad.json: item 2 (unique_id 'test/algebra/2.json'): field answer is null;" in capsys.readouterr().err)
+
+
+def test_numbers_as_answers_and_whole_float_counts_import_as_numbers(tmp_path: Path):
+    """An answer stored as a number (AMC's 27.0) is the text '27', never '27.0' or 'None'; 31.0 tokens are 31."""
+    row = {"problem": "How many miles?", "answer": 27.0, "completions": [solution("27"), solution("27.5")],
+           "completion_tokens": [31.0, 12]}
+    run = import_completions(str(write_jsonl(tmp_path / "amc.jsonl", [row])), tmp_path / "run")
+    assert read_jsonl(run / "problems.jsonl")[0]["answer"] == "27"
+    samples = read_jsonl(run / "samples.jsonl")
+    assert [(s["correct"], s["num_tokens"]) for s in samples] == [(True, 31), (False, 12)]
+
+
+def test_scores_and_greedy_are_for_every_row_or_none(tmp_path: Path, capsys):
+    no_scores = {k: v for k, v in ROWS[1].items() if k != "scores"}
+    err = _import_error(tmp_path, capsys, [json.dumps(ROWS[0]), json.dumps(no_scores)])
+    assert err == (f"{tmp_path / 'bad.jsonl'}: problem test/algebra/2.json has no scores but others do; give scores "
+                   f"for every row or for none\n")
+    greedy_once = [json.dumps({**ROWS[0], "greedy": solution("4")}), json.dumps(ROWS[1])]
+    err = _import_error(tmp_path, capsys, greedy_once)
+    assert err.startswith(f"{tmp_path / 'bad.jsonl'}: 1 of 2 rows have a greedy solution; give one for every row or for none")

@@ -323,7 +323,7 @@ def test_dataset_with_missing_fields(tmp_path, tiny_generator_dir, tiny_prm_dir,
     argv = ["run", "--generator", str(tiny_generator_dir), "--prm", str(tiny_prm_dir), "--dataset", str(bad),
             "--output-dir", str(tmp_path / "run")]
     assert main(argv) == 2
-    assert "lacks required fields ['level']" in capsys.readouterr().err
+    assert "field level is missing" in capsys.readouterr().err
 
 
 def test_the_models_used_are_recorded(tiny_run_dir, tiny_generator_dir, tiny_prm_dir):
@@ -361,9 +361,10 @@ def test_grading_timeout_reaches_every_comparison(tmp_path, monkeypatch, math500
     script, rows, dataset = known_patterns(math500_path, tmp_path)
     seen = {"grade": set(), "group": set()}
     real_grade, real_equivalent = pipeline.grade, selection.is_equivalent
-    monkeypatch.setattr(pipeline, "grade", lambda text, gold, timeout: seen["grade"].add(timeout) or real_grade(text, gold, timeout))
-    monkeypatch.setattr(selection, "is_equivalent",
-                        lambda a, b, timeout=5: seen["group"].add(timeout) or real_equivalent(a, b, timeout))
+    monkeypatch.setattr(pipeline, "grade", lambda text, gold, timeout, kind="expression": seen["grade"].add(timeout)
+                        or real_grade(text, gold, timeout, kind))
+    monkeypatch.setattr(selection, "is_equivalent", lambda a, b, timeout=5, kind="expression": seen["group"].add(timeout)
+                        or real_equivalent(a, b, timeout, kind))
     results = pipeline.run(tiny_config(tiny_generator_dir, tiny_prm_dir, dataset, tmp_path / "run", grading_timeout=3),
                            models=scripted_models(script, make_tokenizer()))
     assert seen == {"grade": {3}, "group": {3}}

@@ -83,6 +83,7 @@ def test_summary_numbers(report_dir: Path):
     # AUROC of the last-step reward: 8.5 of 15 (right, wrong) pairs ordered right (see test_analysis)
     assert "has AUROC 0.567" in md and "it is 0.500 (mean over the 2 problems" in md
     assert "level 1 (1 problems): 0.0% -> 100.0%; level 2 (2 problems): 50.0% -> 50.0%" in md
+    assert "sha256(seed:unique_id)" not in md  # MATH has levels: the subset note is for benchmarks without them
     assert re.search(r"\| 2 \| [\d,]+ \| 33\.3% \[[^]]*\] \| 22\.2% \[", md)  # majority at n=2: (1/3 + 1/3 + 0) / 3
 
 

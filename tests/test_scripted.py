@@ -21,7 +21,7 @@ import pytest
 from bestofn import pipeline
 from bestofn.io import read_jsonl
 from bestofn.testing import make_tokenizer
-from bestofn.testing.scripted import Script, ScriptedProblem, Solution, patch_pipeline
+from bestofn.testing.scripted import Script, ScriptedProblem, Solution, scripted_models
 
 from conftest import tiny_config
 
@@ -48,10 +48,9 @@ def test_scripted_run_accuracies_match_the_hand_worked_table(tmp_path, monkeypat
                         [Solution(wrong(p3["answer"]), (0.5,)), Solution(wrong(wrong(p3["answer"])), (0.4,)),
                          Solution(wrong(p3["answer"]), (0.3,)), Solution(p3["answer"], (0.9,), "length")]),
     ])
-    patch_pipeline(monkeypatch, script, make_tokenizer())
     config = tiny_config(tiny_generator_dir, tiny_prm_dir, dataset, tmp_path / "run", num_problems=3)
 
-    results = pipeline.run(config)
+    results = pipeline.run(config, models=scripted_models(script, make_tokenizer()))
 
     got = {m: (a["correct"], a["total"]) for m, a in results["accuracy"].items()}
     assert got == {"greedy": (1, 3), "majority": (1, 3), "naive_bon": (1, 3), "weighted_bon": (2, 3),

@@ -124,7 +124,7 @@ def test_grouping_honours_the_grading_timeout(monkeypatch):
     import bestofn.selection as S
 
     seen = []
-    monkeypatch.setattr(S, "is_equivalent", lambda a, b, timeout=5: seen.append(timeout) or False)
+    monkeypatch.setattr(S, "is_equivalent", lambda a, b, timeout=5, kind=None: seen.append(timeout) or False)
     S.group_answers(["1", "2"], timeout=7)
     assert seen == [7]
 
@@ -137,3 +137,13 @@ def test_method_names_and_labels_are_defined_once():
     assert pipeline.METHODS is METHODS and analysis.METHODS is METHODS
     assert analysis.METHOD_LABELS is METHOD_LABELS and hub.METHOD_LABELS is METHOD_LABELS
     assert analysis.SELECTION_METHODS is SELECTION_METHODS
+
+
+def test_integer_answers_group_as_numbers():
+    """GSM8K's kind: "18 dollars" and "18" are one answer; as expressions (MATH's kind) they are two."""
+    from bestofn.grading import EXPRESSION, INTEGER
+    from bestofn.selection import group_answers
+
+    answers = ["18 dollars", "18", "20 cups", "19"]
+    assert group_answers(answers, kind=INTEGER) == [[0, 1], [2], [3]]
+    assert group_answers(answers, kind=EXPRESSION) == [[0], [1], [2], [3]]

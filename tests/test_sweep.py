@@ -131,7 +131,7 @@ def test_sweep_with_methods_at_0_and_100_percent(tmp_path: Path, models):
         return build_run(Path(config.output_dir), specs, models, temperature=config.temperature)
 
     config = BestOfNConfig(output_dir=str(tmp_path / "sweep"), n=2, num_problems=3)
-    S.run_sweep(config, [0.4, 1.2], run_fn=run, import_fn=lambda src, cfg, stages: [])
+    S.run_sweep(config, [0.4, 1.2], run_fn=run)
     written = SR.write_sweep_report(tmp_path / "sweep", subsets=5, bootstrap=50)
     assert {p.name for p in written} == {"report.md", "report.html", *SR.SWEEP_PLOTS}
     md = (tmp_path / "sweep" / "report" / "report.md").read_text()

@@ -280,7 +280,8 @@ def test_bestofn_run_with_vllm_end_to_end(vllm_available, tiny_generator_dir, ti
 
     # Every artifact, complete.
     assert yaml.safe_load((out / "config.yaml").read_text())["backend"] == "vllm"
-    assert set(read_json(out / "manifest.json")["stages"]) == {"problems", "greedy", "samples", "scores", "results"}
+    assert set(read_json(out / "manifest.json")["files"]) == {"config.yaml", "problems.jsonl", "greedy.jsonl",
+                                                                "samples.jsonl", "results.json", "timings.json"}
     problems = read_jsonl(out / "problems.jsonl")
     greedy = read_jsonl(out / "greedy.jsonl")
     samples = read_jsonl(out / "samples.jsonl")
@@ -290,7 +291,7 @@ def test_bestofn_run_with_vllm_end_to_end(vllm_available, tiny_generator_dir, ti
     assert all(r["step_rewards"] for r in samples)
     assert set(results["accuracy"]) == set(METHODS) and results["n"] == 4
     assert results["tokens"]["samples"] == sum(r["num_tokens"] for r in samples)
-    assert not list(out.glob(".partial/*.jsonl"))  # every journal folded into its artifact
+    assert {d.name for d in (out / "chunks").iterdir()} == {"greedy", "samples", "scores"}  # the work behind them
 
     # Both stages in one process, and vLLM's engine gone before the PRM was loaded.
     seen = json.loads(probes.read_text())
@@ -335,15 +336,17 @@ class _Shared:
 
 
 @pytest.mark.parametrize("method", ["beam_search", "dvts"])
-def test_search_run_with_vllm_end_to_end(method, vllm_backend, peaked_config, tiny_prm_dir, math500_path, tmp_path,
-                                         monkeypatch):
+def test_search_run_with_vllm_end_to_end(method, vllm_backend, peaked_config, tiny_prm_dir, math500_path, tmp_path):
     from bestofn import pipeline
 
-    monkeypatch.setattr(pipeline, "make_backend", lambda config: _Shared(vllm_backend))
+    class SharedEngine(pipeline.Models):  # the run's generator is the module's engine (injected, not loaded)
+        def generator(self, config):
+            return _Shared(vllm_backend)
+
     config = BestOfNConfig(**{**peaked_config.to_dict(), "prm": str(tiny_prm_dir), "dataset": str(math500_path),
                               "num_problems": 2, "n": 4, "max_new_tokens": 24, "method": method, "beam_width": 2,
                               "num_iterations": 3, "output_dir": str(tmp_path / "run")})
-    results = pipeline.run(config)
+    results = pipeline.run(config, models=SharedEngine())
     rows = read_jsonl(tmp_path / "run" / "samples.jsonl")
     assert len(rows) == 8 and all(r["finish_reason"] in ("stop", "length") for r in rows)
     assert all(r["num_tokens"] <= 24 and r["step_rewards"] for r in rows)

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import BestOfNError
+from ..grading import EXPRESSION
 from .. import rundir
 from ..io import read_json
 from ..rundir import finish_hint
@@ -160,7 +161,7 @@ def _problem(p: dict, greedy: dict | None, rows: list[dict], n: int, run_dir: Pa
         )
     answers = [r["answer"] for r in rows]
     # The one place math-verify runs for a problem: its N answers, grouped exactly as selection groups them.
-    labels = group_labels(group_answers(answers, timeout=timeout), n)
+    labels = group_labels(group_answers(answers, timeout=timeout, kind=p.get("answer_kind", EXPRESSION)), n)
     return ProblemData(
         unique_id=p["unique_id"],
         level=int(p["level"]),

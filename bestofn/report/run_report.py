@@ -15,6 +15,7 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 from .provenance import NOT_STATED, SUBSET, Provenance
+from ..data import dataset_title, has_levels, subset_note
 from ..selection import AGGREGATIONS
 from . import analysis as A
 from . import plots as P
@@ -87,17 +88,16 @@ def model_name(name: str) -> str:
     return Path(str(name).rstrip("/")).name or str(name)
 
 
-def dataset_name(source: str) -> str:
-    """``HuggingFaceH4/MATH-500`` -> ``MATH-500``; ``../data/math500.jsonl`` -> ``math500``."""
-    path = Path(str(source))
-    return path.stem if path.suffix in (".jsonl", ".json", ".parquet") else path.name or str(source)
+def dataset_name(cfg: dict) -> str:
+    """The benchmark a run's config names (``GSM8K``, ``MATH-500``), else its file's or Hub dataset's name."""
+    return dataset_title(str(cfg.get("dataset", "?")), cfg.get("dataset_format"))
 
 
 def title(an: A.Analysis) -> str:
     """The models, N and the dataset: what the run is, not where it is stored."""
     cfg, run = an.run.config, an.run
     scorer = f" + {model_name(cfg['prm'])}" if cfg.get("prm") else ""
-    return (f"Best-of-{run.n} on {dataset_name(cfg.get('dataset', '?'))} ({len(run.problems)} problems): "
+    return (f"Best-of-{run.n} on {dataset_name(cfg)} ({len(run.problems)} problems): "
             f"{model_name(cfg.get('generator', '?'))}{scorer}")
 
 
@@ -126,6 +126,8 @@ def _setup(page: Page, an: A.Analysis) -> None:
         items.append(f"completions imported with `bestofn import` from {code(known.source)}"
                      + ("" if run.has_greedy else "; no greedy solutions (so no greedy baseline)")
                      + f"; the prompt (system and user message): {NOT_STATED}")
+    if not known.is_imported and not has_levels(run.problems):
+        items.append(subset_note(run.problems))
     items.append(f"run directory: {code(run.run_dir)}")
     items.append(f"report settings: {an.curves.subsets} subsets per point, seed {an.curves.seed}, "
                  f"{an.bootstrap} bootstrap resamples")
@@ -146,7 +148,7 @@ def headline(an: A.Analysis) -> str:
     if m.no_answer:
         unanimous += f" and on {len(m.no_answer)} no sample had an answer"
     return (
-        f"**Headline.** On {total} {dataset_name(an.run.config.get('dataset', '?'))} problems with N={n} samples each, "
+        f"**Headline.** On {total} {dataset_name(an.run.config)} problems with N={n} samples each, "
         f"weighted Best-of-{n} solved {solved['weighted_bon']} ({with_ci(an.at_full_n('weighted_bon'))}) "
         f"{baseline}majority vote's {solved['majority']} ({with_ci(an.at_full_n('majority'))}). "
         f"Selection could matter on {plural(len(m.contested), 'problem')} (more than one answer group); {unanimous}. "

@@ -267,20 +267,3 @@ class ScriptedModels(Models):
 
     def check(self, config: Any, role: str) -> str | None:
         return super().check(config, role) if self.check_models else None
-
-
-def patch_pipeline(monkeypatch: Any, script: Script, tokenizer: Any, *, any_model_name: bool = False) -> ScriptedBackend:
-    """Deprecated (tests being moved to ``models=``): make every :func:`bestofn.pipeline.run` use the script."""
-    from .. import pipeline
-
-    models = scripted_models(script, tokenizer, check_models=not any_model_name)
-    monkeypatch.setattr(pipeline, "Models", lambda: models)
-    return models._generator
-
-
-def patch_models(monkeypatch: Any, backend: GenerationBackend, prm: Any) -> None:
-    """Deprecated (tests being moved to ``models=``): make every :func:`bestofn.pipeline.run` use these doubles."""
-    from .. import pipeline
-
-    models = ScriptedModels(backend, prm)
-    monkeypatch.setattr(pipeline, "Models", lambda: models)
