@@ -89,7 +89,7 @@ def load_processbench(data: str = HUB_ID, subsets: Sequence[str] | None = None) 
                            f"a Hub dataset id such as {HUB_ID}")
     else:
         rows = [row for subset in (subsets or SUBSETS) for row in _load_hub(data, subset)]
-    present = [s for s in dict.fromkeys(r.subset for r in rows)]
+    present = list(dict.fromkeys(r.subset for r in rows))
     wanted = list(subsets) if subsets else [s for s in SUBSETS if s in present] + [s for s in present if s not in SUBSETS]
     missing = [s for s in wanted if s not in present]
     if missing:
@@ -498,6 +498,9 @@ def run_prm_bench(bench: BenchSettings, config: BestOfNConfig, scorer: Any = Non
         raise BestOfNError(f"--threshold {GSM8K} chooses the threshold on the GSM8K subset: add {GSM8K} to --subsets")
     if bench.chunk_rows < 1:
         raise BestOfNError(f"chunk_rows must be at least 1, got {bench.chunk_rows}")
+    if (Path(config.output_dir) / "manifest.json").exists():  # results.json would overwrite the run's own
+        raise BestOfNError(f"{config.output_dir} is a run directory of `bestofn run`; give prm-bench its own "
+                           f"--output-dir")
     rows = load_processbench(bench.data, bench.subsets)
     if bench.threshold == GSM8K:
         check_gsm8k_rows(rows)  # before any scoring: the rule must be able to pick a threshold

@@ -15,6 +15,7 @@ import pytest
 
 from bestofn import cli
 from bestofn.config import BestOfNConfig
+from bestofn.errors import BestOfNError
 from bestofn.prm import load_prm
 from bestofn.prm.base import PRMScore
 from bestofn.prm.formats import BLANK_LINE, LINE, MATH_SHEPHERD, QWEN_MATH_PRM, RLHFLOW, SKYWORK
@@ -129,6 +130,22 @@ def test_gsm8k_threshold_by_hand(tmp_path, scripted_data):
     # in-sample: GSM8K's own best is the chosen one; MATH's lowest threshold with F1 100 is 0.7 (at 0.1 m0 is missed)
     assert s["gsm8k"]["best_threshold_in_sample"] == {"threshold": 0.4, "f1": pytest.approx(200 / 3)}
     assert s["math"]["best_threshold_in_sample"] == {"threshold": 0.7, "f1": 100.0}
+
+
+def test_average_over_the_chosen_subsets(tmp_path, scripted_data):
+    """--subsets gsm8k,math: F1 50 and 100 (see SCRIPTED), average 75."""
+    scorer = ScriptedScorer({rid: r for rid, (_, r) in SCRIPTED.items()})
+    results = run_prm_bench(BenchSettings(data=str(scripted_data), subsets=["gsm8k", "math"]), bench_config(tmp_path),
+                            scorer=scorer)
+    assert list(results["subsets"]) == ["gsm8k", "math"] and results["average_f1"] == 75.0
+    assert sorted(scorer.scored) == ["gsm8k-0", "gsm8k-1", "gsm8k-2", "gsm8k-3", "math-0", "math-1"]
+
+
+def test_threshold_above_every_reward_is_a_candidate():
+    """Row A (label 0, reward .9) is caught only by a threshold above .9; row B (label -1) had no step scored
+    (cut at the context), so it is -1 at any threshold: F1 0 at .9, 100 just above it."""
+    t, f1 = best_threshold([0, -1], [[0.9], []])
+    assert t > 0.9 and t == pytest.approx(0.9) and f1 == 100.0
 
 
 def test_step_auroc_by_hand():
@@ -345,6 +362,25 @@ def test_bad_flags_are_one_line(tmp_path, tiny_prm_dir, capsys, flags, words):
     assert code == 2 and len(err) == 1 and err[0].startswith("bestofn: error: "), err
     for word in words:
         assert word in err[0], (word, err[0])
+
+
+def test_a_reward_count_that_does_not_match_the_steps_is_one_line(tmp_path, scripted_data):
+    """A PRM that reads an extra step (e.g. its own step tag inside a step) cannot be matched to the labels."""
+    rewards = {rid: r for rid, (_, r) in SCRIPTED.items()}
+    scorer = ScriptedScorer(rewards)
+    scorer.score_detailed = lambda problems, responses: [PRMScore([0.5] * 9, False) for _ in problems]
+    with pytest.raises(BestOfNError, match="row gsm8k-0: the skywork PRM gave 9 step rewards for 3 steps"):
+        run_prm_bench(BenchSettings(data=str(scripted_data)), bench_config(tmp_path), scorer=scorer)
+
+
+def test_a_run_directory_is_refused(tmp_path, capsys, tiny_prm_dir):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "manifest.json").write_text("{}")
+    code = cli.main(["prm-bench", "--prm", str(tiny_prm_dir), "--data", str(EXCERPT), "--output-dir",
+                     str(tmp_path / "run")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "run directory" in err[0]
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["manifest.json"]
 
 
 def test_excerpt_loads_with_subsets_from_ids():
