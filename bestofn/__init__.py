@@ -25,6 +25,7 @@ Around the method:
 - ``report/``      the numbers behind a run and the plots and pages that show them
 - ``sweep``        the pipeline once per temperature, sharing the greedy baseline
 - ``importer``     completions made elsewhere turned into a run directory (``bestofn import``)
+- ``prmbench``     ProcessBench for any PRM format: how well it finds the first wrong step (``bestofn prm-bench``)
 - ``hub``          publish a run as a Hub dataset with a dataset card
 - ``seeds``, ``errors``  the one seed rule; the one-line errors users see
 - ``testing/``     tiny checkpoints in the real formats and scripted solutions, for tests and offline smoke runs

@@ -39,14 +39,15 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from .config import BestOfNConfig
 from .errors import BestOfNError, first_line
 from .io import atomic_write_bytes, write_json, write_jsonl
 from .prm.formats import LINE
+
+if TYPE_CHECKING:
+    import numpy as np
 
 log = logging.getLogger(__name__)
 
@@ -388,6 +389,8 @@ def f1_sweep(labels: Sequence[int], rewards: Sequence[Sequence[float]], threshol
     ``r_L < t <= m_{L-1}`` (m_{-1} = +inf), and a row labelled -1 is predicted -1 exactly when ``t <= m_last``
     (over the scored steps only). NaN where a kind of row is missing.
     """
+    import numpy as np  # imported here: `bestofn --help` must stay fast (tests/test_cli.py)
+
     low, high, ok_below = [], [], []
     for lab, rs in zip(labels, rewards):
         prefix_min = np.minimum.accumulate(np.asarray(rs, dtype=float)) if len(rs) else np.array([])
@@ -411,6 +414,8 @@ def f1_sweep(labels: Sequence[int], rewards: Sequence[Sequence[float]], threshol
 
 def candidate_thresholds(rewards: Sequence[Sequence[float]]) -> np.ndarray:
     """Every distinct step reward, plus one just above the largest: between two of these, no prediction changes."""
+    import numpy as np
+
     values = sorted({float(r) for rs in rewards for r in rs})
     if not values:
         return np.array([DEFAULT_THRESHOLD])
@@ -422,6 +427,8 @@ def best_threshold(labels: Sequence[int], rewards: Sequence[Sequence[float]]) ->
 
     None when the rows lack either kind (F1 undefined at every threshold).
     """
+    import numpy as np
+
     thresholds = candidate_thresholds(rewards)
     f1 = f1_sweep(labels, rewards, thresholds)
     if np.isnan(f1).all():
@@ -437,6 +444,8 @@ def step_auroc(labels: Sequence[int], rewards: Sequence[Sequence[float]]) -> flo
     wrong step. Steps after the first error are left out: ProcessBench labels only the first error. Only
     scored steps count. Ties count half (Mann-Whitney U). None without both kinds.
     """
+    import numpy as np
+
     pos = [r for lab, rs in zip(labels, rewards) for r in (rs if lab == -1 else rs[:lab])]
     neg = [rs[lab] for lab, rs in zip(labels, rewards) if lab != -1 and lab < len(rs)]
     if not pos or not neg:
