@@ -91,7 +91,8 @@ def load_processbench(data: str = HUB_ID, subsets: Sequence[str] | None = None) 
     else:
         rows = [row for subset in (subsets or SUBSETS) for row in _load_hub(data, subset)]
     present = list(dict.fromkeys(r.subset for r in rows))
-    wanted = list(subsets) if subsets else [s for s in SUBSETS if s in present] + [s for s in present if s not in SUBSETS]
+    known_first = [s for s in SUBSETS if s in present] + [s for s in present if s not in SUBSETS]
+    wanted = list(subsets) if subsets else known_first
     missing = [s for s in wanted if s not in present]
     if missing:
         raise BestOfNError(f"ProcessBench data {data} has no rows of subset(s) {', '.join(missing)} (it has "
@@ -255,21 +256,26 @@ def save_chunk(path: str | Path, key: str, ids: Sequence[str], scores: list[dict
     atomic_write_bytes(path, json.dumps(body, ensure_ascii=False).encode("utf-8"))
 
 
-def load_chunk(path: str | Path, key: str, ids: Sequence[str]) -> list[dict] | None:
-    """The scores of a finished chunk, or None when the file is missing, torn, edited or for other rows."""
+def load_chunk(path: str | Path) -> dict[str, Any] | None:
+    """``{"key", "ids", "scores"}`` of a chunk file, or None when it is missing, torn or edited (checksum)."""
     try:
         body = json.loads(Path(path).read_text(encoding="utf-8"))
-        scores = body["scores"]
-        if body["key"] != key or body["ids"] != list(ids) or body["sha256"] != _digest(scores):
-            raise ValueError("the chunk file does not match its rows or its checksum")
-        if len(scores) != len(ids):
-            raise ValueError("wrong number of rows")
+        if body["sha256"] != _digest(body["scores"]) or len(body["scores"]) != len(body["ids"]):
+            raise ValueError("its scores do not match its checksum")
     except FileNotFoundError:
         return None
     except (OSError, ValueError, KeyError, TypeError) as e:
         log.warning("chunk file %s is unreadable or was changed (%s): its rows are scored again", path, first_line(e))
         return None
-    return scores
+    return {"key": body["key"], "ids": body["ids"], "scores": body["scores"]}
+
+
+def finished_scores(output_dir: str | Path, chunk: Chunk) -> list[dict] | None:
+    """The saved scores of ``chunk``, if its file holds exactly this chunk's rows."""
+    found = load_chunk(chunk_path(output_dir, chunk.key))
+    if found is None or found["key"] != chunk.key or found["ids"] != [r.id for r in chunk.rows]:
+        return None
+    return found["scores"]
 
 
 class PRMBenchWorker:
@@ -322,12 +328,11 @@ def score_rows(chunks: Sequence[Chunk], config: BestOfNConfig, worker: type[PRMB
     scored: dict[str, dict] = {}
     todo = []
     for chunk in chunks:
-        ids = [r.id for r in chunk.rows]
-        found = load_chunk(chunk_path(config.output_dir, chunk.key), chunk.key, ids)
+        found = finished_scores(config.output_dir, chunk)
         if found is None:
             todo.append(chunk)
         else:
-            scored.update(zip(ids, found))
+            scored.update(zip([r.id for r in chunk.rows], found))
     if len(todo) < len(chunks):
         log.info("prm-bench: resuming, %d of %d chunks already scored", len(chunks) - len(todo), len(chunks))
     payloads = [{"unique_ids": [r.id for r in c.rows], "problems": c.problems, "texts": c.responses} for c in todo]
@@ -463,7 +468,8 @@ def step_auroc(labels: Sequence[int], rewards: Sequence[Sequence[float]]) -> flo
 class BenchSettings:
     """What ``bestofn prm-bench`` adds to the PRM, hardware and Ray settings of :class:`BestOfNConfig`."""
 
-    data: str = field(default=HUB_ID, metadata={"help": "ProcessBench: a Hub dataset id or a local .json/.jsonl file in its layout"})
+    data: str = field(default=HUB_ID, metadata={
+        "help": "ProcessBench: a Hub dataset id or a local .json/.jsonl file in its layout"})
     subsets: list[str] | None = field(default=None, metadata={
         "help": f"comma-separated subsets to score, of {','.join(SUBSETS)} (default: all four from the Hub, every "
                 f"subset of a file)"})
@@ -505,6 +511,8 @@ def run_prm_bench(bench: BenchSettings, config: BestOfNConfig, scorer: Any = Non
 
     if bench.threshold == GSM8K and bench.subsets and GSM8K not in bench.subsets:
         raise BestOfNError(f"--threshold {GSM8K} chooses the threshold on the GSM8K subset: add {GSM8K} to --subsets")
+    if scorer is not None and config.ray_address:
+        raise BestOfNError("an injected scorer runs in this process only: leave ray_address unset")
     if bench.chunk_rows < 1:
         raise BestOfNError(f"chunk_rows must be at least 1, got {bench.chunk_rows}")
     if (Path(config.output_dir) / "manifest.json").exists():  # results.json would overwrite the run's own
@@ -587,7 +595,7 @@ def _gsm8k_threshold(by_subset: dict[str, list[Row]], rewards: dict[str, list[fl
             "ties": "the lowest of the thresholds with the best GSM8K F1"}
 
 
-__all__ = ["BenchSettings", "CHUNK_ROWS", "GSM8K", "HUB_ID", "PRMBenchWorker", "Row", "SUBSETS", "best_threshold",
-           "candidate_thresholds", "check_gsm8k_rows", "check_row", "evaluate", "f1_sweep", "harmonic_f1", "join_steps", "load_chunk",
-           "load_processbench", "normalise_step", "plan_chunks", "predict", "run_prm_bench", "save_chunk",
-           "step_auroc", "subset_metrics"]
+__all__ = ["BenchSettings", "CHUNK_ROWS", "GSM8K", "HUB_ID", "PRMBenchWorker", "PRMIdentity", "Row", "SUBSETS",
+           "best_threshold", "candidate_thresholds", "check_gsm8k_rows", "check_row", "evaluate", "f1_sweep",
+           "harmonic_f1", "join_steps", "load_chunk", "load_processbench", "normalise_step", "plan_chunks", "predict",
+           "run_prm_bench", "save_chunk", "step_auroc", "subset_metrics"]

@@ -19,8 +19,8 @@ from bestofn.errors import BestOfNError
 from bestofn.prm import load_prm
 from bestofn.prm.base import PRMScore
 from bestofn.prm.formats import BLANK_LINE, LINE, MATH_SHEPHERD, QWEN_MATH_PRM, RLHFLOW, SKYWORK
-from bestofn.prmbench import (BenchSettings, best_threshold, f1_sweep, join_steps, load_processbench, normalise_step,
-                              predict, run_prm_bench, step_auroc, subset_metrics)
+from bestofn.prmbench import (BenchSettings, PRMIdentity, best_threshold, f1_sweep, join_steps, load_processbench,
+                              normalise_step, plan_chunks, predict, run_prm_bench, step_auroc, subset_metrics)
 from bestofn.report.prmbench_report import write_prm_bench_report
 from bestofn.testing.models import make_tiny_math_shepherd_prm, make_tiny_qwen_math_prm, make_tiny_rlhflow_prm
 
@@ -270,10 +270,20 @@ def test_finished_chunks_are_not_rescored(tmp_path, scripted_data):
     assert run_prm_bench(settings, bench_config(tmp_path), scorer=third) == results
     assert sorted(third.scored) == ["gsm8k-0", "gsm8k-1", "gsm8k-2", "gsm8k-3", "math-0", "omnimath-2", "omnimath-3"]
 
+    middle = by_rows[("math-1", "olympiadbench-0", "olympiadbench-1", "omnimath-0", "omnimath-1")]
+    middle.write_text(edited.read_text())  # a whole, valid chunk file, but of other rows
+    fourth = ScriptedScorer(rewards)
+    assert run_prm_bench(settings, bench_config(tmp_path), scorer=fourth) == results
+    assert sorted(fourth.scored) == ["math-1", "olympiadbench-0", "olympiadbench-1", "omnimath-0", "omnimath-1"]
+
 
 def test_another_prm_never_reuses_chunks(tmp_path, scripted_data):
     rewards = {rid: r for rid, (_, r) in SCRIPTED.items()}
     run_prm_bench(BenchSettings(data=str(scripted_data)), bench_config(tmp_path), scorer=ScriptedScorer(rewards))
+    # even a chunk file copied to the name the new PRM's chunk would have is refused: it says which PRM made it
+    old_file, = (tmp_path / "bench" / "chunks").glob("*.json")
+    new_key = plan_chunks(load_processbench(str(scripted_data)), LINE, PRMIdentity("scripted/prm", None, SKYWORK, 512))[0].key
+    (tmp_path / "bench" / "chunks" / f"{new_key}.json").write_bytes(old_file.read_bytes())
     other = ScriptedScorer(rewards)
     run_prm_bench(BenchSettings(data=str(scripted_data)), bench_config(tmp_path, prm_max_length=512), scorer=other)
     assert len(other.scored) == 12
