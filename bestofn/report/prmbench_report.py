@@ -66,8 +66,8 @@ def format_results(results: dict[str, Any]) -> str:
 def build_page(results: dict[str, Any], subsets: Sequence[str]) -> Page:
     t = results["threshold"]
     page = Page(f"ProcessBench: {results['prm']}")
-    rule = (f"chosen on GSM8K: the threshold with the best GSM8K F1 ({pct(t['gsm8k_f1'])}), {t['ties']}, used for "
-            f"every subset" if t["rule"] == GSM8K else "set by --threshold")
+    rule = (f"chosen on GSM8K, where it gives the best F1 ({pct(t['gsm8k_f1'])}; ties go to the lowest threshold), "
+            f"and used for every subset" if t["rule"] == GSM8K else "set by --threshold")
     page.para(f"PRM {code(results['prm'])} (format {code(results['format'])}, steps joined with "
               f"{code(repr(results['step_separator']))}) on {code(results['data'])}, {results['n']} solutions. "
               f"A step is judged wrong when its reward is below **{t['value']:.4g}** ({rule}); the prediction is the "
