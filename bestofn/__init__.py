@@ -25,6 +25,7 @@ Around the method:
 - ``report/``      the numbers behind a run and the plots and pages that show them
 - ``sweep``        the pipeline once per temperature, sharing the greedy baseline
 - ``importer``     completions made elsewhere turned into a run directory (``bestofn import``)
+- ``bench/``       ProcessBench for any PRM format: how well it finds the first wrong step (``bestofn prm-bench``)
 - ``hub``          publish a run as a Hub dataset with a dataset card
 - ``rows``        rows read with their line numbers, and the field checks every problem and solution row passes
 - ``seeds``, ``errors``  the one seed rule; the one-line errors users see

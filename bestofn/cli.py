@@ -6,6 +6,7 @@
     bestofn compare RUN_DIR... --output-dir DIR
     bestofn sweep --temperatures 0.4,0.8,1.2 [run flags]
     bestofn push RUN_DIR --repo-id OWNER/NAME [--dry-run --save-dir DIR]
+    bestofn prm-bench --prm NAME_OR_PATH [--threshold 0.5|gsm8k] --output-dir DIR
 
 The flags of ``run`` (and ``sweep``) are generated from :class:`BestOfNConfig`'s fields: one flag per key,
 typed by the field's annotation, with the field's ``metadata`` help, choices and default, so a new setting
@@ -241,6 +242,50 @@ def _print_provenance(run_dir: str) -> None:
         print(f"note: the run's solutions were {note} (the card says so)")
 
 
+# --- prm-bench: ProcessBench for any PRM ------------------------------------------------------------------------
+# The settings prm-bench shares with `bestofn run`: their flags, help and choices come from BestOfNConfig.
+PRM_BENCH_CONFIG_FIELDS = ("prm", "prm_revision", "prm_format", "prm_batch_tokens", "prm_max_length", "device",
+                           "dtype", "ray_address", "workers")
+
+
+def add_prm_bench_flags(parser: argparse.ArgumentParser) -> None:
+    """``--prm``, device, dtype, batch and Ray flags (from BestOfNConfig), plus the benchmark's own."""
+    from .bench.processbench import BenchSettings, parse_subsets, parse_threshold
+
+    group = parser.add_argument_group("PRM and hardware", "The keys of BestOfNConfig that prm-bench uses.")
+    types = field_types(BestOfNConfig)
+    for f in dataclasses.fields(BestOfNConfig):
+        if f.name in PRM_BENCH_CONFIG_FIELDS:
+            _add_field_flag(group, f, types[f.name])
+    bench = {f.name: f for f in dataclasses.fields(BenchSettings)}
+
+    def helped(name: str) -> str:  # the default is shown unless the help text already says it
+        text = bench[name].metadata["help"].replace("%", "%%")
+        return text if "default" in text else f"{text} (default: {_show(bench[name].default)})"
+
+    group = parser.add_argument_group("benchmark")
+    group.add_argument("--data", default=bench["data"].default, metavar="FILE_OR_HUB_ID", help=helped("data"))
+    group.add_argument("--subsets", type=parse_subsets, default=None, metavar="S1,S2,...", help=helped("subsets"))
+    group.add_argument("--threshold", type=parse_threshold, default=bench["threshold"].default, metavar="X|gsm8k",
+                       help=helped("threshold"))
+    group.add_argument("--output-dir", required=True, metavar="DIR",
+                       help="where predictions.jsonl, results.json, the report and chunks/ (finished scores, for "
+                            "resuming) go")
+
+
+def _prm_bench(args: argparse.Namespace) -> None:
+    from .bench.processbench import BenchSettings, run_prm_bench
+    from .report.prmbench_report import format_results, write_prm_bench_report
+
+    given = {name: getattr(args, name) for name in PRM_BENCH_CONFIG_FIELDS if hasattr(args, name)}
+    config = BestOfNConfig.from_dict({**given, "output_dir": args.output_dir})
+    results = run_prm_bench(BenchSettings(data=args.data, subsets=args.subsets, threshold=args.threshold), config)
+    print(format_results(results))
+    written = write_prm_bench_report(args.output_dir)
+    print(f"wrote predictions.jsonl, results.json and the report to {args.output_dir}: "
+          + ", ".join(p.name for p in written))
+
+
 # --- the parser ------------------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bestofn", description="Test-time compute on MATH-500: sample or search (Best-of-N, beam search, DVTS) and let a process reward model pick.")
@@ -324,6 +369,15 @@ def build_parser() -> argparse.ArgumentParser:
                         "datasets (refused otherwise); the report lists every difference")
     add_report_flags(p, seed_flags=("--seed",))
     p.set_defaults(func=_compare)
+
+    p = sub.add_parser(
+        "prm-bench", allow_abbrev=False, help="ProcessBench: how well a PRM finds the first wrong step of a solution",
+        description="Score every step of ProcessBench's solutions (Qwen/ProcessBench: GSM8K, MATH, OlympiadBench, "
+        "Omni-MATH) with a PRM of any format, predict the first wrong step (the first step whose reward is below "
+        "--threshold) and report ProcessBench's error/correct accuracy and F1 per subset beside published numbers. "
+        "Finished chunks are kept in OUTPUT_DIR/chunks: rerun the same command to resume.")
+    add_prm_bench_flags(p)
+    p.set_defaults(func=_prm_bench)
     return parser
 
 
