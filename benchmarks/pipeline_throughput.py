@@ -40,6 +40,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 from bestofn import costs  # noqa: E402
+from bestofn.report import compute  # noqa: E402
 from bestofn.backends import resolve_device, resolve_dtype  # noqa: E402
 from bestofn.cli import main as bestofn_main  # noqa: E402
 from bestofn.config import SWITCH  # noqa: E402
@@ -107,7 +108,7 @@ def run_pipeline(args: argparse.Namespace, folder: Path, name: str, compile_gene
     if bestofn_main(["run", "--config", str(path)]) != 0:
         raise SystemExit(f"bestofn run failed for {name}")
     wall = time.perf_counter() - start
-    totals = costs.stage_totals(folder / name)
+    totals = compute.stage_totals(folder / name)
     return {"name": name, "compile_generation": compile_generation, "wall_s": round(wall, 1),
             "stages": {stage: c.to_dict() for stage, c in totals.items()},
             "greedy": [g["text"] for g in read_jsonl(folder / name / "greedy.jsonl")]}
@@ -157,7 +158,7 @@ def format_report(report: dict) -> str:
     for run in report["runs"]:
         totals = {s: costs.Cost.from_dict(c) for s, c in run["stages"].items()}
         lines += [f"\n{run['name']} (compile_generation: {run['compile_generation']}): {run['wall_s']} s in all",
-                  costs.format_cost_table(totals)]
+                  compute.format_cost_table(totals)]
     if len(report["runs"]) == 2:
         fast, slow = report["runs"]
         lines.append("\nspeed-up over eager (wall s): " + ", ".join(

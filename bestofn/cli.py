@@ -138,13 +138,13 @@ def report_settings(args: argparse.Namespace) -> dict[str, Any]:
 
 # --- the commands --------------------------------------------------------------------------------------------------
 def _run(args: argparse.Namespace) -> None:
-    from . import costs
+    from .report import compute
     from .pipeline import run
 
     config = config_from_args(args)
     results = run(config, overwrite=args.overwrite, models=args.models)
     print(format_summary(results, config.output_dir))
-    print(costs.format_cost_table(costs.stage_totals(config.output_dir)))
+    print(compute.format_cost_table(compute.stage_totals(config.output_dir)))
 
 
 def _import(args: argparse.Namespace) -> None:

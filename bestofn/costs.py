@@ -15,8 +15,8 @@ worker hands a method its models through a :class:`Meter`, which times and count
     peak_memory_bytes peak GPU memory allocated by torch, or on CPU the process's peak resident set
     device            the hardware, in words; settings: how the backend decoded (when it says)
 
-With several workers, seconds are worker-seconds. ``timings.json`` holds each stage's total
-(:func:`stage_totals`); ``bestofn run`` prints :func:`format_cost_table`.
+With several workers, seconds are worker-seconds. ``timings.json`` holds each stage's total; the table
+``bestofn run`` prints and the report's compute section read it (:mod:`bestofn.report.compute`).
 """
 
 from __future__ import annotations
@@ -28,14 +28,12 @@ import resource
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
-from pathlib import Path
 from typing import Any
 
 import torch
 
-from .io import read_json
 
-TIMINGS_FILE = "timings.json"
+TIMINGS_FILE = "timings.json"  # each stage's total, written with the results
 _ADDITIVE = ("wall_s", "load_s", "generator_s", "sequences", "prompt_tokens", "generated_tokens", "prm_s",
              "prm_sequences", "prm_tokens")
 
@@ -159,56 +157,3 @@ class Meter:
         self.cost.wall_s = time.perf_counter() - self.started
         self.cost.peak_memory_bytes, self.cost.memory = peak_memory(self.device)
         return self.cost
-
-
-# --- the record of a run, and the table --------------------------------------------------------------------------
-def stage_totals(run_dir: str | Path) -> dict[str, Cost]:
-    """Each stage's total from ``timings.json`` (empty when the run has none, e.g. imported completions)."""
-    path = Path(run_dir) / TIMINGS_FILE
-    stages = read_json(path).get("stages", {}) if path.is_file() else {}
-    return {name: Cost.from_dict(total) for name, total in stages.items()}
-
-
-COLUMNS = ("stage", "wall s", "load s", "generator s", "PRM s", "seqs", "prompt tok", "gen tok", "PRM tok",
-           "peak memory")
-
-
-def _num(value: float | None, fmt: str = "{:,.0f}") -> str:
-    return "-" if not value else fmt.format(value)
-
-
-def _memory(cost: Cost) -> str:
-    if cost.peak_memory_bytes is None:
-        return "-"
-    return f"{cost.peak_memory_bytes / 2**30:.2f} GiB {'GPU' if cost.memory == 'gpu' else 'RSS'}"
-
-
-def cost_rows(totals: dict[str, Cost]) -> list[list[str]]:
-    """One row of :data:`COLUMNS` per stage, and a total row."""
-    def row(name: str, c: Cost) -> list[str]:
-        return [name, f"{c.wall_s:.1f}", _num(c.load_s, "{:.1f}"), _num(c.generator_s, "{:.1f}"), _num(c.prm_s, "{:.1f}"),
-                _num(c.sequences + c.prm_sequences), _num(c.prompt_tokens), _num(c.generated_tokens),
-                _num(c.prm_tokens), _memory(c)]
-
-    rows = [row(stage, c) for stage, c in totals.items()]
-    return [*rows, row("total", add_up(list(totals.values())))] if totals else rows
-
-
-def hardware_lines(totals: dict[str, Cost]) -> list[str]:
-    """What each stage ran on, and how the backend decoded."""
-    lines = []
-    for stage, c in totals.items():
-        if c.device:
-            extra = ", ".join(f"{k} {v}" for k, v in c.settings.items())
-            lines.append(f"{stage}: {c.device}" + (f" ({extra})" if extra else ""))
-    return lines
-
-
-def format_cost_table(totals: dict[str, Cost]) -> str:
-    """The per-stage cost table for the terminal, and the hardware each stage ran on."""
-    if not totals:
-        return "cost: no stage ran"
-    rows = [list(COLUMNS), *cost_rows(totals)]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(COLUMNS))]
-    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in rows]
-    return "\n".join(lines + hardware_lines(totals))

@@ -58,3 +58,22 @@ def model_load_error(role: str, name: str, flag: str, error: BaseException) -> B
         f"this machine is offline, download it elsewhere (`hf download {name} --local-dir DIR`) and pass "
         f"the folder: {flag} DIR"
     )
+
+
+def check_model(name_or_path: str, revision: str | None, role: str, flag: str) -> str | None:
+    """Fetch only the model's config.json, so a typo stops the run at once; return the Hub commit."""
+    missing = missing_folder_error(role, name_or_path, flag)
+    if missing is not None:
+        raise missing
+    if Path(name_or_path).expanduser().is_dir():
+        if not (Path(name_or_path).expanduser() / "config.json").exists():
+            raise BestOfNError(f"the {role} folder {name_or_path} has no config.json; pass a model folder with {flag}")
+        return None
+    from huggingface_hub import hf_hub_download
+
+    try:
+        config_file = Path(hf_hub_download(name_or_path, "config.json", revision=revision))
+    except Exception as e:  # offline, unknown repo, gated repo, bad revision: all end the same way
+        raise model_load_error(role, name_or_path, flag, e) from None
+    # The Hub cache stores files under .../snapshots/<commit>/, which names the exact weights used.
+    return config_file.parent.name if config_file.parent.parent.name == "snapshots" else None

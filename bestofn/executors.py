@@ -1,11 +1,10 @@
 """Where chunks run: in this process, or on a Ray cluster as a Ray Data actor pool.
 
-Contract (the one seam between the run and the hardware): ``map`` takes a *worker factory* (a picklable
-callable ``factory(device)`` that builds a worker for a device, None: the configured one; the worker is
-called as ``worker(payload) -> JSON-able result`` and freed by ``worker.close()``) and
-the chunks' payloads (JSON-able dicts whose ``"unique_ids"``, or ``"problems"``' ids, an error names), and yields
-``(index into payloads, result)`` as each chunk finishes, in any order. Results are decoded from JSON in
-both executors, so a worker can only return what a chunk file can hold.
+Contract (the one seam between the run and the hardware): ``map(factory, payloads)`` yields ``(index into
+payloads, result)`` as each chunk finishes, in any order. ``factory(device)`` (picklable) builds a worker for a
+device (None: the configured one), called as ``worker(payload) -> JSON-able result`` and freed by
+``worker.close()``; a payload is a JSON-able dict whose ``unique_ids`` an error names. Results are decoded from
+JSON in both executors, so a worker can only return what a chunk file can hold.
 
 :class:`LocalExecutor` runs chunks in order on one worker kept for the whole run (its models load once).
 :class:`RayExecutor` runs each ``map`` as ``ray.data.from_items(chunks).map_batches(...)`` over a pool of
@@ -44,8 +43,8 @@ def make_executor(config: BestOfNConfig) -> LocalExecutor | RayExecutor:
 
 
 def describe_chunk(payload: dict[str, Any], limit: int = 5) -> str:
-    """``problems a, b, c (+4 more)``: how an error names a chunk (by ``unique_ids``, or its problems' ids)."""
-    items = list(dict.fromkeys(payload.get("unique_ids") or [p["unique_id"] for p in payload.get("problems", [])]))
+    """``problems a, b, c (+4 more)``: how an error names a chunk."""
+    items = list(dict.fromkeys(payload.get("unique_ids", [])))
     more = f" (+{len(items) - limit} more)" if len(items) > limit else ""
     return f"problems {', '.join(items[:limit])}{more}"
 

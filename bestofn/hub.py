@@ -44,8 +44,8 @@ from .data import DATASETS, NO_LEVEL, DatasetSpec, dataset_spec, dataset_title, 
 from .errors import BestOfNError, first_line
 from .prompts import system_prompt_for
 from .report.provenance import GENERATION_SETTINGS, NOT_STATED, SUBSET, Provenance
-from .rundir import Run as RunArtifacts
-from .rundir import load_run
+from .report.loader import Run as RunArtifacts
+from .report.loader import load_run
 from .selection import METHOD_LABELS
 
 TEMPLATE_PATH = Path(__file__).parent / "templates" / "dataset_card.md"
@@ -179,7 +179,7 @@ _BIB_SKYWORK = """@misc{skyworkopeno12024,
 }"""
 
 
-# --- reading and checking the run directory: bestofn.rundir.load_run (RunArtifacts is its Run) ---------------
+# --- reading and checking the run directory: bestofn.report.loader.load_run (RunArtifacts is its Run) ---------------
 
 
 # --- the two datasets --------------------------------------------------------------------------------------

@@ -52,14 +52,6 @@ def jsonl_bytes(rows: Iterable[dict[str, Any]]) -> bytes:
     return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode("utf-8")
 
 
-def write_json(path: str | Path, obj: Any) -> None:
-    atomic_write_bytes(path, json_bytes(obj))
-
-
-def write_jsonl(path: str | Path, rows: Iterable[dict[str, Any]]) -> None:
-    atomic_write_bytes(path, jsonl_bytes(rows))
-
-
 def read_json(path: str | Path) -> Any:
     """One JSON document; an unreadable one is one error naming the file."""
     try:

@@ -27,7 +27,6 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 
 from tqdm.auto import tqdm
@@ -35,8 +34,8 @@ from tqdm.auto import tqdm
 from .backends import backend_class, make_backend, resolve_device, resolve_dtype
 from .config import BestOfNConfig, chunk_keys
 from .costs import TIMINGS_FILE, Cost, Meter, add_up
-from .data import Problem, load_problems, select_subset
-from .errors import BestOfNError, missing_folder_error, model_load_error
+from .data import Problem, dataset_title, load_problems, select_subset
+from .errors import BestOfNError, check_model
 from .executors import make_executor
 from .grading import grade
 from .io import json_bytes, jsonl_bytes
@@ -47,7 +46,7 @@ from .prm.base import compile_enabled
 from .prompts import render_prompt
 from .report.provenance import Provenance
 from .rundir import FILES, RunDir, content_key, lock_run_dir, open_run_dir
-from .selection import METHODS, Choice, aggregate, answer_groups, choose_majority, choose_naive, choose_weighted, group_answers
+from .selection import accuracy, rate, verdicts
 
 log = logging.getLogger(__name__)
 
@@ -74,26 +73,7 @@ class Models:
     def check(self, config: BestOfNConfig, role: str) -> str | None:
         """Stop at once on a model that cannot be found; return the Hub commit it resolves to (None: unknown)."""
         name, revision = (config.generator, config.generator_revision) if role == "generator" else (config.prm, config.prm_revision)
-        return check_model_reachable(name, revision, role, "--generator" if role == "generator" else "--prm")
-
-
-def check_model_reachable(name_or_path: str, revision: str | None, role: str, flag: str) -> str | None:
-    """Fetch only the model's config.json, so a typo stops the run at once; return the Hub commit."""
-    missing = missing_folder_error(role, name_or_path, flag)
-    if missing is not None:
-        raise missing
-    if Path(name_or_path).expanduser().is_dir():
-        if not (Path(name_or_path).expanduser() / "config.json").exists():
-            raise BestOfNError(f"the {role} folder {name_or_path} has no config.json; pass a model folder with {flag}")
-        return None
-    from huggingface_hub import hf_hub_download
-
-    try:
-        config_file = Path(hf_hub_download(name_or_path, "config.json", revision=revision))
-    except Exception as e:  # offline, unknown repo, gated repo, bad revision: all end the same way
-        raise model_load_error(role, name_or_path, flag, e) from None
-    # The Hub cache stores files under .../snapshots/<commit>/, which names the exact weights used.
-    return config_file.parent.name if config_file.parent.parent.name == "snapshots" else None
+        return check_model(name, revision, role, "--generator" if role == "generator" else "--prm")
 
 
 class Worker:
@@ -226,8 +206,8 @@ def plan_generation(cfg: BestOfNConfig, problems: Sequence[Problem], separator: 
         size = backend_class(cfg).chunk_size(cfg, n)
         for start in range(0, len(problems), size):
             rows = [p.to_dict() for p in problems[start : start + size]]
-            out.append(Chunk(stage, content_key(stage, settings, separator, rows),
-                             {"stage": stage, "separator": separator, "problems": rows}))
+            out.append(Chunk(stage, content_key(stage, settings, separator, rows), {
+                "stage": stage, "separator": separator, "problems": rows, "unique_ids": [p["unique_id"] for p in rows]}))
     return out
 
 
@@ -320,10 +300,8 @@ def finish(run_dir: RunDir, problems: Sequence[Problem], chunks: dict[str, list[
     if tree:
         files[FILES["tree"]] = jsonl_bytes(tree)
     run_dir.publish(files)
-    imported = run_dir.manifest().get("imported_from")
     used = {stage: {c.key for c in parts} for stage, parts in chunks.items()}
-    if imported:
-        used["problems"] = set(imported["chunks"]["problems"])
+    used["problems"] = set((run_dir.manifest().get("imported_from") or {}).get("chunks", {}).get("problems", []))
     run_dir.keep_only(used)
     return results
 
@@ -336,23 +314,23 @@ def select(cfg: BestOfNConfig, problems: Sequence[Problem], greedy_rows: list[di
     samples_by_id: dict[str, list[dict]] = {p.unique_id: [] for p in problems}
     for s in sorted(sample_rows, key=lambda s: s["sample_index"]):  # position in a problem's list = sample_index
         samples_by_id[s["unique_id"]].append(s)
-    per_problem = [_select_for_problem(p, greedy_by_id.get(p.unique_id), samples_by_id[p.unique_id], cfg.aggregation,
-                                       cfg.grading_timeout) for p in tqdm(problems, desc="selection", unit="problem")]
-    return {
-        "method": cfg.method,
-        "n": cfg.n,
-        "num_problems": len(problems),
-        "reward_aggregation": cfg.aggregation,
-        "accuracy": _accuracy(per_problem),
-        "by_level": {str(lvl): _accuracy([r for r in per_problem if r["level"] == lvl])
-                     for lvl in sorted({p.level for p in problems})},
-        "string_match": {"greedy": _rate([g["string_match"] for g in greedy_rows]),
-                         "samples": _rate([s["string_match"] for s in sample_rows])},
-        "tokens": {"greedy": _total(greedy_rows, "num_tokens"), "samples": _total(sample_rows, "num_tokens")},
-        "compute": {**spent, **{f"{k}_per_problem": None if v is None else v / max(len(problems), 1)
-                                for k, v in spent.items()}},
-        "per_problem": per_problem,
-    }
+    per_problem = []
+    for p in tqdm(problems, desc="selection", unit="problem"):
+        greedy = greedy_by_id.get(p.unique_id)  # None: completions imported without a greedy solution
+        per_problem.append({"unique_id": p.unique_id, "level": p.level, "subject": p.subject, "gold": p.answer,
+                            "greedy": {"answer": greedy["answer"], "correct": greedy["correct"]} if greedy else None,
+                            **verdicts(samples_by_id[p.unique_id], cfg.aggregation, cfg.grading_timeout, p.answer_kind)})
+    return {"method": cfg.method, "n": cfg.n, "num_problems": len(problems), "reward_aggregation": cfg.aggregation,
+            "dataset": {"source": cfg.dataset, "title": dataset_title(cfg.dataset, cfg.dataset_format)},
+            "accuracy": accuracy(per_problem),
+            "by_level": {str(lvl): accuracy([r for r in per_problem if r["level"] == lvl])
+                         for lvl in sorted({p.level for p in problems})},
+            "string_match": {"greedy": rate([g["string_match"] for g in greedy_rows]),
+                             "samples": rate([s["string_match"] for s in sample_rows])},
+            "tokens": {"greedy": _total(greedy_rows, "num_tokens"), "samples": _total(sample_rows, "num_tokens")},
+            "compute": {**spent, **{f"{k}_per_problem": None if v is None else v / max(len(problems), 1)
+                                    for k, v in spent.items()}},
+            "per_problem": per_problem}
 
 
 def compute(costs: dict[str, list[dict | None]], sample_rows: list[dict]) -> dict[str, int | None]:
@@ -370,39 +348,3 @@ def _total(rows: list[dict], key: str) -> int | None:
     """The sum of a count over ``rows``; None when any is unknown, never a partial sum."""
     counts = [r.get(key) for r in rows]
     return None if any(c is None for c in counts) else sum(counts)
-
-
-def _select_for_problem(problem: Problem, greedy: dict | None, samples: list[dict], how: str, timeout: int) -> dict:
-    """Every rule's answer for one problem, whether it is right, and the answer groups behind them."""
-    answers = [s["answer"] for s in samples]
-    rewards = [aggregate(s["step_rewards"], how) for s in samples]
-    groups = group_answers(answers, timeout=timeout, kind=problem.answer_kind)  # math-verify: once per problem
-
-    def verdict(choice: Choice | None) -> dict:
-        # A rule's verdict is the solution it chose: its own answer and its own grade (step 4 judged every
-        # sample against the gold answer), so answer, sample_index and correct always agree.
-        if choice is None:
-            return {"answer": None, "correct": False, "sample_index": None}
-        chosen = samples[choice.sample_index]
-        return {"answer": chosen["answer"], "correct": bool(chosen["correct"]), "sample_index": choice.sample_index}
-
-    return {
-        "unique_id": problem.unique_id, "level": problem.level, "subject": problem.subject, "gold": problem.answer,
-        # None when the run has no greedy solution (completions imported without one: `bestofn import`)
-        "greedy": {"answer": greedy["answer"], "correct": greedy["correct"]} if greedy is not None else None,
-        "majority": verdict(choose_majority(answers, rewards, groups=groups)),
-        "naive_bon": verdict(choose_naive(answers, rewards, groups=groups)),
-        "weighted_bon": verdict(choose_weighted(answers, rewards, groups=groups)),
-        "pass_at_n": {"correct": any(s["correct"] for s in samples)},
-        "groups": answer_groups(answers, rewards, groups=groups),
-    }
-
-
-def _rate(flags: Sequence[bool]) -> dict[str, Any]:
-    correct, total = int(sum(bool(f) for f in flags)), len(flags)
-    return {"correct": correct, "total": total, "accuracy": correct / total if total else 0.0}
-
-
-def _accuracy(per_problem: list[dict]) -> dict[str, dict[str, Any]]:
-    return {m: _rate([r[m]["correct"] for r in per_problem]) for m in METHODS
-            if all(r[m] is not None for r in per_problem)}

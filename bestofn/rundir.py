@@ -1,17 +1,11 @@
-"""The run directory: chunks of finished work, the files users read, one writer at a time, one loader.
+"""The run directory: chunks of finished work, the files users read from them, one writer at a time.
 
-A run's work is a set of *chunks* (:mod:`bestofn.pipeline`): each is written once, atomically, to
-``chunks/<stage>/<key>.json`` with its rows, its tree nodes and its cost, where ``key`` hashes everything
-the chunk depends on (the stage's settings, its problems and the inputs it read). A chunk also holds the
-sha256 of its own content: a missing, torn or edited chunk is simply computed again, never trusted. So a
-killed run resumes by finding its chunks, a changed setting computes only the chunks it changes, and a new
-PRM reuses every sample chunk by construction.
-
-The files users read (``problems.jsonl``, ``greedy.jsonl``, ``samples.jsonl``, ``tree.jsonl``,
-``results.json``, ``timings.json``) are written from the chunks at the end of every run, and their sha256
-recorded in ``manifest.json``; an edited one is rebuilt by the next run and refused by every reader
-(:func:`load_run`, the one loader of a finished run). One process writes a run directory at a time
-(:func:`lock_run_dir`).
+A run's work is a set of *chunks* (:mod:`bestofn.pipeline`), each written once, atomically, to
+``chunks/<stage>/<key>.json`` with its rows, tree nodes and cost, where ``key`` hashes everything it depends
+on, and sealed with the sha256 of its content: a missing, torn or edited chunk is computed again, never
+trusted. The files users read are written from the chunks at the end of every run and their sha256 recorded
+in ``manifest.json``; an edited one is rebuilt by the next run and refused by every reader
+(:func:`bestofn.report.loader.load_run`). One process writes a run directory at a time (:func:`lock_run_dir`).
 """
 
 from __future__ import annotations
@@ -25,15 +19,13 @@ import shutil
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from . import __version__
 from .config import BestOfNConfig, stage_keys
 from .errors import BestOfNError
-from .io import atomic_write_bytes, atomic_write_text, json_bytes, read_json, read_jsonl
-from .prm.formats import LINE
+from .io import atomic_write_bytes, atomic_write_text, json_bytes, read_json
 
 log = logging.getLogger(__name__)
 
@@ -227,82 +219,3 @@ def _holder(lock_path: Path) -> str:
             return pid
         time.sleep(0.05)
     return "unknown"
-
-
-# --- reading a finished run ------------------------------------------------------------------------------------
-def finish_hint(run_dir: str | Path) -> str:
-    """How to complete (or rebuild) a run directory: its own config.yaml reuses every finished chunk."""
-    return f"finish the run with `bestofn run --config {Path(run_dir) / 'config.yaml'} --output-dir {run_dir}`"
-
-
-@dataclass
-class Run:
-    """A finished run directory, read and checked: the one view report, sweep, compare and the Hub start from."""
-
-    run_dir: Path
-    config: BestOfNConfig
-    problems: list[dict[str, Any]]  # problems.jsonl, in run order
-    greedy: dict[str, dict[str, Any]]  # by unique_id (empty: imported completions without a greedy solution)
-    samples: dict[str, list[dict[str, Any]]]  # by unique_id, sorted by sample_index: exactly config.n each
-    results: dict[str, Any]
-    bestofn_version: str
-    model_commits: dict[str, str | None] = field(default_factory=dict)  # role -> Hub commit used
-    step_separator: str = LINE  # how the prompt asked for steps to be separated
-    imported_from: dict[str, Any] | None = None  # `bestofn import`: where the completions came from
-
-    @property
-    def n(self) -> int:
-        return self.config.n
-
-
-def load_run(run_dir: str | Path) -> Run:
-    """Check that ``run_dir`` is a finished run, read every file, and check they describe the same problems.
-
-    Raises :class:`BestOfNError` naming the file and the fix when anything is missing, edited or off.
-    """
-    run_dir = Path(run_dir)
-    hint = finish_hint(run_dir)
-    if not run_dir.is_dir():
-        raise BestOfNError(f"run directory {run_dir} does not exist; create it with `bestofn run --output-dir {run_dir}`")
-    wanted = ["config.yaml", "manifest.json", FILES["problems"], FILES["greedy"], FILES["samples"], FILES["results"]]
-    absent = [f for f in wanted if not (run_dir / f).is_file()]
-    if absent:
-        if not (run_dir / "config.yaml").is_file():
-            hint = f"create it with `bestofn run --output-dir {run_dir}`"
-        raise BestOfNError(f"{run_dir} is not a finished run directory (missing {', '.join(absent)}); {hint}")
-    manifest = read_json(run_dir / "manifest.json")
-    edited = edited_files(run_dir, manifest)
-    if edited:
-        raise BestOfNError(f"{run_dir / edited[0]} was changed after the run wrote it (its sha256 differs from "
-                           f"manifest.json); {hint} to rebuild it from its chunks")
-    config = BestOfNConfig.from_yaml(run_dir / "config.yaml")
-    rows = read_jsonl(run_dir / FILES["samples"])
-    samples: dict[str, list[dict[str, Any]]] = {}
-    for row in rows:
-        samples.setdefault(row["unique_id"], []).append(row)
-    for group in samples.values():
-        group.sort(key=lambda r: r["sample_index"])
-    run = Run(run_dir, config, read_jsonl(run_dir / FILES["problems"]),
-              {r["unique_id"]: r for r in read_jsonl(run_dir / FILES["greedy"])}, samples,
-              read_json(run_dir / FILES["results"]), manifest.get("bestofn_version", __version__),
-              {role: m.get("commit") for role, m in manifest.get("models", {}).items()},
-              manifest.get("step_separator") or LINE, manifest.get("imported_from"))
-    _check_consistent(run, hint)
-    return run
-
-
-def _check_consistent(run: Run, hint: str) -> None:
-    """Every problem has its greedy solution (unless none was imported), N scored samples and a results entry."""
-    per_problem = {p["unique_id"] for p in run.results.get("per_problem", [])}
-    if not run.problems:
-        raise BestOfNError(f"{run.run_dir / FILES['problems']} has no problems; {hint}")
-    for p in run.problems:
-        uid = p["unique_id"]
-        if run.greedy and uid not in run.greedy:
-            raise BestOfNError(f"{run.run_dir / FILES['greedy']} has no entry for problem {uid!r}; {hint}")
-        if uid not in per_problem:
-            raise BestOfNError(f"{run.run_dir / FILES['results']} has no entry for problem {uid!r}; {hint}")
-        rows = run.samples.get(uid, [])
-        if [s["sample_index"] for s in rows] != list(range(run.n)) or any("step_rewards" not in s for s in rows):
-            raise BestOfNError(f"{run.run_dir / FILES['samples']} lacks scored samples 0..{run.n - 1} (n in "
-                               f"config.yaml) of problem {uid!r}; {hint}")

@@ -27,7 +27,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .grading import EXPRESSION, is_equivalent, normalize_answer
 
@@ -253,6 +253,41 @@ def answer_groups(answers: Sequence[str | None], rewards: Sequence[float], *,
         for g in groups
     ]
     return sorted(rows, key=lambda r: -r["reward_sum"])
+
+
+# --- step 6 on a run: every rule on every problem ----------------------------------------------------------------
+def verdicts(samples: Sequence[dict], how: str, timeout: float = 5, kind: str = EXPRESSION) -> dict[str, Any]:
+    """Every rule's verdict on one problem's solutions (rows in ``sample_index`` order, graded), the oracle, and
+    the answer groups behind them: the per-problem entry of ``results.json``."""
+    answers = [s["answer"] for s in samples]
+    rewards = [aggregate(s["step_rewards"], how) for s in samples]
+    groups = group_answers(answers, timeout=timeout, kind=kind)  # math-verify runs here, once per problem
+
+    def verdict(choice: Choice | None) -> dict[str, Any]:
+        # A rule's verdict is the solution it chose: its own answer and its own grade (step 4 judged every
+        # sample against the gold answer), so answer, sample_index and correct always agree.
+        if choice is None:
+            return {"answer": None, "correct": False, "sample_index": None}
+        chosen = samples[choice.sample_index]
+        return {"answer": chosen["answer"], "correct": bool(chosen["correct"]), "sample_index": choice.sample_index}
+
+    return {"majority": verdict(choose_majority(answers, rewards, groups=groups)),
+            "naive_bon": verdict(choose_naive(answers, rewards, groups=groups)),
+            "weighted_bon": verdict(choose_weighted(answers, rewards, groups=groups)),
+            "pass_at_n": {"correct": any(s["correct"] for s in samples)},
+            "groups": answer_groups(answers, rewards, groups=groups)}
+
+
+def rate(flags: Sequence[bool]) -> dict[str, Any]:
+    """``{"correct", "total", "accuracy"}`` of a list of outcomes."""
+    correct, total = int(sum(bool(f) for f in flags)), len(flags)
+    return {"correct": correct, "total": total, "accuracy": correct / total if total else 0.0}
+
+
+def accuracy(per_problem: Sequence[dict]) -> dict[str, dict[str, Any]]:
+    """Each method's :func:`rate` over per-problem verdicts (greedy left out when a run has none)."""
+    return {m: rate([r[m]["correct"] for r in per_problem]) for m in METHODS
+            if all(r[m] is not None for r in per_problem)}
 
 
 def _check_lengths(answers: Sequence, rewards: Sequence) -> None:

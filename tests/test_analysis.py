@@ -108,7 +108,7 @@ def test_ties_go_to_the_earliest_group_within_the_subset():
 def test_equivalent_spellings_form_one_group(tmp_path: Path, models):
     spec = problem("half", "\\frac{1}{2}", greedy="0.5",
                    samples=[sample("0.5", 0.2), sample("\\frac{1}{2}", 0.3), sample("1/3", 0.4)])
-    run = A.load_run(build_run(tmp_path / "r", [spec], models))
+    run = A.load_run_data(build_run(tmp_path / "r", [spec], models))
     assert list(run.problems[0].labels) == [0, 0, 1]
     out = A.full_n_outcome(run.problems[0], "last")
     assert out.weighted_bon.correct and not out.naive_bon.correct  # 0.2+0.3 > 0.4, but 0.4 is the single best
@@ -121,7 +121,7 @@ def test_expected_accuracy_vs_n_matches_hand_computation(three_run: Path):
     n=2: {0,1} and {0,2} pick "1" (vote tie -> earliest; 0.9 beats 0.5); {1,2} pick "2": 1/3 (pass@2: 1).
     n=3: majority "2", weighted "2" (1.0 > 0.9), naive "1".
     """
-    run = A.load_run(three_run)
+    run = A.load_run_data(three_run)
     col = {p.unique_id: k for k, p in enumerate(run.problems)}  # the pipeline orders problems by level, then id
     curves = A.accuracy_curves(run, subsets=50, seed=0)
     assert curves.ns == [1, 2, 3]
@@ -229,7 +229,7 @@ def test_auroc_known_values():
 
 
 def test_prm_stats_pool_rewards_and_skip_unscored(three_run: Path):
-    stats = A.prm_stats(A.load_run(three_run), "last", np.random.default_rng(0), rounds=50)
+    stats = A.prm_stats(A.load_run_data(three_run), "last", np.random.default_rng(0), rounds=50)
     assert sorted(stats.correct_rewards) == [0.5, 0.5, 0.9]
     assert sorted(stats.incorrect_rewards) == [0.1, 0.1, 0.6, 0.7, 0.9]
     assert stats.unscored == 1  # HOPELESS's sample without an answer has no scored step
@@ -249,7 +249,7 @@ def test_subset_sampling_is_seeded(tmp_path: Path, models):
     specs = [problem(f"p{k}", "1", greedy="1",
                      samples=[sample(str(rng.integers(1, 4)), round(float(rng.random()), 3)) for _ in range(8)])
              for k in range(3)]
-    run = A.load_run(build_run(tmp_path / "r", specs, models))
+    run = A.load_run_data(build_run(tmp_path / "r", specs, models))
     a, b = A.accuracy_curves(run, subsets=20, seed=3), A.accuracy_curves(run, subsets=20, seed=3)
     c = A.accuracy_curves(run, subsets=20, seed=4)
     assert all(np.array_equal(a.methods[m], b.methods[m]) for m in A.METHODS)
@@ -313,7 +313,7 @@ def test_calibration_of_the_synthetic_run_matches_a_direct_computation(synthetic
         summed[b] += reward
     total = sum(counts)
     ece = sum(c / total * abs(r / c - s / c) for c, r, s in zip(counts, right, summed) if c)
-    cal = A.run_calibration(A.load_run(synthetic_run_dir))
+    cal = A.run_calibration(A.load_run_data(synthetic_run_dir))
     assert list(cal.counts) == counts and cal.total == total
     assert cal.ece == pytest.approx(ece)
     assert np.allclose(cal.accuracy[cal.counts > 0], [r / c for r, c in zip(right, counts) if c])
@@ -344,7 +344,7 @@ def test_string_match_counts(synthetic_run_dir: Path):
     """Answers spelled "N.0" (every fourth right greedy answer, some samples of unanimous problems): math-verify
     accepts them, string matching does not."""
     spelled = sum(1 for s in synthetic_specs() if s["greedy"] == s["gold"] + ".0")
-    checks = {c.source: c for c in A.answer_checks(A.load_run(synthetic_run_dir))}
+    checks = {c.source: c for c in A.answer_checks(A.load_run_data(synthetic_run_dir))}
     assert checks["greedy"].only_math_verify == spelled > 0
     assert checks["greedy"].total == 60 and checks["samples"].total == 60 * 16
     # samples: the right answers spelled "N.0" (a cut-off solution has no answer at all)
@@ -358,7 +358,7 @@ def test_string_match_counts(synthetic_run_dir: Path):
 # --------------------------------------------------------------------------------------------------------
 def test_empty_dir_names_missing_files_and_the_command(tmp_path: Path):
     with pytest.raises(BestOfNError) as err:
-        A.load_run(tmp_path)
+        A.load_run_data(tmp_path)
     msg = str(err.value)
     for name in ("config.yaml", "problems.jsonl", "greedy.jsonl", "samples.jsonl", "results.json"):
         assert name in msg
@@ -370,12 +370,12 @@ def test_missing_results_and_samples(run_dir: Path):
     (run_dir / "samples.jsonl").unlink()
     with pytest.raises(BestOfNError, match=r"not a finished run directory \(missing samples\.jsonl, results\.json\); "
                                            r".*bestofn run"):
-        A.load_run(run_dir)
+        A.load_run_data(run_dir)
 
 
 def test_missing_dir(tmp_path: Path):
     with pytest.raises(BestOfNError, match="does not exist"):
-        A.load_run(tmp_path / "nope")
+        A.load_run_data(tmp_path / "nope")
 
 
 def test_rows_without_a_field(run_dir: Path):
@@ -383,21 +383,21 @@ def test_rows_without_a_field(run_dir: Path):
     del rows[0]["correct"]
     rewrite_unrecorded(run_dir, "samples.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
     with pytest.raises(BestOfNError, match=r"rows without the field 'correct'.*bestofn run --config .* --output-dir"):
-        A.load_run(run_dir)
+        A.load_run_data(run_dir)
 
 
 def test_incomplete_samples(run_dir: Path):
     rows = read_jsonl(run_dir / "samples.jsonl")
     rewrite_unrecorded(run_dir, "samples.jsonl", "".join(json.dumps(r) + "\n" for r in rows[:-1]))
     with pytest.raises(BestOfNError, match=r"lacks scored samples 0..2 \(n in config.yaml\) of problem"):
-        A.load_run(run_dir)
+        A.load_run_data(run_dir)
 
 
 def test_partial_greedy_is_an_error(run_dir: Path):
     rows = read_jsonl(run_dir / "greedy.jsonl")
     rewrite_unrecorded(run_dir, "greedy.jsonl", "".join(json.dumps(r) + "\n" for r in rows[:-1]))
     with pytest.raises(BestOfNError, match=r"greedy\.jsonl has no entry for problem 'prm-helps'"):
-        A.load_run(run_dir)
+        A.load_run_data(run_dir)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -421,7 +421,7 @@ def assert_outcomes_match_selection(run: A.RunData, an: A.Analysis) -> None:
 
 
 def test_tiny_run_fast_path_matches_selection(tiny_run_dir: Path):
-    run = A.load_run(tiny_run_dir)
+    run = A.load_run_data(tiny_run_dir)
     an = A.analyze(run, subsets=20, bootstrap=50)
     assert not an.inconsistencies
     assert_outcomes_match_selection(run, an)
@@ -429,7 +429,7 @@ def test_tiny_run_fast_path_matches_selection(tiny_run_dir: Path):
 
 
 def test_synthetic_and_random_runs_match_selection(synthetic_run_dir: Path, tmp_path: Path, models):
-    run = A.load_run(synthetic_run_dir)
+    run = A.load_run_data(synthetic_run_dir)
     an = A.analyze(run, subsets=20, bootstrap=50)
     assert not an.inconsistencies
     assert_outcomes_match_selection(run, an)
@@ -437,7 +437,7 @@ def test_synthetic_and_random_runs_match_selection(synthetic_run_dir: Path, tmp_
     vocab = ["1", "2", "\\frac{1}{2}", "3", None]
     specs = [problem(f"r{k}", "2", "1", [sample(vocab[i], *np.round(rng.random(2), 1)) for i in rng.integers(0, 5, 8)])
              for k in range(6)]
-    run = A.load_run(build_run(tmp_path / "rand", specs, models, how="min"))
+    run = A.load_run_data(build_run(tmp_path / "rand", specs, models, how="min"))
     an = A.analyze(run, subsets=5, bootstrap=10)
     assert run.reward_aggregation == "min" and not an.inconsistencies
     assert_outcomes_match_selection(run, an)

@@ -18,10 +18,14 @@ from bestofn import cli
 from bestofn.cli import _OPTIONAL_VALUE_FLAGS, build_parser, config_from_args, main
 from bestofn.config import BestOfNConfig
 from bestofn.errors import looks_local
-from bestofn.io import read_json, write_json
+from bestofn.io import atomic_write_bytes, json_bytes, read_json
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+
+
+def write_json(path, obj) -> None:
+    atomic_write_bytes(path, json_bytes(obj))
 
 
 def parse(*argv: str):

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from bestofn import costs, pipeline
+from bestofn.report import compute
 from bestofn.cli import main
 from bestofn.config import BestOfNConfig
 from bestofn.io import read_json, read_jsonl
@@ -201,7 +202,7 @@ def test_tiny_run_counts_real_tokens(tiny_run_dir):
     from transformers import AutoTokenizer
 
     config = BestOfNConfig.from_yaml(tiny_run_dir / "config.yaml")
-    totals = costs.stage_totals(tiny_run_dir)
+    totals = compute.stage_totals(tiny_run_dir)
     assert list(totals) == STAGES
     greedy, samples = read_jsonl(tiny_run_dir / "greedy.jsonl"), read_jsonl(tiny_run_dir / "samples.jsonl")
     problems = read_jsonl(tiny_run_dir / "problems.jsonl")
@@ -222,7 +223,7 @@ def test_tiny_run_counts_real_tokens(tiny_run_dir):
     assert totals["scores"].prm_sequences == 16 and totals["scores"].load_s > 0
     assert totals["greedy"].load_s > 0 and totals["samples"].load_s == 0, "the generator loads once for the run"
     assert totals["greedy"].settings == {"decoding": "eager", "batch_tokens": 32768}
-    assert "greedy: cpu" in costs.format_cost_table(totals)
+    assert "greedy: cpu" in compute.format_cost_table(totals)
 
 
 class _Completion:

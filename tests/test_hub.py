@@ -23,15 +23,23 @@ from huggingface_hub.errors import HTTPError as HubHTTPError
 from bestofn import hub, pipeline
 from bestofn.config import BestOfNConfig
 from bestofn.errors import BestOfNError
-from bestofn.io import read_json, read_jsonl, write_json, write_jsonl
+from bestofn.io import atomic_write_bytes, json_bytes, jsonl_bytes, read_json, read_jsonl
 from bestofn.report.provenance import Provenance
-from bestofn.rundir import load_run
+from bestofn.report.loader import load_run
 from bestofn.testing import make_tokenizer
 from bestofn.testing.scripted import Script, ScriptedProblem, Solution, scripted_models
 
 from conftest import integer_problems, write_dataset
 
 DATA_FILES = {"README.md", "problems/test-00000-of-00001.parquet", "samples/test-00000-of-00001.parquet"}
+
+
+def write_jsonl(path, rows) -> None:
+    atomic_write_bytes(path, jsonl_bytes(rows))
+
+
+def write_json(path, obj) -> None:
+    atomic_write_bytes(path, json_bytes(obj))
 
 
 def _script(rows: list[dict]) -> Script:

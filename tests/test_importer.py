@@ -15,7 +15,7 @@ from bestofn.errors import BestOfNError
 from bestofn.importer import UNKNOWN, import_completions
 from bestofn.io import read_json, read_jsonl
 from bestofn.report import analysis as A
-from bestofn.rundir import load_run
+from bestofn.report.loader import load_run
 
 
 def solution(answer: str, steps: int = 2) -> str:

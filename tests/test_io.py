@@ -4,7 +4,11 @@ import os
 
 import pytest
 
-from bestofn.io import read_jsonl, write_jsonl
+from bestofn.io import atomic_write_bytes, jsonl_bytes, read_jsonl
+
+
+def write_jsonl(path, rows) -> None:
+    atomic_write_bytes(path, jsonl_bytes(rows))
 
 
 def test_atomic_write_leaves_no_temporary_files(tmp_path):

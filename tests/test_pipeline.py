@@ -10,9 +10,10 @@ import pytest
 import yaml
 
 from bestofn import pipeline, rundir
+from bestofn.report.loader import load_run
 from bestofn.cli import main
 from bestofn.config import BestOfNConfig
-from bestofn.errors import BestOfNError
+from bestofn.errors import BestOfNError, check_model
 from bestofn.io import read_json, read_jsonl
 
 from bestofn.data import Problem
@@ -337,21 +338,21 @@ def test_hub_commit_comes_from_the_cache_path(tmp_path, monkeypatch):
     config_file.parent.mkdir(parents=True)
     config_file.write_text("{}")
     monkeypatch.setattr("huggingface_hub.hf_hub_download", lambda repo, name, revision=None: str(config_file))
-    assert pipeline.check_model_reachable("org/prm", None, "PRM", "--prm") == "c0ffee42"
+    assert check_model("org/prm", None, "PRM", "--prm") == "c0ffee42"
     with pytest.raises(BestOfNError, match="has no config.json"):
-        pipeline.check_model_reachable(str(tmp_path), None, "PRM", "--prm")
+        check_model(str(tmp_path), None, "PRM", "--prm")
 
 
 def test_load_run_accepts_a_finished_run_and_names_what_is_missing(tiny_run_dir, tmp_path):
     import shutil
 
-    assert rundir.load_run(tiny_run_dir).config == BestOfNConfig.from_yaml(tiny_run_dir / "config.yaml")
+    assert load_run(tiny_run_dir).config == BestOfNConfig.from_yaml(tiny_run_dir / "config.yaml")
     partial = tmp_path / "partial"
     shutil.copytree(tiny_run_dir, partial)
     (partial / "results.json").unlink()
     with pytest.raises(BestOfNError, match=r"not a finished run directory \(missing results.json\); finish the run "
                                            r"with `bestofn run --config .*partial/config.yaml --output-dir"):
-        rundir.load_run(partial)
+        load_run(partial)
 
 
 def test_grading_timeout_reaches_every_comparison(tmp_path, monkeypatch, math500_path, tiny_generator_dir, tiny_prm_dir):

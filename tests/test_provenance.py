@@ -6,8 +6,12 @@ import json
 from pathlib import Path
 
 from bestofn.importer import import_completions
-from bestofn.io import read_json, write_json
+from bestofn.io import atomic_write_bytes, json_bytes, read_json
 from bestofn.report.provenance import GENERATION_SETTINGS, Provenance
+
+
+def write_json(path, obj) -> None:
+    atomic_write_bytes(path, json_bytes(obj))
 
 
 def test_an_import_knows_only_what_its_input_stated(tmp_path: Path):

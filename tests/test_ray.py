@@ -20,7 +20,8 @@ import pytest
 import ray
 import ray.cloudpickle
 
-from bestofn import costs, pipeline, rundir
+from bestofn import pipeline, rundir
+from bestofn.report import compute
 from bestofn.cli import main
 from bestofn.config import BestOfNConfig
 from bestofn.errors import BestOfNError
@@ -112,7 +113,7 @@ def test_cli_run_on_two_ray_workers_writes_the_single_process_results(cluster, m
     assert (saved.ray_address, saved.workers) == ("local", 2)
     assert_same_results(tmp_path / "run", single_process_run)
     # The workers' costs (measured in the Ray processes, returned with each chunk) reach timings.json.
-    on_ray, local = costs.stage_totals(tmp_path / "run"), costs.stage_totals(single_process_run)
+    on_ray, local = compute.stage_totals(tmp_path / "run"), compute.stage_totals(single_process_run)
     for stage in ("greedy", "samples", "scores"):
         got, want = on_ray[stage], local[stage]
         assert got.sequences + got.prm_sequences > 0 and got.wall_s > 0 and got.peak_memory_bytes > 0, stage
@@ -148,26 +149,29 @@ def test_beam_search_on_two_ray_workers_writes_the_single_process_results(cluste
     assert counter.chunks == {"greedy": 1, "samples": 4}
     assert_same_results(tmp_path / "run", single_process_search["beam_search"], SEARCH_FILES)
     # The workers' costs reach timings.json: the same calls as in one process, both models' shares.
-    got, want = costs.stage_totals(tmp_path / "run")["samples"], costs.stage_totals(single_process_search["beam_search"])["samples"]
+    got, want = compute.stage_totals(tmp_path / "run")["samples"], compute.stage_totals(single_process_search["beam_search"])["samples"]
     assert got.load_s > 0 and got.prm_s > 0 and got.sequences > 0
     assert (got.sequences, got.prompt_tokens, got.generated_tokens, got.prm_tokens) == \
         (want.sequences, want.prompt_tokens, want.generated_tokens, want.prm_tokens)
 
 
 # --- a killed driver resumes -------------------------------------------------------------------------------------
-def kill_driver_while_sampling(config: BestOfNConfig, tmp_path: Path) -> int:
-    """Run ``config`` in a real driver process that joins the module's cluster, kill it (SIGKILL) once two
-    sample chunks are saved, and return how many there are after the kill."""
-    recipe = tmp_path / "recipe.yaml"
+def kill_driver_while_sampling(config: BestOfNConfig, tmp_path: Path, reference: Path) -> int:
+    """Run ``config`` in a real driver process that joins the module's cluster with one worker and whose generator
+    never returns from the third problem's samples (tests/ray_driver.py); once the two chunks before it are saved,
+    kill the driver (SIGKILL) and return how many sample chunks there are."""
+    recipe, blocked = tmp_path / "recipe.yaml", tmp_path / "blocked.txt"
     recipe.write_text(config.to_yaml())
+    blocked.write_text(read_jsonl(reference / "problems.jsonl")[2]["problem"])  # the same problems, in the same order
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    driver = subprocess.Popen([sys.executable, "-m", "bestofn.cli", "run", "--config", str(recipe)], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    driver = subprocess.Popen([sys.executable, str(ROOT / "tests" / "ray_driver.py"), str(recipe), str(blocked)],
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     run = Path(config.output_dir)
     try:
         deadline = time.monotonic() + 300
         while len(chunk_names(run, "samples")) < 2 and driver.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)
+        time.sleep(0.5)  # nothing can follow: the third chunk never finishes, the fourth waits behind it
     finally:
         driver.send_signal(signal.SIGKILL)
         driver.wait()
@@ -178,8 +182,8 @@ def kill_driver_while_sampling(config: BestOfNConfig, tmp_path: Path) -> int:
 
 def test_killed_driver_resumes_where_it_stopped(cluster, models, single_process_run, tmp_path, monkeypatch):
     config = make_config(models, tmp_path / "run", ray_address=cluster, workers=1)
-    done = kill_driver_while_sampling(config, tmp_path)
-    assert 2 <= done < 4
+    done = kill_driver_while_sampling(config, tmp_path, single_process_run)
+    assert done == 2
 
     counter = CountingMap(monkeypatch)
     pipeline.run(config)
@@ -191,8 +195,8 @@ def test_killed_driver_resumes_where_it_stopped(cluster, models, single_process_
 def test_killed_driver_of_a_search_resumes_at_its_last_finished_chunk(cluster, models, single_process_search,
                                                                       tmp_path, monkeypatch):
     config = make_config(models, tmp_path / "run", ray_address=cluster, workers=1, method="dvts", **SEARCH)
-    done = kill_driver_while_sampling(config, tmp_path)
-    assert 2 <= done < 4
+    done = kill_driver_while_sampling(config, tmp_path, single_process_search["dvts"])
+    assert done == 2
     counter = CountingMap(monkeypatch)
     pipeline.run(config)
     assert counter.chunks == {"samples": 4 - done}, "greedy is not redone, and only the chunks not saved"

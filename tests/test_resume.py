@@ -23,7 +23,8 @@ from bestofn import pipeline
 from bestofn.cli import main
 from bestofn.errors import BestOfNError
 from bestofn.io import read_json, read_jsonl
-from bestofn.rundir import LOCK_FILE, load_run, lock_run_dir
+from bestofn.report.loader import load_run
+from bestofn.rundir import LOCK_FILE, lock_run_dir
 from bestofn.testing import make_tokenizer
 from bestofn.testing.scripted import Script, ScriptedBackend, ScriptedModels, ScriptedPRM, ScriptedProblem, Solution
 

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from bestofn import costs, pipeline
+from bestofn import pipeline
+from bestofn.report import compute
 from bestofn.io import read_json, read_jsonl
 from bestofn.testing import make_tokenizer
 from bestofn.testing.scripted import ScriptedModels, ScriptedTreeBackend, ScriptedTreePRM, TreeRules
@@ -82,7 +83,7 @@ def test_search_run_directory(method, tmp_path, math500_path, tiny_generator_dir
     assert results["compute"]["generated_tokens_per_problem"] == generated / 2
     # timings.json counts every backend call of the search: one sequence per node, each step's tokens (no
     # step was cut to a budget here, so the tree holds all that was generated).
-    cost = costs.stage_totals(tmp_path / "run")["samples"]
+    cost = compute.stage_totals(tmp_path / "run")["samples"]
     assert (cost.sequences, cost.generated_tokens) == (len(tree), generated)
     assert cost.prompt_tokens > 0 and cost.generator_s > 0 and cost.prm_s > 0
     assert results["compute"]["prm_tokens"] is None, "the scripted PRM counts no tokens: unknown, never 0"
@@ -136,11 +137,11 @@ def test_search_end_to_end_on_tiny_models(method, tmp_path, math500_path, tiny_g
     # Every step of an unfinished beam ends at the PRM's delimiter ("\n" for the Skywork format).
     assert all(n["text"].endswith("\n") for n in tree if n["finish_reason"] == "delimiter")
     assert results["compute"]["prm_tokens"] > 0 and results["compute"]["generated_tokens"] > 0
-    cost = costs.stage_totals(tmp_path / "run")["samples"]  # the PRM's share of the search, apart
+    cost = compute.stage_totals(tmp_path / "run")["samples"]  # the PRM's share of the search, apart
     assert cost.prm_tokens == results["compute"]["prm_tokens"] and cost.prm_s > 0
     assert cost.generated_tokens == results["compute"]["generated_tokens"]
     assert cost.generated_tokens == sum(n["num_tokens"] + n["lookahead_tokens"] for n in tree)
-    assert list(costs.stage_totals(tmp_path / "run")) == ["greedy", "samples"]
+    assert list(compute.stage_totals(tmp_path / "run")) == ["greedy", "samples"]
     assert read_json(tmp_path / "run" / "results.json")["method"] == method
 
 

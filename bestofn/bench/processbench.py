@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..config import BestOfNConfig
 from ..errors import BestOfNError, first_line
-from ..io import write_json, write_jsonl
+from ..io import atomic_write_bytes, json_bytes, jsonl_bytes
 from ..prm.formats import LINE
 
 if TYPE_CHECKING:
@@ -464,8 +464,8 @@ def run_prm_bench(bench: BenchSettings, config: BestOfNConfig, scorer: Any = Non
         results = {"prm": config.prm, "prm_revision": config.prm_revision, "format": fmt, "step_separator": separator,
                    "data": bench.data, **results}
         out = Path(config.output_dir)
-        write_jsonl(out / "predictions.jsonl", predictions)
-        write_json(out / "results.json", results)
+        atomic_write_bytes(out / "predictions.jsonl", jsonl_bytes(predictions))
+        atomic_write_bytes(out / "results.json", json_bytes(results))
     return results
 
 

@@ -35,9 +35,8 @@ import numpy as np
 
 from ..errors import BestOfNError
 from ..grading import EXPRESSION
-from .. import rundir
 from ..io import read_json
-from ..rundir import finish_hint
+from .loader import finish_hint, load_run
 # Method names and labels live in bestofn.selection; run_report and sweep reach them as A.METHOD_LABELS etc.
 from ..selection import (AGGREGATIONS, METHOD_LABELS, METHODS, SELECTION_METHODS, aggregate, best_solution,
                          group_answers, group_labels, heaviest_group)
@@ -124,13 +123,13 @@ class RunData:
         return all(len(steps) <= 1 for p in self.problems for steps in p.step_rewards)
 
 
-def load_run(run_dir: str | Path) -> RunData:
-    """Read and check a run directory (:func:`bestofn.rundir.load_run`), and group each problem's N answers by
+def load_run_data(run_dir: str | Path) -> RunData:
+    """Read and check a run directory (:func:`bestofn.report.loader.load_run`), and group each problem's N answers by
     equivalence (once).
 
     Raises :class:`BestOfNError` when files are missing or disagree (a run that has not finished).
     """
-    run = rundir.load_run(run_dir)
+    run = load_run(run_dir)
     try:
         loaded = [_problem(p, run.greedy.get(p["unique_id"]), run.samples[p["unique_id"]], run.n, run.run_dir,
                            run.config.grading_timeout) for p in run.problems]
@@ -765,7 +764,7 @@ def analyze(
 ) -> Analysis:
     """Compute every number of the report for one run directory (deterministic for a given seed)."""
     if not isinstance(run, RunData):
-        run = load_run(run)
+        run = load_run_data(run)
     if bootstrap < 1:
         raise BestOfNError(f"bootstrap must be at least 1, got {bootstrap}; e.g. --bootstrap 2000")
     curves = accuracy_curves(run, subsets, seed)

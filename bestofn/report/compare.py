@@ -170,7 +170,7 @@ def compare_runs(run_dirs: Sequence[str | Path], selection: str = DEFAULT_SELECT
         raise BestOfNError(f"selection must be one of {', '.join(A.SELECTION_METHODS)}, got {selection!r}")
     if not run_dirs:
         raise BestOfNError("compare needs at least one run directory")
-    runs = [A.load_run(d) for d in run_dirs]
+    runs = [A.load_run_data(d) for d in run_dirs]
     names = run_names([r.run_dir for r in runs])
     differences = setting_differences(runs)
     if differences and not allow_mixed:

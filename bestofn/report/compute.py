@@ -20,10 +20,63 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..costs import COLUMNS, cost_rows, hardware_lines, stage_totals
+from ..costs import TIMINGS_FILE, Cost, add_up
 from ..io import read_json
 from ..selection import METHOD_LABELS
 from .render import Page, table
+
+
+# --- the record of a run, and the table --------------------------------------------------------------------------
+def stage_totals(run_dir: str | Path) -> dict[str, Cost]:
+    """Each stage's total from ``timings.json`` (empty when the run has none, e.g. imported completions)."""
+    path = Path(run_dir) / TIMINGS_FILE
+    stages = read_json(path).get("stages", {}) if path.is_file() else {}
+    return {name: Cost.from_dict(total) for name, total in stages.items()}
+
+
+COLUMNS = ("stage", "wall s", "load s", "generator s", "PRM s", "seqs", "prompt tok", "gen tok", "PRM tok",
+           "peak memory")
+
+
+def _num(value: float | None, fmt: str = "{:,.0f}") -> str:
+    return "-" if not value else fmt.format(value)
+
+
+def _memory(cost: Cost) -> str:
+    if cost.peak_memory_bytes is None:
+        return "-"
+    return f"{cost.peak_memory_bytes / 2**30:.2f} GiB {'GPU' if cost.memory == 'gpu' else 'RSS'}"
+
+
+def cost_rows(totals: dict[str, Cost]) -> list[list[str]]:
+    """One row of :data:`COLUMNS` per stage, and a total row."""
+    def row(name: str, c: Cost) -> list[str]:
+        return [name, f"{c.wall_s:.1f}", _num(c.load_s, "{:.1f}"), _num(c.generator_s, "{:.1f}"), _num(c.prm_s, "{:.1f}"),
+                _num(c.sequences + c.prm_sequences), _num(c.prompt_tokens), _num(c.generated_tokens),
+                _num(c.prm_tokens), _memory(c)]
+
+    rows = [row(stage, c) for stage, c in totals.items()]
+    return [*rows, row("total", add_up(list(totals.values())))] if totals else rows
+
+
+def hardware_lines(totals: dict[str, Cost]) -> list[str]:
+    """What each stage ran on, and how the backend decoded."""
+    lines = []
+    for stage, c in totals.items():
+        if c.device:
+            extra = ", ".join(f"{k} {v}" for k, v in c.settings.items())
+            lines.append(f"{stage}: {c.device}" + (f" ({extra})" if extra else ""))
+    return lines
+
+
+def format_cost_table(totals: dict[str, Cost]) -> str:
+    """The per-stage cost table for the terminal, and the hardware each stage ran on."""
+    if not totals:
+        return "cost: no stage ran"
+    rows = [list(COLUMNS), *cost_rows(totals)]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(COLUMNS))]
+    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in rows]
+    return "\n".join(lines + hardware_lines(totals))
 
 
 @dataclass(frozen=True)
