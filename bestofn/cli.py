@@ -35,6 +35,7 @@ from typing import Any
 
 from .config import BestOfNConfig, read_recipe
 from .errors import BestOfNError
+from .selection import AGGREGATIONS, SELECTION_METHODS
 from .fields import FieldType, field_types, flag_name, flag_text, parse_text
 
 INTERRUPTED = "interrupted; rerun the same command to resume"
@@ -321,7 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
     import_parser.add_argument("--prm", default=None, help="name of the reward model behind the scores")
     import_parser.add_argument("--temperature", type=float, default=None, help="sampling temperature used")
     import_parser.add_argument("--top-p", type=float, default=None, help="top-p used")
-    import_parser.add_argument("--aggregation", default="last", choices=("last", "min", "prod", "mean"),
+    import_parser.add_argument("--aggregation", default="last", choices=AGGREGATIONS,
                                help="step rewards -> solution reward for selection (default: last)")
     import_parser.add_argument("--overwrite", action="store_true", help="replace a non-empty output directory")
     import_parser.set_defaults(func=_import)
@@ -362,7 +363,7 @@ def build_parser() -> argparse.ArgumentParser:
         "problems they share: accuracy vs N and vs generated tokens, per level, and the compute-optimal method.")
     p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="finished run directories (`bestofn run`)")
     p.add_argument("--output-dir", dest="compare_dir", required=True, help="where to write the comparison")
-    p.add_argument("--selection", choices=("majority", "naive_bon", "weighted_bon"), default="weighted_bon",
+    p.add_argument("--selection", choices=SELECTION_METHODS, default="weighted_bon",
                    help="rule that picks the answer from each final pool (default: %(default)s)")
     p.add_argument("--allow-mixed", action="store_true",
                    help="compare runs made with different generators, PRMs, sampling settings, budgets, prompts or "

@@ -45,7 +45,7 @@ from .prm import load_prm, step_separator
 from .prm.base import compile_enabled
 from .prompts import render_prompt
 from .report.provenance import Provenance
-from .rundir import FILES, RunDir, content_key, lock_run_dir, open_run_dir
+from .rundir import FILES, RunDir, content_key, edited_files, lock_run_dir, open_run_dir
 from .selection import accuracy, rate, verdicts
 
 log = logging.getLogger(__name__)
@@ -156,7 +156,7 @@ def run(config: BestOfNConfig, overwrite: bool = False, models: Models | None = 
 def run_in(run_dir: RunDir, overwrite: bool, models: Models) -> dict[str, Any]:
     """:func:`run` in a run directory already locked and opened (``bestofn import`` finishes an import here)."""
     cfg, manifest = run_dir.config, run_dir.manifest()
-    for name in set(run_dir.edited_files()) - {"config.yaml"}:  # config.yaml: this run's own settings
+    for name in [n for n in edited_files(run_dir.path, manifest) if n != "config.yaml"]:  # config.yaml: this run's
         log.warning("%s was changed after the last run wrote it: it is written again from its chunks", run_dir.path / name)
     # The run's step separator: the one its solutions were generated with, else the configured PRM's.
     separator = manifest.get("step_separator") or models.step_separator(cfg)
@@ -166,6 +166,8 @@ def run_in(run_dir: RunDir, overwrite: bool, models: Models) -> dict[str, Any]:
     worker = functools.partial(Worker, cfg, models)
     try:
         if imported:  # completions made elsewhere (`bestofn import`): their chunks stand in for generation
+            from .importer import imported_chunks  # imported here: the importer builds on this module
+
             problems, generation = imported_chunks(run_dir, imported)
         else:
             problems = _problems(run_dir, overwrite)
@@ -262,20 +264,6 @@ def _record_models(run_dir: RunDir, models: Models, roles: set[str]) -> None:
 
 def _rows(chunks: Sequence[Chunk]) -> list[dict]:
     return [row for c in chunks for row in c.content["rows"]]
-
-
-def imported_chunks(run_dir: RunDir, imported: dict[str, Any]) -> tuple[list[Problem], list[Chunk]]:
-    """The problems and the greedy and sample chunks that ``bestofn import`` saved (they cannot be recomputed)."""
-    chunks = []
-    for stage, keys in imported["chunks"].items():
-        for key in keys:
-            chunks.append(Chunk(stage, key, {}, run_dir.load_chunk(stage, key)))
-            if chunks[-1].content is None:
-                raise BestOfNError(f"{run_dir.chunk_path(stage, key)} of the imported completions is missing or damaged; "
-                                   f"import them again with `bestofn import {imported['source']} --output-dir "
-                                   f"{run_dir.path} --overwrite`")
-    problems = [Problem(**row) for c in chunks if c.stage == "problems" for row in c.content["rows"]]
-    return problems, [c for c in chunks if c.stage != "problems"]
 
 
 # --- the end: the files users read --------------------------------------------------------------------------------

@@ -92,10 +92,6 @@ class RunDir:
         atomic_write_bytes(self.path / "manifest.json",
                            json_bytes({**self.manifest(), "bestofn_version": __version__, **changes}))
 
-    def edited_files(self) -> list[str]:
-        """The files whose content differs from what the last run wrote (``manifest.json``'s sha256)."""
-        return edited_files(self.path, self.manifest())
-
     def publish(self, contents: dict[str, bytes]) -> None:
         """Write the files users read, then record their sha256 and config.yaml's (a kill in between: the next
         run rewrites them)."""
@@ -106,6 +102,7 @@ class RunDir:
 
 
 def edited_files(path: Path, manifest: dict[str, Any]) -> list[str]:
+    """The files whose content differs from what the last run wrote (``manifest.json``'s sha256)."""
     return [name for name, digest in manifest.get("files", {}).items()
             if not (path / name).is_file() or hashlib.sha256((path / name).read_bytes()).hexdigest() != digest]
 

@@ -3,10 +3,10 @@
     python tests/ray_driver.py RECIPE PROBLEM_FILE
 
 runs the real command line (:func:`bestofn.cli.main`) on RECIPE with the real models, except that sampling the
-problem whose text PROBLEM_FILE holds never returns. On a Ray cluster with one worker, the chunks before it are
-finished and saved and the ones after it wait behind it: a test that sees those chunks saved knows the driver
-cannot get further, and kills it there (no race against a clock). The models class is defined in ``__main__``,
-so Ray pickles it by value to its actors.
+problem whose text PROBLEM_FILE holds never returns: the generator creates PROBLEM_FILE + ".reached" and waits
+for ever. On a Ray cluster with one worker, every chunk left waits behind that one: a test that sees the file
+knows the run cannot get further (no race against a clock), and kills the driver there. The models class is
+defined in ``__main__``, so Ray pickles it by value to its actors.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from bestofn.pipeline import Models
 
 
 class BlockingModels(Models):
-    def __init__(self, problem: str):
-        self.problem = problem
+    def __init__(self, problem: str, reached: str):
+        self.problem, self.reached = problem, reached
 
     def generator(self, config):
         backend = super().generator(config)
@@ -29,6 +29,7 @@ class BlockingModels(Models):
 
         def generate(prompts, **kwargs):
             if kwargs["temperature"] > 0 and any(self.problem in p for p in prompts):
+                Path(self.reached).touch()
                 while True:  # this chunk never finishes; the test kills the driver
                     time.sleep(1)
             return real(prompts, **kwargs)
@@ -39,4 +40,5 @@ class BlockingModels(Models):
 
 if __name__ == "__main__":
     recipe, problem_file = sys.argv[1:]
-    sys.exit(cli.main(["run", "--config", recipe], models=BlockingModels(Path(problem_file).read_text())))
+    models = BlockingModels(Path(problem_file).read_text(), problem_file + ".reached")
+    sys.exit(cli.main(["run", "--config", recipe], models=models))
