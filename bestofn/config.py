@@ -267,15 +267,16 @@ def check_keys(data: dict[str, Any], where: str = "") -> dict[str, Any]:
     return {k: check_value(types[k], v, where) for k, v in data.items()}
 
 
-# Which settings each stage reads directly; upstream stages are added by ``stage_keys``. Settings that
-# only change speed or robustness (batch sizes, device, vLLM memory, grading timeout) are left out on purpose: changing them must not
-# throw away finished work. ``backend`` is kept in: vLLM and transformers sample differently.
+# Which settings each stage reads directly; upstream stages are added by ``stage_keys``. Settings that only
+# change speed or robustness (batch sizes, device, dtype, vLLM memory, grading timeout) are left out on purpose:
+# changing them is not a change of the run's settings (batch settings do plan the chunks, see docs/artifacts.md).
+# ``backend`` is kept in: vLLM and transformers sample differently.
 _OWN_KEYS: dict[str, tuple[str, ...]] = {
     "problems": ("dataset", "dataset_split", "dataset_format", "levels", "num_problems", "seed"),
     "greedy": ("generator", "generator_revision", "system_prompt", "user_template", "max_new_tokens", "backend"),
     "samples": ("n", "temperature", "top_p"),
     # The generation stages do not depend on the PRM, though their prompt asks for its step separator: the
-    # separator is recorded in the manifest, and a new PRM rescores without regenerating (see pipeline).
+    # separator names their chunks, and a new PRM rescores the same samples (see pipeline.generation_separator).
     "scores": ("prm", "prm_revision", "prm_format", "prm_max_length"),
     "results": ("aggregation",),
 }
@@ -289,7 +290,9 @@ _UPSTREAM: dict[str, tuple[str, ...]] = {
 # A search method's samples are chosen by the PRM while they are generated, so they depend on the PRM and
 # the aggregation too. Best-of-N's samples leave these keys out (a new PRM rescores the same samples).
 _SEARCH_KEYS = ("method", "beam_width", "num_iterations", "lookahead", "filter_duplicates", "prm", "prm_revision",
-                "prm_max_length", "aggregation")
+                "prm_format", "prm_max_length", "aggregation")
+# How the problems are drawn: a chunk names its problems themselves instead (the seed also seeds sampling: kept).
+_DRAW_KEYS = {"dataset", "dataset_split", "dataset_format", "levels", "num_problems"}
 
 
 def stage_keys(stage: str, method: str = BEST_OF_N) -> set[str]:
@@ -304,7 +307,7 @@ def stage_keys(stage: str, method: str = BEST_OF_N) -> set[str]:
 
 def chunk_keys(stage: str, method: str = BEST_OF_N) -> set[str]:
     """The settings a chunk of ``stage`` depends on besides what it reads (its problems, or the solutions it
-    scores), which name it too: the problems' own settings are left out, and scoring depends on the PRM only."""
+    scores), which name it too: how the problems were drawn is left out, and scoring depends on the PRM only."""
     if stage == "scores":
         return set(_OWN_KEYS["scores"])
-    return stage_keys(stage, method) - stage_keys("problems")
+    return stage_keys(stage, method) - _DRAW_KEYS

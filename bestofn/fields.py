@@ -3,7 +3,7 @@
 One rule per field, used in both directions, so a setting is checked the same way wherever it comes from:
 
 - :func:`check_value` checks a value already parsed (a YAML key, a Python argument) and normalizes it (an
-  int where a float is expected becomes a float, so ``temperature: 1`` and ``--temperature 1`` fingerprint
+  int where a float is expected becomes a float, so ``temperature: 1`` and ``--temperature 1`` name chunks
   alike);
 - :func:`parse_text` turns a command-line string into the field's type (``--levels 1,2,3``).
 

@@ -238,9 +238,11 @@ def _write_import(rows: list[Imported], columns: list[str], source: str, out: Pa
         # Step 5: the given rewards, saved as the scores of the PRM the config names (another PRM rescores).
         given = [{"step_rewards": rewards, "prm_truncated": False, "prm_tokens": None}
                  for r in rows for rewards in r.scores]
+        chunks["scores"] = []
         for chunk in plan_scores(config, problems, samples):
             part, given = given[: len(chunk.payload["texts"])], given[len(chunk.payload["texts"]):]
             run_dir.save_chunk("scores", chunk.key, part)
+            chunks["scores"].append(chunk.key)  # kept when another PRM rescores: they cannot be recomputed
     run_dir.update_manifest(step_separator=LINE, imported_from={
         "source": source, "split": split, "subset": subset, "rows": len(rows), "n": n, "columns": columns,
         "greedy": bool(greedy),
@@ -262,6 +264,8 @@ def imported_chunks(run_dir: RunDir, imported: dict[str, Any]) -> tuple[list[Pro
     """The problems and the greedy and sample chunks that ``bestofn import`` saved (they cannot be recomputed)."""
     chunks = []
     for stage, keys in imported["chunks"].items():
+        if stage == "scores":  # the given scores: found by their name, as any PRM's scores are
+            continue
         for key in keys:
             chunks.append(Chunk(stage, key, {}, run_dir.load_chunk(stage, key)))
             if chunks[-1].content is None:

@@ -156,11 +156,9 @@ def run(config: BestOfNConfig, overwrite: bool = False, models: Models | None = 
 def run_in(run_dir: RunDir, overwrite: bool, models: Models) -> dict[str, Any]:
     """:func:`run` in a run directory already locked and opened (``bestofn import`` finishes an import here)."""
     cfg, manifest = run_dir.config, run_dir.manifest()
-    for name in [n for n in edited_files(run_dir.path, manifest) if n != "config.yaml"]:  # config.yaml: this run's
+    for name in edited_files(run_dir.path, manifest):
         log.warning("%s was changed after the last run wrote it: it is written again from its chunks", run_dir.path / name)
-    # The run's step separator: the one its solutions were generated with, else the configured PRM's.
-    separator = manifest.get("step_separator") or models.step_separator(cfg)
-    run_dir.update_manifest(step_separator=separator)
+    separator = generation_separator(run_dir, models)
     imported = manifest.get("imported_from")
     executor = make_executor(cfg)
     worker = functools.partial(Worker, cfg, models)
@@ -186,18 +184,32 @@ def run_in(run_dir: RunDir, overwrite: bool, models: Models) -> dict[str, Any]:
     return finish(run_dir, problems, chunks)
 
 
+def generation_separator(run_dir: RunDir, models: Models) -> str:
+    """The step separator the prompt asks for: the configured PRM's, except for solutions generated with the same
+    generation settings (or imported), which keep theirs: a new PRM then rescores them instead of generating."""
+    cfg, manifest = run_dir.config, run_dir.manifest()
+    settings = content_key({k: getattr(cfg, k) for k in sorted(chunk_keys("samples", cfg.method))})
+    same = manifest.get("generated_with") == settings or manifest.get("imported_from")
+    separator = manifest["step_separator"] if same and "step_separator" in manifest else models.step_separator(cfg)
+    run_dir.update_manifest(step_separator=separator, generated_with=settings)
+    return separator
+
+
 def _problems(run_dir: RunDir, overwrite: bool) -> list[Problem]:
-    """Step 1: the problems of the run; an edited dataset is a changed setting (it needs ``overwrite``)."""
+    """Step 1: the problems of the run; an edited dataset is a changed setting of finished results (it needs
+    ``overwrite``)."""
     cfg = run_dir.config
     problems = select_subset(load_problems(cfg.dataset, cfg.dataset_split, cfg.dataset_format), cfg.levels,
                              cfg.num_problems, cfg.seed)
-    digest = hashlib.sha256(jsonl_bytes(p.to_dict() for p in problems)).hexdigest()
-    before = run_dir.manifest().get("problems_sha256")
-    if before not in (None, digest) and not overwrite:
+    before = run_dir.manifest().get("problems_sha256")  # recorded with the results
+    if before not in (None, problems_digest(problems)) and not overwrite:
         raise BestOfNError(f"the problems drawn from {cfg.dataset} differ from the ones in {run_dir.path} (the "
                            f"dataset was edited); use a new --output-dir, or pass --overwrite to recompute them")
-    run_dir.update_manifest(problems_sha256=digest)
     return problems
+
+
+def problems_digest(problems: Sequence[Problem]) -> str:
+    return hashlib.sha256(jsonl_bytes(p.to_dict() for p in problems)).hexdigest()
 
 
 def plan_generation(cfg: BestOfNConfig, problems: Sequence[Problem], separator: str) -> list[Chunk]:
@@ -287,9 +299,10 @@ def finish(run_dir: RunDir, problems: Sequence[Problem], chunks: dict[str, list[
              TIMINGS_FILE: json_bytes({"stages": totals})}
     if tree:
         files[FILES["tree"]] = jsonl_bytes(tree)
-    run_dir.publish(files)
+    run_dir.publish(files, problems_sha256=problems_digest(problems))
     used = {stage: {c.key for c in parts} for stage, parts in chunks.items()}
-    used["problems"] = set((run_dir.manifest().get("imported_from") or {}).get("chunks", {}).get("problems", []))
+    for stage, keys in (run_dir.manifest().get("imported_from") or {}).get("chunks", {}).items():
+        used[stage] = used.get(stage, set()) | set(keys)  # what `bestofn import` saved cannot be recomputed
     run_dir.keep_only(used)
     return results
 

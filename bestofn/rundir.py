@@ -92,13 +92,14 @@ class RunDir:
         atomic_write_bytes(self.path / "manifest.json",
                            json_bytes({**self.manifest(), "bestofn_version": __version__, **changes}))
 
-    def publish(self, contents: dict[str, bytes]) -> None:
-        """Write the files users read, then record their sha256 and config.yaml's (a kill in between: the next
-        run rewrites them)."""
+    def publish(self, contents: dict[str, bytes], **record: Any) -> None:
+        """Write the files users read and the config.yaml they were made with, then record their sha256 and
+        ``record`` in the manifest (a kill in between: the next run writes them again)."""
+        contents = {**contents, "config.yaml": self.config.to_yaml().encode("utf-8")}
         for name, data in contents.items():
             atomic_write_bytes(self.path / name, data)
-        contents = {**contents, "config.yaml": (self.path / "config.yaml").read_bytes()}
-        self.update_manifest(files={name: hashlib.sha256(data).hexdigest() for name, data in contents.items()})
+        self.update_manifest(files={name: hashlib.sha256(data).hexdigest() for name, data in contents.items()},
+                             **record)
 
 
 def edited_files(path: Path, manifest: dict[str, Any]) -> list[str]:
@@ -112,23 +113,29 @@ def open_run_dir(config: BestOfNConfig, overwrite: bool) -> RunDir:
     """Check the run directory can take ``config`` (changed settings only with ``overwrite``); save config.yaml.
 
     Chunks never mix settings (their names hash them), but the files users read would silently change
-    meaning: so a rerun with other settings stops with the list of changes, unless ``overwrite``.
+    meaning: so a rerun with other settings stops with the list of changes, unless ``overwrite``. The
+    config.yaml of finished results is rewritten only with the new results (a failed rerun leaves them valid).
     """
     run_dir = RunDir(config.output_dir, config)
-    previous = run_dir.path / "config.yaml"
-    if previous.is_file() and FILES["results"] in run_dir.manifest().get("files", {}):  # results must keep their meaning
-        old = BestOfNConfig.from_yaml(previous)
-        keys = stage_keys("results", old.method) | stage_keys("results", config.method)
-        changed = sorted(k for k in keys if getattr(old, k) != getattr(config, k))
-        if changed and not overwrite:
-            diff = ", ".join(f"{k}: {getattr(old, k)!r} -> {getattr(config, k)!r}" for k in changed)
-            raise BestOfNError(f"{run_dir.path} holds results made with other settings ({diff}); use a new "
-                               f"--output-dir, or pass --overwrite to recompute what they change")
-        if changed and (run_dir.path / "report").is_dir():  # it describes the old settings
-            shutil.rmtree(run_dir.path / "report")
-            log.warning("removed %s (it describes the old settings); `bestofn report %s` writes a new one",
-                        run_dir.path / "report", run_dir.path)
-    atomic_write_text(previous, config.to_yaml())
+    previous, manifest = run_dir.path / "config.yaml", run_dir.manifest()
+    if not (previous.is_file() and FILES["results"] in manifest.get("files", {})):
+        atomic_write_text(previous, config.to_yaml())  # an unfinished run: says how to finish it
+        return run_dir
+    old = BestOfNConfig.from_yaml(previous)
+    keys = stage_keys("results", old.method) | stage_keys("results", config.method)
+    changed = sorted(k for k in keys if getattr(old, k) != getattr(config, k))
+    diff = ", ".join(f"{k}: {getattr(old, k)!r} -> {getattr(config, k)!r}" for k in changed)
+    fixed = sorted(set(changed) - (stage_keys("results") - stage_keys("samples")))  # all but the PRM's and selection's
+    if manifest.get("imported_from") and fixed:
+        raise BestOfNError(f"{run_dir.path} holds imported completions, which cannot be generated again: only the PRM "
+                           f"and the aggregation may change, not {', '.join(fixed)}; import them again for other settings")
+    if changed and not overwrite:
+        raise BestOfNError(f"{run_dir.path} holds results made with other settings ({diff}); use a new "
+                           f"--output-dir, or pass --overwrite to recompute what they change")
+    if changed and (run_dir.path / "report").is_dir():  # it describes the old settings
+        shutil.rmtree(run_dir.path / "report")
+        log.warning("removed %s (it describes the old settings); `bestofn report %s` writes a new one",
+                    run_dir.path / "report", run_dir.path)
     return run_dir
 
 

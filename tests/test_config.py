@@ -1,4 +1,4 @@
-"""Settings: validation with clear messages, YAML round trip, stage fingerprints."""
+"""Settings: validation with clear messages, YAML round trip, the settings that name chunks."""
 
 import pytest
 
@@ -89,7 +89,9 @@ def test_chunk_names_follow_dependencies():
     assert _names(search, "samples") != _names(BestOfNConfig(method="beam_search", aggregation="min"), "samples")
     assert _names(base, "samples") == _names(BestOfNConfig(aggregation="min"), "samples")
     assert stage_keys("problems") <= stage_keys("greedy") <= stage_keys("samples") <= stage_keys("scores")
-    assert not chunk_keys("samples") & stage_keys("problems"), "the problems themselves name a chunk"
+    assert not chunk_keys("samples") & (stage_keys("problems") - {"seed"}), "the problems themselves name a chunk"
+    assert "seed" in chunk_keys("samples") and "seed" in chunk_keys("samples", "beam_search"), "it seeds sampling"
+    assert "prm_format" in chunk_keys("samples", "beam_search"), "the PRM's format steers a search"
 
 
 # --- types, from the field annotations -------------------------------------------------------------------------------

@@ -269,3 +269,20 @@ def test_scores_and_greedy_are_for_every_row_or_none(tmp_path: Path, capsys):
     greedy_once = [json.dumps({**ROWS[0], "greedy": solution("4")}), json.dumps(ROWS[1])]
     err = _import_error(tmp_path, capsys, greedy_once)
     assert err.startswith(f"{tmp_path / 'bad.jsonl'}: 1 of 2 rows have a greedy solution; give one for every row or for none")
+
+
+def test_rescoring_an_import_keeps_the_given_scores_and_its_generation_settings_are_fixed(tmp_path: Path, tiny_prm_dir):
+    """The imported scores cannot be recomputed: after a rescore with another PRM they are still there, and
+    going back to the import's own settings gives them back without any model. Its completions cannot be
+    generated again, so a change of a generation setting is refused."""
+    run = import_completions(str(write_jsonl(tmp_path / "sal.jsonl", ROWS)), tmp_path / "run")
+    given = [s["step_rewards"] for s in read_jsonl(run / "samples.jsonl")]
+    assert given[:3] == [[0.2, 0.9], [0.8, 0.6], [0.7, 0.5]]
+    imported = BestOfNConfig.from_yaml(run / "config.yaml")
+    pipeline.run(dataclasses.replace(imported, prm=str(tiny_prm_dir), device="cpu"), overwrite=True)
+    assert [s["step_rewards"] for s in read_jsonl(run / "samples.jsonl")] != given
+    pipeline.run(imported, overwrite=True)  # no model named "unknown (imported)" is ever loaded
+    assert [s["step_rewards"] for s in read_jsonl(run / "samples.jsonl")] == given
+    with pytest.raises(BestOfNError, match=r"imported completions, which cannot be generated again: only the PRM "
+                                           r"and the aggregation may change, not beam_width, method, n;"):
+        pipeline.run(dataclasses.replace(imported, n=8, method="beam_search", beam_width=2), overwrite=True)

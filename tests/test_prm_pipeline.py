@@ -88,3 +88,18 @@ def test_the_generation_separator_does_not_change_once_generation_started(prm_di
     assert recorder.prompts and all(STEP_FORMATS["\n"] in p for p in recorder.prompts)  # samples match greedy
     assert recorder.calls == [2], "greedy's chunk is reused, only the samples are generated"
     assert read_json(tmp_path / "run" / "manifest.json")["step_separator"] == "\n"
+
+
+def test_a_new_generator_is_prompted_for_the_new_prms_steps(prm_dirs, tiny_generator_dir, peaked_generator_dir,
+                                                            math500_path, tmp_path):
+    """The recorded separator is kept only for solutions made with the same generation settings: a run redone
+    with another generator and a blank-line PRM asks for blank lines."""
+    config = tiny_config(tiny_generator_dir, prm_dirs["skywork"], math500_path, tmp_path / "run", num_problems=2, n=2,
+                         max_new_tokens=8)
+    pipeline.run(config)
+    recorder = CountingModels()
+    changed = tiny_config(peaked_generator_dir, prm_dirs["qwen2.5-math-prm"], math500_path, tmp_path / "run",
+                          num_problems=2, n=2, max_new_tokens=8)
+    pipeline.run(changed, overwrite=True, models=recorder)
+    assert recorder.prompts and all(STEP_FORMATS["\n\n"] in p for p in recorder.prompts)
+    assert read_json(tmp_path / "run" / "manifest.json")["step_separator"] == "\n\n"

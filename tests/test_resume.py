@@ -21,6 +21,7 @@ import pytest
 
 from bestofn import pipeline
 from bestofn.cli import main
+from bestofn.config import BestOfNConfig
 from bestofn.errors import BestOfNError
 from bestofn.io import read_json, read_jsonl
 from bestofn.report.loader import load_run
@@ -282,3 +283,38 @@ def test_a_stale_lock_from_a_killed_run_is_taken_over(tmp_path, tiny_generator_d
     assert read_json(out / "results.json")["n"] == 2
     assert any(f"PID {first.pid}" in r.getMessage() for r in caplog.records), "the takeover is said in the log"
     assert not lock.exists(), "a finished run releases its lock"
+
+
+# --- settings that change, runs that fail --------------------------------------------------------------------------
+def test_a_new_seed_samples_again_even_when_it_draws_the_same_problems(scripted):
+    """All three problems are drawn whatever the seed: the seed still names the sample chunks (it seeds sampling)."""
+    config, models, reference = scripted
+    counted = models()
+    changed = BestOfNConfig(**{**config("fresh").to_dict(), "seed": 1})
+    pipeline.run(changed, overwrite=True, models=counted)
+    calls = [c for c in counted._generator.calls if c["temperature"] > 0]
+    assert len(calls) == 3 and all(c["seed"] != 0 for c in calls), "every problem's samples are drawn again"
+
+
+def test_a_failed_rerun_leaves_the_finished_results_valid(scripted, capsys):
+    config, models, reference = scripted
+    before = {name: (reference / name).read_bytes() for name in (*FILES, "config.yaml")}
+    typo = BestOfNConfig(**{**config("fresh").to_dict(), "prm": str(reference / "no-such-prm")})
+    with pytest.raises(BestOfNError, match="no-such-prm"):
+        pipeline.run(typo, overwrite=True)  # the real models: the PRM's folder does not exist
+    assert {name: (reference / name).read_bytes() for name in before} == before
+    load_run(reference)  # still a finished run, config.yaml included
+    again = models()
+    pipeline.run(config("fresh"), models=again)  # the original command: no "other settings" error
+    assert again._generator.calls == []
+
+
+def test_settings_may_change_freely_before_the_first_results(scripted):
+    """A killed first run, rerun with fewer problems: no results were written, so nothing is refused (and the
+    problems are not taken for an edited dataset)."""
+    config, models, reference = scripted
+    with pytest.raises(SimulatedKill):
+        pipeline.run(config("run"), models=models(die_at=2))
+    fewer = BestOfNConfig(**{**config("run").to_dict(), "num_problems": 2})
+    results = pipeline.run(fewer, models=models())
+    assert results["num_problems"] == 2

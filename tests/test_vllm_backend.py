@@ -24,7 +24,7 @@ from bestofn.config import DEFAULT_SYSTEM_PROMPT, DEFAULT_USER_TEMPLATE, BestOfN
 from bestofn.errors import BestOfNError
 from bestofn.backends import TransformersBackend, make_backend
 from bestofn.io import read_json, read_jsonl
-from bestofn.pipeline import METHODS
+from bestofn.selection import METHODS
 from bestofn.prompts import render_prompt
 from bestofn.testing import make_tiny_generator
 

@@ -60,7 +60,7 @@ class GenerationBackend(ABC):
         """Prompts per :meth:`generate` call when each asks for ``n`` solutions, from the config alone.
 
         The pipeline splits a stage into chunks of this size before any model loads (on a Ray cluster, on
-        the driver) and journals after each one, so this is also how much a kill can lose.
+        the driver) and saves each one as it finishes, so this is also how much a kill can lose.
         """
         return max(1, 64 // n)
 

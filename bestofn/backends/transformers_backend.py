@@ -42,7 +42,7 @@ GPU_MEMORY_SHARE = 0.85
 CPU_BATCH_TOKENS = 32768
 # Prompt length assumed when the pipeline asks how many prompts one call may take (chunk_size), before any
 # prompt is seen: MATH-500 prompts with the chat template are 100-400 tokens with Qwen's tokenizer. Only the
-# journal's granularity depends on it: generate() itself sizes its batches from the real prompt lengths.
+# chunk plan depends on it: generate() itself sizes its batches from the real prompt lengths.
 PROMPT_TOKENS_ESTIMATE = 512
 # The token budget that plans the pipeline's chunks on a GPU when generation_batch_tokens is unset. Chunks must
 # not depend on measured free memory (a resumed run, or a Ray worker on another machine, would plan other

@@ -42,7 +42,7 @@ INSTALL_HINT = (
 )
 # Sequences (prompts x n) per generate() call. vLLM batches up to max_num_seqs (256 by default) at a time; a
 # few times that keeps the batch full until the call's last, longest sequences. It is also what a killed run
-# can lose, since the pipeline journals after each call.
+# can lose, since the pipeline saves a chunk after each call.
 SEQUENCES_PER_CALL = 1024
 
 
