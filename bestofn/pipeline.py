@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 from .backends import backend_class, make_backend, resolve_device, resolve_dtype
 from .config import BestOfNConfig, chunk_keys
 from .costs import TIMINGS_FILE, Cost, Meter, add_up
-from .data import Problem, dataset_title, load_problems, select_subset
+from .data import Problem, load_problems, select_subset
 from .errors import BestOfNError, check_model
 from .executors import make_executor
 from .grading import grade
@@ -46,7 +46,7 @@ from .prm.base import compile_enabled
 from .prompts import render_prompt
 from .report.provenance import Provenance
 from .rundir import FILES, RunDir, content_key, edited_files, lock_run_dir, open_run_dir
-from .selection import accuracy, rate, verdicts
+from .selection import select, total
 
 log = logging.getLogger(__name__)
 
@@ -307,33 +307,6 @@ def finish(run_dir: RunDir, problems: Sequence[Problem], chunks: dict[str, list[
     return results
 
 
-# --- step 6: selection and accuracy -----------------------------------------------------------------------------
-def select(cfg: BestOfNConfig, problems: Sequence[Problem], greedy_rows: list[dict], sample_rows: list[dict],
-           spent: dict[str, Any]) -> dict[str, Any]:
-    """Apply every selection rule to every problem: the contents of ``results.json``."""
-    greedy_by_id = {g["unique_id"]: g for g in greedy_rows}
-    samples_by_id: dict[str, list[dict]] = {p.unique_id: [] for p in problems}
-    for s in sorted(sample_rows, key=lambda s: s["sample_index"]):  # position in a problem's list = sample_index
-        samples_by_id[s["unique_id"]].append(s)
-    per_problem = []
-    for p in tqdm(problems, desc="selection", unit="problem"):
-        greedy = greedy_by_id.get(p.unique_id)  # None: completions imported without a greedy solution
-        per_problem.append({"unique_id": p.unique_id, "level": p.level, "subject": p.subject, "gold": p.answer,
-                            "greedy": {"answer": greedy["answer"], "correct": greedy["correct"]} if greedy else None,
-                            **verdicts(samples_by_id[p.unique_id], cfg.aggregation, cfg.grading_timeout, p.answer_kind)})
-    return {"method": cfg.method, "n": cfg.n, "num_problems": len(problems), "reward_aggregation": cfg.aggregation,
-            "dataset": {"source": cfg.dataset, "title": dataset_title(cfg.dataset, cfg.dataset_format)},
-            "accuracy": accuracy(per_problem),
-            "by_level": {str(lvl): accuracy([r for r in per_problem if r["level"] == lvl])
-                         for lvl in sorted({p.level for p in problems})},
-            "string_match": {"greedy": rate([g["string_match"] for g in greedy_rows]),
-                             "samples": rate([s["string_match"] for s in sample_rows])},
-            "tokens": {"greedy": _total(greedy_rows, "num_tokens"), "samples": _total(sample_rows, "num_tokens")},
-            "compute": {**spent, **{f"{k}_per_problem": None if v is None else v / max(len(problems), 1)
-                                    for k, v in spent.items()}},
-            "per_problem": per_problem}
-
-
 def compute(costs: dict[str, list[dict | None]], sample_rows: list[dict]) -> dict[str, int | None]:
     """What the method spent: every generated token (a search's pruned beams and lookahead included) and every
     token the PRM read, from the chunks' costs; imported completions: what their rows say (None: unknown)."""
@@ -342,10 +315,4 @@ def compute(costs: dict[str, list[dict | None]], sample_rows: list[dict]) -> dic
         prm = [c["prm_tokens"] for c in spent]
         return {"generated_tokens": sum(c["generated_tokens"] for c in costs["samples"]),
                 "prm_tokens": None if None in prm else sum(prm)}
-    return {"generated_tokens": _total(sample_rows, "num_tokens"), "prm_tokens": _total(sample_rows, "prm_tokens")}
-
-
-def _total(rows: list[dict], key: str) -> int | None:
-    """The sum of a count over ``rows``; None when any is unknown, never a partial sum."""
-    counts = [r.get(key) for r in rows]
-    return None if any(c is None for c in counts) else sum(counts)
+    return {"generated_tokens": total(sample_rows, "num_tokens"), "prm_tokens": total(sample_rows, "prm_tokens")}

@@ -29,6 +29,9 @@ from dataclasses import dataclass
 
 from typing import TYPE_CHECKING, Any
 
+from tqdm.auto import tqdm
+
+from .data import Problem, dataset_title
 from .grading import EXPRESSION, is_equivalent, normalize_answer
 
 if TYPE_CHECKING:  # numpy is imported inside the rules: the CLI imports this module's names and must start fast
@@ -288,6 +291,39 @@ def accuracy(per_problem: Sequence[dict]) -> dict[str, dict[str, Any]]:
     """Each method's :func:`rate` over per-problem verdicts (greedy left out when a run has none)."""
     return {m: rate([r[m]["correct"] for r in per_problem]) for m in METHODS
             if all(r[m] is not None for r in per_problem)}
+
+
+def select(cfg: Any, problems: Sequence[Problem], greedy_rows: list[dict], sample_rows: list[dict],
+           spent: dict[str, Any]) -> dict[str, Any]:
+    """Every rule on every problem of a run, and the accuracies: the contents of ``results.json`` (``spent``:
+    what the method cost, from :func:`bestofn.pipeline.compute`)."""
+    greedy_by_id = {g["unique_id"]: g for g in greedy_rows}
+    samples_by_id: dict[str, list[dict]] = {p.unique_id: [] for p in problems}
+    for s in sorted(sample_rows, key=lambda s: s["sample_index"]):  # position in a problem's list = sample_index
+        samples_by_id[s["unique_id"]].append(s)
+    per_problem = []
+    for p in tqdm(problems, desc="selection", unit="problem"):
+        greedy = greedy_by_id.get(p.unique_id)  # None: completions imported without a greedy solution
+        per_problem.append({"unique_id": p.unique_id, "level": p.level, "subject": p.subject, "gold": p.answer,
+                            "greedy": {"answer": greedy["answer"], "correct": greedy["correct"]} if greedy else None,
+                            **verdicts(samples_by_id[p.unique_id], cfg.aggregation, cfg.grading_timeout, p.answer_kind)})
+    return {"method": cfg.method, "n": cfg.n, "num_problems": len(problems), "reward_aggregation": cfg.aggregation,
+            "dataset": {"source": cfg.dataset, "title": dataset_title(cfg.dataset, cfg.dataset_format)},
+            "accuracy": accuracy(per_problem),
+            "by_level": {str(lvl): accuracy([r for r in per_problem if r["level"] == lvl])
+                         for lvl in sorted({p.level for p in problems})},
+            "string_match": {"greedy": rate([g["string_match"] for g in greedy_rows]),
+                             "samples": rate([s["string_match"] for s in sample_rows])},
+            "tokens": {"greedy": total(greedy_rows, "num_tokens"), "samples": total(sample_rows, "num_tokens")},
+            "compute": {**spent, **{f"{k}_per_problem": None if v is None else v / max(len(problems), 1)
+                                    for k, v in spent.items()}},
+            "per_problem": per_problem}
+
+
+def total(rows: list[dict], key: str) -> int | None:
+    """The sum of a count over ``rows``; None when any is unknown, never a partial sum."""
+    counts = [r.get(key) for r in rows]
+    return None if any(c is None for c in counts) else sum(counts)
 
 
 def _check_lengths(answers: Sequence, rewards: Sequence) -> None:

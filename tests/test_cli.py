@@ -255,8 +255,9 @@ def test_overwrite_removes_the_stale_report(tmp_path, capsys):
         open_run_dir(new, overwrite=False)
     assert (tmp_path / "run" / "report" / "report.md").exists(), "without --overwrite nothing changes"
     assert BestOfNConfig.from_yaml(tmp_path / "run" / "config.yaml").n == 2
-    open_run_dir(new, overwrite=True)
+    open_run_dir(new, overwrite=True).publish({"results.json": b"{}"})  # the rerun finished
     assert not (tmp_path / "run" / "report").exists()
+    assert BestOfNConfig.from_yaml(tmp_path / "run" / "config.yaml").n == 4, "written with the new results"
     write_json(tmp_path / "run" / "unrelated.json", {})  # a rerun with the same settings removes nothing
     (tmp_path / "run" / "report").mkdir()
     open_run_dir(new, overwrite=True)
