@@ -32,7 +32,6 @@ The benchmark, top to bottom:
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import logging
 import math
@@ -232,14 +231,17 @@ class Chunk:
 
 
 def plan_chunks(rows: Sequence[Row], separator: str, prm: PRMIdentity, size: int = CHUNK_ROWS) -> list[Chunk]:
-    """The rows in chunks of ``size`` (fixed by the data alone), each keyed by a sha256 of what it depends on."""
+    """The rows in chunks of ``size`` (fixed by the data alone), each named by what it depends on
+    (:func:`bestofn.rundir.content_key`, as a run's chunks are)."""
+    from ..rundir import content_key
+
     chunks = []
     for start in range(0, len(rows), size):
         part = list(rows[start : start + size])
         responses = [join_steps(r.steps, separator) for r in part]
-        blob = json.dumps({"prm": [prm.prm, prm.revision, prm.format, prm.max_length],
-                           "rows": [[r.id, r.problem, text] for r, text in zip(part, responses)]}, ensure_ascii=False)
-        chunks.append(Chunk(part, [r.problem for r in part], responses, hashlib.sha256(blob.encode()).hexdigest()))
+        key = content_key("prm-bench", [prm.prm, prm.revision, prm.format, prm.max_length],
+                          [[r.id, r.problem, text] for r, text in zip(part, responses)])
+        chunks.append(Chunk(part, [r.problem for r in part], responses, key))
     return chunks
 
 
