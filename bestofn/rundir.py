@@ -98,6 +98,8 @@ class RunDir:
         contents = {**contents, "config.yaml": self.config.to_yaml().encode("utf-8")}
         for name, data in contents.items():
             atomic_write_bytes(self.path / name, data)
+        for name in set(FILES.values()) - set(contents):  # e.g. a search's tree.jsonl, rerun as Best-of-N
+            (self.path / name).unlink(missing_ok=True)
         self.update_manifest(files={name: hashlib.sha256(data).hexdigest() for name, data in contents.items()},
                              **record)
 

@@ -161,3 +161,25 @@ def test_a_damaged_search_file_is_rebuilt_from_its_chunks(tmp_path, math500_path
     again = ScriptedTreeBackend(texts, _tree(chosen), make_tokenizer(), "\n")
     pipeline.run(config, models=ScriptedModels(again, ScriptedTreePRM(texts, _tree(chosen), "\n")))
     assert again.calls == [] and samples.read_bytes() == whole
+
+
+def test_a_search_rerun_as_best_of_n_leaves_no_stale_tree(tmp_path, math500_path, tiny_generator_dir, tiny_prm_dir):
+    """Only the files a run writes stay: a search's tree.jsonl goes when the directory is rerun as Best-of-N."""
+    import dataclasses
+
+    from bestofn.report.loader import load_run
+
+    dataset, chosen = _two_problems(math500_path, tmp_path)
+    texts = [r["problem"] for r in chosen]
+
+    def models():
+        return ScriptedModels(ScriptedTreeBackend(texts, _tree(chosen), make_tokenizer(), "\n"),
+                              ScriptedTreePRM(texts, _tree(chosen), "\n"))
+
+    config = tiny_config(tiny_generator_dir, tiny_prm_dir, dataset, tmp_path / "run", num_problems=2, method="dvts",
+                         beam_width=2, num_iterations=3, max_new_tokens=256)
+    pipeline.run(config, models=models())
+    assert (tmp_path / "run" / "tree.jsonl").is_file()
+    pipeline.run(dataclasses.replace(config, method="best_of_n"), overwrite=True, models=models())
+    assert not (tmp_path / "run" / "tree.jsonl").exists()
+    assert load_run(tmp_path / "run").config.method == "best_of_n"
