@@ -327,13 +327,6 @@ def estimate(point: float, resampled: np.ndarray) -> Estimate:
     return Estimate(float(point), float(low), float(high))
 
 
-def estimates(values: np.ndarray, rng: np.random.Generator, rounds: int) -> list[Estimate]:
-    """One bootstrap :class:`Estimate` per row of ``values`` (rows, problems), all rows on the same resamples
-    (so differences between rows are paired, as when methods are compared on the same problems)."""
-    reps = bootstrap_means(values, rng, rounds)
-    return [estimate(values[r].mean(), reps[r]) for r in range(values.shape[0])]
-
-
 def proportions(values: dict[str, np.ndarray]) -> dict[str, list[Estimate]]:
     """Per method, one Wilson :class:`Estimate` per row (n) of its (ns, problems) accuracy array."""
     return {m: [proportion(row) for row in v] for m, v in values.items()}
