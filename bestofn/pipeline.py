@@ -181,18 +181,20 @@ def run_in(run_dir: RunDir, overwrite: bool, models: Models) -> dict[str, Any]:
         _run_chunks(run_dir, executor, worker, chunks["scores"], "PRM scoring", models, problems)
     finally:
         executor.close()
-    return finish(run_dir, problems, chunks)
+    return finish(run_dir, problems, chunks, separator)
 
 
 def generation_separator(run_dir: RunDir, models: Models) -> str:
-    """The step separator the prompt asks for: the configured PRM's, except for solutions generated with the same
-    generation settings (or imported), which keep theirs: a new PRM then rescores them instead of generating."""
+    """The step separator the prompt asks for: the configured PRM's, except for the results' solutions when the
+    generation settings are the same (or they were imported), which keep theirs: a new PRM then rescores them
+    instead of generating. Recorded with the results (:func:`finish`), so a failed rerun changes nothing."""
     cfg, manifest = run_dir.config, run_dir.manifest()
-    settings = content_key({k: getattr(cfg, k) for k in sorted(chunk_keys("samples", cfg.method))})
-    same = manifest.get("generated_with") == settings or manifest.get("imported_from")
-    separator = manifest["step_separator"] if same and "step_separator" in manifest else models.step_separator(cfg)
-    run_dir.update_manifest(step_separator=separator, generated_with=settings)
-    return separator
+    same = manifest.get("generated_with") == generation_settings(cfg) or manifest.get("imported_from")
+    return manifest["step_separator"] if same and "step_separator" in manifest else models.step_separator(cfg)
+
+
+def generation_settings(cfg: BestOfNConfig) -> str:
+    return content_key({k: getattr(cfg, k) for k in sorted(chunk_keys("samples", cfg.method))})
 
 
 def _problems(run_dir: RunDir, overwrite: bool) -> list[Problem]:
@@ -279,7 +281,8 @@ def _rows(chunks: Sequence[Chunk]) -> list[dict]:
 
 
 # --- the end: the files users read --------------------------------------------------------------------------------
-def finish(run_dir: RunDir, problems: Sequence[Problem], chunks: dict[str, list[Chunk]]) -> dict[str, Any]:
+def finish(run_dir: RunDir, problems: Sequence[Problem], chunks: dict[str, list[Chunk]], separator: str
+           ) -> dict[str, Any]:
     """Merge the scores into the samples, select (step 6), write every file from the chunks, drop unused chunks."""
     cfg = run_dir.config
     greedy_rows, sample_rows = _rows(chunks[GREEDY]), _rows(chunks["samples"])
@@ -299,7 +302,8 @@ def finish(run_dir: RunDir, problems: Sequence[Problem], chunks: dict[str, list[
              TIMINGS_FILE: json_bytes({"stages": totals})}
     if tree:
         files[FILES["tree"]] = jsonl_bytes(tree)
-    run_dir.publish(files, problems_sha256=problems_digest(problems))
+    run_dir.publish(files, problems_sha256=problems_digest(problems), step_separator=separator,
+                    generated_with=generation_settings(cfg))
     used = {stage: {c.key for c in parts} for stage, parts in chunks.items()}
     for stage, keys in (run_dir.manifest().get("imported_from") or {}).get("chunks", {}).items():
         used[stage] = used.get(stage, set()) | set(keys)  # what `bestofn import` saved cannot be recomputed

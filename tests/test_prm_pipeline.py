@@ -74,9 +74,11 @@ def test_rescoring_with_another_prm_keeps_the_solutions_and_says_so_once(prm_dir
     assert read_json(run_dir / "manifest.json").get("step_separator", "\n") == "\n"  # still how they were written
 
 
-def test_the_generation_separator_does_not_change_once_generation_started(prm_dirs, tiny_generator_dir, math500_path,
-                                                                         tmp_path):
-    """A run generated for Skywork (one step per line) whose PRM changes before sampling keeps its separator."""
+def test_before_any_results_a_new_prm_gets_its_own_steps_in_greedy_and_samples(prm_dirs, tiny_generator_dir,
+                                                                              math500_path, tmp_path):
+    """A run generated for Skywork (one step per line) killed after greedy, rerun with a blank-line PRM before any
+    results exist: greedy and the samples are both generated for the new PRM's steps (the separator names the
+    chunks, so the two never mix), and the results record it."""
     config = tiny_config(tiny_generator_dir, prm_dirs["skywork"], math500_path, tmp_path / "run", num_problems=2, n=2,
                          max_new_tokens=8)
     with pytest.raises(SimulatedKill):
@@ -85,9 +87,8 @@ def test_the_generation_separator_does_not_change_once_generation_started(prm_di
     changed = tiny_config(tiny_generator_dir, prm_dirs["qwen2.5-math-prm"], math500_path, tmp_path / "run", num_problems=2,
                           n=2, max_new_tokens=8)
     pipeline.run(changed, models=recorder)
-    assert recorder.prompts and all(STEP_FORMATS["\n"] in p for p in recorder.prompts)  # samples match greedy
-    assert recorder.calls == [2], "greedy's chunk is reused, only the samples are generated"
-    assert read_json(tmp_path / "run" / "manifest.json")["step_separator"] == "\n"
+    assert recorder.calls == [2, 2] and all(STEP_FORMATS["\n\n"] in p for p in recorder.prompts)
+    assert read_json(tmp_path / "run" / "manifest.json")["step_separator"] == "\n\n"
 
 
 def test_a_new_generator_is_prompted_for_the_new_prms_steps(prm_dirs, tiny_generator_dir, peaked_generator_dir,
