@@ -261,8 +261,7 @@ def _run_chunks(run_dir: RunDir, executor: Any, worker: Callable[[], Worker], ch
             if chunk.stage != "scores":  # step 4: graded here, on the driver
                 result["rows"] = [{**r, **grade(r["text"], gold[r["unique_id"]].answer, run_dir.config.grading_timeout,
                                                 gold[r["unique_id"]].answer_kind)} for r in result["rows"]]
-            run_dir.save_chunk(chunk.stage, chunk.key, result["rows"], result["tree"], result["cost"])
-            chunk.content = run_dir.load_chunk(chunk.stage, chunk.key)
+            chunk.content = run_dir.save_chunk(chunk.stage, chunk.key, result["rows"], result["tree"], result["cost"])
             bar.update()
 
 

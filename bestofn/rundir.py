@@ -71,10 +71,11 @@ class RunDir:
         return body
 
     def save_chunk(self, stage: str, key: str, rows: list[dict], tree: list[dict] | None = None,
-                   cost: dict | None = None) -> None:
-        """Write one chunk, whole or not at all, sealed with the sha256 of its content."""
+                   cost: dict | None = None) -> dict[str, Any]:
+        """Write one chunk, whole or not at all, sealed with the sha256 of its content; return that content."""
         body = {"key": key, "rows": rows, "tree": tree or [], "cost": cost}
         atomic_write_bytes(self.chunk_path(stage, key), json_bytes({**body, "sha256": content_key(body)}))
+        return body
 
     def keep_only(self, used: dict[str, set[str]]) -> None:
         """Delete the chunks this run's results do not use (older settings); ``used``: stage -> keys."""
