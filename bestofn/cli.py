@@ -289,7 +289,7 @@ def _prm_bench(args: argparse.Namespace) -> None:
 
 # --- the parser ------------------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="bestofn", description="Test-time compute on MATH-500: sample or search (Best-of-N, beam search, DVTS) and let a process reward model pick.")
+    parser = argparse.ArgumentParser(prog="bestofn", description="Test-time compute on math benchmarks (MATH-500, GSM8K, AIME, ...): sample or search (Best-of-N, beam search, DVTS) and let a process reward model pick.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
