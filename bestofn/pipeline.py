@@ -243,7 +243,7 @@ def plan_scores(cfg: BestOfNConfig, problems: Sequence[Problem], rows: Sequence[
     return chunks
 
 
-def _run_chunks(run_dir: RunDir, executor: Any, worker: Callable[[], Worker], chunks: list[Chunk], desc: str,
+def _run_chunks(run_dir: RunDir, executor: Any, worker: Callable[[str | None], Worker], chunks: list[Chunk], desc: str,
                 models: Models, problems: Sequence[Problem]) -> None:
     """Reuse each chunk already in the run directory; compute the others (grading their rows) and save them."""
     for chunk in chunks:

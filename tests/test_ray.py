@@ -26,7 +26,7 @@ from bestofn.cli import main
 from bestofn.config import BestOfNConfig
 from bestofn.errors import BestOfNError
 from bestofn.executors import RayExecutor
-from bestofn.io import read_json, read_jsonl
+from bestofn.io import read_jsonl
 
 from conftest import tiny_config
 

@@ -15,7 +15,6 @@ from bestofn import sweep as S
 from bestofn.cli import main
 from bestofn.config import BestOfNConfig
 from bestofn.errors import BestOfNError
-from bestofn.report import run_report as R
 from bestofn.report import sweep_report as SR
 from scripted_runs import build_run, problem, sample
 

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from ..config import BestOfNConfig
-from ..errors import BestOfNError, model_load_error
+from ..errors import BestOfNError
 
 log = logging.getLogger(__name__)
 
