@@ -335,9 +335,6 @@ def test_step_curves_and_step_splitting():
     assert list(curves[True].count) == [3, 2]
     assert list(A.step_curves(run, min_count=1)[False].mean) == pytest.approx([0.4, 0.2])
     assert not run.has_greedy and not run.tokens_known and not run.one_score
-    assert A.split_steps("a\n\nb\n\nc", 3) == ["a", "b", "c"]
-    assert A.split_steps("a\nb\n\nc", 3) == ["a", "b", "c"]
-    assert A.split_steps("a\nb", 3) is None
 
 
 def test_string_match_counts(synthetic_run_dir: Path):

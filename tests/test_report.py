@@ -83,7 +83,8 @@ def test_summary_numbers(report_dir: Path):
     # AUROC of the last-step reward: 8.5 of 15 (right, wrong) pairs ordered right (see test_analysis)
     assert "has AUROC 0.567" in md and "it is 0.500 (mean over the 2 problems" in md
     assert "level 1 (1 problems): 0.0% -> 100.0%; level 2 (2 problems): 50.0% -> 50.0%" in md
-    assert "sha256(seed:unique_id)" not in md  # MATH has levels: the subset note is for benchmarks without them
+    assert "with seed 0: stratified by level, the smallest sha256(seed:unique_id) within each level" in md
+    assert "no difficulty levels" not in md  # MATH has levels
     assert re.search(r"\| 2 \| [\d,]+ \| 33\.3% \[[^]]*\] \| 22\.2% \[", md)  # majority at n=2: (1/3 + 1/3 + 0) / 3
 
 
@@ -144,7 +145,7 @@ def test_synthetic_report_plots_and_html(synthetic_report: Path):
     assert html.count('src="data:image/png;base64,') == len(names)
     # the step viewer: steps coloured by reward in the HTML, a table of step rewards in the Markdown
     assert html.count('<div class="steps">') == R.STEP_VIEWER_PROBLEMS * 16
-    assert re.search(r'<div class="step" style="background:#[0-9a-f]{6}"><span class="r">0\.\d\d</span>', html)
+    assert re.search(r'<div class="step" style="background:#[0-9a-f]{6}"><span class="r">0\.\d{3,}</span>', html)
     md = (synthetic_report / "report.md").read_text()
     assert "| sample | answer | right? | reward | step rewards |" in md and 'class="step"' not in md
     assert "Expected calibration error (ECE): 0." in md and "| reward bin | solutions |" in md
@@ -189,7 +190,7 @@ def test_imported_run_report_states_only_what_the_input_stated(tmp_path: Path, r
     assert "Whether samples were cut off at a token limit: not stated" in md and "cut off at max_new_tokens" not in md
     assert "drawn by `bestofn`" not in md and "transformers" not in md and "2048" not in md
     own = (report_dir / "report.md").read_text()  # a run of `bestofn run` knows all of it
-    assert "drawn by `bestofn` with seed 0, stratified by level" in own and "not stated" not in own
+    assert "drawn by `bestofn` with seed 0: stratified by level" in own and "not stated" not in own
     assert "max new tokens 512, seed 0, backend transformers" in own
 
 

@@ -28,6 +28,16 @@ BLANK_LINE = "\n\n"  # steps separated by a blank line
 STEP_SEPARATORS: dict[str, str] = {SKYWORK: LINE, QWEN_MATH_PRM: BLANK_LINE, RLHFLOW: BLANK_LINE, MATH_SHEPHERD: BLANK_LINE}
 FORMATS: tuple[str, ...] = tuple(STEP_SEPARATORS)
 
+
+def split_steps(response: str, separator: str) -> list[str]:
+    """The steps a PRM reads in ``response``, in order: one reward each (the one splitter of scoring and views).
+
+    Every piece between separators is a step, empty ones included: Skywork's reference scores a blank line
+    (an empty piece) like any other line, and Qwen's ``<extra_0>`` tags one per separator plus one at the end.
+    (Math-Shepherd tags no step after a trailing separator: its last, empty, piece then has no reward.)
+    """
+    return response.split(separator)
+
 # config.json "architectures" of checkpoints that ship their own (remote) modelling code.
 ARCHITECTURES: dict[str, str] = {"Qwen2ForPrmModel": SKYWORK, "Qwen2ForProcessRewardModel": QWEN_MATH_PRM}
 # Plain causal LMs whose config says nothing about being a PRM: known by their Hub id.

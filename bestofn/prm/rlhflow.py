@@ -23,7 +23,7 @@ from collections.abc import Sequence
 
 from ..errors import BestOfNError
 from .base import EncodedPair
-from .formats import RLHFLOW, STEP_SEPARATORS
+from .formats import RLHFLOW, STEP_SEPARATORS, split_steps
 from .two_token import TwoTokenPRM
 
 GOOD, BAD = "+", "-"
@@ -81,7 +81,7 @@ class RLHFlowPRM(TwoTokenPRM):
 def conversation(problem: str, response: str, assistant: str = GOOD) -> list[dict[str, str]]:
     """One user turn per step (the problem before the first), each answered by ``assistant``."""
     turns = []
-    for k, step in enumerate(response.split(STEP_SEPARATORS[RLHFLOW])):
+    for k, step in enumerate(split_steps(response, STEP_SEPARATORS[RLHFLOW])):
         turns.append({"role": "user", "content": problem + " " + step if k == 0 else step})
         turns.append({"role": "assistant", "content": assistant})
     return turns

@@ -29,7 +29,7 @@ from torch import nn
 from ..errors import BestOfNError
 from .base import (DEFAULT_BATCH_TOKENS, EncodedPair, PRMScore, PRMScorer, load_backbone, load_config, load_tokenizer,
                    read_tensors, resolve_checkpoint)
-from .formats import SKYWORK, STEP_SEPARATORS
+from .formats import SKYWORK, STEP_SEPARATORS, split_steps
 
 __all__ = ["DEFAULT_BATCH_TOKENS", "EncodedPair", "PRMScore", "STEP_SEPARATOR", "SkyworkPRM"]
 
@@ -92,7 +92,7 @@ class SkyworkPRM(PRMScorer):
             return []
         bos = self.tokenizer.bos_token or ""
         prompt_ids = self.tokenizer([bos + p + STEP_SEPARATOR for p in problems])["input_ids"]
-        pieces = [r.split(STEP_SEPARATOR) for r in responses]
+        pieces = [split_steps(r, STEP_SEPARATOR) for r in responses]
         flat = [piece for ps in pieces for piece in ps]
         flat_ids = iter(self.tokenizer(flat)["input_ids"])
         pairs = []

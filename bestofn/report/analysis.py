@@ -604,19 +604,6 @@ def step_curves(run: RunData, max_steps: int = 20, min_count: int = 3) -> dict[b
     return out
 
 
-def split_steps(text: str, num_steps: int) -> list[str] | None:
-    """Cut a solution's text into the ``num_steps`` steps its PRM scored, or None when no separator fits.
-
-    The PRM formats split on a blank line or a newline; the one that yields exactly ``num_steps`` non-empty
-    pieces is taken, so each piece lines up with its reward.
-    """
-    for separator in ("\n\n", "\n"):
-        pieces = [s for s in text.split(separator) if s.strip()]
-        if len(pieces) == num_steps:
-            return pieces
-    return None
-
-
 # --------------------------------------------------------------------------------------------------------
 # Everything the report needs
 # --------------------------------------------------------------------------------------------------------

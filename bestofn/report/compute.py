@@ -139,7 +139,12 @@ def add_compute_section(doc: Page, run_dir: str | Path) -> None:
         )
     else:
         doc.para("This run directory has no per-stage costs (imported completions, or a run made elsewhere).")
-    doc.add(table(*_method_table(method_costs(results), results["n"])))
+    costs = method_costs(results)
+    if all(c.generated_tokens is None and not c.prm_tokens for c in costs):  # an import: nothing to tabulate
+        doc.para("Neither generated nor PRM token counts are known for this run (imported completions came without "
+                 "them), so there is no accuracy per token; the accuracies are in the sections above.")
+        return
+    doc.add(table(*_method_table(costs, results["n"])))
     doc.para(
         "Solved / 1k generated tokens: correct answers per 1000 tokens the generator wrote for them (greedy: one "
         "solution per problem; the others: everything the run's method generated, for a search every step, pruned "

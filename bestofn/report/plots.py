@@ -17,7 +17,7 @@ import numpy as np
 from matplotlib import colormaps
 from matplotlib.colors import ListedColormap, TwoSlopeNorm
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator, NullFormatter, NullLocator
+from matplotlib.ticker import FixedLocator, Formatter, LogLocator, MaxNLocator, NullFormatter, NullLocator
 
 from ..selection import AGGREGATIONS
 from . import analysis as A
@@ -53,8 +53,46 @@ def fitted_percent_axis(ax, values: Sequence[float]) -> None:
     low, high = min(values), max(values)
     margin = max(0.03, 0.08 * (high - low))
     ax.set_ylim(max(-0.01, low - margin), min(1.01, high + margin))
-    ax.yaxis.set_major_formatter(lambda y, _: f"{100 * y:.0f}%")
+    ax.yaxis.set_major_formatter(SpacingFormatter(scale=100, suffix="%"))
     ax.grid(alpha=0.3)
+
+
+def decimals_for(values: Sequence[float], most: int = 6) -> int:
+    """The fewest decimals (up to ``most``) that write every value exactly: ticks 92.5 and 95 need one."""
+    return next((d for d in range(most + 1) if all(abs(round(v, d) - v) < 1e-9 * max(1.0, abs(v)) for v in values)),
+                most)
+
+
+class SpacingFormatter(Formatter):
+    """Tick labels with the precision their spacing needs (every tick to the same decimals), so no label is
+    rounded onto a neighbouring value: ticks every 2.5% read 92.5%, 95.0%, never 92%, 95%."""
+
+    def __init__(self, scale: float = 1.0, suffix: str = "", thousands: bool = False):
+        self.scale, self.suffix, self.thousands = scale, suffix, thousands
+
+    def __call__(self, x: float, pos: int | None = None) -> str:
+        decimals = decimals_for([loc * self.scale for loc in self.locs] or [x * self.scale])
+        return f"{x * self.scale:{',' if self.thousands else ''}.{decimals}f}{self.suffix}"
+
+
+def token_axis(ax, values: Sequence[float], label: str = "generated tokens per problem") -> None:
+    """A log token axis (each doubling one step) with readable labels at any range: a few round ticks inside
+    the data's range (a narrow range gets linear steps, a wide one 1-2-5 per decade), minor ticks unlabelled."""
+    values = [v for v in values if v is not None and np.isfinite(v) and v > 0]
+    ax.set_xlabel(label)
+    if not values:
+        return
+    ax.set_xscale("log")
+    low, high = min(values), max(values)
+    locator = (LogLocator(base=10, subs=(1.0, 2.0, 5.0)) if high / low > 10
+               else MaxNLocator(nbins=4, steps=[1, 2, 2.5, 5, 10]))
+    ticks = [t for t in locator.tick_values(low, high) if low / 1.15 <= t <= high * 1.15]
+    if len(ticks) < 2:  # one point, or a range too narrow for two round ticks: label the data themselves
+        ticks = sorted({float(f"{v:.3g}") for v in (low, high)})
+    ax.set_xlim(min(low, *ticks) / 1.15, max(high, *ticks) * 1.15)
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    ax.xaxis.set_major_formatter(SpacingFormatter(thousands=True))
+    ax.xaxis.set_minor_formatter(NullFormatter())
 
 
 def _flat(*estimate_lists: Sequence[A.Estimate]) -> list[float]:
@@ -79,14 +117,24 @@ def merge_identical(series: Mapping[str, Sequence[float]], tol: float = 1e-9) ->
 
 def accuracy_lines(ax, xs: Sequence[float], curves: Mapping[str, Sequence[A.Estimate]], labels: Mapping[str, str],
                    colors: Mapping[str, str], styles: Mapping[str, str] | None = None, bands: bool = True) -> None:
-    """One line (and light band) per curve; curves with equal values share one line labelled "a = b"."""
+    """One line (and light band) per curve; curves with equal values share one line labelled "a = b".
+
+    A curve that meets an earlier one at some points only is dashed, with hollow rings at those points, so
+    the line drawn first still shows beneath it."""
     styles = styles or {}
+    drawn: list[np.ndarray] = []
     for group in merge_identical({k: [e.value for e in v] for k, v in curves.items()}):
         first = group[0]
         ests = curves[first]
+        ys = np.array([e.value for e in ests], dtype=float)
         label = " = ".join(labels[k] for k in group)
-        ax.plot(xs, [e.value for e in ests], styles.get(first, "-o"), color=colors[first], label=label, ms=4,
-                lw=1.8 if len(group) == 1 else 2.6)
+        meets = np.any([np.isclose(ys, other, atol=1e-9, rtol=0) for other in drawn], axis=0) if drawn else None
+        style = styles.get(first, "-o")
+        if meets is not None and meets.any():
+            style = style.replace("-", "--", 1) if style.startswith("-") else style
+            ax.plot(np.asarray(xs)[meets], ys[meets], "o", mfc="none", mec=colors[first], ms=8, mew=1.6, zorder=4)
+        drawn.append(ys)
+        ax.plot(xs, ys, style, color=colors[first], label=label, ms=4, lw=1.8 if len(group) == 1 else 2.6)
         if len(group) > 1:  # the other colours as markers on the shared line, so every legend colour is visible
             for k, other in enumerate(group[1:], 1):
                 ax.plot(xs, [e.value for e in ests], "o", color=colors[other], ms=4 - k, zorder=3)
@@ -139,7 +187,7 @@ def plot_selection_grid(an: A.Analysis) -> Figure:
     ax.imshow(grid, cmap=ListedColormap(["#f4a3a3", "#8fd18f"]), vmin=0, vmax=1, aspect="auto", interpolation="nearest")
     ax.set_xticks(range(len(methods)), [A.METHOD_LABELS[m].replace(" ", "\n", 1) for m in methods], fontsize=8)
     ax.xaxis.tick_top()
-    ax.set_yticks(range(len(shown)), [f"{short_id(o.unique_id)}  L{o.level}  {o.num_correct}/{an.run.n} right, "
+    ax.set_yticks(range(len(shown)), [f"{short_id(o.unique_id)}  {f'L{o.level}  ' if o.level else ''}{o.num_correct}/{an.run.n} right, "
                                       f"{len(o.groups)} groups" for o in shown], fontsize=7)
     ax.set_xticks(np.arange(len(methods) + 1) - 0.5, minor=True)
     ax.set_yticks(np.arange(len(shown) + 1) - 0.5, minor=True)
@@ -192,7 +240,7 @@ def plot_calibration(cal: A.Calibration, title: str = "Reliability of the soluti
     top.set_xlim(0, 1)
     top.set_ylim(0, 1.02)
     top.set_ylabel("share of solutions right")
-    top.yaxis.set_major_formatter(lambda y, _: f"{100 * y:.0f}%")
+    top.yaxis.set_major_formatter(SpacingFormatter(scale=100, suffix="%"))
     top.grid(alpha=0.3)
     top.legend(fontsize=7, loc="upper left")
     top.set_title(f"{title}: ECE {cal.ece:.3f} over {cal.total} solutions", fontsize=10)
@@ -327,14 +375,11 @@ def plot_compute(an: A.Analysis) -> Figure:
             ax.plot([greedy_tokens], [acc["greedy"][-1].value], "*", ms=12, color=COLORS["greedy"], label="greedy",
                     clip_on=False)
             values.append(acc["greedy"][-1].value)
+        token_axis(ax, [*tokens, *([greedy_tokens] if greedy_tokens else [])])
         if min(tokens) > 0:
-            ax.set_xscale("log", base=2)  # each doubling of N is one step to the right
-            ax.xaxis.set_major_formatter(lambda x, _: f"{x:,.0f}")
-            ax.xaxis.set_minor_formatter(NullFormatter())
             top = ax.secondary_xaxis("top")  # N on its own axis: labels never sit on the markers
             top.set_xticks(tokens, [f"N={n}" for n in an.ns], fontsize=7)
             top.xaxis.set_minor_locator(NullLocator())
-        ax.set_xlabel("generated tokens per problem")
         fitted_percent_axis(ax, [v for v in values])
         ax.set_title(title, fontsize=10)
     axes[0].set_ylabel("accuracy")

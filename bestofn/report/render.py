@@ -152,6 +152,9 @@ pre code { background: none; padding: 0; }
 .step { display: flex; gap: 10px; padding: 3px 10px; font-size: 13px; border-top: 1px solid #eee; }
 .step .r { flex: 0 0 48px; font-family: monospace; text-align: right; }
 .step .t { white-space: pre-wrap; font-family: monospace; }
+.step.unscored { background: #eee; color: #777; }
+.step .blank { color: #888; font-style: italic; }
+.steps .note { color: #c62828; }
 .legend span { display: inline-block; padding: 1px 8px; margin-right: 4px; font-size: 12px; }
 """
 TEMPLATE = """<!doctype html>

@@ -12,10 +12,13 @@ import html
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import numpy as np
 from matplotlib.figure import Figure
 
 from .provenance import NOT_STATED, SUBSET, Provenance
 from ..data import dataset_title, has_levels, subset_note
+from ..methods import BEST_OF_N, RUN_METHOD_LABELS, SEARCH_METHODS
+from ..prm.formats import LINE, split_steps
 from ..selection import AGGREGATIONS
 from . import analysis as A
 from . import plots as P
@@ -49,6 +52,11 @@ def tokens_text(value: float | None) -> str:
     return "unavailable" if value is None else f"{value:,.0f}"
 
 
+def cap(text: str) -> str:
+    """The first letter upper-cased (the rest kept: ``DVTS``, ``Best-of-16``)."""
+    return text[:1].upper() + text[1:]
+
+
 def plural(count: int, noun: str) -> str:
     """``1 problem``, ``3 problems``."""
     return f"{count} {noun}{'' if count == 1 else 's'}"
@@ -59,15 +67,53 @@ def id_list(ids: Sequence[str], limit: int = 8) -> str:
     return shown + (f" and {len(ids) - limit} more" if len(ids) > limit else "")
 
 
-def label(method: str, n: int) -> str:
-    """``weighted Best-of-16`` (the method's label with this run's N)."""
-    return A.METHOD_LABELS[method].replace("Best-of-N", f"Best-of-{n}").replace("pass@N", f"pass@{n}")
+def run_method(an: A.Analysis) -> str:
+    """How the run made its solutions (``results.json``'s ``method``): ``best_of_n``, ``beam_search``, ``dvts``."""
+    return str(an.run.results.get("method") or an.run.config.get("method") or BEST_OF_N)
 
 
-def comparison_text(c: A.Comparison, n: int) -> str:
+def is_search(an: A.Analysis) -> bool:
+    """A search's N solutions are its final pool: subsets of it are not what a smaller search would give."""
+    return run_method(an) in SEARCH_METHODS
+
+
+def method_text(an: A.Analysis) -> str:
+    """``Best-of-16``, or ``beam search (N=16, beam width 4, at most 40 iterations, lookahead 0)``."""
+    cfg, n = an.run.config, an.run.n
+    if not is_search(an):
+        return f"Best-of-{n}"
+    return (f"{RUN_METHOD_LABELS[run_method(an)]} (N={n}, beam width {cfg.get('beam_width')}, at most "
+            f"{cfg.get('num_iterations')} iterations, lookahead {cfg.get('lookahead')})")
+
+
+def label(method: str, n: int, search: str | None = None) -> str:
+    """``weighted Best-of-16``; for a search's pool (``search``: its label), ``weighted pick of the beam
+    search pool (16)``."""
+    text = A.METHOD_LABELS[method]
+    if search is not None:
+        return (text.replace("Best-of-N", f"pick of the {search} pool ({n})")
+                .replace("pass@N", f"pass@{n} of the {search} pool"))
+    return text.replace("Best-of-N", f"Best-of-{n}").replace("pass@N", f"pass@{n}")
+
+
+def labeller(an: A.Analysis) -> Callable[[str], str]:
+    """``label`` for this run's N and method."""
+    search = RUN_METHOD_LABELS[run_method(an)] if is_search(an) else None
+    return lambda m: label(m, an.run.n, search)
+
+
+def reward_format(values: Sequence[float], least: int = 3, most: int = 10) -> Callable[[float], str]:
+    """A formatter with the fewest decimals (at least ``least``) that keeps distinct rewards distinct, so two
+    rewards that rank differently never read the same ("0.000" and "0.000")."""
+    distinct = {float(v) for v in values if np.isfinite(v)}
+    digits = next((d for d in range(least, most + 1) if len({round(v, d) for v in distinct}) == len(distinct)), most)
+    return lambda v: f"{v:.{digits}f}"
+
+
+def comparison_text(c: A.Comparison, name: Callable[[str], str]) -> str:
     """A paired comparison worded so its parts cannot disagree: the informative problems, the split, the exact
     McNemar p (the only verdict), and the size of the difference with its interval (not a second verdict)."""
-    a, b = label(c.a, n), label(c.b, n)
+    a, b = name(c.a), name(c.b)
     if not c.informative:
         return f"{a[0].upper() + a[1:]} and {b} solved exactly the same problems (0 informative problems): no evidence either way."
     verdict = ("a split this uneven is unlikely if both were equally accurate (significant at 5%)" if c.significant
@@ -97,13 +143,14 @@ def title(an: A.Analysis) -> str:
     """The models, N and the dataset: what the run is, not where it is stored."""
     cfg, run = an.run.config, an.run
     scorer = f" + {model_name(cfg['prm'])}" if cfg.get("prm") else ""
-    return (f"Best-of-{run.n} on {dataset_name(cfg)} ({len(run.problems)} problems): "
+    return (f"{cap(method_text(an))} on {dataset_name(cfg)} ({len(run.problems)} problems): "
             f"{model_name(cfg.get('generator', '?'))}{scorer}")
 
 
 def _setup(page: Page, an: A.Analysis) -> None:
     cfg, run = an.run.config, an.run
     levels = ", ".join(f"{P.level_name(lvl)}: {sum(o.level == lvl for o in an.outcomes)}" for lvl in run.levels)
+    levels = f" ({levels})" if has_levels(run.problems) else ""
     known = Provenance.from_manifest(run.manifest)  # an imported run knows only what its input stated
 
     def setting(key: str) -> str:
@@ -112,11 +159,16 @@ def _setup(page: Page, an: A.Analysis) -> None:
     def model(key: str) -> str:
         return code(cfg.get(key, "?")) if known.stated(key) else NOT_STATED
 
-    chosen = (f"drawn by `bestofn` with seed {cfg.get('seed')}, stratified by level" if known.stated(SUBSET)
+    chosen = (f"drawn by `bestofn` with seed {cfg.get('seed')}: {subset_note(run.problems)}" if known.stated(SUBSET)
               else f"as given by the imported input (how they were chosen: {NOT_STATED})")
-    items = [
-        f"problems: {len(run.problems)} ({levels}) from {code(cfg.get('dataset', '?'))}, {chosen}",
-        f"samples per problem N = {run.n}, temperature {setting('temperature')}, top-p {setting('top_p')}, "
+    items = [f"problems: {len(run.problems)}{levels} from {code(cfg.get('dataset', '?'))}, {chosen}"]
+    if is_search(an):
+        duplicates = ", identical partial solutions expanded once" if cfg.get("filter_duplicates") else ""
+        items.append(f"method: {method_text(an)}{duplicates}; beams ranked by the {code(run.reward_aggregation)} "
+                     f"of their step rewards; the final pool of {run.n} finished solutions per problem is what "
+                     f"the selection rules choose from (every step the search made is in `tree.jsonl`)")
+    items += [
+        f"{'solutions' if is_search(an) else 'samples'} per problem N = {run.n}, temperature {setting('temperature')}, top-p {setting('top_p')}, "
         f"max new tokens {setting('max_new_tokens')}, seed {setting('seed')}, backend {setting('backend')}",
         f"generator: {model('generator')}; reward model: {model('prm')}",
         f"reward aggregation for selection: {code(run.reward_aggregation)}"
@@ -126,11 +178,9 @@ def _setup(page: Page, an: A.Analysis) -> None:
         items.append(f"completions imported with `bestofn import` from {code(known.source)}"
                      + ("" if run.has_greedy else "; no greedy solutions (so no greedy baseline)")
                      + f"; the prompt (system and user message): {NOT_STATED}")
-    if not known.is_imported and not has_levels(run.problems):
-        items.append(subset_note(run.problems))
     items.append(f"run directory: {code(run.run_dir)}")
-    items.append(f"report settings: {an.curves.subsets} subsets per point, seed {an.curves.seed}, "
-                 f"{an.bootstrap} bootstrap resamples")
+    subsets = "" if is_search(an) else f"{an.curves.subsets} subsets per point, seed {an.curves.seed}, "
+    items.append(f"report settings: {subsets}{an.bootstrap} bootstrap resamples")
     page.heading(2, "Setup")
     page.add(bullets(items))
 
@@ -140,7 +190,7 @@ def _setup(page: Page, an: A.Analysis) -> None:
 # --------------------------------------------------------------------------------------------------------
 def headline(an: A.Analysis) -> str:
     """One paragraph: the main accuracies, and on how many problems selection could and did matter."""
-    n, total, m = an.run.n, len(an.run.problems), an.matters
+    n, total, m, name = an.run.n, len(an.run.problems), an.matters, labeller(an)
     solved = {k: A.solved_counts(an.outcomes, k) for k in an.methods}
     baseline = (f"against greedy's {solved['greedy']} ({with_ci(an.at_full_n('greedy'))}) and "
                 if an.run.has_greedy else "against ")
@@ -148,18 +198,20 @@ def headline(an: A.Analysis) -> str:
     if m.no_answer:
         unanimous += f" and on {len(m.no_answer)} no sample had an answer"
     return (
-        f"**Headline.** On {total} {dataset_name(an.run.config)} problems with N={n} samples each, "
-        f"weighted Best-of-{n} solved {solved['weighted_bon']} ({with_ci(an.at_full_n('weighted_bon'))}) "
+        f"**Headline.** On {total} {dataset_name(an.run.config)} problems with "
+        + (f"{method_text(an)}, a final pool of {n} solutions each, " if is_search(an) else f"N={n} samples each, ")
+        + f"{name('weighted_bon')} solved {solved['weighted_bon']} ({with_ci(an.at_full_n('weighted_bon'))}) "
         f"{baseline}majority vote's {solved['majority']} ({with_ci(an.at_full_n('majority'))}). "
         f"Selection could matter on {plural(len(m.contested), 'problem')} (more than one answer group); {unanimous}. "
-        f"On {plural(len(m.missed), 'problem')} a right answer was sampled but not chosen; on "
-        f"{len(m.none_right)} no sample was right (pass@{n} {with_ci(an.at_full_n('pass_at_n'))})."
+        f"On {plural(len(m.missed), 'problem')} a right answer was {'in the pool' if is_search(an) else 'sampled'} "
+        f"but not chosen; on {len(m.none_right)} no {'solution' if is_search(an) else 'sample'} was right "
+        f"(pass@{n} {with_ci(an.at_full_n('pass_at_n'))})."
     )
 
 
 def written_analysis(an: A.Analysis) -> list[str]:
     """A few paragraphs stating what the numbers show, each claim with its size and its evidence."""
-    n, total = an.run.n, len(an.run.problems)
+    total, name = len(an.run.problems), labeller(an)
     solved = {m: A.solved_counts(an.outcomes, m) for m in an.methods}
     out = [headline(an)]
     if an.run.has_greedy:
@@ -167,14 +219,14 @@ def written_analysis(an: A.Analysis) -> list[str]:
         flips = ""
         if wg.only_a or wg.only_b:
             flips = (f" Won: {id_list(wg.only_a) or 'none'}. Lost: {id_list(wg.only_b) or 'none'}.")
-        out.append(f"**Gain over greedy.** {comparison_text(wg, n)}{flips}")
+        out.append(f"**Gain over greedy.** {comparison_text(wg, name)}{flips}")
     wm, wn = an.comparisons["weighted_bon-majority"], an.comparisons["weighted_bon-naive_bon"]
     out.append(
-        f"**PRM vs majority vote.** Majority vote alone solved {solved['majority']}/{total}. {comparison_text(wm, n)} "
-        f"{_curve_comparison(an)}"
+        f"**PRM vs majority vote.** Majority vote alone solved {solved['majority']}/{total}. "
+        f"{comparison_text(wm, name)}" + ("" if is_search(an) else f" {_curve_comparison(an)}")
     )
-    out.append(f"**Weighted vs naive Best-of-N.** Naive Best-of-{n} (trust the single highest-reward solution) solved "
-               f"{solved['naive_bon']}/{total}. {comparison_text(wn, n)}")
+    out.append(f"**Weighted vs naive {'selection' if is_search(an) else 'Best-of-N'}.** {cap(name('naive_bon'))} (trust the "
+               f"single highest-reward solution) solved {solved['naive_bon']}/{total}. {comparison_text(wn, name)}")
     out.append(_prm_paragraph(an))
     out.append(_compute_paragraph(an))
     if len(an.run.levels) > 1:
@@ -185,7 +237,7 @@ def written_analysis(an: A.Analysis) -> list[str]:
             + pct(an.by_level[lvl]["weighted_bon"][-1].value)
             for lvl in an.run.levels
         ]
-        out.append(f"**By level** ({base}weighted Best-of-{n}): " + "; ".join(parts) + ".")
+        out.append(f"**By level** ({base}{name('weighted_bon')}): " + "; ".join(parts) + ".")
     out.append(_grading_paragraph(an))
     return out
 
@@ -232,15 +284,17 @@ def _prm_paragraph(an: A.Analysis) -> str:
     best = max(full.values())
     winners = [h for h in AGGREGATIONS if full[h] == best]
     if len(winners) == len(AGGREGATIONS):
-        agg = f" Weighted Best-of-{an.run.n} reaches {pct(best)} under every aggregation."
+        agg = f" The {labeller(an)('weighted_bon')} reaches {pct(best)} under every aggregation."
     else:
         ranking = ", ".join(f"{h} {pct(v)}" for h, v in sorted(full.items(), key=lambda kv: -kv[1]))
-        agg = f" Weighted Best-of-{an.run.n} by aggregation: {ranking} (this run selects with {code(how)})."
+        agg = f" The {labeller(an)('weighted_bon')} by aggregation: {ranking} (this run selects with {code(how)})."
     return f"**The reward model.** {detector}{calibration}{agg}"
 
 
 def _compute_paragraph(an: A.Analysis) -> str:
     n = an.run.n
+    if is_search(an):
+        return _search_cost_paragraph(an)
     if an.mean_tokens is None:
         return ("**Cost.** Token counts are unavailable for this run (the completions came without them), so the "
                 "report shows no cost figures.")
@@ -256,6 +310,23 @@ def _compute_paragraph(an: A.Analysis) -> str:
     return text
 
 
+def _search_cost_paragraph(an: A.Analysis) -> str:
+    """A search's cost is every step it generated (pruned beams and lookahead included), not its pool's length."""
+    per_problem = (an.run.results.get("compute") or {}).get("generated_tokens_per_problem")
+    if per_problem is None:
+        text = "**Cost.** The search's generated-token count is unavailable for this run."
+    else:
+        text = (f"**Cost.** The {RUN_METHOD_LABELS[run_method(an)]} generated {per_problem:,.0f} tokens per problem on "
+                f"average (every step it made, pruned beams and lookahead included)")
+        if an.greedy_mean_tokens:
+            text += f", {per_problem / an.greedy_mean_tokens:.1f}x greedy's {an.greedy_mean_tokens:,.0f}"
+        text += "."
+    return (text + f" A search's results are at its N ({n}): a subset of its final pool is not what a search "
+            f"with fewer beams would find, so this report draws no accuracy-vs-N curve. For accuracy at equal N "
+            f"and at equal compute against Best-of-N and the other search, run each at several N and put the runs "
+            f"side by side with `bestofn compare RUN_DIR... --output-dir OUT` (docs/search.md).")
+
+
 def _grading_paragraph(an: A.Analysis) -> str:
     parts = []
     for c in an.checks:
@@ -269,7 +340,14 @@ def _grading_paragraph(an: A.Analysis) -> str:
 # Sections
 # --------------------------------------------------------------------------------------------------------
 def _accuracy_section(page: Page, an: A.Analysis) -> None:
-    n = an.run.n
+    n, name = an.run.n, labeller(an)
+    if is_search(an):
+        page.heading(2, f"Accuracy at N={n}")
+        page.para(f"What each rule chose from the {RUN_METHOD_LABELS[run_method(an)]}'s final pool of {n} solutions "
+                  f"per problem (95% Wilson intervals over the {len(an.run.problems)} problems). No curve over "
+                  f"smaller N: see the cost paragraph above and `bestofn compare`.")
+        page.add(table(["rule", "accuracy"], [[name(m), with_ci(an.at_full_n(m))] for m in an.methods]))
+        return
     page.heading(2, "Accuracy vs N")
     page.image("accuracy_vs_n.png", "Accuracy vs N")
     page.para(
@@ -279,19 +357,20 @@ def _accuracy_section(page: Page, an: A.Analysis) -> None:
         f"Curves that coincide are drawn once and labelled \"a = b\"."
     )
     tokens = an.mean_tokens or [None] * len(an.ns)
-    page.add(table(["N", "tokens / problem", *(label(m, n) for m in an.methods)],
+    page.add(table(["N", "tokens / problem", *(name(m) for m in an.methods)],
                    [[k, tokens_text(t), *(with_ci(an.accuracy[m][i]) for m in an.methods)]
                     for i, (k, t) in enumerate(zip(an.ns, tokens))]))
 
 
 def _selection_section(page: Page, an: A.Analysis) -> None:
-    n, m = an.run.n, an.matters
+    m, name = an.matters, labeller(an)
     page.heading(2, "Where selection matters")
     page.para(
         f"**{len(m.contested)} of {len(an.outcomes)} problems have more than one answer group**: only there can the "
         f"rules disagree, and they picked different answers on {plural(len(m.rules_disagree), 'problem')}. "
-        f"On {plural(len(m.missed), 'problem')} a right answer was sampled but weighted Best-of-{n} chose another"
-        f"{' (' + id_list(m.missed) + ')' if m.missed else ''}; on {len(m.none_right)} no sample was right, "
+        f"On {plural(len(m.missed), 'problem')} a right answer was {'in the pool' if is_search(an) else 'sampled'} "
+        f"but {name('weighted_bon')} chose another{' (' + id_list(m.missed) + ')' if m.missed else ''}; on "
+        f"{len(m.none_right)} no {'solution' if is_search(an) else 'sample'} was right, "
         f"so no rule could help."
     )
     quiet = [o for o in an.outcomes if not o.contested]
@@ -312,26 +391,44 @@ def _selection_section(page: Page, an: A.Analysis) -> None:
         _problem_block(page, by_id[uid], by_problem[uid], an)
 
 
+def ties(out: A.ProblemOutcome) -> dict[str, str]:
+    """The rules whose top answer groups tie (a 2-2 majority): ``{"majority": "2-2 tie"}``. The rules break a tie
+    by the group that appears first (:func:`bestofn.selection.heaviest_group`), which says nothing of the answers."""
+    found = {}
+    for method, key in (("majority", "count"), ("weighted_bon", "reward_sum")):
+        values = sorted((g[key] for g in out.groups), reverse=True)
+        if len(values) > 1 and abs(values[0] - values[1]) <= 1e-12:
+            tied = sum(abs(v - values[0]) <= 1e-12 for v in values)
+            found[method] = ("-".join(str(values[0]) for _ in range(tied)) if key == "count" else f"{tied}-way") + " tie"
+    return found
+
+
 def _problem_block(page: Page, out: A.ProblemOutcome, p: A.ProblemData, an: A.Analysis) -> None:
-    n, how = an.run.n, an.run.reward_aggregation
-    tag = " - right answer sampled, not chosen" if out.missed else ""
-    page.heading(4, f"{P.short_id(out.unique_id)} ({P.level_name(out.level)}"
-                    f"{', ' + out.subject if out.subject else ''}){tag}")
-    picks = [f"{label(k, n)}: {code(getattr(out, k).answer)} ({'right' if getattr(out, k).correct else 'wrong'})"
+    n, how, name = an.run.n, an.run.reward_aggregation, labeller(an)
+    tag = f" - right answer {'in the pool' if is_search(an) else 'sampled'}, not chosen" if out.missed else ""
+    where = [P.level_name(out.level)] if has_levels(an.run.problems) else []
+    where += [out.subject] if out.subject else []
+    page.heading(4, f"{P.short_id(out.unique_id)}{' (' + ', '.join(where) + ')' if where else ''}{tag}")
+    tied = ties(out)
+    broken = " (broken by the group that appears first)"
+    picks = [f"{name(k)}: {code(getattr(out, k).answer)} ({'right' if getattr(out, k).correct else 'wrong'})"
+             + (f", a {tied[k]}{broken}" if k in tied else "")
              for k in ("greedy", *A.SELECTION_METHODS) if getattr(out, k) is not None]
-    page.add(bullets([f"gold answer: {code(out.gold)}; right samples: {out.num_correct}/{n}", "; ".join(picks)]))
+    page.add(bullets([f"gold answer: {code(out.gold)}; right {'solutions' if is_search(an) else 'samples'}: {out.num_correct}/{n}", "; ".join(picks)]))
     chosen = {k: getattr(out, k).answer for k in A.SELECTION_METHODS}
 
     def chosen_by(group: dict) -> str:
-        return ", ".join(A.METHOD_LABELS[k].split(" ")[0] for k, a in chosen.items() if a in group["indices_answers"])
+        return ", ".join(A.METHOD_LABELS[k].split(" ")[0] + (f" ({tied[k]})" if k in tied else "")
+                         for k, a in chosen.items() if a in group["indices_answers"])
 
+    rewards = p.rewards(how)
+    fmt = reward_format([*rewards, *(g["reward_sum"] for g in out.groups)])
     rows = []
     for g in out.groups:
         g = {**g, "indices_answers": {p.answers[i] for i in g["indices"]}}
         mark = "**right**" if g["correct"] else "wrong"
-        rows.append([code(g["answer"]), g["count"], f"{g['reward_sum']:.3f}",
-                     f"{max(p.rewards(how)[g['indices']]):.3f}", mark, chosen_by(g) or "-",
-                     ", ".join(map(str, g["indices"]))])
+        rows.append([code(g["answer"]), g["count"], fmt(g["reward_sum"]), fmt(max(rewards[g["indices"]])), mark,
+                     chosen_by(g) or "-", ", ".join(map(str, g["indices"]))])
     page.add(table(["answer group", "solutions", "summed reward", "best reward", "right?", "chosen by", "samples"], rows))
     page.add(details("Problem statement", fenced(p.problem)))
     i = out.weighted_bon.sample_index
@@ -339,7 +436,7 @@ def _problem_block(page: Page, out: A.ProblemOutcome, p: A.ProblemData, an: A.An
         text = p.texts[i]
         if len(text) > SOLUTION_CHARS:
             text = text[:SOLUTION_CHARS] + f"\n[... cut: {len(p.texts[i]) - SOLUTION_CHARS} more characters in samples.jsonl]"
-        page.add(details(f"Weighted Best-of-{n}'s solution: sample {i}, reward {p.rewards(how)[i]:.3f} "
+        page.add(details(f"{cap(name('weighted_bon'))}'s solution: sample {i}, reward {fmt(rewards[i])} "
                          f"(the best-scored solution of the winning group)", fenced(text)))
 
 
@@ -356,8 +453,8 @@ def _reward_section(page: Page, an: A.Analysis) -> None:
         within = "n/a" if s.within_auroc is None else f"{s.within_auroc:.3f} ({s.within_problems} problems)"
         rows.append([code(how) + (" (used)" if how == run.reward_aggregation else ""), auc, within,
                      with_ci(an.aggregation[how]["weighted_bon"][-1]), with_ci(an.aggregation[how]["naive_bon"][-1])])
-    page.add(table(["aggregation", "AUROC (pooled)", "AUROC within problem", f"weighted Best-of-{n}",
-                    f"naive Best-of-{n}"], rows))
+    page.add(table(["aggregation", "AUROC (pooled)", "AUROC within problem", labeller(an)("weighted_bon"),
+                    labeller(an)("naive_bon")], rows))
     page.para(
         "AUROC: probability that a random right solution gets a higher reward than a random wrong one (ties count "
         "half), over all scored samples; the bracket is a 95% bootstrap interval over problems (for the aggregation "
@@ -391,8 +488,9 @@ def _reward_section(page: Page, an: A.Analysis) -> None:
     page.heading(3, "Step rewards")
     page.image("step_rewards.png", "Step rewards of right vs wrong solutions by step index")
     _step_viewer(page, an)
-    page.heading(3, "Reward aggregations")
-    page.image("aggregation.png", "Best-of-N under each reward aggregation")
+    if not is_search(an):  # a search's pool has no curve over N (the table above compares the aggregations)
+        page.heading(3, "Reward aggregations")
+        page.image("aggregation.png", "Best-of-N under each reward aggregation")
 
 
 def _step_viewer(page: Page, an: A.Analysis) -> None:
@@ -405,7 +503,8 @@ def _step_viewer(page: Page, an: A.Analysis) -> None:
     if not chosen:
         return
     page.para(f"Step-reward viewer: every solution of {plural(len(chosen), 'problem')} with more than one answer group "
-              f"(missed right answers first), best reward first, each step coloured by its reward "
+              f"(missed right answers first), best reward first, split into steps exactly as the PRM split it "
+              f"(at {step_separator(an)!r}, blank lines included), each step coloured by its reward "
               f"(red 0, yellow 0.5, green 1). In report.md the rewards are listed instead.")
     legend = "".join(f'<span style="background:{P.reward_color(r)}">{r:g}</span>' for r in (0.0, 0.25, 0.5, 0.75, 1.0))
     blocks, stand_ins = [f'<p class="legend">reward: {legend}</p>'], []
@@ -416,27 +515,52 @@ def _step_viewer(page: Page, an: A.Analysis) -> None:
     page.html_block("\n".join(blocks), "\n\n".join(stand_ins))
 
 
+def step_separator(an: A.Analysis) -> str:
+    """The separator the run's PRM split solutions at (recorded in manifest.json by the run or the import)."""
+    return an.run.manifest.get("step_separator") or LINE
+
+
+def lined_up(text: str, rewards: Sequence[float], separator: str) -> tuple[list[tuple[str, float | None]], str]:
+    """Each step of ``text`` (split as the PRM split it, blank lines included) with the reward the PRM gave it,
+    and a note for what does not line up: steps past the PRM's context get None; more rewards than steps
+    cannot be placed and are said so (never folded silently into one block)."""
+    pieces = split_steps(text, separator)
+    if len(rewards) > len(pieces):
+        return [(t, None) for t in pieces], (f"the PRM gave {len(rewards)} rewards for {len(pieces)} steps split at "
+                                            f"{separator!r}: they cannot be lined up (rewards: "
+                                            f"{', '.join(f'{r:.3f}' for r in rewards)})")
+    unscored = len(pieces) - len(rewards)
+    note = (f"the last {plural(unscored, 'step')} got no reward (past the PRM's context, or a trailing separator "
+            f"the PRM does not score)") if unscored else ""
+    return [(t, rewards[k] if k < len(rewards) else None) for k, t in enumerate(pieces)], note
+
+
+def _step_html(text: str, reward: float | None, fmt: Callable[[float], str]) -> str:
+    shown = html.escape(_cut(text)) if text.strip() else '<span class="blank">(blank line)</span>'
+    if reward is None:
+        return f'<div class="step unscored"><span class="r">-</span><span class="t">{shown}</span></div>'
+    return (f'<div class="step" style="background:{P.reward_color(reward)}"><span class="r">{fmt(reward)}</span>'
+            f'<span class="t">{shown}</span></div>')
+
+
 def _viewer_problem(p: A.ProblemData, out: A.ProblemOutcome, an: A.Analysis) -> tuple[str, str]:
-    how = an.run.reward_aggregation
+    how, separator = an.run.reward_aggregation, step_separator(an)
     rewards = p.rewards(how)
+    fmt = reward_format([*rewards, *(r for steps in p.step_rewards for r in steps)])
     order = sorted(range(len(p.answers)), key=lambda i: -rewards[i])
-    summary = (f"{P.short_id(p.unique_id)}: gold {p.gold}; weighted Best-of-{an.run.n} answered "
+    summary = (f"{P.short_id(p.unique_id)}: gold {p.gold}; the {labeller(an)('weighted_bon')} answered "
                f"{out.weighted_bon.answer} ({'right' if out.weighted_bon.correct else 'wrong'})")
     parts, rows = [], []
     for i in order:
-        steps = p.step_rewards[i]
-        pieces = A.split_steps(p.texts[i], len(steps)) if steps else None
+        steps, note = lined_up(p.texts[i], p.step_rewards[i], separator)
         verdict = '<span class="right">right</span>' if p.correct[i] else '<span class="wrong">wrong</span>'
         head = (f'<div class="head">sample {i}: answer <code>{html.escape(str(p.answers[i]))}</code> {verdict}, '
-                f'reward {rewards[i]:.3f}, {plural(len(steps), "step")}</div>')
-        if pieces is None:  # no scored step, or the text does not split into the scored steps
-            pieces, steps = [p.texts[i]], [steps[-1]] if steps else [0.0]
-        body = "".join(
-            f'<div class="step" style="background:{P.reward_color(r)}"><span class="r">{r:.2f}</span>'
-            f'<span class="t">{html.escape(_cut(t))}</span></div>' for r, t in zip(steps, pieces))
+                f'reward {fmt(rewards[i])}, {plural(len(p.step_rewards[i]), "scored step")}'
+                + (f'<div class="note">{html.escape(note)}</div>' if note else "") + "</div>")
+        body = "".join(_step_html(t, r, fmt) for t, r in steps)
         parts.append(f'<div class="steps">{head}{body}</div>')
-        rows.append([i, code(p.answers[i]), "yes" if p.correct[i] else "no", f"{rewards[i]:.3f}",
-                     " ".join(f"{r:.2f}" for r in p.step_rewards[i])])
+        rows.append([i, code(p.answers[i]), "yes" if p.correct[i] else "no", fmt(rewards[i]),
+                     " ".join(fmt(r) for r in p.step_rewards[i]) + (f" ({note})" if note else "")])
     html_text = f"<details><summary>{html.escape(summary)}</summary>\n{''.join(parts)}\n</details>"
     md_text = f"**{summary}**\n\n" + table(["sample", "answer", "right?", "reward", "step rewards"], rows)
     return html_text, md_text
@@ -447,12 +571,18 @@ def _cut(text: str) -> str:
 
 
 def _level_section(page: Page, an: A.Analysis) -> None:
-    page.heading(2, "Per level and compute")
-    page.image("by_level.png", "Accuracy by level")
-    n = an.run.n
-    page.add(table(["level", "problems", *(label(m, n) for m in an.methods)],
-                   [[P.level_name(lvl), sum(o.level == lvl for o in an.outcomes),
-                     *(with_ci(an.by_level[lvl][m][-1]) for m in an.methods)] for lvl in an.run.levels]))
+    """Accuracy per difficulty level (benchmarks with levels only) and generated tokens per N (Best-of-N)."""
+    leveled = has_levels(an.run.problems)
+    if not leveled and is_search(an):
+        return  # no levels, and a search's cost is in the summary and the compute section
+    page.heading(2, "Per level and compute" if leveled else "Generated tokens")
+    if leveled:
+        page.image("by_level.png", "Accuracy by level")
+        page.add(table(["level", "problems", *(labeller(an)(m) for m in an.methods)],
+                       [[P.level_name(lvl), sum(o.level == lvl for o in an.outcomes),
+                         *(with_ci(an.by_level[lvl][m][-1]) for m in an.methods)] for lvl in an.run.levels]))
+    if is_search(an):
+        return
     if an.mean_tokens is None:
         page.para("Generated-token counts are unavailable for this run, so there is no cost plot.")
         return
@@ -461,7 +591,7 @@ def _level_section(page: Page, an: A.Analysis) -> None:
     rows = [["all levels", *([tokens_text(an.greedy_mean_tokens)] if greedy else []),
              *(f"{t:,.0f}" for t in an.mean_tokens)]]
     rows += [[P.level_name(lvl), *([tokens_text(an.greedy_tokens_by_level[lvl])] if greedy else []),
-              *(f"{t:,.0f}" for t in an.tokens_by_level[lvl])] for lvl in an.run.levels]
+              *(f"{t:,.0f}" for t in an.tokens_by_level[lvl])] for lvl in (an.run.levels if leveled else [])]
     page.add(table(["", *(["greedy"] if greedy else []), *(f"N={k}" for k in an.ns)], rows))
     page.para("Generated tokens per problem (mean). N sampled solutions cost N times one solution; greedy is one solution.")
 
@@ -509,20 +639,24 @@ def mixed_problems(an: A.Analysis) -> list[A.ProblemData]:
 
 def plots_for(an: A.Analysis) -> dict[str, Callable[[], Figure]]:
     """The report's figures by file name; only those that show something for this run."""
+    search = is_search(an)  # a search's results are at its N: no figure over smaller N
     figures: dict[str, Callable[[], Figure]] = {
-        "accuracy_vs_n.png": lambda: P.plot_accuracy_vs_n(an),
         "reward_distributions.png": lambda: P.plot_reward_distributions(an),
         "calibration.png": lambda: P.plot_calibration(an.calibration),
-        "by_level.png": lambda: P.plot_by_level(an),
     }
+    if not search:
+        figures["accuracy_vs_n.png"] = lambda: P.plot_accuracy_vs_n(an)
+    if has_levels(an.run.problems):
+        figures["by_level.png"] = lambda: P.plot_by_level(an)
     if mixed_problems(an):
         figures["rewards_by_problem.png"] = lambda: P.plot_rewards_by_problem(an)
     if an.matters.contested:
         figures["selection.png"] = lambda: P.plot_selection_grid(an)
     if not an.run.one_score:
         figures["step_rewards.png"] = lambda: P.plot_step_rewards(an.steps)
-        figures["aggregation.png"] = lambda: P.plot_aggregations(an)
-    if an.mean_tokens is not None:
+        if not search:
+            figures["aggregation.png"] = lambda: P.plot_aggregations(an)
+    if an.mean_tokens is not None and not search:
         figures["compute.png"] = lambda: P.plot_compute(an)
     return figures
 

@@ -25,6 +25,7 @@ from typing import Any
 from ..backends.base import Completion, GenerationBackend
 from ..pipeline import Models
 from ..prm.base import PRMScore
+from ..prm.formats import split_steps
 
 
 @dataclass(frozen=True)
@@ -233,7 +234,7 @@ class ScriptedTreePRM:
         for problem, response in zip(problems, responses):
             k = self.problems.index(problem)
             rewards = []
-            for step in response.split(self.step_separator):
+            for step in split_steps(response, self.step_separator):
                 labels = _LABEL.findall(step)
                 rewards.append(self.rules.reward(k, labels[-1]) if labels else 0.0)
             out.append(PRMScore(rewards, truncated=False))
