@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import math
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -65,6 +66,13 @@ def table(header: Sequence[object], rows: Sequence[Sequence[object]]) -> str:
     lines = ["| " + " | ".join(cell(h) for h in header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def reward_digits(values: Sequence[float], least: int = 3, most: int = 10) -> int:
+    """The fewest decimals (at least ``least``) that keep distinct rewards distinct, so two rewards that rank
+    differently never read the same ("0.000" and "0.000")."""
+    distinct = {float(v) for v in values if v is not None and math.isfinite(v)}
+    return next((d for d in range(least, most + 1) if len({round(v, d) for v in distinct}) == len(distinct)), most)
 
 
 def bullets(items: Sequence[str]) -> str:

@@ -12,7 +12,6 @@ import html
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import numpy as np
 from matplotlib.figure import Figure
 
 from .provenance import NOT_STATED, SUBSET, Provenance
@@ -23,7 +22,8 @@ from ..selection import AGGREGATIONS
 from . import analysis as A
 from . import plots as P
 from .compute import add_compute_section
-from .render import Page, bullets, code, details, fenced, output_lock, table, write_page
+from .tree_view import PAGE as TREE_PAGE, write_tree_view
+from .render import Page, bullets, code, details, fenced, output_lock, reward_digits, table, write_page
 
 SOLUTION_CHARS = 6000  # longer solutions are cut in the report (the full text is in samples.jsonl)
 STEP_VIEWER_PROBLEMS = 6  # problems shown in the step-reward viewer
@@ -87,12 +87,11 @@ def method_text(an: A.Analysis) -> str:
 
 
 def label(method: str, n: int, search: str | None = None) -> str:
-    """``weighted Best-of-16``; for a search's pool (``search``: its label), ``weighted pick of the beam
-    search pool (16)``."""
+    """``weighted Best-of-16``; for a search's final pool (``search``: the method's label), ``weighted pick
+    from the pool`` (the title and setup name the search)."""
     text = A.METHOD_LABELS[method]
     if search is not None:
-        return (text.replace("Best-of-N", f"pick of the {search} pool ({n})")
-                .replace("pass@N", f"pass@{n} of the {search} pool"))
+        return text.replace("Best-of-N", "pick from the pool").replace("pass@N", f"pass@{n} of the pool")
     return text.replace("Best-of-N", f"Best-of-{n}").replace("pass@N", f"pass@{n}")
 
 
@@ -102,11 +101,9 @@ def labeller(an: A.Analysis) -> Callable[[str], str]:
     return lambda m: label(m, an.run.n, search)
 
 
-def reward_format(values: Sequence[float], least: int = 3, most: int = 10) -> Callable[[float], str]:
-    """A formatter with the fewest decimals (at least ``least``) that keeps distinct rewards distinct, so two
-    rewards that rank differently never read the same ("0.000" and "0.000")."""
-    distinct = {float(v) for v in values if np.isfinite(v)}
-    digits = next((d for d in range(least, most + 1) if len({round(v, d) for v in distinct}) == len(distinct)), most)
+def reward_format(values: Sequence[float]) -> Callable[[float], str]:
+    """Rewards written with enough decimals to rank them (:func:`~bestofn.report.render.reward_digits`)."""
+    digits = reward_digits(values)
     return lambda v: f"{v:.{digits}f}"
 
 
@@ -312,6 +309,7 @@ def _compute_paragraph(an: A.Analysis) -> str:
 
 def _search_cost_paragraph(an: A.Analysis) -> str:
     """A search's cost is every step it generated (pruned beams and lookahead included), not its pool's length."""
+    n = an.run.n
     per_problem = (an.run.results.get("compute") or {}).get("generated_tokens_per_problem")
     if per_problem is None:
         text = "**Cost.** The search's generated-token count is unavailable for this run."
@@ -672,6 +670,12 @@ def build_report(an: A.Analysis) -> Page:
         page.para("**Warning: results.json disagrees with the samples** (this report recomputes from samples.jsonl):")
         page.add(bullets(an.inconsistencies))
     _accuracy_section(page, an)
+    if is_search(an):
+        page.heading(2, "The search tree")
+        page.para(f"[{TREE_PAGE}]({TREE_PAGE}) shows every step the {RUN_METHOD_LABELS[run_method(an)]} made, per "
+                  f"problem: each node's text, reward and score, which nodes were kept, pruned or merged as "
+                  f"duplicates, the final pool with its answers and answer groups, and the chosen answer against the "
+                  f"gold one. It is one self-contained page: open it from disk, offline.")
     _selection_section(page, an)
     _reward_section(page, an)
     _level_section(page, an)
@@ -702,4 +706,8 @@ def write_report(
 def write_analysis_report(an: A.Analysis, out_dir: str | Path, formats: Sequence[str] = ("md", "html")) -> list[Path]:
     """Plot and write the report of an existing :class:`~bestofn.report.analysis.Analysis` into ``out_dir``."""
     figures = {name: make() for name, make in plots_for(an).items()}
-    return write_page(build_report(an), figures, out_dir, formats)
+    written = write_page(build_report(an), figures, out_dir, formats)
+    if is_search(an):
+        written.append(write_tree_view(an, out_dir, f"Search tree: {title(an)}", run_method(an),
+                                       labeller(an)("weighted_bon")))
+    return written
