@@ -16,6 +16,7 @@ Two tables, both computed from the run directory alone:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -113,9 +114,9 @@ def _unavailable(value: float | None, fmt: str) -> str:
     return "unavailable" if value is None else fmt.format(value)
 
 
-def _method_table(costs: list[MethodCost], n: int) -> tuple[list[str], list[list[str]]]:
+def _method_table(costs: list[MethodCost], name: Callable[[str], str]) -> tuple[list[str], list[list[str]]]:
     header = ["method", "accuracy", "generated tokens / problem", "PRM tokens / problem", "solved / 1k generated tokens"]
-    rows = [[METHOD_LABELS.get(c.method, c.method).replace("N", str(n)), f"{c.correct}/{c.total}",
+    rows = [[name(c.method), f"{c.correct}/{c.total}",
              _unavailable(c.tokens_per_problem, "{:,.0f}"),
              _unavailable(None if c.prm_tokens is None else c.prm_tokens / max(c.total, 1), "{:,.0f}"),
              _unavailable(c.solved_per_1k_tokens, "{:.3f}")]
@@ -123,8 +124,9 @@ def _method_table(costs: list[MethodCost], n: int) -> tuple[list[str], list[list
     return header, rows
 
 
-def add_compute_section(doc: Page, run_dir: str | Path) -> None:
-    """Append the compute section (heading, per-stage and per-method tables) to ``doc``."""
+def add_compute_section(doc: Page, run_dir: str | Path, name: Callable[[str], str] | None = None) -> None:
+    """Append the compute section (heading, per-stage and per-method tables) to ``doc``; ``name`` labels a
+    method (default: its label with the run's N)."""
     run_dir = Path(run_dir)
     results = read_json(run_dir / "results.json")
     totals = stage_totals(run_dir)
@@ -144,7 +146,7 @@ def add_compute_section(doc: Page, run_dir: str | Path) -> None:
         doc.para("Neither generated nor PRM token counts are known for this run (imported completions came without "
                  "them), so there is no accuracy per token; the accuracies are in the sections above.")
         return
-    doc.add(table(*_method_table(costs, results["n"])))
+    doc.add(table(*_method_table(costs, name or (lambda m: METHOD_LABELS.get(m, m).replace("N", str(results["n"]))))))
     doc.para(
         "Solved / 1k generated tokens: correct answers per 1000 tokens the generator wrote for them (greedy: one "
         "solution per problem; the others: everything the run's method generated, for a search every step, pruned "

@@ -275,7 +275,7 @@ def plot_rewards_by_problem(an: A.Analysis) -> Figure:
         pick = by_id[p.unique_id].weighted_bon.sample_index
         if pick is not None:
             ax.scatter([rewards[pick]], [y + (0.12 if p.correct[pick] else -0.12)], s=90, facecolors="none",
-                       edgecolors="black", lw=1, label="shown for weighted Best-of-N's pick" if row == 0 else None)
+                       edgecolors="black", lw=1, label="shown for the weighted pick" if row == 0 else None)
     ax.set_yticks(range(len(shown)), [f"{short_id(p.unique_id)}{' (missed)' if by_id[p.unique_id].missed else ''}"
                                       for p in reversed(shown)], fontsize=7)
     ax.set_ylim(-0.7, len(shown) - 0.3)

@@ -469,7 +469,7 @@ def _reward_section(page: Page, an: A.Analysis) -> None:
                                                    cal.accuracy, cal.intervals) if c]))
     page.para(
         f"Expected calibration error (ECE): {cal.ece:.3f}, the count-weighted mean of |share right - mean reward| over "
-        f"the bins. Weighted Best-of-N adds rewards up as if they were evidence of correctness; a bin whose share "
+        f"the bins. Weighted selection adds rewards up as if they were evidence of correctness; a bin whose share "
         f"right is far from its mean reward is where that reading fails."
         + (f" {cal.clipped} rewards outside [0, 1] were put into the end bins." if cal.clipped else "")
     )
@@ -480,7 +480,7 @@ def _reward_section(page: Page, an: A.Analysis) -> None:
         page.image("rewards_by_problem.png", "Rewards of right and wrong solutions per problem")
         page.para("One row per problem with both right and wrong samples (problems where the right answer was sampled "
                   "but not chosen first): the rewards of its right solutions (green) beside those of its wrong ones "
-                  "(red); the ring marks the solution shown for weighted Best-of-N's pick.")
+                  f"(red); the ring marks the solution shown for the {labeller(an)('weighted_bon')}'s pick.")
     if run.one_score:
         return
     page.heading(3, "Step rewards")
@@ -679,7 +679,7 @@ def build_report(an: A.Analysis) -> Page:
     _selection_section(page, an)
     _reward_section(page, an)
     _level_section(page, an)
-    add_compute_section(page, an.run.run_dir)  # time, tokens and memory per stage; accuracy per 1k tokens
+    add_compute_section(page, an.run.run_dir, labeller(an))  # time, tokens and memory per stage; accuracy per 1k tokens
     _grading_section(page, an)
     _notes_section(page, an)
     return page

@@ -55,6 +55,9 @@ def node_marks(nodes: list[dict], pool: set[int]) -> list[str]:
     return marks
 
 
+UNSET = {7: "", 8: [], 9: 0}  # no lookahead text, no lookahead rewards, subtree 0: left out of a node's row
+
+
 def problem_nodes(nodes: list[dict], pool: dict[int, int], separator: str) -> list[list[Any]]:
     """The nodes of one problem as compact rows (index = beam_id): parent, iteration, text, the rewards of the
     steps the node completes, score, mark, duplicate_of, lookahead text and its rewards, subtree, pool index,
@@ -75,7 +78,7 @@ def problem_nodes(nodes: list[dict], pool: dict[int, int], separator: str) -> li
         row = [n["parent_id"], n["iteration"], n["text"], rewards[before:len(steps)], n["score"], marks[i],
                n.get("duplicate_of"), n.get("lookahead_text", ""), rewards[len(steps):], n.get("subtree", 0),
                pool.get(i), None if len(own) == 1 and own[0] == n["text"].removesuffix(separator) else own]
-        while row[-1] in (None, "", [], 0) and len(row) > 6:  # unset trailing fields are left out (the page's defaults)
+        while len(row) > 7 and (row[-1] is None or row[-1] == UNSET.get(len(row) - 1)):  # the page's defaults
             row.pop()
         rows.append(row)
     return rows
@@ -101,7 +104,7 @@ def viewer_data(an: A.Analysis, method: str, rule: str) -> dict[str, Any]:
         groups = [[g["answer"], g["count"], g["reward_sum"], g["correct"],
                    ", ".join(A.METHOD_LABELS[m].split(" ")[0] for m, a in chosen.items()
                              if a is not None and a in {p.answers[i] for i in g["indices"]})] for g in out.groups]
-        values = [*rewards, *(g[2] for g in groups), *(x for n in nodes for x in (*n[3], n[4], *n[8]))]
+        values = [*rewards, *(g[2] for g in groups), *(x for n in nodes for x in (*n[3], n[4], *(n[8] if len(n) > 8 else ())))]
         problems.append({
             "id": p.unique_id, "level": p.level, "problem": p.problem, "gold": p.gold,
             "chosen": str(out.weighted_bon.answer), "correct": bool(out.weighted_bon.correct),
