@@ -262,3 +262,99 @@ def test_tiny_run_report(tiny_run_dir: Path, tmp_path: Path):
     assert f"against greedy's {acc['greedy']['correct']} (" in md
     assert "results.json disagrees" not in md and not re.search(r"\bnan\b", md)
     assert not (tiny_run_dir / "report").exists()
+
+
+# --------------------------------------------------------------------------------------------------------
+# Issue 29: ties, rewards that rank, benchmarks without levels, steps lined up with their rewards
+# --------------------------------------------------------------------------------------------------------
+def test_a_majority_tie_is_flagged_and_close_rewards_keep_their_order(tmp_path: Path, tiny_generator_dir, tiny_prm_dir):
+    """Answers 1, 1, 2, 2: majority vote's 2-2 tie goes to the group seen first (1, wrong), and the report says it
+    was a tie. The rewards (0.0001-0.0004) differ only in the fourth decimal: they are written with four, never
+    as "0.000"."""
+    tie = problem("tie", "2", "1", [sample("1", 0.5, 0.0001), sample("1", 0.5, 0.0002), sample("2", 0.5, 0.0003),
+                                    sample("2", 0.5, 0.0001)])
+    run = build_run(tmp_path / "run", [tie], (tiny_generator_dir, tiny_prm_dir))
+    R.write_report(run, subsets=10, bootstrap=20, formats=("md",))
+    md = (run / "report" / "report.md").read_text()
+    assert "majority vote: `1` (wrong), a 2-2 tie (broken by the group that appears first)" in md
+    assert "| `1` | 2 | 0.0003 | 0.0002 | wrong | majority (2-2 tie) | 0, 1 |" in md
+    assert "| `2` | 2 | 0.0004 | 0.0003 | **right** | naive, weighted | 2, 3 |" in md
+    rewards = md.split("## Where selection matters")[1].split("## Per level")[0]  # the groups, viewer, calibration
+    assert not re.search(r"\b0\.000\b", rewards)
+
+
+def test_reward_digits_rank_distinct_values():
+    """Enough decimals that distinct values stay distinct (at least three); equal values need no more."""
+    from bestofn.report.render import reward_digits
+
+    assert reward_digits([0.5, 0.25, 0.125]) == 3
+    assert reward_digits([0.00011, 0.00012]) == 5
+    assert reward_digits([0.9, 0.9, 0.9]) == 3
+    assert reward_digits([0.12341, 0.12349, 0.5]) == 4 and reward_digits([0.1234101, 0.1234149]) == 6
+    assert reward_digits([0.00018]) == 4 and reward_digits([0.0, 1.0]) == 3  # nonzero never reads 0.000
+    assert reward_digits([0.1 + 0.2, 0.3]) == 3  # float noise in a sum is not a difference
+
+
+def test_benchmark_without_levels_gets_no_level_views(tmp_path: Path):
+    """Completions imported without levels (every problem "level 0"): no level column, plot or per-level section,
+    and no Compute table that would be all "unavailable" (one sentence instead)."""
+    rows = [{"problem": f"What is {k}?", "answer": str(k), "unique_id": f"p{k}",
+             "completions": [f"Step.\nSo $\\boxed{{{k}}}$.", "Step.\nSo $\\boxed{99}$.", f"Step.\nSo $\\boxed{{{k}}}$."],
+             "scores": [[0.3, 0.8], [0.5, 0.6], [0.4, 0.9]]} for k in range(3)]
+    source = tmp_path / "completions.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    run = import_completions(str(source), tmp_path / "run", generator="org/model")
+    R.write_report(run, subsets=10, bootstrap=20)
+    md = (run / "report" / "report.md").read_text()
+    assert "level" not in md.lower().replace("levels", ""), [line for line in md.splitlines() if "level" in line.lower()]
+    assert not (run / "report" / "by_level.png").exists()
+    assert f"- problems: 3 from `{source}`" in md
+    assert "unavailable | unavailable" not in md
+    assert "Neither generated nor PRM token counts are known for this run" in md
+
+
+REAL_WITH_BLANK_LINES = ("test/prealgebra/1622.json", "test/algebra/722.json", "test/intermediate_algebra/607.json")
+
+
+def test_step_viewer_shows_each_reward_on_the_text_it_scored(tmp_path: Path, math500_path: Path, tiny_prm_dir: Path):
+    """Real MATH-500 solutions with blank lines, scored by the (tiny) Skywork-format PRM: it gives one reward per
+    newline-separated piece, blank lines included (counted plainly here), and the report's step viewer shows
+    every piece, blank ones as "(blank line)", beside the reward the PRM gave it, in order."""
+    from html import unescape
+
+    from bestofn.prm import load_prm
+
+    rows = {r["unique_id"]: r for r in map(json.loads, math500_path.read_text().splitlines())}
+    picked = [rows[u] for u in REAL_WITH_BLANK_LINES]
+    right = [r["solution"] for r in picked]
+    wrong = [t.replace(f"\\boxed{{{r['answer']}}}", "\\boxed{12345}") for t, r in zip(right, picked)]
+    prm = load_prm(str(tiny_prm_dir))
+    scored = prm.score_detailed([r["problem"] for r in picked] * 2, right + wrong)
+    for text, s in zip(right + wrong, scored):
+        assert "\n\n" in text and not s.truncated
+        assert len(s.step_rewards) == text.count("\n") + 1  # every line is a step, a blank one too
+    source = tmp_path / "real.jsonl"
+    source.write_text("".join(json.dumps({
+        "problem": r["problem"], "answer": r["answer"], "unique_id": r["unique_id"], "level": r["level"],
+        "completions": [right[k], wrong[k]], "scores": [scored[k].step_rewards, scored[k + 3].step_rewards]}) + "\n"
+        for k, r in enumerate(picked)))
+    run = import_completions(str(source), tmp_path / "run", generator="org/model")
+    R.write_report(run, subsets=10, bootstrap=20, formats=("html",))
+    page = (run / "report" / "report.html").read_text()
+    step = re.compile(r'<div class="step[^"]*"(?: style="[^"]*")?><span class="r">([^<]*)</span>'
+                      r'<span class="t">(.*?)</span></div>', re.S)
+    for k, r in enumerate(picked):
+        viewer = page.split(f"<summary>{r['unique_id'].removeprefix('test/').removesuffix('.json')}: gold")[1]
+        for i, (text, rewards) in enumerate(((right[k], scored[k].step_rewards), (wrong[k], scored[k + 3].step_rewards))):
+            block = viewer.split(f'<div class="head">sample {i}: ')[1].split('<div class="steps">')[0]
+            shown = step.findall(block)
+            pieces = text.split("\n")
+            assert len(shown) == len(pieces) == len(rewards)
+            for (value, body), piece, reward in zip(shown, pieces, rewards):
+                assert abs(float(value) - reward) <= 0.5 * 10 ** -len(value.split(".")[1])
+                if piece.strip():
+                    body = unescape(body)
+                    assert body == piece or (body.endswith(" [...]") and piece.startswith(body[:-6]))
+                else:
+                    assert body == '<span class="blank">(blank line)</span>'
+            assert "cannot be lined up" not in block and "got no reward" not in block

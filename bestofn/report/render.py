@@ -69,10 +69,11 @@ def table(header: Sequence[object], rows: Sequence[Sequence[object]]) -> str:
 
 
 def reward_digits(values: Sequence[float], least: int = 3, most: int = 10) -> int:
-    """The fewest decimals (at least ``least``) that keep distinct rewards distinct, so two rewards that rank
-    differently never read the same ("0.000" and "0.000")."""
-    distinct = {float(v) for v in values if v is not None and math.isfinite(v)}
-    return next((d for d in range(least, most + 1) if len({round(v, d) for v in distinct}) == len(distinct)), most)
+    """The fewest decimals (at least ``least``) that keep distinct rewards distinct and a nonzero one nonzero,
+    so two rewards that rank differently never read the same ("0.000" and "0.000")."""
+    distinct = {round(float(v), 12) for v in values if v is not None and math.isfinite(v)}  # sums differ in float noise
+    return next((d for d in range(least, most + 1) if len({round(v, d) for v in distinct}) == len(distinct)
+                 and all(round(v, d) != 0 for v in distinct if v != 0)), most)
 
 
 def bullets(items: Sequence[str]) -> str:

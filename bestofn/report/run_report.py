@@ -463,8 +463,9 @@ def _reward_section(page: Page, an: A.Analysis) -> None:
     page.heading(3, "Calibration")
     page.image("calibration.png", "Reliability diagram of the solution reward")
     cal = an.calibration
+    fmt = reward_format([r for r, c in zip(cal.mean_reward, cal.counts) if c])
     page.add(table(["reward bin", "solutions", "mean reward", "share right [95% Wilson]"],
-                   [[f"{lo:.1f}-{hi:.1f}", int(c), f"{r:.3f}", f"{pct(a)} [{100 * iv[0]:.1f}, {100 * iv[1]:.1f}]"]
+                   [[f"{lo:.1f}-{hi:.1f}", int(c), fmt(r), f"{pct(a)} [{100 * iv[0]:.1f}, {100 * iv[1]:.1f}]"]
                     for lo, hi, c, r, a, iv in zip(cal.edges[:-1], cal.edges[1:], cal.counts, cal.mean_reward,
                                                    cal.accuracy, cal.intervals) if c]))
     page.para(
