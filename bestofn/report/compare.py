@@ -28,7 +28,6 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
-from matplotlib.ticker import NullFormatter
 
 from ..errors import BestOfNError
 from ..io import read_jsonl
@@ -36,7 +35,7 @@ from ..methods import BEST_OF_N, RUN_METHODS
 from ..methods import RUN_METHOD_LABELS as METHOD_LABELS
 from ..rundir import FILES
 from . import analysis as A
-from .plots import fitted_percent_axis, n_axis
+from .plots import fitted_percent_axis, n_axis, token_axis
 from .provenance import NOT_STATED
 from .render import Page, bullets, details, output_lock, table, write_page
 from .run_report import pct, plural, points, tokens_text, with_ci
@@ -354,6 +353,7 @@ def _style(cmp: MethodComparison, label: str) -> dict:
 
 def _draw(ax, cmp: MethodComparison, level: int | None, x: str) -> None:
     values: list[float] = []  # every interval end, to fit the y axis to the data
+    costs: list[float] = []  # every x on a cost axis, to label it
     mask = cmp.mask(level)
     for label in cmp.series_method:
         series = cmp.series(label)
@@ -370,12 +370,11 @@ def _draw(ax, cmp: MethodComparison, level: int | None, x: str) -> None:
             e = ests[0]
             ax.errorbar(xs, [e.value], yerr=[[e.value - e.low], [e.high - e.value]], color=style["color"], capsize=3)
         values += [v for e in ests for v in (e.low, e.high)]
+        costs += xs
     if x == "n":
         n_axis(ax, sorted({p.n for p in cmp.points}))
     else:
-        ax.set_xscale("log")
-        ax.xaxis.set_minor_formatter(NullFormatter())
-        ax.set_xlabel(f"{COSTS[x]} per problem")
+        token_axis(ax, costs, f"{COSTS[x]} per problem")
     fitted_percent_axis(ax, values)
 
 
