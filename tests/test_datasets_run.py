@@ -65,3 +65,5 @@ def test_a_tiny_run_per_benchmark(tmp_path, tiny_generator_dir, tiny_prm_dir, na
     title = DATASETS[name].title
     assert md.startswith(f"# Best-of-3 on {title} ({k} problems): ")
     assert "the benchmark has no difficulty levels: every problem was eligible" in md
+    assert md.count("no difficulty levels") == 1 and "stratified by level" not in md  # setup lines that agree
+    assert "level not given" not in md and "level 0" not in md and "## Per level" not in md  # no level views

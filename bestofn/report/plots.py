@@ -76,8 +76,8 @@ class SpacingFormatter(Formatter):
 
 
 def token_axis(ax, values: Sequence[float], label: str = "generated tokens per problem") -> None:
-    """A log token axis (each doubling one step) with readable labels at any range: a few round ticks inside
-    the data's range (a narrow range gets linear steps, a wide one 1-2-5 per decade), minor ticks unlabelled."""
+    """A log token axis with readable labels at any range: a few round ticks inside the data's range (a narrow
+    range gets linear steps, a wide one 1-2-5 per decade), minor ticks unlabelled."""
     values = [v for v in values if v is not None and np.isfinite(v) and v > 0]
     ax.set_xlabel(label)
     if not values:
@@ -86,9 +86,7 @@ def token_axis(ax, values: Sequence[float], label: str = "generated tokens per p
     low, high = min(values), max(values)
     locator = (LogLocator(base=10, subs=(1.0, 2.0, 5.0)) if high / low > 10
                else MaxNLocator(nbins=4, steps=[1, 2, 2.5, 5, 10]))
-    ticks = [t for t in locator.tick_values(low, high) if low / 1.15 <= t <= high * 1.15]
-    if len(ticks) < 2:  # one point, or a range too narrow for two round ticks: label the data themselves
-        ticks = sorted({float(f"{v:.3g}") for v in (low, high)})
+    ticks = sorted({t for t in locator.tick_values(low, high) if low / 1.15 <= t <= high * 1.15})
     ax.set_xlim(min(low, *ticks) / 1.15, max(high, *ticks) * 1.15)
     ax.xaxis.set_major_locator(FixedLocator(ticks))
     ax.xaxis.set_major_formatter(SpacingFormatter(thousands=True))
