@@ -86,19 +86,11 @@ def method_text(an: A.Analysis) -> str:
             f"{cfg.get('num_iterations')} iterations, lookahead {cfg.get('lookahead')})")
 
 
-def label(method: str, n: int, search: str | None = None) -> str:
-    """``weighted Best-of-16``; for a search's final pool (``search``: the method's label), ``weighted pick
-    from the pool`` (the title and setup name the search)."""
-    text = A.METHOD_LABELS[method]
-    if search is not None:
-        return text.replace("Best-of-N", "pick from the pool").replace("pass@N", f"pass@{n} of the pool")
-    return text.replace("Best-of-N", f"Best-of-{n}").replace("pass@N", f"pass@{n}")
-
-
 def labeller(an: A.Analysis) -> Callable[[str], str]:
-    """``label`` for this run's N and method."""
-    search = RUN_METHOD_LABELS[run_method(an)] if is_search(an) else None
-    return lambda m: label(m, an.run.n, search)
+    """A rule's label for this run: ``weighted Best-of-16``; for a search, ``weighted pick from the pool``."""
+    n, pool = an.run.n, is_search(an)
+    return lambda m: (A.METHOD_LABELS[m].replace("Best-of-N", "pick from the pool" if pool else f"Best-of-{n}")
+                      .replace("pass@N", f"pass@{n} of the pool" if pool else f"pass@{n}"))
 
 
 def reward_format(values: Sequence[float]) -> Callable[[float], str]:
@@ -112,7 +104,7 @@ def comparison_text(c: A.Comparison, name: Callable[[str], str]) -> str:
     McNemar p (the only verdict), and the size of the difference with its interval (not a second verdict)."""
     a, b = name(c.a), name(c.b)
     if not c.informative:
-        return f"{a[0].upper() + a[1:]} and {b} solved exactly the same problems (0 informative problems): no evidence either way."
+        return f"{cap(a)} and {b} solved exactly the same problems (0 informative problems): no evidence either way."
     verdict = ("a split this uneven is unlikely if both were equally accurate (significant at 5%)" if c.significant
                else "not significant at 5%")
     floor = A.min_informative_for_significance()
@@ -160,12 +152,14 @@ def _setup(page: Page, an: A.Analysis) -> None:
               else f"as given by the imported input (how they were chosen: {NOT_STATED})")
     items = [f"problems: {len(run.problems)}{levels} from {code(cfg.get('dataset', '?'))}, {chosen}"]
     if is_search(an):
-        duplicates = ", identical partial solutions expanded once" if cfg.get("filter_duplicates") else ""
+        duplicates = (", identical partial solutions expanded once"
+                      if cfg.get("filter_duplicates") and run_method(an) == "beam_search" else "")
         items.append(f"method: {method_text(an)}{duplicates}; beams ranked by the {code(run.reward_aggregation)} "
                      f"of their step rewards; the final pool of {run.n} finished solutions per problem is what "
                      f"the selection rules choose from (every step the search made is in `tree.jsonl`)")
     items += [
-        f"{'solutions' if is_search(an) else 'samples'} per problem N = {run.n}, temperature {setting('temperature')}, top-p {setting('top_p')}, "
+        f"{'solutions' if is_search(an) else 'samples'} per problem N = {run.n}, temperature "
+        f"{setting('temperature')}, top-p {setting('top_p')}, "
         f"max new tokens {setting('max_new_tokens')}, seed {setting('seed')}, backend {setting('backend')}",
         f"generator: {model('generator')}; reward model: {model('prm')}",
         f"reward aggregation for selection: {code(run.reward_aggregation)}"
@@ -412,7 +406,8 @@ def _problem_block(page: Page, out: A.ProblemOutcome, p: A.ProblemData, an: A.An
     picks = [f"{name(k)}: {code(getattr(out, k).answer)} ({'right' if getattr(out, k).correct else 'wrong'})"
              + (f", a {tied[k]}{broken}" if k in tied else "")
              for k in ("greedy", *A.SELECTION_METHODS) if getattr(out, k) is not None]
-    page.add(bullets([f"gold answer: {code(out.gold)}; right {'solutions' if is_search(an) else 'samples'}: {out.num_correct}/{n}", "; ".join(picks)]))
+    right = f"right {'solutions' if is_search(an) else 'samples'}: {out.num_correct}/{n}"
+    page.add(bullets([f"gold answer: {code(out.gold)}; {right}", "; ".join(picks)]))
     chosen = {k: getattr(out, k).answer for k in A.SELECTION_METHODS}
 
     def chosen_by(group: dict) -> str:
