@@ -301,7 +301,8 @@ def plot_step_rewards(steps: Mapping[bool, A.StepCurve]) -> Figure:
     ax.set_ylabel("step reward")
     ax.set_ylim(-0.02, 1.02)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower left")
+    if ax.get_legend_handles_labels()[0]:  # no step reached by 3+ solutions: nothing to name
+        ax.legend(fontsize=8, loc="lower left")
     ax.set_title("Step rewards along the solution (mean; band: 25-75% of solutions; steps reached by 3+ solutions)",
                  fontsize=9)
     return fig
