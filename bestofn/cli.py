@@ -236,7 +236,7 @@ def _push(args: argparse.Namespace) -> None:
 
 def _print_provenance(run_dir: str) -> None:
     """For completions imported with `bestofn import`: where they came from and what the card marks "not stated"."""
-    from .report.provenance import Provenance
+    from .provenance import Provenance
 
     note = Provenance.read(run_dir).summary()
     if note:

@@ -43,7 +43,7 @@ from .config import BestOfNConfig
 from .data import DATASETS, NO_LEVEL, DatasetSpec, dataset_spec, dataset_title, is_local
 from .errors import BestOfNError, first_line
 from .prompts import system_prompt_for
-from .report.provenance import GENERATION_SETTINGS, NOT_STATED, Provenance
+from .provenance import GENERATION_SETTINGS, NOT_STATED, Provenance
 from .report.loader import Run as RunArtifacts
 from .report.loader import load_run
 from .selection import METHOD_LABELS

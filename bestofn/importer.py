@@ -37,10 +37,10 @@ from .data import (Layout, Problem, Row, RowError, count_field, is_local, number
 from .errors import BestOfNError, first_line
 from .grading import EXPRESSION, grade
 from .methods import GREEDY
-from .pipeline import Chunk, Models, plan_scores, run_in
+from .pipeline import Models, plan_scores, run_in
 from .prm.formats import LINE
 from .io import jsonl_bytes
-from .rundir import FILES, WRITTEN, RunDir, content_key, lock_run_dir, open_run_dir, remove_written
+from .rundir import FILES, WRITTEN, content_key, lock_run_dir, open_run_dir, remove_written
 
 log = logging.getLogger(__name__)
 
@@ -258,22 +258,6 @@ def _write_import(rows: list[Imported], columns: list[str], source: str, out: Pa
                          FILES["greedy"]: jsonl_bytes(greedy), FILES["samples"]: jsonl_bytes(samples)})
     _log_summary(out, problems, greedy, samples, has_scores)
     return out
-
-
-def imported_chunks(run_dir: RunDir, imported: dict[str, Any]) -> tuple[list[Problem], list[Chunk]]:
-    """The problems and the greedy and sample chunks that ``bestofn import`` saved (they cannot be recomputed)."""
-    chunks = []
-    for stage, keys in imported["chunks"].items():
-        if stage == "scores":  # the given scores: found by their name, as any PRM's scores are
-            continue
-        for key in keys:
-            chunks.append(Chunk(stage, key, {}, run_dir.load_chunk(stage, key)))
-            if chunks[-1].content is None:
-                raise BestOfNError(f"{run_dir.chunk_path(stage, key)} of the imported completions is missing or damaged; "
-                                   f"import them again with `bestofn import {imported['source']} --output-dir "
-                                   f"{run_dir.path} --overwrite`")
-    problems = [Problem(**row) for c in chunks if c.stage == "problems" for row in c.content["rows"]]
-    return problems, [c for c in chunks if c.stage != "problems"]
 
 
 def _log_summary(out: Path, problems: list[Problem], greedy: list, samples: list, has_scores: bool) -> None:

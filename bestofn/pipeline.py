@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 from .backends import backend_class, make_backend, resolve_device, resolve_dtype
 from .config import BestOfNConfig, chunk_keys
 from .costs import TIMINGS_FILE, Cost, Meter, add_up
-from .data import Problem, load_problems, select_subset
+from .data import Problem, dataset_title, load_problems, select_subset
 from .errors import BestOfNError, check_model
 from .executors import make_executor
 from .grading import grade
@@ -44,9 +44,9 @@ from .methods.best_of_n import greedy
 from .prm import load_prm, step_separator
 from .prm.base import compile_enabled
 from .prompts import render_prompt
-from .report.provenance import Provenance
+from .provenance import Provenance
 from .rundir import FILES, RunDir, content_key, edited_files, lock_run_dir, open_run_dir
-from .selection import select, total
+from .selection import METHODS, verdicts
 
 log = logging.getLogger(__name__)
 
@@ -164,8 +164,6 @@ def run_in(run_dir: RunDir, overwrite: bool, models: Models) -> dict[str, Any]:
     worker = functools.partial(Worker, cfg, models)
     try:
         if imported:  # completions made elsewhere (`bestofn import`): their chunks stand in for generation
-            from .importer import imported_chunks  # imported here: the importer builds on this module
-
             problems, generation = imported_chunks(run_dir, imported)
         else:
             problems = _problems(run_dir, overwrite)
@@ -182,6 +180,22 @@ def run_in(run_dir: RunDir, overwrite: bool, models: Models) -> dict[str, Any]:
     finally:
         executor.close()
     return finish(run_dir, problems, chunks, separator)
+
+
+def imported_chunks(run_dir: RunDir, imported: dict[str, Any]) -> tuple[list[Problem], list[Chunk]]:
+    """The problems and the greedy and sample chunks that ``bestofn import`` saved (they cannot be recomputed)."""
+    chunks = []
+    for stage, keys in imported["chunks"].items():
+        if stage == "scores":  # the given scores: found by their name, as any PRM's scores are
+            continue
+        for key in keys:
+            chunks.append(Chunk(stage, key, {}, run_dir.load_chunk(stage, key)))
+            if chunks[-1].content is None:
+                raise BestOfNError(f"{run_dir.chunk_path(stage, key)} of the imported completions is missing or damaged; "
+                                   f"import them again with `bestofn import {imported['source']} --output-dir "
+                                   f"{run_dir.path} --overwrite`")
+    problems = [Problem(**row) for c in chunks if c.stage == "problems" for row in c.content["rows"]]
+    return problems, [c for c in chunks if c.stage != "problems"]
 
 
 def generation_separator(run_dir: RunDir, models: Models) -> str:
@@ -291,7 +305,7 @@ def finish(run_dir: RunDir, problems: Sequence[Problem], chunks: dict[str, list[
         log.warning("some solutions were longer than the PRM's context: only their first steps were scored "
                     "(prm_truncated=true in samples.jsonl)")
     costs = {stage: [c.content["cost"] for c in parts] for stage, parts in chunks.items()}
-    results = select(cfg, problems, greedy_rows, sample_rows, compute(costs, sample_rows))
+    results = build_results(cfg, problems, greedy_rows, sample_rows, compute(costs, sample_rows))
     results["imported_from"] = Provenance.from_manifest(run_dir.manifest()).results_entry()  # None: made here
     totals = {stage: add_up([Cost.from_dict(c) for c in parts]).to_dict()
               for stage, parts in costs.items() if parts and all(c is not None for c in parts)}
@@ -308,6 +322,51 @@ def finish(run_dir: RunDir, problems: Sequence[Problem], chunks: dict[str, list[
         used[stage] = used.get(stage, set()) | set(keys)  # what `bestofn import` saved cannot be recomputed
     run_dir.keep_only(used)
     return results
+
+
+def rate(flags: Sequence[bool]) -> dict[str, Any]:
+    """``{"correct", "total", "accuracy"}`` of a list of outcomes."""
+    correct, total = int(sum(bool(f) for f in flags)), len(flags)
+    return {"correct": correct, "total": total, "accuracy": correct / total if total else 0.0}
+
+
+def accuracy(per_problem: Sequence[dict]) -> dict[str, dict[str, Any]]:
+    """Each method's :func:`rate` over per-problem verdicts (greedy left out when a run has none)."""
+    return {m: rate([r[m]["correct"] for r in per_problem]) for m in METHODS
+            if all(r[m] is not None for r in per_problem)}
+
+
+def build_results(cfg: BestOfNConfig, problems: Sequence[Problem], greedy_rows: list[dict], sample_rows: list[dict],
+           spent: dict[str, Any]) -> dict[str, Any]:
+    """Step 6 on every problem of a run (:func:`bestofn.selection.verdicts`), and the accuracies: the contents of
+    ``results.json`` (``spent``: what the method cost, from :func:`compute`)."""
+    greedy_by_id = {g["unique_id"]: g for g in greedy_rows}
+    samples_by_id: dict[str, list[dict]] = {p.unique_id: [] for p in problems}
+    for s in sorted(sample_rows, key=lambda s: s["sample_index"]):  # position in a problem's list = sample_index
+        samples_by_id[s["unique_id"]].append(s)
+    per_problem = []
+    for p in tqdm(problems, desc="selection", unit="problem"):
+        greedy = greedy_by_id.get(p.unique_id)  # None: completions imported without a greedy solution
+        per_problem.append({"unique_id": p.unique_id, "level": p.level, "subject": p.subject, "gold": p.answer,
+                            "greedy": {"answer": greedy["answer"], "correct": greedy["correct"]} if greedy else None,
+                            **verdicts(samples_by_id[p.unique_id], cfg.aggregation, cfg.grading_timeout, p.answer_kind)})
+    return {"method": cfg.method, "n": cfg.n, "num_problems": len(problems), "reward_aggregation": cfg.aggregation,
+            "dataset": {"source": cfg.dataset, "title": dataset_title(cfg.dataset, cfg.dataset_format)},
+            "accuracy": accuracy(per_problem),
+            "by_level": {str(lvl): accuracy([r for r in per_problem if r["level"] == lvl])
+                         for lvl in sorted({p.level for p in problems})},
+            "string_match": {"greedy": rate([g["string_match"] for g in greedy_rows]),
+                             "samples": rate([s["string_match"] for s in sample_rows])},
+            "tokens": {"greedy": total(greedy_rows, "num_tokens"), "samples": total(sample_rows, "num_tokens")},
+            "compute": {**spent, **{f"{k}_per_problem": None if v is None else v / max(len(problems), 1)
+                                    for k, v in spent.items()}},
+            "per_problem": per_problem}
+
+
+def total(rows: list[dict], key: str) -> int | None:
+    """The sum of a count over ``rows``; None when any is unknown, never a partial sum."""
+    counts = [r.get(key) for r in rows]
+    return None if any(c is None for c in counts) else sum(counts)
 
 
 def compute(costs: dict[str, list[dict | None]], sample_rows: list[dict]) -> dict[str, int | None]:

@@ -14,10 +14,8 @@ wins; with no answers at all the prediction is None. Ties go to the group whose 
 so results are deterministic. Each rule reports *which* solutions it chose (:class:`Choice`), so a verdict
 always shows a solution that exists, spelled as that solution spells it.
 
-Each rule is implemented once, on answer-group *labels* and vectorised over subsets of the N solutions
-(:func:`heaviest_group`, :func:`best_solution`): the pipeline applies it to all N, the report's
-accuracy-vs-n curves to many random n-subsets, with the same tie-breaking and the same float sums.
-
+Each rule is implemented once, on answer-group *labels* and vectorised over subsets of the N solutions, and
+reached by name through :func:`choose`: results.json applies it to all N, the report to random n-subsets.
 The method names and labels every artifact, report and dataset card uses are defined here, once.
 """
 
@@ -29,9 +27,6 @@ from dataclasses import dataclass
 
 from typing import TYPE_CHECKING, Any
 
-from tqdm.auto import tqdm
-
-from .data import Problem, dataset_title
 from .grading import EXPRESSION, is_equivalent, normalize_answer
 
 if TYPE_CHECKING:  # numpy is imported inside the rules: the CLI imports this module's names and must start fast
@@ -118,11 +113,6 @@ class Choice:
     answer: str
 
 
-def _best_in(indices: Sequence[int], rewards: Sequence[float]) -> int:
-    """The highest-reward solution among ``indices`` (ties: the earlier one)."""
-    return max(indices, key=lambda i: (rewards[i], -i))
-
-
 # --- the rules, on group labels, for any number of subsets at once ---------------------------------------------
 def group_labels(groups: list[list[int]], n: int) -> np.ndarray:
     """``groups`` (:func:`group_answers`) as one label per solution: its group's number, -1 for no answer."""
@@ -170,21 +160,46 @@ def best_solution(labels: np.ndarray, rewards: np.ndarray, subsets: np.ndarray) 
     return np.where(has_answer, subsets[np.arange(len(subsets)), pos], -1)
 
 
-# --- the rules on one problem's N solutions --------------------------------------------------------------------
-def _heaviest(answers: Sequence[str | None], weights: Sequence[float], rewards: Sequence[float],
-              groups: list[list[int]] | None, timeout: float) -> Choice | None:
+def choose(rule: str, labels: np.ndarray, rewards: np.ndarray, subsets: np.ndarray) -> np.ndarray:
+    """Per subset, a solution of the answer group ``rule`` (one of :data:`SELECTION_METHODS`) picks; -1: none.
+
+    The one dispatch from a rule's name to its implementation: results.json, the report's curves and
+    ``compare`` all pick through it. The solution *shown* for a group is its best-scored member (:func:`shown`).
+    """
     import numpy as np
 
+    if rule == "majority":
+        return heaviest_group(labels, np.ones(len(labels)), subsets)
+    if rule == "weighted_bon":
+        return heaviest_group(labels, rewards, subsets)
+    if rule == "naive_bon":
+        return best_solution(labels, rewards, subsets)
+    raise ValueError(f"unknown selection rule {rule!r}; choose one of {SELECTION_METHODS}")
+
+
+def shown(labels: np.ndarray, rewards: np.ndarray, picked: int) -> int:
+    """The highest-reward member of ``picked``'s answer group (ties: the earlier one): the solution a verdict shows."""
+    import numpy as np
+
+    members = np.flatnonzero(labels == labels[picked])
+    return int(members[np.argmax(np.asarray(rewards, dtype=float)[members])])  # argmax: the first of equal maxima
+
+
+# --- the rules on one problem's N solutions --------------------------------------------------------------------
+def _choose(rule: str, answers: Sequence[str | None], rewards: Sequence[float], groups: list[list[int]] | None,
+            timeout: float) -> Choice | None:
+    import numpy as np
+
+    _check_lengths(answers, rewards)
     groups = group_answers(answers, timeout=timeout) if groups is None else groups
     if not groups:
         return None
-    labels = group_labels(groups, len(answers))
-    first = int(heaviest_group(labels, np.asarray(weights, dtype=float), np.arange(len(answers))[None, :])[0])
-    if first < 0:
+    labels, rewards = group_labels(groups, len(answers)), np.asarray(rewards, dtype=float)
+    picked = int(choose(rule, labels, rewards, np.arange(len(answers))[None, :])[0])
+    if picked < 0:
         return None
-    best = groups[labels[first]]
-    shown = _best_in(best, rewards)  # the group's highest-reward member is the solution shown
-    return Choice(shown, tuple(best), str(answers[shown]))
+    index = shown(labels, rewards, picked)
+    return Choice(index, tuple(groups[labels[picked]]), str(answers[index]))
 
 
 def choose_majority(answers: Sequence[str | None], rewards: Sequence[float] | None = None, *,
@@ -193,32 +208,19 @@ def choose_majority(answers: Sequence[str | None], rewards: Sequence[float] | No
 
     ``rewards`` only decide which member of the winning group is shown (without them, its first).
     """
-    rewards = [0.0] * len(answers) if rewards is None else rewards
-    _check_lengths(answers, rewards)
-    return _heaviest(answers, [1.0] * len(answers), rewards, groups, timeout)
+    return _choose("majority", answers, [0.0] * len(answers) if rewards is None else rewards, groups, timeout)
 
 
 def choose_weighted(answers: Sequence[str | None], rewards: Sequence[float], *,
                     groups: list[list[int]] | None = None, timeout: float = 5) -> Choice | None:
     """Weighted Best-of-N: the group of equivalent answers with the largest summed reward."""
-    _check_lengths(answers, rewards)
-    return _heaviest(answers, rewards, rewards, groups, timeout)
+    return _choose("weighted_bon", answers, rewards, groups, timeout)
 
 
 def choose_naive(answers: Sequence[str | None], rewards: Sequence[float], *,
                  groups: list[list[int]] | None = None, timeout: float = 5) -> Choice | None:
     """Naive Best-of-N: the highest-reward solution that has an answer (ties: the earlier solution)."""
-    import numpy as np
-
-    _check_lengths(answers, rewards)
-    groups = group_answers(answers, timeout=timeout) if groups is None else groups
-    if not groups:
-        return None
-    chosen = int(best_solution(group_labels(groups, len(answers)), rewards, np.arange(len(answers))[None, :])[0])
-    if chosen < 0:
-        return None
-    group = next(g for g in groups if chosen in g)
-    return Choice(chosen, tuple(group), str(answers[chosen]))
+    return _choose("naive_bon", answers, rewards, groups, timeout)
 
 
 # The answer alone, for callers that need no indices.
@@ -274,56 +276,9 @@ def verdicts(samples: Sequence[dict], how: str, timeout: float = 5, kind: str = 
         chosen = samples[choice.sample_index]
         return {"answer": chosen["answer"], "correct": bool(chosen["correct"]), "sample_index": choice.sample_index}
 
-    return {"majority": verdict(choose_majority(answers, rewards, groups=groups)),
-            "naive_bon": verdict(choose_naive(answers, rewards, groups=groups)),
-            "weighted_bon": verdict(choose_weighted(answers, rewards, groups=groups)),
+    return {**{rule: verdict(_choose(rule, answers, rewards, groups, timeout)) for rule in SELECTION_METHODS},
             "pass_at_n": {"correct": any(s["correct"] for s in samples)},
             "groups": answer_groups(answers, rewards, groups=groups)}
-
-
-def rate(flags: Sequence[bool]) -> dict[str, Any]:
-    """``{"correct", "total", "accuracy"}`` of a list of outcomes."""
-    correct, total = int(sum(bool(f) for f in flags)), len(flags)
-    return {"correct": correct, "total": total, "accuracy": correct / total if total else 0.0}
-
-
-def accuracy(per_problem: Sequence[dict]) -> dict[str, dict[str, Any]]:
-    """Each method's :func:`rate` over per-problem verdicts (greedy left out when a run has none)."""
-    return {m: rate([r[m]["correct"] for r in per_problem]) for m in METHODS
-            if all(r[m] is not None for r in per_problem)}
-
-
-def select(cfg: Any, problems: Sequence[Problem], greedy_rows: list[dict], sample_rows: list[dict],
-           spent: dict[str, Any]) -> dict[str, Any]:
-    """Every rule on every problem of a run, and the accuracies: the contents of ``results.json`` (``spent``:
-    what the method cost, from :func:`bestofn.pipeline.compute`)."""
-    greedy_by_id = {g["unique_id"]: g for g in greedy_rows}
-    samples_by_id: dict[str, list[dict]] = {p.unique_id: [] for p in problems}
-    for s in sorted(sample_rows, key=lambda s: s["sample_index"]):  # position in a problem's list = sample_index
-        samples_by_id[s["unique_id"]].append(s)
-    per_problem = []
-    for p in tqdm(problems, desc="selection", unit="problem"):
-        greedy = greedy_by_id.get(p.unique_id)  # None: completions imported without a greedy solution
-        per_problem.append({"unique_id": p.unique_id, "level": p.level, "subject": p.subject, "gold": p.answer,
-                            "greedy": {"answer": greedy["answer"], "correct": greedy["correct"]} if greedy else None,
-                            **verdicts(samples_by_id[p.unique_id], cfg.aggregation, cfg.grading_timeout, p.answer_kind)})
-    return {"method": cfg.method, "n": cfg.n, "num_problems": len(problems), "reward_aggregation": cfg.aggregation,
-            "dataset": {"source": cfg.dataset, "title": dataset_title(cfg.dataset, cfg.dataset_format)},
-            "accuracy": accuracy(per_problem),
-            "by_level": {str(lvl): accuracy([r for r in per_problem if r["level"] == lvl])
-                         for lvl in sorted({p.level for p in problems})},
-            "string_match": {"greedy": rate([g["string_match"] for g in greedy_rows]),
-                             "samples": rate([s["string_match"] for s in sample_rows])},
-            "tokens": {"greedy": total(greedy_rows, "num_tokens"), "samples": total(sample_rows, "num_tokens")},
-            "compute": {**spent, **{f"{k}_per_problem": None if v is None else v / max(len(problems), 1)
-                                    for k, v in spent.items()}},
-            "per_problem": per_problem}
-
-
-def total(rows: list[dict], key: str) -> int | None:
-    """The sum of a count over ``rows``; None when any is unknown, never a partial sum."""
-    counts = [r.get(key) for r in rows]
-    return None if any(c is None for c in counts) else sum(counts)
 
 
 def _check_lengths(answers: Sequence, rewards: Sequence) -> None:

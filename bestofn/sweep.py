@@ -18,13 +18,17 @@ from pathlib import Path
 
 from .config import BestOfNConfig
 from .errors import BestOfNError
-from .report.sweep_report import temperature_dir
 
 log = logging.getLogger(__name__)
 
 SHARED_STAGE = "greedy"  # the stage whose chunks do not depend on the temperature
 
 RunFn = Callable[..., dict]  # bestofn.pipeline.run(config, overwrite=False) -> results
+
+
+def temperature_dir(sweep_dir: str | Path, temperature: float) -> Path:
+    """``SWEEP_DIR/temperature-0.8``: ``%g`` keeps the name short and stable (0.8, not 0.8000000000000002)."""
+    return Path(sweep_dir) / f"temperature-{temperature:g}"
 
 
 def parse_temperatures(text: str) -> list[float]:

@@ -19,8 +19,8 @@ import pytest
 from bestofn.errors import BestOfNError
 from bestofn.io import read_jsonl
 from bestofn.report import analysis as A
-from bestofn.selection import (answer_groups, choose_majority, choose_naive, choose_weighted, group_answers,
-                               majority_vote, naive_best_of_n, weighted_best_of_n)
+from bestofn.selection import (answer_groups, best_solution, choose, choose_majority, choose_naive, choose_weighted,
+                               group_answers, heaviest_group, majority_vote, naive_best_of_n, weighted_best_of_n)
 from scripted_runs import build_run, problem, sample, synthetic_specs
 
 # The problem the issue asks for: naive and weighted selection must disagree.
@@ -83,9 +83,7 @@ def test_fast_path_matches_selection_on_every_subset_of_random_problems():
             labels[members] = g
         for size in range(1, n + 1):
             subsets = np.array(list(combinations(range(n), size)))
-            maj = A.heaviest_group(labels, np.ones(n), subsets)
-            wei = A.heaviest_group(labels, rewards, subsets)
-            nai = A.best_solution(labels, rewards, subsets)
+            maj, wei, nai = (choose(rule, labels, rewards, subsets) for rule in ("majority", "weighted_bon", "naive_bon"))
             for s, idx in enumerate(subsets):
                 sub_a = [answers[i] for i in idx]
                 sub_r = [float(rewards[i]) for i in idx]
@@ -96,10 +94,10 @@ def test_fast_path_matches_selection_on_every_subset_of_random_problems():
 
 def test_ties_go_to_the_earliest_group_within_the_subset():
     labels = np.array([0, 1, 0, 1])  # x(0) y(1) x(2) y(3); in subset {1, 2} y comes first and wins the tie
-    assert A.heaviest_group(labels, np.ones(4), np.array([[1, 2]]))[0] == 1
-    assert A.heaviest_group(labels, np.ones(4), np.array([[0, 1]]))[0] == 0
-    assert A.heaviest_group(np.array([-1, -1]), np.ones(2), np.array([[0, 1]]))[0] == -1
-    assert A.best_solution(np.array([-1, 0]), np.array([0.9, 0.1]), np.array([[0, 1]]))[0] == 1  # None never wins
+    assert heaviest_group(labels, np.ones(4), np.array([[1, 2]]))[0] == 1
+    assert heaviest_group(labels, np.ones(4), np.array([[0, 1]]))[0] == 0
+    assert heaviest_group(np.array([-1, -1]), np.ones(2), np.array([[0, 1]]))[0] == -1
+    assert best_solution(np.array([-1, 0]), np.array([0.9, 0.1]), np.array([[0, 1]]))[0] == 1  # None never wins
 
 
 # --------------------------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from bestofn import hub, pipeline
 from bestofn.config import BestOfNConfig
 from bestofn.errors import BestOfNError
 from bestofn.io import atomic_write_bytes, json_bytes, jsonl_bytes, read_json, read_jsonl
-from bestofn.report.provenance import Provenance
+from bestofn.provenance import Provenance
 from bestofn.report.loader import load_run
 from bestofn.testing import make_tokenizer
 from bestofn.testing.scripted import Script, ScriptedProblem, Solution, scripted_models

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from bestofn.importer import import_completions
 from bestofn.io import atomic_write_bytes, json_bytes, read_json
-from bestofn.report.provenance import GENERATION_SETTINGS, Provenance
+from bestofn.provenance import GENERATION_SETTINGS, Provenance
 
 
 def write_json(path, obj) -> None:

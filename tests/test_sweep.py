@@ -185,9 +185,9 @@ def test_sweep_cli_runs_and_reports(tmp_path: Path, monkeypatch, capsys, models)
 
 
 def test_temperature_dir_names():
-    assert SR.temperature_dir("s", 0.8).name == "temperature-0.8"
-    assert SR.temperature_dir("s", 1.0).name == "temperature-1"
-    assert SR.temperature_dir("s", 0.1 + 0.7).name == "temperature-0.8"
+    assert S.temperature_dir("s", 0.8).name == "temperature-0.8"
+    assert S.temperature_dir("s", 1.0).name == "temperature-1"
+    assert S.temperature_dir("s", 0.1 + 0.7).name == "temperature-0.8"
     assert dataclasses.replace(BestOfNConfig(), temperature=1.2).temperature == 1.2
 
 

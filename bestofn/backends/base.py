@@ -15,7 +15,6 @@ from typing import Any
 
 import torch
 
-from ..config import BestOfNConfig
 from ..errors import BestOfNError
 
 log = logging.getLogger(__name__)
@@ -56,8 +55,9 @@ class GenerationBackend(ABC):
         """
 
     @classmethod
-    def chunk_size(cls, config: BestOfNConfig, n: int) -> int:
-        """Prompts per :meth:`generate` call when each asks for ``n`` solutions, from the config alone.
+    def chunk_size(cls, config: Any, n: int) -> int:
+        """Prompts per :meth:`generate` call when each asks for ``n`` solutions, from the config alone (a
+        :class:`~bestofn.config.BestOfNConfig`: not imported, since the config imports the methods, which use this).
 
         The pipeline splits a stage into chunks of this size before any model loads (on a Ray cluster, on
         the driver) and saves each one as it finishes, so this is also how much a kill can lose.

@@ -38,8 +38,8 @@ from ..grading import EXPRESSION
 from ..io import read_json
 from .loader import finish_hint, load_run
 # Method names and labels live in bestofn.selection; run_report and sweep reach them as A.METHOD_LABELS etc.
-from ..selection import (AGGREGATIONS, METHOD_LABELS, METHODS, SELECTION_METHODS, aggregate, best_solution,
-                         group_answers, group_labels, heaviest_group)
+from ..selection import (AGGREGATIONS, METHOD_LABELS, METHODS, SELECTION_METHODS, aggregate, choose, group_answers,
+                         group_labels, shown)
 
 CI_LEVEL = 0.95
 Z95 = 1.959963984540054  # the standard normal quantile of 97.5%: two-sided 95% intervals
@@ -291,10 +291,9 @@ def accuracy_curves(run: RunData, subsets: int = DEFAULT_SUBSETS, seed: int = DE
         for k, n in enumerate(ns):
             idx = draw_subsets(run.n, n, subsets, rng)
             methods["pass_at_n"][k, i] = p.correct[idx].any(axis=1).mean()
-            methods["majority"][k, i] = is_hit(p.correct, heaviest_group(p.labels, np.ones(run.n), idx)).mean()
-            for a in AGGREGATIONS:
-                by_agg[a]["weighted_bon"][k, i] = is_hit(p.correct, heaviest_group(p.labels, rewards[a], idx)).mean()
-                by_agg[a]["naive_bon"][k, i] = is_hit(p.correct, best_solution(p.labels, rewards[a], idx)).mean()
+            methods["majority"][k, i] = is_hit(p.correct, choose("majority", p.labels, rewards[run.reward_aggregation], idx)).mean()
+            for a, rule in itertools.product(AGGREGATIONS, ("naive_bon", "weighted_bon")):
+                by_agg[a][rule][k, i] = is_hit(p.correct, choose(rule, p.labels, rewards[a], idx)).mean()
             tokens[k, i] = p.tokens[idx].sum(axis=1).mean()  # nan when a count is unknown
     for m in ("naive_bon", "weighted_bon"):
         methods[m] = by_agg[run.reward_aggregation][m]
@@ -378,19 +377,14 @@ def full_n_outcome(p: ProblemData, how: str) -> ProblemOutcome:
     """Apply every rule to all N solutions of ``p`` (rewards aggregated with ``how``)."""
     rewards = p.rewards(how)
     everything = np.arange(len(p.answers))[None, :]
-    majority = int(heaviest_group(p.labels, np.ones(len(p.answers)), everything)[0])
-    naive = int(best_solution(p.labels, rewards, everything)[0])
-    weighted = int(heaviest_group(p.labels, rewards, everything)[0])
-    groups = group_table(p, rewards)
 
-    def pick(i: int) -> Pick:
-        """A group rule's verdict is the best-scored member of the winning group (as results.json shows it):
-        its own answer and grade (ties: the earlier solution)."""
-        if i < 0:
+    def pick(rule: str) -> Pick:
+        """A rule's verdict is the best-scored member of the group it picks (as results.json shows it)."""
+        picked = int(choose(rule, p.labels, rewards, everything)[0])
+        if picked < 0:
             return Pick(None, False, None)
-        members = np.flatnonzero(p.labels == p.labels[i])
-        shown = int(members[np.argmax(rewards[members])])  # argmax: the first of equal maxima
-        return Pick(p.answers[shown], bool(p.correct[shown]), shown)
+        index = shown(p.labels, rewards, picked)
+        return Pick(p.answers[index], bool(p.correct[index]), index)
 
     return ProblemOutcome(
         unique_id=p.unique_id,
@@ -398,12 +392,12 @@ def full_n_outcome(p: ProblemData, how: str) -> ProblemOutcome:
         subject=p.subject,
         gold=p.gold,
         greedy=Pick(p.greedy_answer, p.greedy_correct, None) if p.greedy_correct is not None else None,
-        majority=pick(majority),
-        naive_bon=pick(naive),  # the best-scored solution is the best-scored member of its own group
-        weighted_bon=pick(weighted),
+        majority=pick("majority"),
+        naive_bon=pick("naive_bon"),
+        weighted_bon=pick("weighted_bon"),
         pass_at_n=bool(p.correct.any()),
         num_correct=int(p.correct.sum()),
-        groups=groups,
+        groups=group_table(p, rewards),
     )
 
 

@@ -33,10 +33,11 @@ from ..errors import BestOfNError
 from ..io import read_jsonl
 from ..methods import BEST_OF_N, RUN_METHODS
 from ..methods import RUN_METHOD_LABELS as METHOD_LABELS
+from ..provenance import NOT_STATED
 from ..rundir import FILES
+from ..selection import choose
 from . import analysis as A
 from .plots import fitted_percent_axis, n_axis, token_axis
-from .provenance import NOT_STATED
 from .render import Page, bullets, details, output_lock, table, write_page
 from .run_report import pct, plural, points, tokens_text, with_ci
 
@@ -262,9 +263,7 @@ def _run_points(run: A.RunData, series: str, order: list[str], selection: str, s
     for i in keep:
         p = run.problems[i]
         rewards = p.rewards(run.reward_aggregation)
-        picked = (A.heaviest_group(p.labels, rewards if selection == "weighted_bon" else np.ones(run.n), every)
-                  if selection != "naive_bon" else A.best_solution(p.labels, rewards, every))
-        accuracy.append(float(A.is_hit(p.correct, picked)[0]))
+        accuracy.append(float(A.is_hit(p.correct, choose(selection, p.labels, rewards, every))[0]))
     tree_file = run.run_dir / FILES["tree"]
     if tree_file.exists():
         nodes = read_jsonl(tree_file)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from .provenance import NOT_STATED, SUBSET, Provenance
+from ..provenance import NOT_STATED, SUBSET, Provenance
 from ..data import dataset_title, has_levels, subset_note
 from ..methods import BEST_OF_N, RUN_METHOD_LABELS, SEARCH_METHODS
 from ..prm.formats import LINE, split_steps

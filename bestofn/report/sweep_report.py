@@ -26,11 +26,6 @@ from .run_report import pct, points, with_ci
 _DIR_PATTERN = re.compile(r"^temperature-(\d+(?:\.\d+)?)$")
 
 
-def temperature_dir(sweep_dir: str | Path, temperature: float) -> Path:
-    """``SWEEP_DIR/temperature-0.8``: ``%g`` keeps the name short and stable (0.8, not 0.8000000000000002)."""
-    return Path(sweep_dir) / f"temperature-{temperature:g}"
-
-
 def find_temperature_runs(sweep_dir: str | Path) -> list[tuple[float, Path]]:
     """The ``temperature-<t>`` run directories of a sweep, by temperature (read from their config.yaml)."""
     found = []

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..io import read_json
+from .io import read_json
 
 NOT_STATED = "not stated"
 SUBSET = "subset"  # not a config key: how the problems were chosen (bestofn draws them with seed, levels, num_problems)
