@@ -436,3 +436,67 @@ def test_synthetic_and_random_runs_match_selection(synthetic_run_dir: Path, tmp_
     an = A.analyze(run, subsets=5, bootstrap=10)
     assert run.reward_aggregation == "min" and not an.inconsistencies
     assert_outcomes_match_selection(run, an)
+
+
+# --------------------------------------------------------------------------------------------------------
+# The statistics come from scipy.stats (issue 29): the numbers did not change
+# --------------------------------------------------------------------------------------------------------
+# Expected values computed by the hand-written statistics this module had before issue 29 (commit 374c759:
+# wilson's closed form, the binomial-sum McNemar, the rank-based AUROC, floor-binned calibration and the
+# multinomial bootstrap), on these inputs, before they were replaced.
+SCORES = np.array([0.1925, 0.9279, 0.5523, 0.1806, 0.8841, 0.6416, 0.5697, 0.3763, 0.411, 0.2395, 0.0381, 0.8762,
+                   0.4677, 0.5476, 0.3222, 0.7513, 0.0252, 0.3722, 0.0304, 0.1229, 0.9671, 0.6578, 0.4282, 0.5237,
+                   0.8728, 0.3442, 0.5903, 0.6837, 0.3554, 0.5191])
+RIGHT = np.array([0, 1, 1, 0, 1, 0, 0, 1, 0, 0, 1, 1, 0, 1, 0, 1, 0, 1, 0, 0, 1, 1, 1, 1, 0, 0, 0, 1, 0, 0], bool)
+SOLVED_A = np.array([1, 0, 0, 1, 1, 0, 1, 0, 0, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1, 0, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1, 1, 1,
+                     1, 1, 1, 1, 1, 0, 1], float)
+SOLVED_B = np.array([1, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1, 0, 1, 1, 1, 1, 0, 1, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 0, 1, 0, 1, 0,
+                     0, 1, 0, 0, 0, 0, 1], float)
+
+
+def test_library_statistics_give_the_old_numbers():
+    assert A.wilson(13, 40) == pytest.approx((0.200845022317827, 0.47982253810122333), abs=1e-12)
+    assert A.wilson(2.5, 7) == pytest.approx((0.11808301126155257, 0.6974399701860725), abs=1e-12)
+    assert A.wilson(0, 5) == pytest.approx((0.0, 0.43448246478317476), abs=1e-12)
+    assert A.mcnemar_p(9, 3) == pytest.approx(0.14599609375) and A.mcnemar_p(17, 6) == pytest.approx(0.03468966484069824)
+    assert A.mcnemar_p(0, 6) == pytest.approx(0.03125) and A.min_informative_for_significance() == 6
+    assert A.auroc(SCORES, RIGHT) == pytest.approx(0.78125)
+    cal = A.calibration(SCORES, RIGHT)
+    assert cal.counts.tolist() == [3, 3, 1, 5, 3, 6, 3, 1, 3, 2] and cal.ece == pytest.approx(0.11616000000000001)
+    assert cal.accuracy[3] == pytest.approx(0.4) and cal.mean_reward[8] == pytest.approx(0.8776999999999999)
+    assert cal.intervals[0] == pytest.approx((0.06149194472039621, 0.7923403991979522))
+    # the bootstrap draws other resamples than the old one: the same interval within a resampling error
+    est = A.bootstrap_mean(SOLVED_A - SOLVED_B, np.random.default_rng(0), 20000)
+    assert est.value == pytest.approx(0.325) and (est.low, est.high) == pytest.approx((0.15, 0.5), abs=0.026)
+
+
+def test_wilson_agrees_with_scipy_on_whole_counts():
+    from scipy.stats import binomtest
+
+    for k, n in ((0, 3), (2, 3), (13, 40), (30, 30), (1, 1)):
+        ci = binomtest(k, n).proportion_ci(0.95, method="wilson")
+        assert A.wilson(k, n) == pytest.approx((ci.low, ci.high), abs=1e-12)
+
+
+def test_calibration_bins_open_at_their_lower_edge():
+    """0.3, 0.7 and 1.0 are not moved by floating-point bin edges: 0.3 and 0.7 open their bins, 1.0 is in the last."""
+    cal = A.calibration(np.array([0.3, 0.7, 0.6, 1.0]), np.array([True, True, False, True]))
+    assert cal.counts.tolist() == [0, 0, 0, 1, 0, 0, 1, 1, 0, 1]
+
+
+def test_synthetic_run_statistics_match_the_old_implementation(synthetic_run_dir: Path):
+    """Values from the pre-issue-29 code on this run (bootstrap intervals within a resampling error)."""
+    an = A.analyze(synthetic_run_dir)
+    stats = an.prm[an.run.reward_aggregation]
+    assert stats.auroc == pytest.approx(0.9820031916386083) and stats.within_auroc == pytest.approx(0.9865447957839263)
+    assert stats.auroc_ci == pytest.approx((0.9754521754847283, 0.9876892702238838), abs=0.004)
+    assert an.calibration.ece == pytest.approx(0.17773124999999998)
+    assert an.calibration.counts.tolist() == [58, 120, 112, 89, 87, 63, 83, 101, 154, 93]
+    old = {"weighted_bon-greedy": (0.2, 0.1, 0.3, 0.00048828125), "weighted_bon-majority": (0.25, 0.15, 0.36666666666666664,
+           6.103515625e-05), "weighted_bon-naive_bon": (-0.06666666666666667, -0.13333333333333333, -0.016666666666666666,
+           0.125), "majority-greedy": (-0.05, -0.15, 0.05, 0.5078125)}
+    for key, (value, low, high, p) in old.items():
+        got = an.comparisons[key]
+        assert got.difference.value == pytest.approx(value) and got.p_value == pytest.approx(p)
+        assert (got.difference.low, got.difference.high) == pytest.approx((low, high), abs=0.034)  # two problems of 60
+    assert an.at_full_n("weighted_bon").low == pytest.approx(0.5923271483560882)

@@ -382,18 +382,13 @@ def step_auroc(labels: Sequence[int], rewards: Sequence[Sequence[float]]) -> flo
     wrong step. Steps after the first error are left out: ProcessBench labels only the first error. Only
     scored steps count. Ties count half (Mann-Whitney U). None without both kinds.
     """
-    import numpy as np
+    from scipy.stats import mannwhitneyu  # imported here: `bestofn --help` must stay fast
 
     pos = [r for lab, rs in zip(labels, rewards) for r in (rs if lab == -1 else rs[:lab])]
     neg = [rs[lab] for lab, rs in zip(labels, rewards) if lab != -1 and lab < len(rs)]
     if not pos or not neg:
         return None
-    values = np.array(pos + neg, dtype=float)
-    _, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
-    starts = np.cumsum(counts) - counts  # average rank (1-based) of each distinct value
-    ranks = (starts + (counts + 1) / 2)[inverse]
-    u = ranks[: len(pos)].sum() - len(pos) * (len(pos) + 1) / 2
-    return float(u / (len(pos) * len(neg)))
+    return float(mannwhitneyu(pos, neg).statistic / (len(pos) * len(neg)))
 
 
 # --- 5. the whole benchmark ---------------------------------------------------------------------------------------

@@ -26,12 +26,14 @@ from __future__ import annotations
 
 import itertools
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy import stats
 
 from ..errors import BestOfNError
 from ..grading import EXPRESSION
@@ -42,7 +44,6 @@ from ..selection import (AGGREGATIONS, METHOD_LABELS, METHODS, SELECTION_METHODS
                          group_labels, shown)
 
 CI_LEVEL = 0.95
-Z95 = 1.959963984540054  # the standard normal quantile of 97.5%: two-sided 95% intervals
 CALIBRATION_BINS = 10
 
 DEFAULT_SUBSETS = 500
@@ -225,18 +226,16 @@ class Estimate:
     high: float
 
 
-def wilson(successes: float, total: int, z: float = Z95) -> tuple[float, float]:
-    """Wilson score interval of a proportion ``successes / total`` (95% for the default ``z``).
+def wilson(successes: float, total: int) -> tuple[float, float]:
+    """Wilson score 95% interval of ``successes / total``: inside [0, 1], with a width at 0% and 100%.
 
-    Unlike the normal approximation or a bootstrap it stays inside [0, 1] and keeps a width at 0% and 100%:
-    12 of 12 problems solved gives [75.8%, 100%], not [100%, 100%].
-
-    The bounds are clamped to [0, p] and [p, 1]: in exact arithmetic the lower bound at 0/t is 0 and the upper
-    bound at t/t is 1, but in floating point they come out as 5.6e-17 (0/3) or 0.9999999999999999 (30/30),
-    which would give a negative error bar (matplotlib rejects those) and is not the interval anyway.
+    Written out because ``successes`` may be fractional (an expected accuracy over n-subsets), which
+    ``scipy.stats.binomtest(...).proportion_ci("wilson")`` refuses; for whole counts the two agree (tested).
+    Clamped to [0, p] and [p, 1]: floating point gives 5.6e-17 at 0/3, a negative error bar.
     """
     if total <= 0:
         return 0.0, 1.0
+    z = float(stats.norm.ppf(0.5 + CI_LEVEL / 2))
     p = min(max(successes / total, 0.0), 1.0)
     denominator = 1 + z * z / total
     centre = (p + z * z / (2 * total)) / denominator
@@ -308,22 +307,16 @@ def accuracy_curves(run: RunData, subsets: int = DEFAULT_SUBSETS, seed: int = DE
     )
 
 
-def bootstrap_means(values: np.ndarray, rng: np.random.Generator, rounds: int = DEFAULT_BOOTSTRAP) -> np.ndarray:
-    """Means of ``values`` (..., problems) over ``rounds`` resamples of the problems: shape (..., rounds).
-
-    A resample is drawn as multinomial counts per problem (same distribution as sampling problems with
-    replacement), so all rows share the resamples and paired differences stay paired.
-    """
-    num = values.shape[-1]
-    counts = rng.multinomial(num, np.full(num, 1.0 / num), size=rounds)  # (rounds, problems)
-    return values @ counts.T / num
-
-
-def estimate(point: float, resampled: np.ndarray) -> Estimate:
-    """Point value with the percentile interval of its bootstrap replicates."""
-    tail = (1 - CI_LEVEL) / 2 * 100
-    low, high = np.percentile(resampled, [tail, 100 - tail])
-    return Estimate(float(point), float(low), float(high))
+def bootstrap_mean(values: np.ndarray, rng: np.random.Generator, rounds: int = DEFAULT_BOOTSTRAP) -> Estimate:
+    """The mean of per-problem ``values`` (paired differences: one per problem) with the percentile interval of
+    ``rounds`` resamples of the problems (``scipy.stats.bootstrap``); a point when there is nothing to resample."""
+    values = np.asarray(values, dtype=float)
+    mean = float(values.mean())
+    if len(values) < 2 or np.ptp(values) == 0:
+        return Estimate(mean, mean, mean)
+    ci = stats.bootstrap((values,), np.mean, n_resamples=rounds, confidence_level=CI_LEVEL, method="percentile",
+                         rng=rng).confidence_interval
+    return Estimate(mean, float(ci.low), float(ci.high))
 
 
 def proportions(values: dict[str, np.ndarray]) -> dict[str, list[Estimate]]:
@@ -423,19 +416,13 @@ def group_table(p: ProblemData, rewards: np.ndarray) -> list[dict[str, Any]]:
 # The PRM as a correctness detector
 # --------------------------------------------------------------------------------------------------------
 def auroc(scores: np.ndarray, positive: np.ndarray) -> float | None:
-    """Area under the ROC curve: P(score of a correct solution > score of a wrong one), ties counting 1/2.
-
-    Computed as the Mann-Whitney U statistic with average ranks for ties. None when one class is empty.
-    """
+    """P(score of a correct solution > score of a wrong one), ties counting 1/2: the Mann-Whitney U statistic
+    over the product of the class sizes (``scipy.stats.mannwhitneyu``). None when one class is empty."""
     scores, positive = np.asarray(scores, dtype=float), np.asarray(positive, dtype=bool)
-    num_pos, num_neg = int(positive.sum()), int((~positive).sum())
-    if num_pos == 0 or num_neg == 0:
+    if positive.all() or not positive.any():
         return None
-    _, inverse, counts = np.unique(scores, return_inverse=True, return_counts=True)
-    average_rank = np.cumsum(counts) - (counts - 1) / 2  # 1-based mean rank of each distinct score
-    ranks = average_rank[inverse]
-    u = ranks[positive].sum() - num_pos * (num_pos + 1) / 2
-    return float(u / (num_pos * num_neg))
+    u = stats.mannwhitneyu(scores[positive], scores[~positive]).statistic
+    return float(u / (positive.sum() * (~positive).sum()))
 
 
 @dataclass
@@ -464,17 +451,17 @@ def prm_stats(run: RunData, how: str, rng: np.random.Generator, rounds: int = DE
     labels = np.concatenate([c for _, c in per_problem])
     pooled = auroc(scores, labels)
     ci = None
-    if pooled is not None and rounds > 0:
-        reps = []
-        for _ in range(rounds):
-            pick = rng.integers(0, len(per_problem), len(per_problem))
-            value = auroc(
-                np.concatenate([per_problem[i][0] for i in pick]), np.concatenate([per_problem[i][1] for i in pick])
-            )
-            if value is not None:
-                reps.append(value)
+    if pooled is not None and rounds > 0 and len(per_problem) > 1:
+        def resampled(problems: np.ndarray) -> float:
+            value = auroc(*(np.concatenate([per_problem[i][k] for i in problems]) for k in (0, 1)))
+            return np.nan if value is None else value  # a resample with one class only: left out below
+
+        with warnings.catch_warnings():  # scipy warns of the nan its own interval gets from those
+            warnings.simplefilter("ignore", stats.DegenerateDataWarning)
+            reps = stats.bootstrap((np.arange(len(per_problem)),), resampled, n_resamples=rounds, vectorized=False,
+                                   method="percentile", rng=rng).bootstrap_distribution
         tail = (1 - CI_LEVEL) / 2 * 100
-        ci = tuple(float(x) for x in np.percentile(reps, [tail, 100 - tail])) if reps else None
+        ci = tuple(float(x) for x in np.nanpercentile(reps, [tail, 100 - tail])) if np.isfinite(reps).any() else None
     within = [v for s, c in per_problem if (v := auroc(s, c)) is not None]
     return PRMStats(
         aggregation=how,
@@ -492,10 +479,7 @@ def mcnemar_p(only_a: int, only_b: int) -> float:
     """Exact two-sided McNemar test: is a split of ``only_a`` vs ``only_b`` discordant problems plausible
     under "both methods equally good" (a fair coin per discordant problem)?"""
     total = only_a + only_b
-    if total == 0:
-        return 1.0
-    tail = sum(math.comb(total, k) for k in range(min(only_a, only_b) + 1)) / 2**total
-    return min(1.0, 2 * tail)
+    return float(stats.binomtest(only_a, total, 0.5).pvalue) if total else 1.0
 
 
 def min_informative_for_significance(alpha: float = 1 - CI_LEVEL) -> int:
@@ -533,17 +517,20 @@ def calibration(rewards: np.ndarray, correct: np.ndarray, bins: int = CALIBRATIO
     mean reward with the share of right solutions in it."""
     rewards, correct = np.asarray(rewards, dtype=float), np.asarray(correct, dtype=bool)
     clipped = int(((rewards < 0) | (rewards > 1)).sum())
-    which = np.clip(np.floor(np.clip(rewards, 0.0, 1.0) * bins).astype(int), 0, bins - 1)
-    counts = np.bincount(which, minlength=bins)
-    right = np.bincount(which, weights=correct.astype(float), minlength=bins)
-    summed = np.bincount(which, weights=rewards, minlength=bins)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        accuracy = np.where(counts > 0, right / counts, np.nan)
-        mean_reward = np.where(counts > 0, summed / counts, np.nan)
+    rewards = np.clip(rewards, 0.0, 1.0)
+    edges = np.arange(bins + 1) / bins  # k / bins exactly: a reward of 0.7 opens the 0.7-0.8 bin (linspace: 0.6-0.7)
+    if len(rewards):
+        counts = stats.binned_statistic(rewards, rewards, "count", bins=edges).statistic.astype(int)
+        with np.errstate(invalid="ignore", divide="ignore"):  # empty bins: nan
+            accuracy, mean_reward = stats.binned_statistic(rewards, [correct.astype(float), rewards], "mean",
+                                                           bins=edges).statistic
+    else:
+        counts, accuracy, mean_reward = np.zeros(bins, int), np.full(bins, np.nan), np.full(bins, np.nan)
+    right = np.round(np.nan_to_num(accuracy) * counts)
     filled = counts > 0
     ece = float((counts[filled] * np.abs(accuracy[filled] - mean_reward[filled])).sum() / counts.sum()) if len(rewards) else 0.0
     return Calibration(
-        edges=np.linspace(0.0, 1.0, bins + 1),
+        edges=edges,
         counts=counts,
         mean_reward=mean_reward,
         accuracy=accuracy,
@@ -726,8 +713,7 @@ def compare(
     diff = curves.methods[a][-1] - curves.methods[b][-1]
     only_a = [o.unique_id for o in outcomes if o.solved(a) and not o.solved(b)]
     only_b = [o.unique_id for o in outcomes if o.solved(b) and not o.solved(a)]
-    reps = bootstrap_means(diff[None, :], rng, rounds)[0]
-    return Comparison(a, b, estimate(diff.mean(), reps), only_a, only_b, mcnemar_p(len(only_a), len(only_b)))
+    return Comparison(a, b, bootstrap_mean(diff, rng, rounds), only_a, only_b, mcnemar_p(len(only_a), len(only_b)))
 
 
 def analyze(

@@ -296,7 +296,7 @@ def _verdicts(pts: list[Point], mask: np.ndarray, level: int | None, accuracy: d
         ranked = sorted(here, key=lambda p: -accuracy[(p.series, n, level)].value)
         best, runner = ranked[0].accuracy[mask], ranked[1].accuracy[mask]
         diff = best - runner
-        margin = A.estimate(diff.mean(), A.bootstrap_means(diff[None, :], rng, rounds)[0])
+        margin = A.bootstrap_mean(diff, rng, rounds)
         binary = bool(np.isin(best, (0.0, 1.0)).all() and np.isin(runner, (0.0, 1.0)).all())
         p_value = A.mcnemar_p(int((diff > 0).sum()), int((diff < 0).sum())) if binary else None
         out.append(Verdict(level, n, [(p.series, accuracy[(p.series, n, level)]) for p in ranked], margin,

@@ -94,11 +94,10 @@ def _best_vs_worst(analyses: list[A.Analysis], seed: int, rounds: int) -> A.Comp
     values = [an.at_full_n("weighted_bon").value for an in analyses]
     best, worst = analyses[int(np.argmax(values))], analyses[int(np.argmin(values))]
     diff = best.curves.methods["weighted_bon"][-1] - worst.curves.methods["weighted_bon"][-1]
-    reps = A.bootstrap_means(diff[None, :], np.random.default_rng([seed, 7]), rounds)[0]
     solved = [{o.unique_id for o in an.outcomes if o.weighted_bon.correct} for an in (best, worst)]
     only_best = [o.unique_id for o in best.outcomes if o.unique_id in solved[0] - solved[1]]
     only_worst = [o.unique_id for o in best.outcomes if o.unique_id in solved[1] - solved[0]]
-    return A.Comparison("weighted_bon", "weighted_bon", A.estimate(diff.mean(), reps), only_best, only_worst,
+    return A.Comparison("weighted_bon", "weighted_bon", A.bootstrap_mean(diff, np.random.default_rng([seed, 7]), rounds), only_best, only_worst,
                         A.mcnemar_p(len(only_best), len(only_worst)))
 
 
