@@ -64,7 +64,7 @@ _ID = re.compile(r"^(?P<subset>[A-Za-z0-9_]+)-(?P<number>\d+)$")
 
 # --- 1. data ------------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class Row:
+class LabelledSolution:
     """One ProcessBench solution."""
 
     id: str
@@ -76,7 +76,7 @@ class Row:
     label: int  # index of the first wrong step, -1 when every step is right
 
 
-def load_processbench(data: str = HUB_ID, subsets: Sequence[str] | None = None) -> list[Row]:
+def load_processbench(data: str = HUB_ID, subsets: Sequence[str] | None = None) -> list[LabelledSolution]:
     """The rows of ``data`` (Hub id, or a ``.json`` / ``.jsonl`` file) in the chosen subsets, in data order.
 
     ``subsets=None``: all four for the Hub, every subset present in a file. A subset asked for that has no
@@ -129,7 +129,7 @@ def _read_file(path: Path) -> list[tuple[str, Any]]:
     return rows
 
 
-def _load_hub(hub_id: str, subset: str) -> list[Row]:
+def _load_hub(hub_id: str, subset: str) -> list[LabelledSolution]:
     import datasets  # slow to import: only the Hub needs it
 
     try:
@@ -141,7 +141,7 @@ def _load_hub(hub_id: str, subset: str) -> list[Row]:
     return _check_rows(f"{hub_id} (split {subset})", [(f"row {k}", r) for k, r in enumerate(ds.to_list(), start=1)])
 
 
-def _check_rows(source: str, items: list[tuple[str, Any]]) -> list[Row]:
+def _check_rows(source: str, items: list[tuple[str, Any]]) -> list[LabelledSolution]:
     if not items:
         raise BestOfNError(f"ProcessBench data {source} has no rows; each row needs {', '.join(FIELDS)}")
     rows, seen = [], {}
@@ -155,8 +155,8 @@ def _check_rows(source: str, items: list[tuple[str, Any]]) -> list[Row]:
     return rows
 
 
-def check_row(item: Any, where: str) -> Row:
-    """A :class:`Row` from one raw row, or one error line naming ``where`` and the bad field."""
+def check_row(item: Any, where: str) -> LabelledSolution:
+    """A :class:`LabelledSolution` from one raw row, or one error line naming ``where`` and the bad field."""
     if not isinstance(item, dict):
         raise BestOfNError(f"{where} is a JSON {type(item).__name__}, not an object with {', '.join(FIELDS)}")
 
@@ -184,7 +184,7 @@ def check_row(item: Any, where: str) -> Row:
         raise bad("label")
     if not -1 <= label < len(steps):
         raise bad("label", f"{label}, but the row has {len(steps)} steps (0-{len(steps) - 1})")
-    return Row(item["id"], found["subset"], item["generator"], item["problem"], tuple(steps),
+    return LabelledSolution(item["id"], found["subset"], item["generator"], item["problem"], tuple(steps),
                item["final_answer_correct"], label)
 
 
@@ -221,16 +221,17 @@ class PRMIdentity:
 
 
 @dataclass
-class Chunk:
+class ScoringBatch:
     """Rows scored together; ``key`` names its file."""
 
-    rows: list[Row]
+    rows: list[LabelledSolution]
     problems: list[str]
     responses: list[str]
     key: str
 
 
-def plan_chunks(rows: Sequence[Row], separator: str, prm: PRMIdentity, size: int = CHUNK_ROWS) -> list[Chunk]:
+def plan_chunks(rows: Sequence[LabelledSolution], separator: str, prm: PRMIdentity,
+                size: int = CHUNK_ROWS) -> list[ScoringBatch]:
     """The rows in chunks of ``size`` (fixed by the data alone), each named by what it depends on
     (:func:`bestofn.rundir.content_key`, as a run's chunks are)."""
     from ..rundir import content_key
@@ -241,11 +242,11 @@ def plan_chunks(rows: Sequence[Row], separator: str, prm: PRMIdentity, size: int
         responses = [join_steps(r.steps, separator) for r in part]
         key = content_key("prm-bench", [prm.prm, prm.revision, prm.format, prm.max_length],
                           [[r.id, r.problem, text] for r, text in zip(part, responses)])
-        chunks.append(Chunk(part, [r.problem for r in part], responses, key))
+        chunks.append(ScoringBatch(part, [r.problem for r in part], responses, key))
     return chunks
 
 
-def score_rows(chunks: Sequence[Chunk], config: BestOfNConfig, models: Any) -> dict[str, dict]:
+def score_rows(chunks: Sequence[ScoringBatch], config: BestOfNConfig, models: Any) -> dict[str, dict]:
     """``{row id: {"step_rewards", "prm_truncated", "prm_tokens"}}`` for every row: chunks already saved in
     ``DIR/chunks/scores`` (the run directory's chunk store: written once, sealed, a damaged one scored again)
     are reused; the others are scored by the run's own scoring worker (:class:`bestofn.pipeline.Worker`), in this
@@ -283,7 +284,7 @@ def score_rows(chunks: Sequence[Chunk], config: BestOfNConfig, models: Any) -> d
     return scored
 
 
-def check_alignment(row: Row, score: dict, format: str) -> None:
+def check_alignment(row: LabelledSolution, score: dict, format: str) -> None:
     """One reward per step (fewer only when the input was cut at the PRM's context), else one error line."""
     got, want = len(score["step_rewards"]), len(row.steps)
     if got == want or (score["prm_truncated"] and got < want):
@@ -487,7 +488,7 @@ def _format_and_separator(config: BestOfNConfig, scorer: Any) -> tuple[str, str]
     return fmt, STEP_SEPARATORS[fmt]
 
 
-def evaluate(rows: Sequence[Row], scores: dict[str, dict], threshold: float | str) -> tuple[dict, list[dict]]:
+def evaluate(rows: Sequence[LabelledSolution], scores: dict[str, dict], threshold: float | str) -> tuple[dict, list[dict]]:
     """The numbers of ``results.json`` and the rows of ``predictions.jsonl``."""
     subsets = list(dict.fromkeys(r.subset for r in rows))
     by_subset = {s: [r for r in rows if r.subset == s] for s in subsets}
@@ -515,7 +516,7 @@ def evaluate(rows: Sequence[Row], scores: dict[str, dict], threshold: float | st
             "n": len(rows)}, predictions
 
 
-def check_gsm8k_rows(rows: Sequence[Row]) -> None:
+def check_gsm8k_rows(rows: Sequence[LabelledSolution]) -> None:
     """``--threshold gsm8k`` needs GSM8K rows of both kinds (a wrong step; all right): else its F1 is undefined."""
     labels = {r.label == -1 for r in rows if r.subset == GSM8K}
     if not labels:
@@ -526,7 +527,7 @@ def check_gsm8k_rows(rows: Sequence[Row]) -> None:
                            f"right) to compute an F1; pass a number instead (e.g. --threshold 0.5)")
 
 
-def _gsm8k_threshold(by_subset: dict[str, list[Row]], rewards: dict[str, list[float]]) -> dict[str, Any]:
+def _gsm8k_threshold(by_subset: dict[str, list[LabelledSolution]], rewards: dict[str, list[float]]) -> dict[str, Any]:
     """The threshold with the best GSM8K F1 (the lowest of tied ones), and that F1."""
     members = by_subset[GSM8K]
     best = best_threshold([r.label for r in members], [rewards[r.id] for r in members])
@@ -535,7 +536,7 @@ def _gsm8k_threshold(by_subset: dict[str, list[Row]], rewards: dict[str, list[fl
             "ties": "the lowest of the thresholds with the best GSM8K F1"}
 
 
-__all__ = ["BenchSettings", "CHUNK_ROWS", "GSM8K", "HUB_ID", "PRMIdentity", "Row", "SUBSETS",
+__all__ = ["BenchSettings", "CHUNK_ROWS", "GSM8K", "HUB_ID", "PRMIdentity", "LabelledSolution", "SUBSETS",
            "best_threshold", "candidate_thresholds", "check_gsm8k_rows", "check_row", "evaluate", "f1_sweep",
            "harmonic_f1", "join_steps", "load_processbench", "normalise_step", "plan_chunks", "predict",
            "run_prm_bench", "score_rows", "step_auroc", "subset_metrics"]

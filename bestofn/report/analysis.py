@@ -706,7 +706,7 @@ class Analysis:
         return self.accuracy[method][-1]
 
 
-def compare(
+def paired_comparison(
     curves: Curves, outcomes: list[ProblemOutcome], a: str, b: str, rng: np.random.Generator, rounds: int
 ) -> Comparison:
     """Paired comparison of two methods at full N: accuracy difference with CI, flips, McNemar p."""
@@ -734,7 +734,7 @@ def analyze(
     pairs = [("weighted_bon", "majority"), ("weighted_bon", "naive_bon")]
     if run.has_greedy:
         pairs = [("weighted_bon", "greedy"), *pairs, ("majority", "greedy")]
-    comparisons = {f"{a}-{b}": compare(curves, outcomes, a, b, rng, bootstrap) for a, b in pairs}
+    comparisons = {f"{a}-{b}": paired_comparison(curves, outcomes, a, b, rng, bootstrap) for a, b in pairs}
     prm = {a: prm_stats(run, a, rng, bootstrap if a == run.reward_aggregation else 0) for a in AGGREGATIONS}
     known = run.tokens_known
     analysis = Analysis(

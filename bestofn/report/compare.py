@@ -99,7 +99,7 @@ class Verdict:
 
 
 @dataclass
-class Choice:
+class OptimalPick:
     """The compute-optimal series at one level and N: chosen out of sample (two folds) and in sample."""
 
     level: int | None
@@ -141,7 +141,7 @@ class MethodComparison:
     series_method: dict[str, str]  # series label -> method, in report order
     accuracy: dict[tuple[str, int, int | None], A.Estimate]  # (series, n, level or None) -> estimate
     verdicts: list[Verdict]
-    choices: list[Choice]
+    choices: list[OptimalPick]
     budget_verdicts: list[BudgetVerdict]
     dropped: int  # problems not present in every run
     seed: int = A.DEFAULT_SEED
@@ -196,7 +196,7 @@ def compare_runs(run_dirs: Sequence[str | Path], selection: str = DEFAULT_SELECT
     rng = np.random.default_rng([seed, 2_000_003])
     accuracy: dict[tuple[str, int, int | None], A.Estimate] = {}
     verdicts: list[Verdict] = []
-    choices: list[Choice] = []
+    choices: list[OptimalPick] = []
     budget_verdicts: list[BudgetVerdict] = []
     for level in [None, *sorted({int(x) for x in levels})]:
         mask = np.ones(len(order), bool) if level is None else levels == level
@@ -304,7 +304,7 @@ def _verdicts(pts: list[Point], mask: np.ndarray, level: int | None, accuracy: d
     return out
 
 
-def _choices(pts: list[Point], mask: np.ndarray, folds: np.ndarray, level: int | None, accuracy: dict) -> list[Choice]:
+def _choices(pts: list[Point], mask: np.ndarray, folds: np.ndarray, level: int | None, accuracy: dict) -> list[OptimalPick]:
     """At every N where at least two series have a point: the pick cross-validated over the two folds."""
     out = []
     for n in sorted({p.n for p in pts}):
@@ -313,7 +313,7 @@ def _choices(pts: list[Point], mask: np.ndarray, folds: np.ndarray, level: int |
             continue
         values = np.stack([p.accuracy[mask] for p in here])
         best = max(here, key=lambda p: accuracy[(p.series, n, level)].value)  # ties: the first
-        out.append(Choice(level, n, [p.series for p in here], A.cross_validate(values, folds[mask]),
+        out.append(OptimalPick(level, n, [p.series for p in here], A.cross_validate(values, folds[mask]),
                           (best.series, accuracy[(best.series, n, level)])))
     return out
 
@@ -437,7 +437,7 @@ def verdict_sentence(v: Verdict) -> str:
             f"{points(v.margin)}, is within the noise ({test}): no method is clearly better here.")
 
 
-def choice_sentence(c: Choice) -> str:
+def choice_sentence(c: OptimalPick) -> str:
     """The cross-validated pick at one level and N, then the in-sample pick, named as such."""
     where = "All levels" if c.level is None else f"Level {c.level}"
     best, est = c.in_sample
