@@ -150,14 +150,16 @@ def run(config: BestOfNConfig, overwrite: bool = False, models: Models | None = 
     they change are computed). ``models``: how to load the models (default: the real loaders).
     """
     with lock_run_dir(config.output_dir):
+        run_dir = RunDir(config.output_dir, config)
+        for name in edited_files(run_dir.path, run_dir.manifest()):  # before this run writes its own config.yaml
+            log.warning("%s was changed after the last run wrote it: it is written again from its chunks",
+                        run_dir.path / name)
         return run_in(open_run_dir(config, overwrite), overwrite, models or Models())
 
 
 def run_in(run_dir: RunDir, overwrite: bool, models: Models) -> dict[str, Any]:
     """:func:`run` in a run directory already locked and opened (``bestofn import`` finishes an import here)."""
     cfg, manifest = run_dir.config, run_dir.manifest()
-    for name in edited_files(run_dir.path, manifest):
-        log.warning("%s was changed after the last run wrote it: it is written again from its chunks", run_dir.path / name)
     separator = generation_separator(run_dir, models)
     imported = manifest.get("imported_from")
     executor = make_executor(cfg)

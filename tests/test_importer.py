@@ -286,3 +286,30 @@ def test_rescoring_an_import_keeps_the_given_scores_and_its_generation_settings_
     with pytest.raises(BestOfNError, match=r"imported completions, which cannot be generated again: only the PRM "
                                            r"and the aggregation may change, not beam_width, method, n;"):
         pipeline.run(dataclasses.replace(imported, n=8, method="beam_search", beam_width=2), overwrite=True)
+
+
+def test_the_printed_rescoring_command_runs_without_a_false_alarm(tmp_path: Path, tiny_prm_dir, caplog, capsys):
+    """Issue 29: the command `bestofn import` prints for an unscored import runs as printed (PRM filled in) and
+    warns of no edited file: writing its own config.yaml is not an edit. An edit the user made still warns."""
+    import logging
+    import re
+    import shlex
+
+    rows = [{k: v for k, v in r.items() if k != "scores"} for r in ROWS]
+    run = tmp_path / "run"
+    with caplog.at_level(logging.INFO):
+        assert cli.main(["import", str(write_jsonl(tmp_path / "unscored.jsonl", rows)), "--output-dir", str(run)]) == 0
+    printed = re.search(r"score them with `(bestofn run [^`]*)`", caplog.text).group(1)
+    argv = shlex.split(printed)[1:]
+    assert argv[-2:] == ["--prm", "PRM"] and argv[:5] == ["run", "--config", str(run / "config.yaml"), "--output-dir",
+                                                         str(run)]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        assert cli.main([*argv[:-1], str(tiny_prm_dir)]) == 0
+    assert "was changed after the last run wrote it" not in caplog.text
+    assert read_json(run / "results.json")["accuracy"]["pass_at_n"]["correct"] == 2
+    (run / "problems.jsonl").write_text((run / "problems.jsonl").read_text() + "\n")  # a real edit is still named
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        assert cli.main([*argv[:-1], str(tiny_prm_dir)]) == 0
+    assert f"{run / 'problems.jsonl'} was changed after the last run wrote it" in caplog.text
