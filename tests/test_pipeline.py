@@ -165,7 +165,7 @@ def test_results_stage_alone_on_equivalent_spellings(tmp_path, math500_path, tin
                  models=scripted_models(script, make_tokenizer()))
     config = tiny_config(tiny_generator_dir, tiny_prm_dir, dataset, tmp_path / "run", aggregation="min")
     problems = [Problem(**r) for r in read_jsonl(tmp_path / "run" / "problems.jsonl")]
-    results = pipeline.select(config, problems, read_jsonl(tmp_path / "run" / "greedy.jsonl"),
+    results = pipeline.build_results(config, problems, read_jsonl(tmp_path / "run" / "greedy.jsonl"),
                               read_jsonl(tmp_path / "run" / "samples.jsonl"), {})
     assert {m: (a["correct"], a["total"]) for m, a in results["accuracy"].items()} == EXPECTED_ACCURACY
     p1 = results["per_problem"][[p.unique_id for p in problems].index(rows[0]["unique_id"])]
