@@ -447,6 +447,26 @@ def _output_of(args: argparse.Namespace | None) -> tuple[str, str] | None:
     return None
 
 
+def unknown_flags_text(parser: argparse.ArgumentParser, command: str, unknown: Sequence[str]) -> str:
+    """``unrecognized argument for `bestofn run`: --temp (did you mean --temperature?)``: the closest real flags of
+    the command (difflib; argparse's own suggestions need Python 3.14), or its ``--help`` when none is close."""
+    import difflib
+
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices[command]
+    flags = sorted({f for a in [*parser._actions, *sub._actions] if a.help != argparse.SUPPRESS and a.dest != "help"
+                    for f in a.option_strings}, key=len)
+    given = [u for u in unknown if u.startswith("-")] or list(unknown)
+    clauses = []
+    for flag in given:
+        name = flag.split("=", 1)[0]
+        close = ([f for f in flags if f.startswith(name) and name.startswith("--")]  # an abbreviation, or a typo
+                 or difflib.get_close_matches(name, flags, n=3, cutoff=0.6))
+        clauses.append(f"{flag} (did you mean {' or '.join(close[:3])}?)" if close else flag)
+    noun = "argument" if len(given) == 1 else "arguments"
+    return (f"unrecognized {noun} for `bestofn {command}`: {', '.join(clauses)}"
+            + ("" if any("did you mean" in c for c in clauses) else f" (see `bestofn {command} --help`)"))
+
+
 def main(argv: Sequence[str] | None = None, models: Any = None) -> int:
     """Parse and run one command; a user or operating-system error is one line (exit 2), Ctrl-C one line (exit
     130), SIGTERM one line (exit 143).
@@ -458,7 +478,9 @@ def main(argv: Sequence[str] | None = None, models: Any = None) -> int:
     on_main_thread = threading.current_thread() is threading.main_thread()  # only there can a handler be set
     previous = signal.signal(signal.SIGTERM, _raise_terminated) if on_main_thread else None
     try:
-        args = parser.parse_args(argv)  # inside: a flag's type= may raise BestOfNError (e.g. --temperatures 0,1)
+        args, unknown = parser.parse_known_args(argv)  # a flag's type= may raise BestOfNError (--temperatures 0,1)
+        if unknown:
+            raise BestOfNError(unknown_flags_text(parser, args.command, unknown))
         args.models = models
         logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                             format="%(levelname)s %(name)s: %(message)s")

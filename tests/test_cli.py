@@ -151,11 +151,35 @@ def test_sweep_temperatures_error_is_one_line(tmp_path, capsys, temperatures, me
 
 
 def test_argparse_usage_errors_stay_argparses(capsys):
-    for argv in (["run", "--backend", "tgi"], ["run", "--n"], ["run", "--no-such-flag"], ["push", "RUN"]):
+    for argv in (["run", "--backend", "tgi"], ["run", "--n"], ["push", "RUN"]):
         with pytest.raises(SystemExit) as exit_info:
             main(argv)
         assert exit_info.value.code == 2
         assert "usage: bestofn" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["run", "--temp", "0.7"], "unrecognized argument for `bestofn run`: --temp (did you mean --temperature?)"),
+    (["run", "--temperatur", "0.7"], "--temperatur (did you mean --temperature?)"),
+    (["report", "RUN", "--bootstrp", "5"], "for `bestofn report`: --bootstrp (did you mean --bootstrap?)"),
+    (["run", "--top_p", "0.9", "--max_new_tokens", "9"],
+     "arguments for `bestofn run`: --top_p (did you mean --top-p?), --max_new_tokens (did you mean --max-new-tokens?)"),
+    (["compare", "a", "--output-dir", "o", "--selectoin", "majority"], "--selectoin (did you mean --selection?)"),
+    (["run", "--no-such-flag"], "--no-such-flag (see `bestofn run --help`)"),
+])
+def test_an_unknown_flag_is_one_line_with_the_closest_real_ones(capsys, argv, message):
+    """Issue 29: not the top-level usage, but one line suggesting the command's own flags (hidden ones and
+    --help never)."""
+    assert main(argv) == 2
+    line = one_error_line(capsys)
+    assert message in line and "--help or" not in line
+
+
+def test_a_file_given_for_a_run_directory_is_named_as_a_file(tmp_path, capsys):
+    (tmp_path / "samples.jsonl").write_text("{}\n")
+    assert main(["report", str(tmp_path / "samples.jsonl")]) == 2
+    assert (f"{tmp_path / 'samples.jsonl'} is a file, not a run directory; pass the folder that holds it: {tmp_path}"
+            in one_error_line(capsys))
 
 
 def test_sweep_takes_the_run_flags_but_not_temperature():

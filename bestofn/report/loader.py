@@ -50,6 +50,8 @@ def load_run(run_dir: str | Path) -> Run:
     """
     run_dir = Path(run_dir)
     hint = finish_hint(run_dir)
+    if run_dir.is_file():
+        raise BestOfNError(f"{run_dir} is a file, not a run directory; pass the folder that holds it: {run_dir.parent}")
     if not run_dir.is_dir():
         raise BestOfNError(f"run directory {run_dir} does not exist; create it with `bestofn run --output-dir {run_dir}`")
     wanted = ["config.yaml", "manifest.json", FILES["problems"], FILES["greedy"], FILES["samples"], FILES["results"]]
