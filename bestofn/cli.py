@@ -174,8 +174,14 @@ def _report(args: argparse.Namespace) -> None:
 
     from .report import run_report, sweep_report
 
+    from .bench.processbench import is_bench_dir
+    from .report.prmbench_report import write_prm_bench_report
+
     run_dir, settings = Path(args.run_dir), report_settings(args)
-    if not (run_dir / "samples.jsonl").exists() and sweep_report.find_temperature_runs(run_dir):
+    if is_bench_dir(run_dir):  # `bestofn prm-bench` wrote it: its own report, rewritten where it belongs
+        written = write_prm_bench_report(run_dir, settings["formats"], args.report_dir)
+        print(f"{run_dir} holds `bestofn prm-bench` results, not a run: this is their report")
+    elif not (run_dir / "samples.jsonl").exists() and sweep_report.find_temperature_runs(run_dir):
         # Only the comparison is rewritten; `bestofn report SWEEP_DIR/temperature-<t>` redoes one run's report.
         written = sweep_report.write_sweep_report(run_dir, output_dir=args.report_dir, run_reports=False, **settings)
     else:
@@ -184,10 +190,15 @@ def _report(args: argparse.Namespace) -> None:
 
 
 def _compare(args: argparse.Namespace) -> None:
+    from .bench.processbench import is_bench_dir
     from .report.compare import write_compare_report
+    from .report.prmbench_report import write_prm_bench_comparison
 
-    written = write_compare_report(args.run_dirs, args.compare_dir, args.selection, **report_settings(args),
-                                   allow_mixed=args.allow_mixed)
+    if any(is_bench_dir(d) for d in args.run_dirs):  # prm-bench directories: PRMs side by side
+        written = write_prm_bench_comparison(args.run_dirs, args.compare_dir, FORMATS[args.format])
+    else:
+        written = write_compare_report(args.run_dirs, args.compare_dir, args.selection, **report_settings(args),
+                                       allow_mixed=args.allow_mixed)
     print(f"wrote {len(written)} files to {written[0].parent}: " + ", ".join(p.name for p in written))
 
 
@@ -265,7 +276,8 @@ def add_prm_bench_flags(parser: argparse.ArgumentParser) -> None:
         return text if "default" in text else f"{text} (default: {_show(bench[name].default)})"
 
     group = parser.add_argument_group("benchmark")
-    group.add_argument("--data", default=bench["data"].default, metavar="FILE_OR_HUB_ID", help=helped("data"))
+    group.add_argument("--data", nargs="+", default=bench["data"].default, metavar="FILE_OR_HUB_ID",
+                       help=helped("data"))
     group.add_argument("--subsets", type=parse_subsets, default=None, metavar="S1,S2,...", help=helped("subsets"))
     group.add_argument("--threshold", type=parse_threshold, default=bench["threshold"].default, metavar="X|gsm8k",
                        help=helped("threshold"))
@@ -360,8 +372,10 @@ def build_parser() -> argparse.ArgumentParser:
         "compare", formatter_class=_ReportHelp, allow_abbrev=False,
         help="Best-of-N, beam search and DVTS runs side by side at equal compute",
         description="Write report.md, report.html and PNGs comparing finished runs (e.g. one per --method) on the "
-        "problems they share: accuracy vs N and vs generated tokens, per level, and the compute-optimal method.")
-    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="finished run directories (`bestofn run`)")
+        "problems they share: accuracy vs N and vs generated tokens, per level, and the compute-optimal method. "
+        "Given `bestofn prm-bench` directories instead, puts those PRMs' ProcessBench results side by side.")
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="finished run directories (`bestofn run`), or "
+                   "prm-bench directories")
     p.add_argument("--output-dir", dest="compare_dir", required=True, help="where to write the comparison")
     p.add_argument("--selection", choices=SELECTION_METHODS, default="weighted_bon",
                    help="rule that picks the answer from each final pool (default: %(default)s)")

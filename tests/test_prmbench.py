@@ -312,7 +312,12 @@ def test_report_table_beside_published_numbers(tmp_path, scripted_data):
                   bench_config(tmp_path, prm="Skywork/Skywork-o1-Open-PRM-Qwen-2.5-1.5B"), scorer=scorer)
     write_prm_bench_report(tmp_path / "bench")
     md = (tmp_path / "bench" / "report.md").read_text()
-    assert "| **Skywork/Skywork-o1-Open-PRM-Qwen-2.5-1.5B (this run)** | 50.0 | 100.0 | 0.0 | 80.0 | 57.5 |" in md
+    # every subset is part of the published one: marked so beside the published rows, with its rows used;
+    # MATH's 2 rows are both right at every resample: [100, 100]; OlympiadBench's both wrong: [0, 0]
+    assert ("| **Skywork/Skywork-o1-Open-PRM-Qwen-2.5-1.5B (this run)** | 50.0 [0.0, 100.0] (partial: 4 of 400 rows) "
+            "| 100.0 [100.0, 100.0] (partial: 2 of 1000 rows) | 0.0 [0.0, 0.0] (partial: 2 of 1000 rows) "
+            "| 80.0 [0.0, 100.0] (partial: 4 of 1000 rows) | 57.5 |") in md
+    assert "**Partial subsets: GSM8K (4 of 400 rows), MATH (2 of 1000 rows), OlympiadBench (2 of 1000 rows)" in md
     assert "| Skywork-PRM-1.5B (published) = this PRM | 59.0 | 48.0 | 19.3 | 19.2 | 36.4 |" in md
     assert "| Math-Shepherd-PRM-7B (published) | 47.9 | 29.5 | 24.8 | 23.8 | 31.5 |" in md
     assert "![predictions against labels, Omni-MATH](predictions-omnimath.png)" in md
@@ -399,3 +404,112 @@ def test_a_run_directory_is_refused(tmp_path, capsys, tiny_prm_dir):
 def test_excerpt_loads_with_subsets_from_ids():
     rows = load_processbench(str(EXCERPT))
     assert [(r.id, r.subset, r.label, len(r.steps)) for r in rows] == [("gsm8k-0", "gsm8k", 1, 4), ("math-22", "math", 2, 5)]
+
+
+# --- issue 29: several files or a folder, partial subsets, F1 intervals, PRMs side by side -------------------------
+def split_by_subset(folder: Path) -> Path:
+    """The scripted rows as ProcessBench publishes them: one file per subset in a folder."""
+    folder.mkdir()
+    for subset in ("gsm8k", "math", "olympiadbench", "omnimath"):
+        write_rows(folder / f"{subset}.json".replace(".json", ".jsonl"),
+                   [r for r in scripted_rows() if r["id"].startswith(subset + "-")])
+    return folder
+
+
+def test_several_files_or_a_folder_give_the_merged_files_numbers(tmp_path, scripted_data):
+    scorer = lambda: ScriptedScorer({rid: r for rid, (_, r) in SCRIPTED.items()})  # noqa: E731
+    merged = run_prm_bench(BenchSettings(data=str(scripted_data), threshold="gsm8k"), bench_config(tmp_path / "a"),
+                           scorer=scorer())
+    folder = split_by_subset(tmp_path / "processbench")
+    by_folder = run_prm_bench(BenchSettings(data=str(folder), threshold="gsm8k"), bench_config(tmp_path / "b"),
+                              scorer=scorer())
+    files = [str(folder / "omnimath.jsonl"), str(folder / "gsm8k.jsonl")]
+    by_files = run_prm_bench(BenchSettings(data=files, threshold="gsm8k"), bench_config(tmp_path / "c"), scorer=scorer())
+    for got in (by_folder, by_files):
+        assert got["threshold"] == merged["threshold"]
+    assert by_folder["subsets"] == merged["subsets"] and by_folder["average_f1"] == merged["average_f1"]
+    assert list(by_files["subsets"]) == ["gsm8k", "omnimath"]  # the paper's order, whatever the order given
+    assert by_files["subsets"]["omnimath"] == merged["subsets"]["omnimath"]
+    with pytest.raises(BestOfNError, match=r"id 'gsm8k-0' is in both .*gsm8k.jsonl and .*scripted.jsonl; pass each"):
+        load_processbench([str(folder / "gsm8k.jsonl"), str(scripted_data)])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(BestOfNError, match=r"folder .*empty holds no .json or .jsonl file"):
+        load_processbench(str(tmp_path / "empty"))
+
+
+def test_cli_takes_several_data_files(tmp_path, scripted_data, tiny_prm_dir, capsys):
+    folder = split_by_subset(tmp_path / "pb")
+    code = cli.main(["prm-bench", "--prm", str(tiny_prm_dir), "--data", str(folder / "math.jsonl"),
+                     str(folder / "gsm8k.jsonl"), "--device", "cpu", "--output-dir", str(tmp_path / "out")])
+    assert code == 0, capsys.readouterr().err
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert list(results["subsets"]) == ["gsm8k", "math"] and results["n"] == 6
+
+
+def test_a_whole_subset_is_not_partial(tmp_path):
+    """400 GSM8K rows are the published subset: no partial mark; 399 are."""
+    rows = [{"id": f"gsm8k-{k}", "generator": "g", "problem": f"Problem gsm8k-{k}?", "steps": ["a", "b"],
+             "final_answer_correct": k % 2 == 0, "label": -1 if k % 2 == 0 else 1} for k in range(400)]
+    rewards = {r["id"]: [0.9, 0.9 if r["label"] == -1 or int(r["id"][6:]) % 3 else 0.1] for r in rows}
+    whole = run_prm_bench(BenchSettings(data=str(write_rows(tmp_path / "g.jsonl", rows))), bench_config(tmp_path / "w"),
+                          scorer=ScriptedScorer(rewards))["subsets"]["gsm8k"]
+    part = run_prm_bench(BenchSettings(data=str(write_rows(tmp_path / "p.jsonl", rows[:399]))),
+                         bench_config(tmp_path / "p"), scorer=ScriptedScorer(rewards))["subsets"]["gsm8k"]
+    assert (whole["partial"], whole["published_rows"], part["partial"]) == (False, 400, True)
+    write_prm_bench_report(tmp_path / "w" / "bench")
+    assert "partial" not in (tmp_path / "w" / "bench" / "report.md").read_text().lower()
+
+
+def test_f1_interval_matches_a_plain_bootstrap():
+    """A plain resampling loop over the rows (numpy, subset_metrics' own F1) gives the same 95% interval within
+    resampling error; a paired difference of a PRM with itself is exactly 0."""
+    from bestofn.bench.processbench import f1_interval
+
+    rng = np.random.default_rng(3)
+    labels = rng.integers(-1, 6, 600)
+    predictions = np.where(rng.random(600) < 0.6, labels, rng.integers(-1, 6, 600))
+    f1s = []
+    for _ in range(3000):
+        pick = rng.integers(0, 600, 600)
+        f1s.append(subset_metrics(labels[pick].tolist(), predictions[pick].tolist())["f1"])
+    plain = np.percentile(f1s, [2.5, 97.5])
+    assert f1_interval(labels, predictions) == pytest.approx(tuple(plain), abs=1.0)
+    assert f1_interval(labels, predictions, predictions) == (0.0, 0.0)
+    assert f1_interval([1, 2], [1, 2]) is None  # no row with every step right: F1 undefined
+
+
+def _bench_dir(tmp_path: Path, name: str, data: Path, rewards: dict[str, list[float]], prm: str) -> Path:
+    run_prm_bench(BenchSettings(data=str(data)), bench_config(tmp_path, prm=prm, output_dir=str(tmp_path / name)),
+                  scorer=ScriptedScorer(rewards))
+    return tmp_path / name
+
+
+def test_compare_puts_prm_bench_results_side_by_side(tmp_path, scripted_data, capsys):
+    """Two PRMs: the scripted one (F1 50 / 100 / 0 / 80) and one that flags every first step (reward .1 first):
+    gsm8k g1 L0 right, others wrong -> error acc 1/2, correct acc 0/2 -> F1 0; math: 0/1, 0/1 -> 0;
+    olympiadbench: o0 L1 -> 0 wrong, o1 wrong -> 0; omnimath: x0 L0 right, x1, x2 wrong (1/3), x3 wrong -> 0."""
+    good = _bench_dir(tmp_path, "good", scripted_data, {rid: r for rid, (_, r) in SCRIPTED.items()}, "org/good-prm")
+    eager = _bench_dir(tmp_path, "eager", scripted_data, {rid: [0.1] + r[1:] for rid, (_, r) in SCRIPTED.items()},
+                       "org/eager-prm")
+    assert cli.main(["compare", str(eager), str(good), "--output-dir", str(tmp_path / "cmp")]) == 0
+    md = (tmp_path / "cmp" / "report.md").read_text()
+    table = [line for line in md.splitlines() if line.startswith("| org/")]
+    assert table[0].startswith("| org/good-prm | 0.5 (fixed) | 50.0 [0.0, 100.0] (partial: 4 of 400 rows) |")
+    assert table[0].endswith("| 57.5 |") and table[1].startswith("| org/eager-prm |") and table[1].endswith("| 0.0 |")
+    assert "GSM8K: org/good-prm leads org/eager-prm by 50.0 F1 points (paired bootstrap 95% CI" in md
+    assert "on the 4 solutions both scored: +0.0 to +100.0), too few solutions to judge" in md
+    assert "OlympiadBench: org/eager-prm and org/good-prm tie" in md and md.count("**Partial subsets") == 1
+    assert (tmp_path / "cmp" / "prm_bench_f1.png").is_file()
+    assert cli.main(["compare", str(good), str(tmp_path / "nope"), "--output-dir", str(tmp_path / "c2")]) == 2
+    assert "nope: not a prm-bench directory" in capsys.readouterr().err
+
+
+def test_report_on_a_prm_bench_directory_writes_its_report(tmp_path, scripted_data, capsys):
+    bench = _bench_dir(tmp_path, "bench", scripted_data, {rid: r for rid, (_, r) in SCRIPTED.items()}, "org/p")
+    assert cli.main(["report", str(bench)]) == 0
+    out = capsys.readouterr().out
+    assert "holds `bestofn prm-bench` results, not a run" in out and (bench / "report.html").is_file()
+    from bestofn.report.loader import load_run
+
+    with pytest.raises(BestOfNError, match=r"holds `bestofn prm-bench` results, not a run: its report is .*report.html"):
+        load_run(bench)

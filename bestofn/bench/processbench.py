@@ -53,7 +53,9 @@ log = logging.getLogger(__name__)
 
 HUB_ID = "Qwen/ProcessBench"
 SUBSETS: tuple[str, ...] = ("gsm8k", "math", "olympiadbench", "omnimath")  # the Hub splits, in the paper's order
+SUBSET_SIZES = {"gsm8k": 400, "math": 1000, "olympiadbench": 1000, "omnimath": 1000}  # rows of each published subset
 GSM8K = "gsm8k"  # the subset whose best F1 fixes the threshold under `--threshold gsm8k`
+BOOTSTRAP = 2000  # resamples of a subset's rows for each F1's 95% interval
 DEFAULT_THRESHOLD = 0.5
 CHUNK_ROWS = 64  # rows per scored chunk: big enough for full PRM batches, small enough that a kill loses little
 FIELDS = {"id": "a text like gsm8k-0", "generator": "a text", "problem": "a non-empty text",
@@ -76,29 +78,58 @@ class LabelledSolution:
     label: int  # index of the first wrong step, -1 when every step is right
 
 
-def load_processbench(data: str = HUB_ID, subsets: Sequence[str] | None = None) -> list[LabelledSolution]:
-    """The rows of ``data`` (Hub id, or a ``.json`` / ``.jsonl`` file) in the chosen subsets, in data order.
+def load_processbench(data: str | Sequence[str] = HUB_ID,
+                      subsets: Sequence[str] | None = None) -> list[LabelledSolution]:
+    """The rows of ``data`` (Hub ids, ``.json`` / ``.jsonl`` files, folders of them: :func:`data_sources`) in the
+    chosen subsets, in data order.
 
-    ``subsets=None``: all four for the Hub, every subset present in a file. A subset asked for that has no
-    row is an error (its metrics would silently be missing).
+    ``subsets=None``: all four for the Hub, every subset present in the files. A subset asked for that has no
+    row is an error (its metrics would silently be missing); so is a row id given twice.
     """
-    path = Path(data).expanduser()
-    if path.suffix in (".json", ".jsonl"):
-        rows = _check_rows(str(data), _read_file(path))
-    elif path.exists():
-        raise BestOfNError(f"ProcessBench data {data} is neither a .json nor a .jsonl file; pass one of those, or "
-                           f"a Hub dataset id such as {HUB_ID}")
-    else:
-        rows = [row for subset in (subsets or SUBSETS) for row in _load_hub(data, subset)]
+    sources, rows, seen = data_sources(data), [], {}
+    for source in sources:
+        for row in _load_source(source, subsets):
+            if row.id in seen:
+                raise BestOfNError(f"ProcessBench id {row.id!r} is in both {seen[row.id]} and {source}; pass each "
+                                   f"subset once")
+            seen[row.id] = source
+            rows.append(row)
     present = list(dict.fromkeys(r.subset for r in rows))
     known_first = [s for s in SUBSETS if s in present] + [s for s in present if s not in SUBSETS]
     wanted = list(subsets) if subsets else known_first
     missing = [s for s in wanted if s not in present]
     if missing:
-        raise BestOfNError(f"ProcessBench data {data} has no rows of subset(s) {', '.join(missing)} (it has "
-                           f"{', '.join(present) or 'none'}); choose others with --subsets")
+        raise BestOfNError(f"ProcessBench data {', '.join(sources)} has no rows of subset(s) {', '.join(missing)} (it "
+                           f"has {', '.join(present) or 'none'}); choose others with --subsets")
     order = {s: k for k, s in enumerate(wanted)}
     return sorted((r for r in rows if r.subset in order), key=lambda r: order[r.subset])  # stable: data order kept
+
+
+def data_sources(data: str | Sequence[str]) -> list[str]:
+    """``--data`` as sources: Hub ids and files as given, a folder as its ``.json`` / ``.jsonl`` files (the
+    layout ProcessBench publishes: ``gsm8k.json``, ``math.json``, ``olympiadbench.json``, ``omnimath.json``)."""
+    sources = []
+    for item in [data] if isinstance(data, str) else data:
+        folder = Path(item).expanduser()
+        if not folder.is_dir():
+            sources.append(str(item))
+            continue
+        files = sorted(str(p) for p in folder.iterdir() if p.suffix in (".json", ".jsonl"))
+        if not files:
+            raise BestOfNError(f"ProcessBench folder {item} holds no .json or .jsonl file; pass the folder of the "
+                               f"subset files (gsm8k.json, math.json, ...), the files, or a Hub dataset id")
+        sources += files
+    return sources
+
+
+def _load_source(data: str, subsets: Sequence[str] | None) -> list[LabelledSolution]:
+    path = Path(data).expanduser()
+    if path.suffix in (".json", ".jsonl"):
+        return _check_rows(str(data), _read_file(path))
+    if path.exists():
+        raise BestOfNError(f"ProcessBench data {data} is neither a .json nor a .jsonl file; pass one of those, or "
+                           f"a Hub dataset id such as {HUB_ID}")
+    return [row for subset in (subsets or SUBSETS) for row in _load_hub(data, subset)]
 
 
 def _read_file(path: Path) -> list[tuple[str, Any]]:
@@ -321,6 +352,45 @@ def subset_metrics(labels: Sequence[int], predictions: Sequence[int]) -> dict[st
             "n_error": len(errors), "n_correct": len(corrects)}
 
 
+def f1_percent(hit: np.ndarray, wrong: np.ndarray, axis: int = -1) -> np.ndarray:
+    """:func:`subset_metrics`'s F1 from per-row flags (``hit``: prediction == label; ``wrong``: label != -1),
+    vectorised over resamples; nan where a resample lacks a kind of row."""
+    import numpy as np
+
+    with np.errstate(invalid="ignore", divide="ignore"):
+        err = (hit * wrong).sum(axis) / wrong.sum(axis)
+        ok = (hit * (1 - wrong)).sum(axis) / (1 - wrong).sum(axis)
+        f1 = np.where(err + ok > 0, 200 * err * ok / (err + ok), 0.0)
+    return np.where(np.isnan(err) | np.isnan(ok), np.nan, f1)
+
+
+def f1_interval(labels: Sequence[int], predictions: Sequence[int], other: Sequence[int] | None = None,
+                rounds: int = BOOTSTRAP, seed: int = 0) -> tuple[float, float] | None:
+    """95% percentile interval of the F1 over ``rounds`` resamples of the rows (``scipy.stats.bootstrap``); with
+    ``other`` (another PRM's predictions on the same rows): of the F1 difference, paired. None: F1 undefined."""
+    import warnings
+
+    import numpy as np
+    from scipy import stats
+
+    labels = np.asarray(labels)
+    wrong = (labels != -1).astype(float)
+    if len(labels) < 2 or wrong.all() or not wrong.any():
+        return None
+    hits = [(np.asarray(p) == labels).astype(float) for p in (predictions, *([] if other is None else [other]))]
+
+    def statistic(wrong: np.ndarray, *hits: np.ndarray, axis: int = -1) -> np.ndarray:
+        f1 = [f1_percent(h, wrong, axis) for h in hits]
+        return f1[0] if len(f1) == 1 else f1[0] - f1[1]
+
+    with warnings.catch_warnings():  # a resample without one kind of row: nan, left out below
+        warnings.simplefilter("ignore", stats.DegenerateDataWarning)
+        reps = stats.bootstrap((wrong, *hits), statistic, paired=True, vectorized=True, n_resamples=rounds,
+                               method="percentile", rng=np.random.default_rng(seed)).bootstrap_distribution
+    low, high = np.nanpercentile(reps, [2.5, 97.5])
+    return float(low), float(high)
+
+
 def f1_sweep(labels: Sequence[int], rewards: Sequence[Sequence[float]], thresholds: np.ndarray) -> np.ndarray:
     """F1 (percent) at each threshold, as :func:`predict` and :func:`subset_metrics` would give it, vectorised.
 
@@ -397,8 +467,9 @@ def step_auroc(labels: Sequence[int], rewards: Sequence[Sequence[float]]) -> flo
 class BenchSettings:
     """What ``bestofn prm-bench`` adds to the PRM, hardware and Ray settings of :class:`BestOfNConfig`."""
 
-    data: str = field(default=HUB_ID, metadata={
-        "help": "ProcessBench: a Hub dataset id or a local .json/.jsonl file in its layout"})
+    data: str | list[str] = field(default=HUB_ID, metadata={
+        "help": "ProcessBench: a Hub dataset id, local .json/.jsonl files in its layout, or a folder of them (the four "
+                "published subset files)"})
     subsets: list[str] | None = field(default=None, metadata={
         "help": f"comma-separated subsets to score, of {','.join(SUBSETS)} (default: all four from the Hub, every "
                 f"subset of a file)"})
@@ -467,6 +538,13 @@ def run_prm_bench(bench: BenchSettings, config: BestOfNConfig, scorer: Any = Non
     return results
 
 
+def is_bench_dir(path: str | Path) -> bool:
+    """Whether ``path`` holds the results of ``bestofn prm-bench`` (not of ``bestofn run``, which has a manifest)."""
+    path = Path(path)
+    return (path / "predictions.jsonl").is_file() and (path / "results.json").is_file() and not (
+        path / "manifest.json").exists()
+
+
 def _GivenScorer(scorer: Any) -> Any:  # noqa: N802: a class made on demand (pipeline is imported late)
     """The run's models with ``scorer`` as the PRM (an injected scorer: tests, notebooks)."""
     from ..pipeline import Models
@@ -502,7 +580,11 @@ def evaluate(rows: Sequence[LabelledSolution], scores: dict[str, dict], threshol
     for s, members in by_subset.items():
         labels, rs = [r.label for r in members], [rewards[r.id] for r in members]
         best = best_threshold(labels, rs)
-        per_subset[s] = {**subset_metrics(labels, [predicted[r.id] for r in members]),
+        predictions_here = [predicted[r.id] for r in members]
+        per_subset[s] = {**subset_metrics(labels, predictions_here),
+                         "f1_ci": f1_interval(labels, predictions_here),
+                         "published_rows": SUBSET_SIZES.get(s),  # a subset scored in part is marked as such
+                         "partial": s in SUBSET_SIZES and len(members) < SUBSET_SIZES[s],
                          "truncated": sum(bool(scores[r.id]["prm_truncated"]) for r in members),
                          "step_auroc": step_auroc(labels, rs),
                          "best_threshold_in_sample": None if best is None else {"threshold": best[0], "f1": best[1]}}
@@ -537,6 +619,6 @@ def _gsm8k_threshold(by_subset: dict[str, list[LabelledSolution]], rewards: dict
 
 
 __all__ = ["BenchSettings", "CHUNK_ROWS", "GSM8K", "HUB_ID", "PRMIdentity", "LabelledSolution", "SUBSETS",
-           "best_threshold", "candidate_thresholds", "check_gsm8k_rows", "check_row", "evaluate", "f1_sweep",
-           "harmonic_f1", "join_steps", "load_processbench", "normalise_step", "plan_chunks", "predict",
+           "SUBSET_SIZES", "best_threshold", "candidate_thresholds", "check_gsm8k_rows", "check_row", "data_sources",
+           "evaluate", "f1_interval", "f1_percent", "f1_sweep", "harmonic_f1", "is_bench_dir", "join_steps", "load_processbench", "normalise_step", "plan_chunks", "predict",
            "run_prm_bench", "score_rows", "step_auroc", "subset_metrics"]

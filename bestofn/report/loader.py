@@ -50,6 +50,11 @@ def load_run(run_dir: str | Path) -> Run:
     """
     run_dir = Path(run_dir)
     hint = finish_hint(run_dir)
+    from ..bench.processbench import is_bench_dir
+
+    if is_bench_dir(run_dir):
+        raise BestOfNError(f"{run_dir} holds `bestofn prm-bench` results, not a run: its report is "
+                           f"{run_dir / 'report.html'} (`bestofn report {run_dir}` writes it again)")
     if run_dir.is_file():
         raise BestOfNError(f"{run_dir} is a file, not a run directory; pass the folder that holds it: {run_dir.parent}")
     if not run_dir.is_dir():

@@ -1,8 +1,5 @@
-"""The report of ``bestofn prm-bench``: ProcessBench's table beside published numbers, and where predictions fall.
-
-Reads ``results.json`` and ``predictions.jsonl`` of a finished benchmark directory (:mod:`bestofn.prmbench`)
-and writes ``report.md`` (PNGs beside it) and ``report.html`` (PNGs embedded) with
-:mod:`bestofn.report.render`, like the run reports.
+"""The reports of ``bestofn prm-bench``: one PRM's ProcessBench table beside the published numbers, and several
+PRMs side by side (``bestofn compare BENCH_DIR...``), from the directories :mod:`bestofn.bench.processbench` writes.
 """
 
 from __future__ import annotations
@@ -15,8 +12,9 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from ..io import read_json, read_jsonl
-from ..bench.processbench import GSM8K, SUBSETS
-from .render import Page, bullets, code, table, write_page
+from ..bench.processbench import GSM8K, SUBSETS, f1_interval, is_bench_dir
+from ..errors import BestOfNError
+from .render import Page, bullets, code, output_lock, table, write_page
 
 SUBSET_NAMES = {"gsm8k": "GSM8K", "math": "MATH", "olympiadbench": "OlympiadBench", "omnimath": "Omni-MATH"}
 
@@ -38,10 +36,34 @@ PUBLISHED_F1: dict[str, dict[str, Any]] = {
                        "f1": {"gsm8k": 70.8, "math": 53.6, "olympiadbench": 22.9, "omnimath": 21.0, "average": 42.1}},
 }
 MAX_INDEX = 12  # the plots bucket step indices from here on ("12+")
+MIN_SHARED = 30  # fewer shared solutions: a bootstrap interval of an F1 difference is too coarse to call a lead
 
 
 def pct(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.1f}"
+
+
+def f1_cell(m: dict[str, Any]) -> str:
+    """``63.4 [59.0, 67.6]``, and ``(partial: 120 of 1000 rows)`` when only part of a published subset was scored."""
+    ci = m.get("f1_ci")
+    text = pct(m["f1"]) + (f" [{ci[0]:.1f}, {ci[1]:.1f}]" if ci else "")
+    return text + (f" (partial: {m['n']} of {m['published_rows']} rows)" if m.get("partial") else "")
+
+
+def data_text(results: dict[str, Any]) -> str:
+    data = results["data"]
+    return ", ".join(map(str, data)) if isinstance(data, list) else str(data)
+
+
+def partial_note(results: dict[str, Any]) -> str | None:
+    """The warning beside the published rows when a subset was scored in part (None: every subset whole)."""
+    parts = [f"{SUBSET_NAMES.get(s, s)} ({m['n']} of {m['published_rows']} rows)" for s, m in results["subsets"].items()
+             if m.get("partial")]
+    if not parts:
+        return None
+    return (f"**Partial subsets: {', '.join(parts)}.** Their F1 is measured on part of the subset and is not "
+            f"comparable with the published numbers, which are over the whole subset; the intervals say how far "
+            f"the part can stray.")
 
 
 def published_name(prm: str) -> str | None:
@@ -69,19 +91,22 @@ def build_page(results: dict[str, Any], subsets: Sequence[str]) -> Page:
     rule = (f"chosen on GSM8K, where it gives the best F1 ({pct(t['gsm8k_f1'])}; ties go to the lowest threshold), "
             f"and used for every subset" if t["rule"] == GSM8K else "set by --threshold")
     page.para(f"PRM {code(results['prm'])} (format {code(results['format'])}, steps joined with "
-              f"{code(repr(results['step_separator']))}) on {code(results['data'])}, {results['n']} solutions. "
+              f"{code(repr(results['step_separator']))}) on {code(data_text(results))}, {results['n']} solutions. "
               f"A step is judged wrong when its reward is below **{t['value']:.4g}** ({rule}); the prediction is the "
               f"first such step, -1 if none.")
     page.heading(2, "ProcessBench F1 beside published PRMs")
     header = ["PRM", *(SUBSET_NAMES.get(s, s) for s in subsets), "average"]
-    rows = [[f"**{results['prm']} (this run)**", *(pct(results["subsets"][s]["f1"]) for s in subsets),
+    rows = [[f"**{results['prm']} (this run)**", *(f1_cell(results["subsets"][s]) for s in subsets),
              pct(results["average_f1"])]]
     mine = published_name(results["prm"])
     for name, row in PUBLISHED_F1.items():
         label = f"{name} (published)" + (" = this PRM" if name == mine else "")
         rows.append([label, *(pct(row["f1"].get(s)) for s in subsets), pct(row["f1"]["average"])])
     page.add(table(header, rows))
-    page.para(f"Published numbers: {PUBLISHED_SOURCE}. Qwen2.5-Math-PRM-7B's row (Qwen's \"Lessons of Developing "
+    if partial_note(results):
+        page.para(partial_note(results))
+    page.para(f"This run's F1 with its 95% bootstrap interval over the subset's solutions. Published numbers: "
+              f"{PUBLISHED_SOURCE}. Qwen2.5-Math-PRM-7B's row (Qwen's \"Lessons of Developing "
               f"PRMs\" paper) is not shown: it could not be checked against the paper. Averages over other subsets than "
               f"the four are not comparable.")
     page.heading(2, "Per subset")
@@ -137,9 +162,12 @@ def plot_predictions(labels: Sequence[int], predictions: Sequence[int], title: s
     return fig
 
 
-def write_prm_bench_report(bench_dir: str | Path, formats: Sequence[str] = ("md", "html")) -> list[Path]:
-    """Write the report of a finished ``bestofn prm-bench`` directory into it; return the written paths."""
+def write_prm_bench_report(bench_dir: str | Path, formats: Sequence[str] = ("md", "html"),
+                           output_dir: str | Path | None = None) -> list[Path]:
+    """Write the report of a finished ``bestofn prm-bench`` directory into it (or ``output_dir``); return the paths."""
     bench_dir = Path(bench_dir)
+    out = Path(output_dir) if output_dir else bench_dir
+    out.mkdir(parents=True, exist_ok=True)
     results = read_json(bench_dir / "results.json")
     predictions = read_jsonl(bench_dir / "predictions.jsonl")
     subsets = list(results["subsets"])
@@ -151,4 +179,109 @@ def write_prm_bench_report(bench_dir: str | Path, formats: Sequence[str] = ("md"
         figures[f"predictions-{s}.png"] = plot_predictions(
             [p["label"] for p in rows], [p["prediction"] for p in rows],
             f"{SUBSET_NAMES.get(s, s)}: {len(rows)} solutions, F1 {pct(m['f1'])}")
-    return write_page(build_page(results, ordered), figures, bench_dir, formats)
+    return write_page(build_page(results, ordered), figures, out, formats)
+
+
+# --- several PRMs side by side: `bestofn compare BENCH_DIR... --output-dir OUT` ---------------------------------------
+def compared_subsets(results: Sequence[dict[str, Any]]) -> list[str]:
+    """Every subset some PRM scored: the published four in the paper's order, then any other."""
+    present = {s for r in results for s in r["subsets"]}
+    return [s for s in SUBSETS if s in present] + sorted(present - set(SUBSETS))
+
+
+def bench_names(results: Sequence[dict[str, Any]], dirs: Sequence[Path]) -> list[str]:
+    """Each PRM's name in the comparison: its id, with the directory's name where two share an id."""
+    prms = [r["prm"] for r in results]
+    return [p if prms.count(p) == 1 else f"{p} ({d.name})" for p, d in zip(prms, dirs)]
+
+
+def lead_sentence(subset: str, names: Sequence[str], preds: Sequence[dict[str, dict]], f1s: Sequence[float | None],
+                  seed: int = 0) -> str | None:
+    """The best PRM against the runner-up on one subset: the F1 difference on the solutions both scored, with its
+    paired bootstrap interval (None with fewer than two F1s)."""
+    ranked = sorted((k for k, f in enumerate(f1s) if f is not None), key=lambda k: -f1s[k])
+    if len(ranked) < 2:
+        return None
+    a, b = ranked[:2]
+    shared = [i for i in preds[a] if i in preds[b] and preds[a][i]["subset"] == subset]
+    labels = [preds[a][i]["label"] for i in shared]
+    ci = f1_interval(labels, [preds[a][i]["prediction"] for i in shared], [preds[b][i]["prediction"] for i in shared],
+                     seed=seed)
+    if ci is None:
+        return f"{SUBSET_NAMES.get(subset, subset)}: the shared solutions lack a kind of row; no paired interval."
+    if len(shared) < MIN_SHARED:
+        verdict = f"too few solutions to judge (fewer than {MIN_SHARED})"
+    else:
+        verdict = "beyond the noise" if ci[0] > 0 else "within the noise: either could be the better verifier here"
+    lead = (f"{names[a]} and {names[b]} tie" if f1s[a] == f1s[b] else
+            f"{names[a]} leads {names[b]} by {f1s[a] - f1s[b]:.1f} F1 points")
+    return (f"{SUBSET_NAMES.get(subset, subset)}: {lead} "
+            f"(paired bootstrap 95% CI of the difference on the {len(shared)} solutions both scored: {ci[0]:+.1f} to "
+            f"{ci[1]:+.1f}), {verdict}.")
+
+
+def plot_f1(names: Sequence[str], subsets: Sequence[str], results: Sequence[dict[str, Any]]) -> Figure:
+    """F1 per subset, one bar per PRM, with its 95% interval."""
+    fig = Figure(figsize=(1.5 + 1.4 * len(subsets), 3.6))
+    ax = fig.subplots()
+    width = 0.8 / len(names)
+    for k, (name, res) in enumerate(zip(names, results)):
+        ms = [res["subsets"].get(s) for s in subsets]
+        x = np.arange(len(subsets)) + (k - (len(names) - 1) / 2) * width
+        f1 = np.array([m["f1"] if m and m["f1"] is not None else np.nan for m in ms])
+        low = [f - m["f1_ci"][0] if m and m.get("f1_ci") else 0 for f, m in zip(f1, ms)]
+        high = [m["f1_ci"][1] - f if m and m.get("f1_ci") else 0 for f, m in zip(f1, ms)]
+        bars = ax.bar(x, f1, width, yerr=[low, high], capsize=3, label=name)
+        for bar, m in zip(bars, ms):
+            if m and m.get("partial"):
+                bar.set_hatch("//")
+    ax.set_xticks(range(len(subsets)), [SUBSET_NAMES.get(s, s) for s in subsets], fontsize=9)
+    ax.set_ylabel("ProcessBench F1 (%)")
+    ax.set_ylim(0, 100)
+    ax.legend(fontsize=7, loc="upper right")
+    ax.set_title("F1 with 95% bootstrap intervals (hatched: part of the subset)", fontsize=9)
+    return fig
+
+
+def build_comparison(dirs: Sequence[Path], results: Sequence[dict[str, Any]], preds: Sequence[dict[str, dict]]) -> Page:
+    names = bench_names(results, dirs)
+    subsets = compared_subsets(results)
+    order = sorted(range(len(results)), key=lambda k: -(results[k]["average_f1"] or -1))
+    page = Page(f"ProcessBench: {len(results)} PRMs side by side")
+    page.para("Which PRM finds the first wrong step best: ProcessBench's F1 per subset (with a 95% bootstrap interval "
+              "over the subset's solutions), from " + ", ".join(f"{code(str(d))}" for d in dirs) + ".")
+    page.heading(2, "F1 per subset")
+    page.add(table(["PRM", "threshold", *(SUBSET_NAMES.get(s, s) for s in subsets), "average"],
+                   [[names[k], f"{results[k]['threshold']['value']:.4g} ({results[k]['threshold']['rule']})",
+                     *(f1_cell(results[k]["subsets"][s]) if s in results[k]["subsets"] else "not scored"
+                       for s in subsets), pct(results[k]["average_f1"])] for k in order]))
+    page.add(bullets(list(dict.fromkeys(note for r in results if (note := partial_note(r))))
+                     + ["Averages are comparable only over the same subsets, each scored whole."]))
+    page.heading(2, "The lead on each subset")
+    page.add(bullets([s for sub in subsets if (s := lead_sentence(
+        sub, names, preds, [r["subsets"].get(sub, {}).get("f1") for r in results])) is not None]
+        or ["Fewer than two PRMs have an F1 on any subset."]))
+    page.heading(2, "Step AUROC per subset")
+    page.add(table(["PRM", *(SUBSET_NAMES.get(s, s) for s in subsets)],
+                   [[names[k], *("n/a" if (m := results[k]["subsets"].get(s)) is None or m["step_auroc"] is None
+                                 else f"{m['step_auroc']:.3f}" for s in subsets)] for k in order]))
+    page.image("prm_bench_f1.png", "ProcessBench F1 per subset and PRM")
+    return page
+
+
+def write_prm_bench_comparison(bench_dirs: Sequence[str | Path], output_dir: str | Path,
+                               formats: Sequence[str] = ("md", "html")) -> list[Path]:
+    """Several ``bestofn prm-bench`` directories side by side: report.md/report.html and a PNG in ``output_dir``."""
+    dirs = [Path(d) for d in bench_dirs]
+    not_bench = [str(d) for d in dirs if not is_bench_dir(d)]
+    if not_bench:
+        raise BestOfNError(f"{', '.join(not_bench)}: not a prm-bench directory (results.json and predictions.jsonl of "
+                           f"`bestofn prm-bench`); compare prm-bench directories with each other, runs with runs")
+    results = [read_json(d / "results.json") for d in dirs]
+    preds = [{p["id"]: p for p in read_jsonl(d / "predictions.jsonl")} for d in dirs]
+    names = bench_names(results, dirs)
+    subsets = compared_subsets(results)
+    Path(output_dir).mkdir(parents=True, exist_ok=True)
+    with output_lock(output_dir):
+        return write_page(build_comparison(dirs, results, preds), {"prm_bench_f1.png": plot_f1(names, subsets, results)},
+                          Path(output_dir), formats)
