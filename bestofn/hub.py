@@ -1,21 +1,9 @@
-"""Publish a run directory as a Hugging Face Hub dataset, with a dataset card.
+"""``bestofn push RUN_DIR --repo-id OWNER/NAME``: a finished run as a Hub dataset with a dataset card.
 
-``bestofn push RUN_DIR --repo-id OWNER/NAME`` turns the artifacts of a finished run (docs/artifacts.md) into
-two dataset configurations and a card:
-
-- ``problems`` (the default): one row per problem, with the greedy solution, the answer of every selection
-  rule (taken from ``results.json``, never recomputed, so the dataset shows exactly what the run decided) and
-  the answer groups with their summed rewards;
-- ``samples``: one row per sampled solution, with its step rewards and reward.
-
-Both are written as Parquet with explicit ``datasets.Features`` (which ``Dataset.to_parquet`` stores in the
-file's schema), and the card is a ``huggingface_hub.DatasetCard`` whose YAML declares the configurations, their
-data files and their features. The dry run (``--dry-run --save-dir DIR``) and the real push go through the
-same function that writes this folder, and the push uploads that folder as it is with ``HfApi.upload_folder``,
-so what a dry run shows is exactly what gets uploaded.
-
-Safety: the token is checked before anything is built, and an existing repo (or branch) is never written to
-without ``--overwrite``; ``--revision BRANCH`` pushes to a new branch instead.
+Two configurations, ``problems`` (every rule's answer as ``results.json`` decided it, and the answer groups) and
+``samples`` (every solution with its step rewards), written as Parquet with explicit ``datasets.Features``; the
+card's YAML declares them. A dry run writes the very folder a push uploads (``HfApi.upload_folder``); an existing
+repo or branch is written to only with ``--overwrite``.
 """
 
 from __future__ import annotations

@@ -1,22 +1,14 @@
 """Step 6: pick one answer out of N sampled solutions.
 
-Three rules are compared (answers are the extracted ``\\boxed{}`` contents, None when a solution has none):
-
 - **majority vote** (self-consistency): the answer given most often;
 - **naive Best-of-N**: the answer of the single highest-reward solution;
-- **weighted Best-of-N** (the DeepMind paper's choice): group solutions whose answers are *equivalent*,
-  sum the rewards inside each group, answer with the heaviest group. It combines both signals: an answer
-  reached by many well-scored solutions beats a lone lucky one.
+- **weighted Best-of-N** (the DeepMind paper's choice): the answer whose equivalent solutions have the largest
+  summed reward.
 
-Answers are grouped by mathematical equivalence (``\\frac{1}{2}`` and ``0.5`` are one answer), not by string,
-otherwise votes for the same answer would be split across spellings. A solution without an answer never
-wins; with no answers at all the prediction is None. Ties go to the group whose first solution came first,
-so results are deterministic. Each rule reports *which* solutions it chose (:class:`Choice`), so a verdict
-always shows a solution that exists, spelled as that solution spells it.
-
-Each rule is implemented once, on answer-group *labels* and vectorised over subsets of the N solutions, and
-reached by name through :func:`choose`: results.json applies it to all N, the report to random n-subsets.
-The method names and labels every artifact, report and dataset card uses are defined here, once.
+Answers are grouped by mathematical equivalence (``\\frac{1}{2}`` and ``0.5`` are one answer); a solution without
+an answer never wins; ties go to the group that appears first. Each rule is written once, on answer-group
+labels, vectorised over subsets, and reached by name through :func:`choose`. The names and labels of the
+methods every artifact uses are defined here.
 """
 
 from __future__ import annotations

@@ -1,32 +1,9 @@
-"""ProcessBench for any PRM format: how well does a PRM find the first wrong step? (``bestofn prm-bench``)
+"""``bestofn prm-bench``: ProcessBench (Zheng et al., ACL 2025; ``Qwen/ProcessBench``, Apache-2.0) for any PRM format.
 
-ProcessBench (Zheng et al., ACL 2025; ``Qwen/ProcessBench`` on the Hub, Apache-2.0) holds 3,400 step-by-step
-solutions to GSM8K, MATH, OlympiadBench and Omni-MATH problems, each labelled by human experts with the index
-of its first erroneous step (``label``, from 0), or -1 when every step is right. A PRM is asked the same
-question: the prediction is the index of the first step whose reward is below a threshold, -1 if none.
-
-The benchmark, top to bottom:
-
-1. **Data** (:func:`load_processbench`). The Hub dataset (one split per subset) or a local ``.json`` list /
-   ``.jsonl`` file in its own layout (``id``, ``generator``, ``problem``, ``steps``, ``final_answer_correct``,
-   ``label``); a row's subset is its ``id`` prefix (``gsm8k-0``). Every row is checked; a bad one is one
-   ``bestofn: error:`` line naming the file, the line and the field.
-2. **Steps** (:func:`normalise_step`, :func:`join_steps`). Each ProcessBench step becomes exactly one PRM step:
-   the PRM's separator cannot occur inside a step (one-step-per-line PRMs: a run of newlines becomes a space;
-   blank-line PRMs: a run of two or more newlines becomes one newline, and newlines at a step's ends go), then
-   the steps are joined with the separator and scored with that PRM's own recipe (``score_detailed``, the
-   same lean, batched scorer as ``bestofn run``).
-3. **Scoring in chunks** (:func:`score_rows`). Rows are scored in chunks of :data:`CHUNK_ROWS`; each finished
-   chunk is saved atomically under ``DIR/chunks/`` in a file named by a sha256 of everything its rewards
-   depend on (PRM id, revision, format, max length, the chunk's row ids and texts), so a killed run resumes
-   without rescoring, and another PRM never reuses them. Chunks run through :mod:`bestofn.executors`, so
-   ``--ray`` scores them on a cluster.
-4. **Predictions and metrics** (:func:`predict`, :func:`subset_metrics`, :func:`best_threshold`): ProcessBench's
-   own numbers, in percent (error accuracy, correct accuracy, their harmonic mean F1), a threshold chosen on
-   GSM8K when asked (the paper's protocol for scalar PRMs), and, beside them, threshold-free numbers: the
-   step-level AUROC and each subset's best threshold (in-sample).
-5. **Outputs** (:func:`run_prm_bench`): ``predictions.jsonl``, ``results.json`` and the report
-   (:mod:`bestofn.report.prmbench_report`).
+3,400 solutions labelled with the index of their first wrong step (-1: all right); a PRM predicts the first step
+whose reward is below a threshold. Top to bottom: 1. data, 2. one ProcessBench step as one PRM step, 3. scoring
+in resumable chunks (the run's own worker and chunk store), 4. ProcessBench's metrics, 5. the whole benchmark.
+Details in docs/prm-bench.md.
 """
 
 from __future__ import annotations

@@ -1,25 +1,8 @@
-"""After step 6: what Best-of-N buys over greedy, computed from a finished run directory.
+"""The numbers of a run report, computed from a finished run directory (nothing is plotted or written here).
 
-Everything here is a pure computation on the artifacts of ``bestofn run`` (``problems.jsonl``,
-``greedy.jsonl``, ``samples.jsonl``, ``results.json``, ``config.yaml``); :mod:`bestofn.report.run_report` turns the
-result into plots and words. Nothing is plotted or written here.
-
-Accuracy vs n. A run samples N solutions per problem; the accuracy of Best-of-n for n < N is estimated by
-applying each selection rule to many random n-subsets of those N and averaging. Answer equivalence groups
-are computed once per problem over all N (math-verify is slow); a subset is then evaluated on group
-*labels* alone, by the rules of :mod:`bestofn.selection` themselves (:func:`~bestofn.selection.heaviest_group`,
-:func:`~bestofn.selection.best_solution`: one implementation, for all N in the pipeline and for n-subsets
-here). This assumes math-verify equivalence is transitive, so grouping a subset gives the full grouping
-restricted to it.
-
-Uncertainty. With 20-500 problems the dominant noise is *which problems* were drawn, not which subsets.
-An accuracy is a proportion over problems: its 95% interval is the Wilson score interval (it stays inside
-[0, 1] and does not collapse to a point at 0% or 100%, as a bootstrap does on a handful of problems). At
-n < N a problem contributes its expected accuracy over subsets, a number in [0, 1] whose variance is at
-most that of a 0/1 outcome with the same mean, so the same interval is (slightly conservatively) valid.
-Two methods are compared *paired*, on the same problems: only the problems solved by exactly one of them
-are informative; the exact McNemar test asks whether their split could be a fair coin's, and a paired
-bootstrap over problems gives an interval for the size of the difference.
+Accuracy vs n: each selection rule (:func:`bestofn.selection.choose`) on many random n-subsets of the N
+solutions, on answer-group labels computed once per problem. Intervals: Wilson over problems for accuracies;
+two methods compared paired, by the exact McNemar test (``scipy.stats.binomtest``) and a bootstrap over problems.
 """
 
 from __future__ import annotations
@@ -51,9 +34,7 @@ DEFAULT_BOOTSTRAP = 2000
 DEFAULT_SEED = 0
 
 
-# --------------------------------------------------------------------------------------------------------
-# Loading
-# --------------------------------------------------------------------------------------------------------
+# --- Loading ----------------------------------------------------------------------------------------------------------
 @dataclass
 class ProblemData:
     """One problem with its greedy solution and its N sampled solutions (index = ``sample_index``)."""
@@ -186,9 +167,7 @@ def _problem(p: dict, greedy: dict | None, rows: list[dict], n: int, run_dir: Pa
     )
 
 
-# --------------------------------------------------------------------------------------------------------
-# Selection on subsets, by group label
-# --------------------------------------------------------------------------------------------------------
+# --- Selection on subsets, by group label -----------------------------------------------------------------------------
 def sample_sizes(n_total: int) -> list[int]:
     """The n of the accuracy-vs-n curve: powers of two up to N, and N itself (e.g. 1, 2, 4, 8, 12 for N=12)."""
     sizes = [2**k for k in range(n_total.bit_length()) if 2**k <= n_total]
@@ -214,9 +193,7 @@ def is_hit(correct: np.ndarray, picked: np.ndarray) -> np.ndarray:
     return np.where(picked >= 0, correct[np.maximum(picked, 0)], False)
 
 
-# --------------------------------------------------------------------------------------------------------
-# Accuracy vs n
-# --------------------------------------------------------------------------------------------------------
+# --- Accuracy vs n ----------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Estimate:
     """A value with its 95% confidence interval."""
@@ -324,9 +301,7 @@ def proportions(values: dict[str, np.ndarray]) -> dict[str, list[Estimate]]:
     return {m: [proportion(row) for row in v] for m, v in values.items()}
 
 
-# --------------------------------------------------------------------------------------------------------
-# Full N: what each method answered, per problem
-# --------------------------------------------------------------------------------------------------------
+# --- Full N: what each method answered, per problem -------------------------------------------------------------------
 @dataclass
 class Pick:
     """The answer a method gave for one problem, and the solution shown for it (None: no solution)."""
@@ -412,9 +387,7 @@ def group_table(p: ProblemData, rewards: np.ndarray) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda r: -r["reward_sum"])
 
 
-# --------------------------------------------------------------------------------------------------------
-# The PRM as a correctness detector
-# --------------------------------------------------------------------------------------------------------
+# --- The PRM as a correctness detector --------------------------------------------------------------------------------
 def auroc(scores: np.ndarray, positive: np.ndarray) -> float | None:
     """P(score of a correct solution > score of a wrong one), ties counting 1/2: the Mann-Whitney U statistic
     over the product of the class sizes (``scipy.stats.mannwhitneyu``). None when one class is empty."""
@@ -490,9 +463,7 @@ def min_informative_for_significance(alpha: float = 1 - CI_LEVEL) -> int:
     return k
 
 
-# --------------------------------------------------------------------------------------------------------
-# Calibration: does a reward of 0.8 mean "right 80% of the time"?
-# --------------------------------------------------------------------------------------------------------
+# --- Calibration: does a reward of 0.8 mean "right 80% of the time"? --------------------------------------------------
 @dataclass
 class Calibration:
     """A reliability diagram's numbers: equal-width reward bins over [0, 1] with their accuracy.
@@ -549,9 +520,7 @@ def run_calibration(run: RunData, how: str | None = None, bins: int = CALIBRATIO
     return calibration(rewards, correct, bins)
 
 
-# --------------------------------------------------------------------------------------------------------
-# Step rewards of right vs wrong solutions
-# --------------------------------------------------------------------------------------------------------
+# --- Step rewards of right vs wrong solutions -------------------------------------------------------------------------
 @dataclass
 class StepCurve:
     """Reward at step k (1-based) over the solutions that have a step k: mean, quartiles, count."""
@@ -585,9 +554,7 @@ def step_curves(run: RunData, max_steps: int = 20, min_count: int = 3) -> dict[b
     return out
 
 
-# --------------------------------------------------------------------------------------------------------
-# Everything the report needs
-# --------------------------------------------------------------------------------------------------------
+# --- Everything the report needs --------------------------------------------------------------------------------------
 @dataclass
 class Comparison:
     """Method ``a`` against method ``b`` at full N, on the same problems.
@@ -788,9 +755,7 @@ def solved_counts(outcomes: Sequence[ProblemOutcome], method: str) -> int:
     return sum(o.solved(method) for o in outcomes)
 
 
-# --------------------------------------------------------------------------------------------------------
-# Choosing a method without grading it on the same problems (compare's compute-optimal choice)
-# --------------------------------------------------------------------------------------------------------
+# --- Choosing a method without grading it on the same problems (compare's compute-optimal choice) ---------------------
 def two_fold_split(unique_ids: Sequence[str], seed: int = DEFAULT_SEED) -> np.ndarray:
     """Fold 0 or 1 of each problem: problems ranked by ``sha256(seed:unique_id)`` (:func:`bestofn.seeds.seed_hash`),
     the first half (rounded down) in fold 0. It depends on the ids alone, never on their order or on which

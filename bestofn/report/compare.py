@@ -1,23 +1,8 @@
 """``bestofn compare RUN_DIR... --output-dir DIR``: Best-of-N, beam search and DVTS runs side by side.
 
-Each run directory is one *series* of points (method, N): a Best-of-N run one point per n <= N (its
-n-subsets, as in the run report), a search run one point at its own N (a search pool cannot be subsampled
-into a smaller search). Two runs of the same method are two series, labelled by run name, never merged. Every
-point holds, per problem, the expected accuracy of the chosen selection rule on the final pool and the tokens
-spent: generated tokens (for a search every step generated, pruned beams and lookahead included, from
-``tree.jsonl``) and the tokens the PRM read (nan where a run does not know them: shown as "unavailable").
-Only problems present in every run are compared.
-
-Runs are compared only when they were made alike (:data:`COMPARED_SETTINGS`: the generator, the PRM, the
-sampling settings, the budget, the prompt, the dataset); otherwise :func:`compare_runs` refuses with the
-difference, unless ``allow_mixed``, and then the report lists every difference.
-
-The numbers use the run report's own functions: accuracies with Wilson intervals over problems
-(:func:`analysis.proportion`), margins between two series as paired bootstrap intervals
-(:func:`run_report.points`). The written analysis answers Snell et al.'s question on these runs: at each budget
-and difficulty level, which method is best, and the compute-optimal choice per level, chosen on one half of
-the problems and reported on the other (two-fold cross-validation); the in-sample pick is shown as such.
-Beside equal N, an equal-compute view ranks the series at matched token budgets.
+A Best-of-N run is one series of points (its n-subsets), a search run one point at its own N. Only runs made
+alike (:data:`COMPARED_SETTINGS`) on their shared problems are compared; the written analysis asks which method
+is best at each budget and level, with the compute-optimal choice cross-validated over two folds.
 """
 
 from __future__ import annotations
@@ -51,9 +36,7 @@ COMPARED_SETTINGS = ("generator", "generator_revision", "prm", "prm_revision", "
 COSTS = {"generated": "generated tokens", "total": "generated + PRM tokens"}  # the equal-compute views
 
 
-# --------------------------------------------------------------------------------------------------------
-# Numbers
-# --------------------------------------------------------------------------------------------------------
+# --- Numbers ----------------------------------------------------------------------------------------------------------
 @dataclass
 class Point:
     """One series at one budget N: per-problem accuracy and cost, on the compared problems."""
@@ -338,9 +321,7 @@ def _budget_verdicts(pts: list[Point], mask: np.ndarray, level: int | None, kind
     return out
 
 
-# --------------------------------------------------------------------------------------------------------
-# Plots
-# --------------------------------------------------------------------------------------------------------
+# --- Plots ------------------------------------------------------------------------------------------------------------
 def _style(cmp: MethodComparison, label: str) -> dict:
     method = cmp.series_method[label]
     marker, size = METHOD_MARKERS[method]
@@ -406,9 +387,7 @@ def plot_by_level(cmp: MethodComparison) -> Figure:
     return fig
 
 
-# --------------------------------------------------------------------------------------------------------
-# Words
-# --------------------------------------------------------------------------------------------------------
+# --- Words ------------------------------------------------------------------------------------------------------------
 def title(cmp: MethodComparison) -> str:
     """The methods present: ``Best-of-N vs beam search``; one method: ``DVTS: 2 runs side by side``."""
     methods = [METHOD_LABELS[m] for m in cmp.methods()]

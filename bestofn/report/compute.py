@@ -1,18 +1,5 @@
-"""The report's compute section: what each stage of the run cost, and each method's accuracy per token.
-
-Two tables, both computed from the run directory alone:
-
-- **Per stage** (from ``timings.json``, see :mod:`bestofn.costs`): wall time, model load, time in each model,
-  sequences, tokens read and generated, tokens the PRM read, peak memory, and the hardware.
-- **Per method** (from ``results.json``): accuracy, generated tokens per problem behind the method's answer,
-  PRM tokens per problem, and *solved problems per 1k generated tokens*: correct answers x 1000 / generated
-  tokens. Greedy spends one solution per problem; every selection rule and pass@N spend what the run's method
-  generated (``results.json``'s ``compute``: every sample, or for a search every step, pruned beams and
-  lookahead included) and what the PRM read.
-
-:func:`add_compute_section` appends it to a report :class:`~bestofn.report.render.Page`;
-:func:`compute_markdown` gives it as Markdown on its own.
-"""
+"""The report's compute section: each stage's cost (``timings.json``) and each method's accuracy per token
+(``results.json``: a search's pruned beams and lookahead included)."""
 
 from __future__ import annotations
 

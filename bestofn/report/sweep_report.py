@@ -44,9 +44,7 @@ def find_temperature_runs(sweep_dir: str | Path) -> list[tuple[float, Path]]:
     return sorted(found)
 
 
-# --------------------------------------------------------------------------------------------------------
-# Analysis of a sweep
-# --------------------------------------------------------------------------------------------------------
+# --- Analysis of a sweep ----------------------------------------------------------------------------------------------
 @dataclass
 class SweepAnalysis:
     """One :class:`bestofn.report.analysis.Analysis` per temperature, plus what varies with temperature."""
@@ -101,9 +99,7 @@ def _best_vs_worst(analyses: list[A.Analysis], seed: int, rounds: int) -> A.Comp
                         A.mcnemar_p(len(only_best), len(only_worst)))
 
 
-# --------------------------------------------------------------------------------------------------------
-# The report
-# --------------------------------------------------------------------------------------------------------
+# --- The report -------------------------------------------------------------------------------------------------------
 SWEEP_PLOTS = {
     "accuracy_vs_temperature.png": (P.plot_accuracy_vs_temperature, "Accuracy vs temperature"),
     "sweep_accuracy_vs_n.png": (P.plot_sweep_accuracy_vs_n, "Accuracy vs N per temperature"),
