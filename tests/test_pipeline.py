@@ -370,3 +370,34 @@ def test_grading_timeout_reaches_every_comparison(tmp_path, monkeypatch, math500
                            models=scripted_models(script, make_tokenizer()))
     assert seen == {"grade": {3}, "group": {3}}
     assert {m: (a["correct"], a["total"]) for m, a in results["accuracy"].items()} == EXPECTED_ACCURACY
+
+
+def test_results_json_is_built_by_the_run_from_rows_worked_by_hand():
+    """pipeline.build_results (issue 29: the run builds results.json; selection only gives verdicts), no model:
+    p1 (level 1, gold 3): samples "3" (.9, right, string match), "4" (.2); greedy "3" right.
+    p2 (level 2, gold 5): samples "6" (.8), "5" (.7, right, no string match); greedy none right.
+    weighted: p1 "3" right, p2 "6" wrong -> 1/2; pass@2 2/2; greedy 1/2; by level: level 1 all right."""
+    config = BestOfNConfig(n=2, dataset="math500", aggregation="last")
+    problems = [Problem("p1", "1+2?", "3", 1), Problem("p2", "2+3?", "5", 2)]
+
+    def row(uid, index, answer, reward, correct, match, tokens):
+        return {"unique_id": uid, "sample_index": index, "answer": answer, "step_rewards": [reward],
+                "correct": correct, "string_match": match, "num_tokens": tokens}
+
+    samples = [row("p1", 0, "3", 0.9, True, True, 10), row("p1", 1, "4", 0.2, False, False, 12),
+               row("p2", 1, "5", 0.7, True, False, 9), row("p2", 0, "6", 0.8, False, False, 11)]  # out of order
+    greedy = [{"unique_id": "p1", "answer": "3", "correct": True, "string_match": True, "num_tokens": 5},
+              {"unique_id": "p2", "answer": "7", "correct": False, "string_match": False, "num_tokens": 6}]
+    results = pipeline.build_results(config, problems, greedy, samples, {"generated_tokens": 42, "prm_tokens": None})
+    acc = {m: (a["correct"], a["total"]) for m, a in results["accuracy"].items()}
+    assert acc == {"greedy": (1, 2), "majority": (1, 2), "naive_bon": (1, 2), "weighted_bon": (1, 2), "pass_at_n": (2, 2)}
+    assert {lvl: v["weighted_bon"]["correct"] for lvl, v in results["by_level"].items()} == {"1": 1, "2": 0}
+    assert results["string_match"] == {"greedy": {"correct": 1, "total": 2, "accuracy": 0.5},
+                                       "samples": {"correct": 1, "total": 4, "accuracy": 0.25}}
+    assert results["tokens"] == {"greedy": 11, "samples": 42}
+    assert results["compute"] == {"generated_tokens": 42, "prm_tokens": None, "generated_tokens_per_problem": 21.0,
+                                  "prm_tokens_per_problem": None}
+    assert results["dataset"] == {"source": "math500", "title": "MATH-500"} and results["n"] == 2
+    p2 = results["per_problem"][1]
+    assert p2["weighted_bon"] == {"answer": "6", "correct": False, "sample_index": 0} and p2["gold"] == "5"
+    assert p2["greedy"] == {"answer": "7", "correct": False} and p2["level"] == 2
