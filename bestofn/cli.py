@@ -467,8 +467,8 @@ def unknown_flags_text(parser: argparse.ArgumentParser, command: str, unknown: S
     import difflib
 
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices[command]
-    flags = sorted({f for a in [*parser._actions, *sub._actions] if a.help != argparse.SUPPRESS and a.dest != "help"
-                    for f in a.option_strings}, key=len)
+    flags = sorted({f for a in [*parser._actions, *sub._actions] if a.help != argparse.SUPPRESS
+                    for f in a.option_strings}, key=len)  # a set: --help is the parser's and the command's
     given = [u for u in unknown if u.startswith("-")] or list(unknown)
     clauses = []
     for flag in given:

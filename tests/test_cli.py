@@ -166,10 +166,12 @@ def test_argparse_usage_errors_stay_argparses(capsys):
      "arguments for `bestofn run`: --top_p (did you mean --top-p?), --max_new_tokens (did you mean --max-new-tokens?)"),
     (["compare", "a", "--output-dir", "o", "--selectoin", "majority"], "--selectoin (did you mean --selection?)"),
     (["run", "--no-such-flag"], "--no-such-flag (see `bestofn run --help`)"),
+    (["run", "--hepl"], "--hepl (did you mean --help?)"),
+    (["sweep", "--temperatures", "0.4", "--temp", "0.7"], "--temp (did you mean --temperatures?)"),  # not the hidden one
 ])
 def test_an_unknown_flag_is_one_line_with_the_closest_real_ones(capsys, argv, message):
-    """Issue 29: not the top-level usage, but one line suggesting the command's own flags (hidden ones and
-    --help never)."""
+    """Issue 29: not the top-level usage, but one line suggesting the command's own flags (never a hidden one),
+    each once."""
     assert main(argv) == 2
     line = one_error_line(capsys)
     assert message in line and "--help or" not in line
