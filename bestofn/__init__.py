@@ -16,16 +16,19 @@ PRM's step rewards (``prm/``) in between; ``pipeline`` runs those steps in chunk
 
 The run, small and knowing nothing of any one method:
 
-- ``pipeline``     the chunks of a run (planned, reused or computed by a ``Worker``, saved) and the files at the end
+- ``pipeline``     the chunks of a run (planned, reused or computed by a ``Worker``, saved) and the files at the
+                   end, ``results.json`` among them (each problem's verdicts from ``selection``)
 - ``rundir``       the run directory: chunks sealed by their sha256, the files users read, one writer at a time
 - ``executors``    where chunks run: this process, or a Ray Data actor pool on a cluster
 - ``costs``        what a chunk cost (time, tokens, memory), measured where its models run
 - ``io``           atomic writes, and one clear line for a file that cannot be read
+- ``provenance``   what a run knows of where its solutions came from (made here, or imported)
 
 Around them:
 
 - ``config``       every setting, once (the CLI flags are generated from it); ``fields``: what a setting accepts
 - ``report/``      reads finished runs (``loader``, the one loader): the numbers, plots and pages, ``compare``
+                   (runs side by side, or prm-bench results of several PRMs)
 - ``sweep``        the pipeline once per temperature, sharing the greedy baseline
 - ``importer``     completions made elsewhere turned into a run directory (``bestofn import``)
 - ``bench/``       ProcessBench for any PRM format: how well it finds the first wrong step (``bestofn prm-bench``)
