@@ -7,6 +7,7 @@
     bestofn sweep --temperatures 0.4,0.8,1.2 [run flags]
     bestofn push RUN_DIR --repo-id OWNER/NAME [--dry-run --save-dir DIR]
     bestofn prm-bench --prm NAME_OR_PATH [--threshold 0.5|gsm8k] --output-dir DIR
+    bestofn serve [run flags] [--host 127.0.0.1 --port 8000 --api-key KEY ...]
 
 The flags of ``run`` (and ``sweep``) are generated from :class:`BestOfNConfig`'s fields: one flag per key,
 typed by the field's annotation, with the field's ``metadata`` help, choices and default, so a new setting
@@ -254,6 +255,33 @@ def _print_provenance(run_dir: str) -> None:
         print(f"note: the run's solutions were {note} (the card says so)")
 
 
+def add_serve_flags(parser: argparse.ArgumentParser) -> None:
+    """The run's settings plus the server's own (:class:`bestofn.serve.settings.ServeConfig`)."""
+    from .serve.settings import ServeConfig
+
+    add_config_flags(parser)
+    group = parser.add_argument_group("server", "How the server listens and what one request may ask for.")
+    types = field_types(ServeConfig)
+    for f in dataclasses.fields(ServeConfig):
+        _add_field_flag(group, f, types[f.name])
+
+
+def _serve(args: argparse.Namespace) -> None:
+    from .serve.settings import ServeConfig
+
+    config = config_from_args(args)
+    settings = ServeConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(ServeConfig)
+                              if hasattr(args, f.name)})
+    if config.ray_address:
+        from .serve.ray_serve import run_ray_serve
+
+        run_ray_serve(config, settings)
+        return
+    from .serve.app import run_server
+
+    run_server(config, settings, models=args.models)
+
+
 # --- prm-bench: ProcessBench for any PRM ------------------------------------------------------------------------
 # The settings prm-bench shares with `bestofn run`: their flags, help and choices come from BestOfNConfig.
 PRM_BENCH_CONFIG_FIELDS = ("prm", "prm_revision", "prm_format", "prm_batch_tokens", "prm_max_length", "device",
@@ -384,6 +412,14 @@ def build_parser() -> argparse.ArgumentParser:
                         "datasets (refused otherwise); the report lists every difference")
     add_report_flags(p, seed_flags=("--seed",))
     p.set_defaults(func=_compare)
+
+    p = sub.add_parser(
+        "serve", allow_abbrev=False, help="an OpenAI-compatible chat-completions server over the same method",
+        description="Serve POST /v1/chat/completions (OpenAI's API; docs/serve.md): each request is answered by the "
+        "configured method (Best-of-N, beam search, DVTS), its model calls batched with concurrent requests'. Takes "
+        "every setting of `bestofn run`; --ray [ADDRESS] --replicas K serves K replicas with Ray Serve.")
+    add_serve_flags(p)
+    p.set_defaults(func=_serve)
 
     p = sub.add_parser(
         "prm-bench", allow_abbrev=False, help="ProcessBench: how well a PRM finds the first wrong step of a solution",

@@ -189,6 +189,9 @@ class TransformersBackend(GenerationBackend):
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.stop_ids = stop_token_ids(model.generation_config, tokenizer)
+        # Extra transformers StoppingCriteria checked between decoding steps (the server's cancellation, see
+        # bestofn.serve.stopping); empty in a run.
+        self.stopping_criteria: list[Any] = []
 
     @classmethod
     def from_config(cls, config: BestOfNConfig) -> TransformersBackend:
@@ -273,6 +276,7 @@ class TransformersBackend(GenerationBackend):
             **(sampling if temperature > 0 else greedy),
             **extra,
             **self._cache_options(enc["input_ids"].shape[1] + max_new_tokens),
+            **({"stopping_criteria": list(self.stopping_criteria)} if self.stopping_criteria else {}),
         )
         new_tokens = output[:, enc["input_ids"].shape[1] :].tolist()
         completions = [self._completion(seq, max_new_tokens, stop) for seq in new_tokens]
