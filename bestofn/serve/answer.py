@@ -140,13 +140,14 @@ class MeteredModels(RequestModels):
 
 
 def solve(config: BestOfNConfig, separator: str, selection: str, n_choices: int, prompt: str, question: str,
-          models: MeteredModels, request_id: str) -> Answer:
+          models: MeteredModels) -> Answer:
     """Steps 3-6 for one request: the method's solutions, their answers and rewards, and the choice."""
     usage = models.usage
     usage.prompt_tokens = len(models.tokenizer(prompt, add_special_tokens=False)["input_ids"])
     method = make_method(config, separator)
     # 3. Sample (or search): the method's own code, its calls batched with other requests'.
-    problem = Problem(unique_id=request_id, problem=question, answer="", level=0)
+    # The problem's id names the seeds of its samples (with the request's seed): the same for every request.
+    problem = Problem(unique_id="request", problem=question, answer="", level=0)
     solved = method.solve([problem], [prompt], models)
     rows = solved.rows
     if models.ticket.deadline_hit:  # past the deadline only solutions that ended on their own count

@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import secrets
 import signal
 import threading
 import time
@@ -214,8 +215,11 @@ class Server:
             raise APIError(400, f"deadline_s must be a positive number of seconds, got {req.deadline_s}",
                            param="deadline_s", code="invalid_parameter")
         # The request's settings over the server's: checked by BestOfNConfig exactly as a run's.
+        # Without a seed a request samples afresh (as OpenAI's API does); with one, it samples the same solutions
+        # whatever it is batched with.
+        seed = req.seed if req.seed is not None else secrets.randbits(31)
         given = {"n": best_of, "method": req.method, "aggregation": req.aggregation, "temperature": req.temperature,
-                 "top_p": req.top_p, "max_new_tokens": max_tokens, "seed": req.seed, **(req.model_extra or {})}
+                 "top_p": req.top_p, "max_new_tokens": max_tokens, "seed": seed, **(req.model_extra or {})}
         names = {"n": "best_of", "max_new_tokens": which}
         try:
             config = request_config(self.config, {k: v for k, v in given.items() if v is not None}, names)
@@ -271,8 +275,7 @@ class Server:
             if plan.deadline_s is not None:  # the deadline counts from arrival
                 ticket.deadline = time.monotonic() + plan.deadline_s - queued
             models = MeteredModels(self.batcher, ticket, on_call)
-            answer = solve(plan.config, self.separator, plan.selection, plan.n, plan.prompt, plan.question, models,
-                           request_id)
+            answer = solve(plan.config, self.separator, plan.selection, plan.n, plan.prompt, plan.question, models)
             answer.timings = {"queued": queued, **answer.timings}
             return answer
 
