@@ -153,6 +153,7 @@ def test_sigterm_drains_requests_in_flight_and_exits_0(tiny_generator_dir, tiny_
         for t in threads:
             t.start()
         time.sleep(0.3)  # both are in flight (each decodes 4 x 60 tokens, seconds on this machine)
+        assert results == []
         proc.send_signal(signal.SIGTERM)
         started = time.monotonic()
         for t in threads:
