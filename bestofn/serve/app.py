@@ -128,6 +128,7 @@ class Server:
         from ..pipeline import Models
 
         self.config, self.settings, self.models = config, settings, models or Models()
+        self.injected = models is not None  # tests' doubles; else the real loaders (vLLM: its async engine)
         self.model_name = settings.served_model_name or config.generator
         self.batcher: Batcher | None = None
         self.separator = ""
@@ -142,7 +143,12 @@ class Server:
         from ..backends import resolve_device
 
         try:
-            generator = self.models.generator(self.config)
+            if self.config.backend == "vllm" and not self.injected:
+                from .vllm_async import AsyncVLLMBackend
+
+                generator = AsyncVLLMBackend.from_config(self.config)
+            else:
+                generator = self.models.generator(self.config)
             prm = self.models.prm(self.config, resolve_device(self.config.device))
             self.separator = self.models.step_separator(self.config)
             self.context = context_length(generator)

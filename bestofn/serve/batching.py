@@ -147,6 +147,8 @@ class Batcher:
     def __init__(self, generator: Any, prm: Any, window_s: float = 0.005):
         self.generator, self.prm = generator, prm
         self.tokenizer = generator.tokenizer
+        # An engine that batches continuously (vLLM's async engine) takes each call as it comes: no lane.
+        self.continuous = getattr(generator, "continuous", False)
         self.stats = Stats()
         self._lock = threading.Lock()
         self.generate_lane = Lane("generate", self._generate, window_s, self.stats)
@@ -222,6 +224,16 @@ class Batcher:
             else:
                 job.future.set_result(mine)
 
+    def generate_now(self, ticket: Ticket, args: dict[str, Any]) -> list[list[Completion]]:
+        """One request's call straight to a continuously batching engine, which watches its ticket."""
+        outputs = self.generator.generate(args["prompts"], n=args["n"], temperature=args["temperature"],
+                                          top_p=args["top_p"], max_new_tokens=args["max_new_tokens"], seed=args["seed"],
+                                          stop=args.get("stop"), seeds=_seeds(args), ticket=ticket)
+        with self._lock:
+            self.stats.generate_calls += 1
+            self.stats.generate_jobs += 1
+        return outputs
+
     def _expired(self, job: Job) -> bool:
         """Answer a job at once, without generating, when its request is cancelled or past its deadline."""
         if job.ticket.cancelled.is_set():
@@ -285,7 +297,10 @@ class RequestModels:
                     seed=seed, stop=list(stop) if stop else None, seeds=None if seeds is None else list(seeds))
         if self.ticket.stopped():
             return cut_at_deadline(args)
-        outputs = self.batcher.generate_lane.submit(self.ticket, **args)
+        if self.batcher.continuous:
+            outputs = self.batcher.generate_now(self.ticket, args)
+        else:
+            outputs = self.batcher.generate_lane.submit(self.ticket, **args)
         self._on_call("generation")
         return outputs
 
