@@ -20,7 +20,8 @@ from bestofn.prompts import system_prompt_for
 from bestofn.serve.app import serving
 from bestofn.serve.settings import ServeConfig
 from bestofn.testing import make_tokenizer
-from bestofn.testing.scripted import Script, ScriptedBackend, ScriptedModels, ScriptedPRM, ScriptedProblem, Solution
+from bestofn.testing.scripted import (Script, ScriptedBackend, ScriptedModels, ScriptedPRM, ScriptedProblem,
+                                      ScriptedTreeBackend, ScriptedTreePRM, Solution, TreeRules)
 
 MODEL = "scripted-generator"
 Q = "What is $2+3$?"  # the hand-worked problem
@@ -261,3 +262,30 @@ def test_queue_full_is_429(server, client):
     finally:
         srv.in_flight -= srv.settings.concurrency
     assert extras(ask(client))["answer"] == "6"
+
+
+# --- a search through the server: its pruned beams are paid for too ------------------------------------------
+def test_beam_search_answer_and_usage_count_pruned_beams(tokenizer):
+    q = "How many sides has a heptagon?"
+    # Steps under first step "0" are rewarded 0.9 and answer 7; all others 0.4 and answer 3; second steps end.
+    rules = TreeRules(reward=lambda k, label: 0.9 if label.startswith("0") else 0.4,
+                      end=lambda k, label: "stop" if "." in label else None,
+                      answer=lambda k, label: "7" if label.startswith("0") else "3")
+    models = ScriptedModels(ScriptedTreeBackend([q], rules, tokenizer), ScriptedTreePRM([q], rules),
+                            check_models=False)
+    config = BestOfNConfig(generator=MODEL, method="beam_search", n=4, beam_width=2, num_iterations=2)
+    with serving(config, ServeConfig(port=0), models) as (url, _):
+        client = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)
+        response = ask(client, q)
+    b = extras(response)
+    # By hand: iteration 0 writes first steps 0, 1 (beam 1) and 2, 3 (beam 2); the top n/M = 2 are kept: 0 (0.9)
+    # and 1 (0.4, the earlier of the ties); 2 and 3 are pruned. The last iteration ends 0.0, 0.1, 1.0, 1.1.
+    assert b["method"] == "beam_search" and b["answer"] == "7"
+    assert [(c["answer"], c["reward"], c["chosen"]) for c in b["candidates"]] == [
+        ("7", 0.9, True), ("7", 0.9, False), ("3", 0.4, False), ("3", 0.4, False)]
+    assert [(g["answer"], g["count"]) for g in b["answer_groups"]] == [("7", 2), ("3", 2)]
+    first = [f"<step {label}> we simplify.\n" for label in "0123"]
+    last = [f"<step {label}> the final answer is $\\boxed{{{a}}}$." for label, a in
+            (("0.0", 7), ("0.1", 7), ("1.0", 3), ("1.1", 3))]
+    assert response.usage.completion_tokens == (sum(tokens(tokenizer, t) for t in first)  # pruned 2 and 3 included
+                                                + sum(tokens(tokenizer, t) + 1 for t in last))
