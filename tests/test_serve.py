@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 
 import httpx
 import openai
@@ -289,3 +290,48 @@ def test_beam_search_answer_and_usage_count_pruned_beams(tokenizer):
             (("0.0", 7), ("0.1", 7), ("1.0", 3), ("1.1", 3))]
     assert response.usage.completion_tokens == (sum(tokens(tokenizer, t) for t in first)  # pruned 2 and 3 included
                                                 + sum(tokens(tokenizer, t) + 1 for t in last))
+
+
+def test_the_server_prompt_settings_apply(tokenizer):
+    """The request's last user message goes through the server's user_template, as a run's problem does."""
+    s = script()
+    models = ScriptedModels(ScriptedBackend(s, tokenizer), ScriptedPRM(s), check_models=False)
+    config = BestOfNConfig(generator=MODEL, n=4, user_template="Solve this: {problem}", system_prompt="Be exact.")
+    with serving(config, ServeConfig(port=0), models) as (url, _):
+        response = ask(openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0), ALL_RIGHT)
+    prompt = tokenizer.apply_chat_template([{"role": "system", "content": "Be exact."},
+                                            {"role": "user", "content": f"Solve this: {ALL_RIGHT}"}],
+                                           tokenize=False, add_generation_prompt=True)
+    assert response.usage.prompt_tokens == tokens(tokenizer, prompt)
+
+
+class SlowBackend(ScriptedBackend):
+    """The scripted generator, taking ``delay`` seconds per call: a busy generator."""
+
+    delay = 1.5
+
+    def generate(self, prompts, **kwargs):
+        time.sleep(self.delay)
+        return super().generate(prompts, **kwargs)
+
+
+def test_queued_work_of_a_disconnected_client_is_dropped(tokenizer):
+    s = script()
+    backend = SlowBackend(s, tokenizer)
+    models = ScriptedModels(backend, ScriptedPRM(s), check_models=False)
+    with serving(BestOfNConfig(generator=MODEL, n=2), ServeConfig(port=0, batch_window_ms=1), models) as (url, server):
+        first: list = []
+        busy = threading.Thread(target=lambda: first.append(
+            extras(ask(openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0), OTHERS[1]))))
+        busy.start()  # holds the generator for 1.5 s
+        time.sleep(0.3)
+        body = {"model": MODEL, "messages": [{"role": "user", "content": OTHERS[2]}]}
+        with pytest.raises(httpx.ReadTimeout):  # queued behind the first; the client leaves after 0.5 s
+            httpx.post(f"{url}/v1/chat/completions", json=body, timeout=httpx.Timeout(0.5))
+        busy.join(timeout=30)
+        started = time.monotonic()
+        while server.in_flight and time.monotonic() - started < 10:
+            time.sleep(0.05)
+        assert first[0]["answer"] == "2" and server.in_flight == 0
+        assert server.batcher.stats.dropped_jobs == 1  # the second request's call never reached the generator
+        assert len(backend.calls) == 1

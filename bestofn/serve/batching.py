@@ -235,11 +235,8 @@ class Batcher:
         return outputs
 
     def _expired(self, job: Job) -> bool:
-        """Answer a job at once, without generating, when its request is cancelled or past its deadline."""
-        if job.ticket.cancelled.is_set():
-            job.future.set_exception(Cancelled())
-            self.stats.dropped_jobs += 1
-            return True
+        """Answer a job at once, without generating, when its request is past its deadline (the lane has
+        dropped the cancelled ones)."""
         if job.ticket.stopped():
             job.future.set_result(cut_at_deadline(job.args))
             return True
