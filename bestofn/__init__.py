@@ -33,6 +33,7 @@ Around them:
 - ``importer``     completions made elsewhere turned into a run directory (``bestofn import``)
 - ``bench/``       ProcessBench for any PRM format: how well it finds the first wrong step (``bestofn prm-bench``)
 - ``hub``          publish a run as a Hub dataset with a dataset card
+- ``serve/``       ``bestofn serve``: the method behind the OpenAI chat-completions API, batched across requests
 - ``seeds``, ``errors``  the one seed rule; the one-line errors users see
 - ``testing/``     tiny checkpoints in the real formats and scripted solutions, for tests and offline smoke runs
 - ``cli``          the ``bestofn`` command (imports the library; the library never imports it)
