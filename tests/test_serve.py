@@ -16,7 +16,9 @@ import httpx
 import openai
 import pytest
 
+from bestofn import cli
 from bestofn.config import BestOfNConfig
+from bestofn.errors import BestOfNError
 from bestofn.prompts import system_prompt_for
 from bestofn.serve.app import serving
 from bestofn.serve.settings import ServeConfig
@@ -335,3 +337,40 @@ def test_queued_work_of_a_disconnected_client_is_dropped(tokenizer):
         assert first[0]["answer"] == "2" and server.in_flight == 0
         assert server.batcher.stats.dropped_jobs == 1  # the second request's call never reached the generator
         assert len(backend.calls) == 1
+
+
+class SlowLoading(ScriptedModels):
+    """Scripted models whose generator takes a while to load."""
+
+    def generator(self, config):
+        time.sleep(1.0)
+        return super().generator(config)
+
+
+class Unloadable(ScriptedModels):
+    def generator(self, config):
+        raise BestOfNError("the generator folder /nowhere does not exist; pass an existing model folder")
+
+
+def test_503_while_the_models_load_then_200(tokenizer):
+    s = script()
+    models = SlowLoading(ScriptedBackend(s, tokenizer), ScriptedPRM(s), check_models=False)
+    with serving(BestOfNConfig(generator=MODEL, n=4), ServeConfig(port=0), models, loaded=False) as (url, server):
+        assert httpx.get(f"{url}/health").status_code == 503
+        client = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)
+        with pytest.raises(openai.APIStatusError) as e:
+            ask(client, ALL_RIGHT)
+        assert e.value.status_code == 503 and e.value.body["code"] == "model_loading"
+        started = time.monotonic()
+        while httpx.get(f"{url}/health").status_code != 200:
+            assert time.monotonic() - started < 30
+            time.sleep(0.05)
+        assert extras(ask(client, ALL_RIGHT))["answer"] == "6"
+
+
+def test_bestofn_serve_with_models_that_cannot_load_is_one_error_line(tokenizer, capsys):
+    s = script()
+    models = Unloadable(ScriptedBackend(s, tokenizer), ScriptedPRM(s), check_models=False)
+    assert cli.main(["serve", "--generator", MODEL, "--port", "0"], models=models) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("bestofn: error: the generator folder /nowhere does not exist")

@@ -134,6 +134,8 @@ class Server:
         self.separator = ""
         self.context: int | None = None  # the generator's context, in tokens (None: unknown)
         self.load_error: str | None = None
+        self.load_failure: BaseException | None = None  # what stopped the models from loading
+        self.on_load_failure: Any = None  # called (no arguments) when loading fails: `bestofn serve` then exits
         self.pool = ThreadPoolExecutor(settings.concurrency, thread_name_prefix="bestofn-request")
         self.in_flight = 0
         self._lock = threading.Lock()
@@ -487,8 +489,13 @@ def create_app(server: Server, load: bool = True) -> FastAPI:
 def _load_quietly(server: Server) -> None:
     try:
         server.load()
-    except Exception:  # noqa: BLE001 - /health reports it; the log has the line
-        log.exception("loading the models failed")
+    except Exception as e:  # noqa: BLE001 - /health reports it; the server's runner decides what follows
+        if not isinstance(e, BestOfNError):
+            log.exception("loading the models failed")
+        server.load_failure = e
+        server.load_error = server.load_error or f"{type(e).__name__}: {e}"
+        if server.on_load_failure is not None:
+            server.on_load_failure()
 
 
 # --- running it -------------------------------------------------------------------------------------------------
@@ -500,6 +507,11 @@ def run_server(config: BestOfNConfig, settings: ServeConfig, models: Any = None)
     app = create_app(server)
     uv = uvicorn.Server(uvicorn.Config(app, host=settings.host, port=settings.port, log_level="info",
                                        timeout_graceful_shutdown=settings.drain_timeout_s, access_log=False))
+
+    def stop() -> None:  # models that cannot load: the server stops, and the error is the command's
+        uv.should_exit = True
+
+    server.on_load_failure = stop
     on_main = threading.current_thread() is threading.main_thread()
     # uvicorn raises the signal it caught again once it has drained; a drained SIGTERM is a clean exit here.
     previous = signal.signal(signal.SIGTERM, lambda *_: None) if on_main else None
@@ -509,20 +521,24 @@ def run_server(config: BestOfNConfig, settings: ServeConfig, models: Any = None)
         if on_main:
             signal.signal(signal.SIGTERM, previous)
         server.close()
+    if server.load_failure is not None:
+        raise server.load_failure
 
 
 @contextlib.contextmanager
-def serving(config: BestOfNConfig, settings: ServeConfig, models: Any = None, timeout: float = 120
-            ) -> Iterator[tuple[str, Server]]:
-    """A server on ``settings.host`` in a thread of this process, its models loaded: ``(base URL, server)``.
+def serving(config: BestOfNConfig, settings: ServeConfig, models: Any = None, timeout: float = 120,
+            loaded: bool = True) -> Iterator[tuple[str, Server]]:
+    """A server on ``settings.host`` in a thread of this process: ``(base URL, server)``.
 
-    For tests and benchmarks (port 0: a free port); stopped, its models closed, when the block ends.
+    For tests and benchmarks (port 0: a free port); stopped, its models closed, when the block ends. ``loaded``:
+    the models are loaded before it starts; else they load in the background, as in ``bestofn serve``.
     """
     import uvicorn
 
     server = Server(config, settings, models)
-    server.load()
-    uv = uvicorn.Server(uvicorn.Config(create_app(server, load=False), host=settings.host, port=settings.port,
+    if loaded:
+        server.load()
+    uv = uvicorn.Server(uvicorn.Config(create_app(server, load=not loaded), host=settings.host, port=settings.port,
                                        log_level="warning", access_log=False,
                                        timeout_graceful_shutdown=settings.drain_timeout_s))
     thread = threading.Thread(target=uv.run, name="bestofn-serve", daemon=True)
