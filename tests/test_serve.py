@@ -374,3 +374,25 @@ def test_bestofn_serve_with_models_that_cannot_load_is_one_error_line(tokenizer,
     assert cli.main(["serve", "--generator", MODEL, "--port", "0"], models=models) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("bestofn: error: the generator folder /nowhere does not exist")
+
+
+def test_sampling_parameters_reach_the_generator(server, client):
+    backend = server[1].batcher.generator
+    ask(client, ALL_RIGHT, temperature=0.5, seed=7, extra_body={"best_of": 4})
+    first = backend.calls[-1]
+    ask(client, ALL_RIGHT, temperature=0.5, seed=7, extra_body={"best_of": 4})
+    again = backend.calls[-1]
+    ask(client, ALL_RIGHT, temperature=0.5, seed=8, extra_body={"best_of": 4})
+    other = backend.calls[-1]
+    assert first["temperature"] == 0.5 and first["n"] == 4
+    assert first["seed"] == again["seed"] != other["seed"]  # a request's seed decides its samples
+
+
+def test_max_completion_tokens_and_aggregation(client):
+    # Each scripted sample is cut to 5 tokens: 6 samples x 5 tokens (max_completion_tokens wins over max_tokens).
+    response = ask(client, max_tokens=50, max_completion_tokens=5)
+    assert response.usage.completion_tokens == 6 * 5
+    # mean of the step rewards: 0.6, 0.7, 0.3, 0.51, 0.725, 0.3 -> naive Best-of-N picks sample 1 (6), not 3 (7)
+    b = extras(ask(client, extra_body={"selection": "naive_bon", "aggregation": "mean"}))
+    assert [c["reward"] for c in b["candidates"]] == pytest.approx([0.6, 0.7, 0.3, 0.51, 0.725, 0.3])
+    assert b["answer"] == "6" and b["candidates"][1]["chosen"]
