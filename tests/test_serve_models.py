@@ -167,3 +167,14 @@ def test_sigterm_drains_requests_in_flight_and_exits_0(tiny_generator_dir, tiny_
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_a_prompt_longer_than_the_context_is_400(flat, tiny_generator_dir):
+    url, _ = flat
+    long = " ".join(["seven"] * 2100)  # the tiny generator's context is 2048 tokens
+    with pytest.raises(openai.BadRequestError) as e:
+        client(url).chat.completions.create(model=str(tiny_generator_dir), messages=[{"role": "user", "content": long}])
+    assert e.value.body["code"] == "context_length_exceeded" and e.value.body["param"] == "messages"
+    with pytest.raises(openai.BadRequestError) as e:  # fits, but not with 2000 more tokens
+        ask(url, str(tiny_generator_dir), max_tokens=2000)
+    assert e.value.body["param"] == "max_tokens" and "at most" in e.value.body["message"]
