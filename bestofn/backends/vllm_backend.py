@@ -69,19 +69,7 @@ class VLLMBackend(GenerationBackend):
     def from_config(cls, config: BestOfNConfig) -> VLLMBackend:
         """Start an engine for ``config.generator`` with the config's vLLM settings."""
         vllm = import_vllm()
-        from transformers import AutoConfig, AutoTokenizer, GenerationConfig
-
-        try:
-            tokenizer = AutoTokenizer.from_pretrained(config.generator, revision=config.generator_revision)
-            model_config = AutoConfig.from_pretrained(config.generator, revision=config.generator_revision)
-        except (OSError, ValueError) as e:
-            raise model_load_error("generator", config.generator, "--generator", e) from None
-        try:
-            generation_config = GenerationConfig.from_pretrained(config.generator, revision=config.generator_revision)
-        except OSError:  # no generation_config.json: transformers derives one from config.json, so do we
-            generation_config = GenerationConfig.from_model_config(model_config)
-        # The transformers backend's rule, applied to the same generation config: identical stop tokens.
-        stop_ids = stop_token_ids(generation_config, tokenizer)
+        tokenizer, model_config, stop_ids = load_generator_files(config)
         platform = _platform()
         _check_head_size(model_config, platform)
         llm = _start_engine(vllm, config, platform)
@@ -184,6 +172,23 @@ class VLLMBackend(GenerationBackend):
             log.debug("vLLM cleanup after shutdown failed: %s", e)
         gc.collect()
         multiprocessing.active_children()  # reaps the engine processes that shutdown had to kill
+
+
+def load_generator_files(config: BestOfNConfig) -> tuple[Any, Any, list[int]]:
+    """The generator's tokenizer, its transformers config and its stop token ids (no weights)."""
+    from transformers import AutoConfig, AutoTokenizer, GenerationConfig
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(config.generator, revision=config.generator_revision)
+        model_config = AutoConfig.from_pretrained(config.generator, revision=config.generator_revision)
+    except (OSError, ValueError) as e:
+        raise model_load_error("generator", config.generator, "--generator", e) from None
+    try:
+        generation_config = GenerationConfig.from_pretrained(config.generator, revision=config.generator_revision)
+    except OSError:  # no generation_config.json: transformers derives one from config.json, so do we
+        generation_config = GenerationConfig.from_model_config(model_config)
+    # The transformers backend's rule, applied to the same generation config: identical stop tokens.
+    return tokenizer, model_config, stop_token_ids(generation_config, tokenizer)
 
 
 def prompt_seed(seed: int, position: int) -> int:

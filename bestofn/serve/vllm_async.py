@@ -23,9 +23,9 @@ from typing import Any
 
 from ..backends.base import Completion
 from ..backends.vllm_backend import (VLLMBackend, _check_device, _check_head_size, _platform, engine_args, import_vllm,
-                                     prompt_seed)
+                                     load_generator_files, prompt_seed)
 from ..config import BestOfNConfig
-from ..errors import BestOfNError, first_line, model_load_error
+from ..errors import BestOfNError, first_line
 from .batching import Cancelled, Ticket
 
 
@@ -36,25 +36,13 @@ class AsyncVLLMBackend(VLLMBackend):
 
     def __init__(self, config: BestOfNConfig):
         import_vllm()
-        from transformers import AutoConfig, AutoTokenizer, GenerationConfig
         from vllm.engine.arg_utils import AsyncEngineArgs
         from vllm.v1.engine.async_llm import AsyncLLM
 
-        from ..backends.base import stop_token_ids
-
-        try:
-            tokenizer = AutoTokenizer.from_pretrained(config.generator, revision=config.generator_revision)
-            model_config = AutoConfig.from_pretrained(config.generator, revision=config.generator_revision)
-        except (OSError, ValueError) as e:
-            raise model_load_error("generator", config.generator, "--generator", e) from None
-        try:
-            generation_config = GenerationConfig.from_pretrained(config.generator, revision=config.generator_revision)
-        except OSError:
-            generation_config = GenerationConfig.from_model_config(model_config)
+        self.tokenizer, model_config, self.stop_ids = load_generator_files(config)  # as the run's backend
         platform = _platform()
         _check_head_size(model_config, platform)
         _check_device(config.device, platform)
-        self.tokenizer, self.stop_ids = tokenizer, stop_token_ids(generation_config, tokenizer)
         self.context_is_models_own = config.max_model_len is None
         self.aborted = 0  # engine requests aborted (cancelled or past their deadline), for tests and logs
         self._ids = itertools.count()
