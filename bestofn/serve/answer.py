@@ -23,10 +23,9 @@ from ..fields import field_types
 from ..grading import find_answer
 from ..methods import make_method
 from ..prompts import system_prompt_for
-from ..selection import aggregate, choose_majority, choose_naive, choose_weighted, group_answers
+from ..selection import aggregate, choose, group_answers, group_labels, shown
 from .batching import Batcher, RequestModels, Ticket
 
-CHOOSERS = {"majority": choose_majority, "naive_bon": choose_naive, "weighted_bon": choose_weighted}
 # Settings a request may carry as top-level body fields, besides those the OpenAI API names (temperature, ...):
 # the method's knobs. A key is accepted only when the server's config has it (e.g. another method's settings).
 METHOD_KEYS = ("beam_width", "num_iterations", "lookahead", "filter_duplicates", "adaptive", "adaptive_confidence",
@@ -159,7 +158,7 @@ def solve(config: BestOfNConfig, separator: str, selection: str, n_choices: int,
         scores = models.score_detailed([question] * len(rows), [r["text"] for r in rows])
         rows = [{**r, "step_rewards": list(s.step_rewards)} for r, s in zip(rows, scores)]
     start = time.perf_counter()
-    answer = choose(rows, config.aggregation, selection, n_choices, config.grading_timeout)  # 4 and 6
+    answer = choose_answers(rows, config.aggregation, selection, n_choices, config.grading_timeout)  # 4 and 6
     answer.usage = usage
     answer.samples_used = getattr(solved, "samples_used", None) or len(rows)
     answer.timings = {"generation": usage.generation_s, "scoring": usage.scoring_s,
@@ -167,18 +166,22 @@ def solve(config: BestOfNConfig, separator: str, selection: str, n_choices: int,
     return answer
 
 
-def choose(rows: Sequence[dict[str, Any]], aggregation: str, selection: str, n_choices: int,
-           timeout: float = 5) -> Answer:
+def choose_answers(rows: Sequence[dict[str, Any]], aggregation: str, selection: str, n_choices: int,
+                   timeout: float = 5) -> Answer:
     """Grade and select: every row's answer and reward, answer groups, and the ``n_choices`` chosen solutions.
 
-    The first choice is the selection rule's (``selection.choose_*``); further choices are the best solutions of
-    the next answer groups in the rule's order (heavier group first; ties: the group that appears first).
+    The first choice is the selection rule's (:func:`bestofn.selection.choose`); further choices are the best
+    solutions of the next answer groups in the rule's order (heavier group first; ties: the group that appears first).
     Without any answer, the one choice is the highest-reward solution.
     """
+    import numpy as np
+
     answers = [find_answer(r["text"])[0] for r in rows]  # 4. the boxed answer, as grading finds it
     rewards = [aggregate(r["step_rewards"], aggregation) for r in rows]
     groups = group_answers(answers, timeout=timeout)  # equivalent answers are one group (math-verify)
-    choice = CHOOSERS[selection](answers, rewards, groups=groups)  # 6. the rule's pick
+    labels = group_labels(groups, len(rows))
+    # 6. the rule's pick (selection.choose: the one dispatch), shown by its group's best-scored member
+    picked = int(choose(selection, labels, np.asarray(rewards, dtype=float), np.arange(len(rows))[None, :])[0])
 
     def best(members: Sequence[int]) -> int:
         return max(members, key=lambda i: (rewards[i], -i))
@@ -186,14 +189,14 @@ def choose(rows: Sequence[dict[str, Any]], aggregation: str, selection: str, n_c
     weight = {"majority": lambda g: float(len(g)), "weighted_bon": lambda g: sum(rewards[i] for i in g),
               "naive_bon": lambda g: max(rewards[i] for i in g)}[selection]
     ranked = sorted(groups, key=lambda g: (-weight(g), g[0]))
-    if choice is None:
+    if picked < 0:  # no solution has an answer
         choices = [best(range(len(rows)))] if rows else []
     else:
-        first = next(g for g in groups if choice.sample_index in g)
-        choices = [choice.sample_index] + [best(g) for g in ranked if g is not first][: n_choices - 1]
+        first = groups[labels[picked]]
+        choices = [shown(labels, rewards, picked)] + [best(g) for g in ranked if g is not first][: n_choices - 1]
     candidates = [{"text": r["text"], "answer": a, "reward": w, "step_rewards": list(r["step_rewards"]),
                    "chosen": i in choices} for i, (r, a, w) in enumerate(zip(rows, answers, rewards))]
     # weight: the group's summed reward, what weighted Best-of-N compares (majority compares count)
     answer_groups = [{"answer": answers[g[0]], "count": len(g), "weight": sum(rewards[i] for i in g)} for g in ranked]
-    return Answer(candidates, choices, choice.answer if choice else None, answer_groups, len(rows), Usage(),
+    return Answer(candidates, choices, answers[choices[0]] if picked >= 0 else None, answer_groups, len(rows), Usage(),
                   finish_reasons=[r["finish_reason"] for r in rows])
