@@ -11,7 +11,9 @@ a reward (:meth:`PRMScorer.rewards_at`). Everything else is here, the same for a
 - pairs are sorted by length and packed into right-padded batches of at most ``batch_tokens`` tokens,
   with no attention mask (see :meth:`PRMScorer._forward`);
 - with ``compile=True`` the backbone is compiled by ``torch.compile`` and batch shapes are rounded up to
-  a few length buckets, so few shapes compile (:func:`bucket_width`).
+  a few length buckets, so few shapes compile (:func:`bucket_width`);
+- with a :class:`~bestofn.prm.cache.PrefixCache` (a search), a text that extends an already scored one runs
+  only its new tokens, on the cached keys and values of the rest (:meth:`PRMScorer.score_detailed`).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import json
 import logging
 import math
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -31,6 +33,7 @@ from torch import nn
 
 from ..errors import BestOfNError, first_line, missing_folder_error, model_load_error
 from ..config import SWITCH
+from .cache import CacheEntry, PrefixCache, common_prefix
 from .formats import STEP_SEPARATORS
 
 log = logging.getLogger(__name__)
@@ -56,7 +59,8 @@ class PRMScore:
 
     step_rewards: list[float]
     truncated: bool  # input was longer than the PRM's context: only the steps that fit were scored
-    num_tokens: int | None = None  # tokens the PRM read for this solution (its share of the compute)
+    num_tokens: int | None = None  # tokens the PRM ran for this solution (its share of the compute)
+    cached_tokens: int = 0  # tokens of its input served from a prefix cache instead (not run again)
 
     @property
     def reward(self) -> float | None:
@@ -155,12 +159,25 @@ class PRMScorer(nn.Module):
         """Step rewards in [0, 1] of each (problem, response) pair, in input order."""
         return [s.step_rewards for s in self.score_detailed(problems, responses)]
 
-    def score_detailed(self, problems: Sequence[str], responses: Sequence[str],
-                       progress: bool = False) -> list[PRMScore]:
-        """Like :meth:`score`, with the truncation flag; ``progress`` shows a bar over tokens."""
+    def score_detailed(self, problems: Sequence[str], responses: Sequence[str], progress: bool = False,
+                       cache: PrefixCache | None = None, parents: Sequence[Hashable | None] | None = None,
+                       keys: Sequence[Hashable | None] | None = None) -> list[PRMScore]:
+        """Like :meth:`score`, with the truncation flag; ``progress`` shows a bar over tokens.
+
+        With ``cache``, text i starts from the entry ``parents[i]`` (a text it extends; texts that name the same
+        parent not yet in the cache share one pass over their common prefix, kept under that key) and its own
+        entry is kept under ``keys[i]`` (None: not kept), so only tokens no entry covers run (see
+        :mod:`bestofn.prm.cache`). Rewards are those of a full scoring, up to float rounding.
+        """
         if len(problems) != len(responses):
             raise ValueError(f"{len(problems)} problems but {len(responses)} responses: pass one problem per response")
-        return self.score_encoded(self.encode(problems, responses), progress=progress)
+        pairs = self.encode(problems, responses)
+        if cache is None:
+            return self.score_encoded(pairs, progress=progress)
+        none = [None] * len(pairs)
+        return self._score_incremental(pairs, cache, parents or none, keys or none)
+
+    caches_prefixes: ClassVar[bool] = True  # score_detailed takes a PrefixCache (a search's fakes may not)
 
     @torch.inference_mode()
     def score_encoded(self, pairs: Sequence[EncodedPair], progress: bool = False) -> list[PRMScore]:
@@ -226,6 +243,165 @@ class PRMScorer(nn.Module):
             out.append(rewards[start : start + len(p.step_positions)])
             start += len(p.step_positions)
         return out
+
+
+    # --- incremental scoring (a search's beams) -------------------------------------------------------------------
+    @torch.inference_mode()
+    def _score_incremental(self, pairs: Sequence[EncodedPair], cache: PrefixCache, parents: Sequence[Hashable | None],
+                           keys: Sequence[Hashable | None]) -> list[PRMScore]:
+        """Score ``pairs`` running only the tokens that no cache entry covers; keep their entries under ``keys``."""
+        if cache.capacity is None:
+            cache.capacity = self.batch_tokens
+        # Only the tokens up to the last reward position change a reward (a chat template's closing tokens do not).
+        ids = [p.input_ids[: p.step_positions[-1] + 1] if p.step_positions else [] for p in pairs]
+        window = _sliding_window(self.backbone.config)
+        plain = [i for i, x in enumerate(ids) if window is not None and len(x) > window]  # the mask ignores windows
+        results = dict(zip(plain, self.score_encoded([pairs[i] for i in plain])))
+        todo = [i for i, x in enumerate(ids) if x and i not in results]
+        run = dict.fromkeys(range(len(pairs)), 0)  # tokens run for each text
+        # 1. Texts that name the same parent, not yet cached (a problem's first steps): their common prefix once.
+        bases: dict[Hashable, CacheEntry] = {}
+        groups: dict[Hashable, list[int]] = {}
+        for i in todo:
+            if parents[i] is not None and parents[i] not in cache.entries:
+                groups.setdefault(parents[i], []).append(i)
+        shared = []
+        for key, members in groups.items():
+            length = min((common_prefix(ids[members[0]], ids[j]) for j in members[1:]), default=0)
+            if length:
+                positions = sorted({q for j in members for q in pairs[j].step_positions if q < length})
+                shared.append((key, members[0], _Row(None, 0, ids[members[0]][:length], positions)))
+        cached_tokens = cache.tokens
+        for (key, first, row), entry in zip(shared, self._extend([row for _, _, row in shared])):
+            bases[key] = entry
+            run[first] += len(entry.ids)  # charged to the first text that shares it
+            cached_tokens = self._keep(cache, key, entry, cached_tokens)
+        # 2. Every text from its base: the longest common token prefix, cut before any reward the base lacks.
+        rows = []
+        for i in todo:
+            base = cache.entries.get(parents[i]) or bases.get(parents[i])
+            length = common_prefix(base.ids, ids[i]) if base is not None else 0
+            unknown = [q for q in pairs[i].step_positions if q < length and q not in base.rewards]
+            length = unknown[0] if unknown else length
+            rows.append(_Row(base if length else None, length, ids[i], pairs[i].step_positions))
+        for i, row, entry in zip(todo, rows, self._extend(rows)):
+            run[i] += entry.own_len
+            rewards = [entry.rewards[q] for q in pairs[i].step_positions]
+            # Every token of the text is either run (here or in its shared prefix) or served from the cache.
+            results[i] = PRMScore(rewards, pairs[i].truncated, run[i], len(ids[i]) - run[i])
+            if keys[i] is not None:
+                cached_tokens = self._keep(cache, keys[i], entry, cached_tokens)
+        return [results.get(i) or PRMScore([], p.truncated, 0) for i, p in enumerate(pairs)]
+
+    @staticmethod
+    def _keep(cache: PrefixCache, key: Hashable, entry: CacheEntry, held: int) -> int:
+        """Keep ``entry`` under ``key`` if its own tokens fit the cache's capacity; the tokens then held."""
+        if held + entry.own_len > cache.capacity:
+            return held
+        cache.entries[key] = entry
+        return held + entry.own_len
+
+    def _extend(self, rows: list[_Row]) -> list[CacheEntry]:
+        """Each row's entry: its base's first ``base_len`` tokens plus its other tokens, run in token-budget batches.
+
+        A batch's width counts the longest base and the longest new part, as both are padded: rows x (past +
+        new) stays within ``batch_tokens`` (a row longer than that still runs, alone).
+        """
+        out: list[CacheEntry | None] = [None] * len(rows)
+        order = sorted((i for i, r in enumerate(rows) if r.new), key=lambda i: (-rows[i].base_len - rows[i].new, i))
+        for i, r in enumerate(rows):
+            if not r.new:  # everything is in the base already: the same tokens, no own keys and values
+                out[i] = CacheEntry(r.ids, {q: r.base.rewards[q] for q in r.positions}, r.base, r.base_len)
+        batch: list[int] = []
+        for i in order + [None]:  # None: flush the last batch
+            grown = batch + [i] if i is not None else batch
+            width = max(rows[j].base_len for j in grown) + max(rows[j].new for j in grown) if grown else 0
+            if i is not None and (not batch or len(grown) * width <= self.batch_tokens):
+                batch = grown
+                continue
+            for j, entry in zip(batch, self._forward_cached([rows[j] for j in batch]) if batch else []):
+                out[j] = entry
+            batch = [i] if i is not None else []
+        return out  # type: ignore[return-value]
+
+    def _forward_cached(self, rows: list[_Row]) -> list[CacheEntry]:
+        """One batch: new tokens right-padded after the bases' keys and values (right-padded too), one 4D mask.
+
+        Row b's query j (position base_len + j) sees its base's tokens and its own new tokens up to j; pads see
+        the same (so no row of the attention is empty), and no real token ever sees a pad.
+        """
+        from transformers import DynamicCache
+
+        past, width = max(r.base_len for r in rows), max(r.new for r in rows)
+        pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), 1, width, past + width), dtype=torch.bool)
+        causal = torch.ones((width, width), dtype=torch.bool).tril()
+        for b, r in enumerate(rows):
+            input_ids[b, : r.new] = torch.tensor(r.ids[r.base_len :])
+            mask[b, 0, :, : r.base_len] = True
+            mask[b, 0, :, past:] = causal
+        positions = torch.tensor([r.base_len for r in rows])[:, None] + torch.arange(width)[None, :]
+        cache = DynamicCache(ddp_cache_data=self._stack_bases(rows, past)) if past else DynamicCache()
+        out = self.backbone(input_ids=input_ids.to(self.device), attention_mask=mask.to(self.device),
+                            position_ids=positions.to(self.device), past_key_values=cache, use_cache=True)
+        hidden = out.last_hidden_state
+        new_positions = [[q for q in r.positions if q >= r.base_len] for r in rows]
+        row_idx = torch.tensor([b for b, qs in enumerate(new_positions) for _ in qs], dtype=torch.long, device=self.device)
+        col_idx = torch.tensor([q - r.base_len for r, qs in zip(rows, new_positions) for q in qs], dtype=torch.long,
+                               device=self.device)
+        rewards = iter(self.rewards_at(hidden[row_idx, col_idx].float()).tolist())
+        entries = []
+        for b, (r, qs) in enumerate(zip(rows, new_positions)):
+            known = {q: r.base.rewards[q] for q in r.positions if q < r.base_len} if r.base is not None else {}
+            known.update({q: next(rewards) for q in qs})
+            # Copies: a view would keep the whole batch's keys and values alive.
+            keys = [layer.keys[b, :, past : past + r.new].clone() for layer in cache.layers]
+            values = [layer.values[b, :, past : past + r.new].clone() for layer in cache.layers]
+            entries.append(CacheEntry(r.ids, known, r.base, r.base_len, keys, values))
+        return entries
+
+    @staticmethod
+    def _stack_bases(rows: list[_Row], past: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Per layer, the rows' base keys and values, right-padded with zeros to ``past`` tokens (masked out)."""
+        segments = [r.base.segments(r.base_len) if r.base is not None else [] for r in rows]
+        sample = next(e for segs in segments for e, n in segs if n)
+        layers = []
+        for layer, like in enumerate(sample.keys):
+            heads, _, dim = like.shape
+            stacked = []
+            for part in ("keys", "values"):
+                out = like.new_zeros((len(rows), heads, past, dim))
+                for b, segs in enumerate(segments):
+                    pieces = [getattr(e, part)[layer][:, :n] for e, n in segs if n]
+                    if pieces:
+                        out[b, :, : rows[b].base_len] = torch.cat(pieces, dim=1)
+                stacked.append(out)
+            layers.append((stacked[0], stacked[1]))
+        return layers
+
+
+@dataclass
+class _Row:
+    """A text to run on a cached base: ``ids[:base_len]`` come from ``base``, the rest run."""
+
+    base: CacheEntry | None
+    base_len: int
+    ids: list[int]
+    positions: list[int]  # its reward positions
+
+    @property
+    def new(self) -> int:
+        return len(self.ids) - self.base_len
+
+
+def _sliding_window(config) -> int | None:
+    """The attention window of a backbone that uses one (Mistral; Qwen2 with sliding layers), else None."""
+    window = getattr(config, "sliding_window", None)
+    layer_types = getattr(config, "layer_types", None)
+    if window is None or (layer_types is not None and "sliding_attention" not in layer_types):
+        return None
+    return window
 
 
 # --- checkpoint reading ---------------------------------------------------------------------------------------
