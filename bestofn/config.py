@@ -135,6 +135,9 @@ class BestOfNConfig:
         metadata={"help": "torch.compile the PRM backbone (auto: only on GPU for runs big enough to pay the compile back).",
                   "choices": SWITCH},
     )
+    prm_cache: bool = field(
+        default=True, metadata={"help": "Search methods: keep each beam's PRM cache, so each step runs only its new tokens "
+                                        "through the PRM (off: rescore every prefix; same rewards up to float rounding)."})
     prm_batch_tokens: int | None = field(
         default=None,
         metadata={"help": "Tokens per PRM batch, padding included (none: 16384 on GPU, 4096 on CPU).", "example": 8192},

@@ -11,7 +11,8 @@ worker hands a method its models through a :class:`Meter`, which times and count
     sequences         solutions (or steps of a search) generated
     prompt_tokens     tokens the generator read (each prompt once per call)
     generated_tokens  tokens generated, stop tokens included: every step, pruned beams and lookahead too
-    prm_s, prm_sequences, prm_tokens   the PRM's seconds, texts scored and tokens read
+    prm_s, prm_sequences, prm_tokens   the PRM's seconds, texts scored and tokens run through it
+    prm_cached_tokens tokens of those texts served from the PRM's prefix cache instead (a search's shared prefixes)
     peak_memory_bytes peak GPU memory allocated by torch, or on CPU the process's peak resident set
     device            the hardware, in words; settings: how the backend decoded (when it says)
 
@@ -35,7 +36,7 @@ import torch
 
 TIMINGS_FILE = "timings.json"  # each stage's total, written with the results
 _ADDITIVE = ("wall_s", "load_s", "generator_s", "sequences", "prompt_tokens", "generated_tokens", "prm_s",
-             "prm_sequences", "prm_tokens")
+             "prm_sequences", "prm_tokens", "prm_cached_tokens")
 
 
 @dataclass
@@ -51,6 +52,7 @@ class Cost:
     prm_s: float = 0.0
     prm_sequences: int = 0
     prm_tokens: int | None = 0  # None: the PRM could not count what it read
+    prm_cached_tokens: int = 0
     peak_memory_bytes: int | None = None
     memory: str | None = None  # "gpu": torch.cuda.max_memory_allocated; "rss": peak resident set on CPU
     device: str | None = None
@@ -142,14 +144,20 @@ class Meter:
         self.cost.settings.update(getattr(self.generator, "settings", {}))
         return outputs
 
-    def score_detailed(self, problems: Sequence[str], responses: Sequence[str]) -> list[Any]:
+    @property
+    def caches_prefixes(self) -> bool:
+        """Whether the PRM's ``score_detailed`` takes a prefix cache (``cache``, ``parents``, ``keys``)."""
+        return bool(getattr(self.prm, "caches_prefixes", False))
+
+    def score_detailed(self, problems: Sequence[str], responses: Sequence[str], **cache: Any) -> list[Any]:
         start = time.perf_counter()
-        scores = self.prm.score_detailed(list(problems), list(responses))
+        scores = self.prm.score_detailed(list(problems), list(responses), **cache)
         self.cost.prm_s += time.perf_counter() - start
         self.cost.prm_sequences += len(responses)
         counts = [sc.num_tokens for sc in scores]
         if self.cost.prm_tokens is not None:
             self.cost.prm_tokens = None if None in counts else self.cost.prm_tokens + sum(counts)
+        self.cost.prm_cached_tokens += sum(getattr(sc, "cached_tokens", 0) for sc in scores)
         return scores
 
     def finish(self) -> Cost:

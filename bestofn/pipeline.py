@@ -373,10 +373,13 @@ def total(rows: list[dict], key: str) -> int | None:
 
 def compute(costs: dict[str, list[dict | None]], sample_rows: list[dict]) -> dict[str, int | None]:
     """What the method spent: every generated token (a search's pruned beams and lookahead included) and every
-    token the PRM read, from the chunks' costs; imported completions: what their rows say (None: unknown)."""
+    token the PRM ran (and, apart, the tokens its prefix cache served), from the chunks' costs; imported
+    completions: what their rows say (None: unknown)."""
     spent = costs["samples"] + costs["scores"]
     if spent and all(c is not None for c in spent):
         prm = [c["prm_tokens"] for c in spent]
         return {"generated_tokens": sum(c["generated_tokens"] for c in costs["samples"]),
-                "prm_tokens": None if None in prm else sum(prm)}
-    return {"generated_tokens": total(sample_rows, "num_tokens"), "prm_tokens": total(sample_rows, "prm_tokens")}
+                "prm_tokens": None if None in prm else sum(prm),
+                "prm_cached_tokens": sum(c.get("prm_cached_tokens", 0) for c in spent)}
+    return {"generated_tokens": total(sample_rows, "num_tokens"), "prm_tokens": total(sample_rows, "prm_tokens"),
+            "prm_cached_tokens": None}

@@ -119,7 +119,8 @@ def test_every_stage_is_recorded_with_its_sequences_tokens_and_load_time(scripte
     assert all(t["peak_memory_bytes"] > 2**20 and t["memory"] == "rss" for t in total.values())
     assert read_json(run / "results.json")["compute"] == {
         "generated_tokens": total["samples"]["generated_tokens"], "prm_tokens": None,
-        "generated_tokens_per_problem": total["samples"]["generated_tokens"] / 3, "prm_tokens_per_problem": None}
+        "generated_tokens_per_problem": total["samples"]["generated_tokens"] / 3, "prm_tokens_per_problem": None,
+        "prm_cached_tokens": 0, "prm_cached_tokens_per_problem": 0.0}  # Best-of-N: every token scored runs
 
 
 def test_a_killed_run_and_its_resumption_add_up(scripted):

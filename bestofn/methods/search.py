@@ -6,8 +6,11 @@ Each iteration, for all unfinished problems of a chunk at once:
    chat prompt, M samples each, stopped at the PRM's step delimiter; the last iteration is unrestricted);
 2. **look ahead** (``lookahead`` > 0): up to ``lookahead`` more greedy steps per unfinished candidate, one
    batched call per step, used only to score the candidate (Snell et al.'s lookahead search);
-3. **score**: one PRM call with every candidate's prefix; the configured aggregation ranks them;
-4. let the policy keep, prune and finish beams.
+3. **score**: one PRM call with every candidate's prefix; the configured aggregation ranks them. With
+   ``prm_cache`` (the default) the PRM keeps the cache of each candidate it may extend, so a candidate runs only
+   its new step (and lookahead) through the PRM, on its parent's cache; a problem's first candidates share one
+   pass over the problem (:mod:`bestofn.prm.cache`);
+4. let the policy keep, prune and finish beams; the PRM caches of pruned and finished beams are freed.
 
 Seeds are derived from the run seed, the problem and the beam (``tree.beam_seed``), so batching never changes
 what is sampled. A chunk of problems is the unit of work: a killed search redoes its unfinished chunk.
@@ -23,6 +26,7 @@ from tqdm.auto import tqdm
 
 from ..backends.base import Completion, GenerationBackend
 from ..data import Problem
+from ..prm.cache import PrefixCache
 from . import Solved
 from .beam_search import BeamSearch
 from .dvts import DVTS
@@ -32,7 +36,7 @@ from .tree import Expansion, Node, ProblemState, beam_seed, pool_rows, score_nod
 class StepScorer(Protocol):
     """What the search needs from a PRM (``bestofn.prm``'s scorers and the test fakes have it)."""
 
-    def score_detailed(self, problems: Sequence[str], responses: Sequence[str]) -> list[Any]: ...
+    def score_detailed(self, problems: Sequence[str], responses: Sequence[str], **cache: Any) -> list[Any]: ...
 
 
 @dataclass(frozen=True)
@@ -51,12 +55,13 @@ class SearchSettings:
     aggregation: str
     separator: str  # the PRM's step delimiter: the stop string of a step
     filter_duplicates: bool = True  # beam search expands identical partial solutions once
+    prm_cache: bool = True  # keep each beam's PRM cache and run only new tokens (off: rescore every prefix)
 
     @classmethod
     def from_config(cls, config: Any, separator: str) -> SearchSettings:
         return cls(config.method, config.n, config.beam_width, config.num_iterations, config.lookahead,
                    config.temperature, config.top_p, config.max_new_tokens, config.seed, config.aggregation, separator,
-                   config.filter_duplicates)
+                   config.filter_duplicates, config.prm_cache)
 
 
 def make_policy(settings: SearchSettings) -> BeamSearch | DVTS:
@@ -84,6 +89,7 @@ def run_search(problems: Sequence[Problem], prompts: Sequence[str], backend: Gen
         groups = step(it, [(s, e) for s in active for e in s.frontier], settings.beam_width, restricted=not final)
         for state in active:
             policy.update(state, groups[state.problem.unique_id], final)
+        step.keep(states)
     # DVTS: leaves that were still unfinished when their subtree ended run to their end in one last call.
     jobs = [(s, Expansion(i, subtree=s.nodes[i].subtree)) for s in states for i in s.to_finish]
     if jobs:
@@ -99,6 +105,15 @@ class _Stepper:
 
     def __init__(self, backend: GenerationBackend, prm: StepScorer, settings: SearchSettings):
         self.backend, self.prm, self.settings = backend, prm, settings
+        # The PRM's cache of every beam a later call may extend, keyed (problem, node); one per search (chunk), so
+        # what a chunk computes never depends on what ran before it. A PRM that cannot keep one rescores prefixes.
+        self.cache = PrefixCache() if settings.prm_cache and getattr(prm, "caches_prefixes", False) else None
+
+    def keep(self, states: Sequence[ProblemState]) -> None:
+        """Free the PRM cache of every beam that no later call extends (pruned, finished, or past)."""
+        if self.cache is not None:
+            self.cache.keep((s.problem.unique_id, i) for s in states
+                            for i in [e.parent_id for e in s.frontier] + s.to_finish)
 
     def __call__(self, iteration: int, jobs: list[tuple[ProblemState, Expansion]], per_job: int,
                  restricted: bool) -> dict[str, list[tuple[Expansion, list[Node]]]]:
@@ -139,9 +154,16 @@ class _Stepper:
         self._look_ahead(flat)
         # 3. One PRM call: every candidate's prefix (plus its lookahead).
         texts = [_scored_text(prefix + node.text + node.lookahead_text, cfg.separator) for _, prefix, node in flat]
-        scores, tokens = score_with_tokens(self.prm, [s.problem.problem for s, _, _ in flat], texts)
+        cache = {}
+        if self.cache is not None:
+            # Each candidate extends its parent's text (a first step: the problem's root, shared by its siblings);
+            # an unfinished one is kept for its children (the lookahead too: they realign on the common tokens).
+            cache = {"cache": self.cache, "parents": [(s.problem.unique_id, n.parent_id) for s, _, n in flat],
+                     "keys": [None if n.ended else (s.problem.unique_id, n.beam_id) for s, _, n in flat]}
+        scores, tokens = score_with_tokens(self.prm, [s.problem.problem for s, _, _ in flat], texts, **cache)
         for (_, _, node), sc, t in zip(flat, scores, tokens):
             node.step_rewards, node.prm_truncated, node.prm_tokens = list(sc.step_rewards), sc.truncated, t
+            node.prm_cached_tokens = getattr(sc, "cached_tokens", 0)
         score_nodes([node for _, _, node in flat], cfg.aggregation)
         return nodes
 
@@ -186,10 +208,12 @@ def _scored_text(text: str, separator: str) -> str:
     return text
 
 
-def score_with_tokens(prm: StepScorer, problems: Sequence[str], responses: Sequence[str]) -> tuple[list[Any], list[int | None]]:
-    """The PRM's scores (``PRMScore``: step rewards, truncation flag) of each pair, and the tokens it read for
-    each (None when the PRM cannot say, never 0): the PRM's share of a method's compute."""
-    scores = prm.score_detailed(problems, responses)
+def score_with_tokens(prm: StepScorer, problems: Sequence[str], responses: Sequence[str],
+                      **cache: Any) -> tuple[list[Any], list[int | None]]:
+    """The PRM's scores (``PRMScore``: step rewards, truncation flag) of each pair, and the tokens it ran for
+    each (None when the PRM cannot say, never 0): the PRM's share of a method's compute. ``cache``: the
+    prefix-cache arguments of ``score_detailed`` (the tokens it serves are ``PRMScore.cached_tokens``)."""
+    scores = prm.score_detailed(problems, responses, **cache)
     return scores, [getattr(sc, "num_tokens", None) for sc in scores]
 
 

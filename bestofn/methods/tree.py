@@ -32,7 +32,8 @@ class Node:
     lookahead_text: str = ""  # greedy steps generated after this one only to score it (not part of the solution)
     lookahead_tokens: int = 0
     step_rewards: list[float] = field(default_factory=list)  # PRM rewards of the scored text's steps
-    prm_tokens: int | None = 0  # tokens the PRM read to score this node (None: it cannot say)
+    prm_tokens: int | None = 0  # tokens the PRM ran to score this node (None: it cannot say)
+    prm_cached_tokens: int = 0  # tokens of its scored text served from the PRM's prefix cache (not run)
     prm_truncated: bool = False  # the scored text was longer than the PRM's context
     score: float = 0.0  # step_rewards aggregated with the configured aggregation: what ranks beams
     # filter_duplicates: the better-ranked node with the same solution text, expanded in this one's stead
