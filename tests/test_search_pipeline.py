@@ -139,10 +139,31 @@ def test_search_end_to_end_on_tiny_models(method, tmp_path, math500_path, tiny_g
     assert results["compute"]["prm_tokens"] > 0 and results["compute"]["generated_tokens"] > 0
     cost = compute.stage_totals(tmp_path / "run")["samples"]  # the PRM's share of the search, apart
     assert cost.prm_tokens == results["compute"]["prm_tokens"] and cost.prm_s > 0
+    # Tokens run through the PRM and tokens its prefix cache served, counted apart, node by node.
+    assert cost.prm_tokens == sum(n["prm_tokens"] for n in tree)
+    assert cost.prm_cached_tokens == results["compute"]["prm_cached_tokens"] == sum(n["prm_cached_tokens"] for n in tree)
+    assert results["compute"]["prm_cached_tokens"] > 0
     assert cost.generated_tokens == results["compute"]["generated_tokens"]
     assert cost.generated_tokens == sum(n["num_tokens"] + n["lookahead_tokens"] for n in tree)
     assert list(compute.stage_totals(tmp_path / "run")) == ["greedy", "samples"]
     assert read_json(tmp_path / "run" / "results.json")["method"] == method
+
+
+def test_prm_cache_off_rescores_every_prefix_and_grows_the_same_tree(tmp_path, math500_path, tiny_generator_dir,
+                                                                     tiny_prm_dir) -> None:
+    """``prm_cache: false`` (the reference path): the same tree and rewards (within 1e-5), more PRM tokens, none
+    served from a cache."""
+    runs = {}
+    for flag in (True, False):
+        config = tiny_config(tiny_generator_dir, tiny_prm_dir, math500_path, tmp_path / f"run-{flag}", num_problems=2,
+                             method="beam_search", beam_width=2, num_iterations=3, max_new_tokens=24, prm_cache=flag)
+        runs[flag] = (pipeline.run(config)["compute"], read_jsonl(tmp_path / f"run-{flag}" / "tree.jsonl"))
+    (on, tree_on), (off, tree_off) = runs[True], runs[False]
+    assert [n["text"] for n in tree_on] == [n["text"] for n in tree_off]
+    for a, b in zip(tree_on, tree_off):
+        assert a["step_rewards"] == pytest.approx(b["step_rewards"], abs=1e-5, rel=0)
+    assert off["prm_cached_tokens"] == 0 and on["prm_cached_tokens"] > 0
+    assert on["prm_tokens"] < off["prm_tokens"] and on["generated_tokens"] == off["generated_tokens"]
 
 
 def test_a_damaged_search_file_is_rebuilt_from_its_chunks(tmp_path, math500_path, tiny_generator_dir,
