@@ -147,6 +147,12 @@ def test_identical_and_truncated_texts(fmt, scorers):
     (same,) = scorer.score_detailed([PROBLEMS[0]], [text], cache=cache, parents=["a"], keys=["b"])
     assert same.num_tokens == 0 and same.step_rewards == pytest.approx(full(scorer, [PROBLEMS[0]], [text])[0].step_rewards,
                                                                         abs=TOL, rel=0)
+    # Identical siblings (a peaked generator writes them often) run once and get the very same rewards, so a tie
+    # between them is broken by the node order exactly as in a full rescoring.
+    twins = scorer.score_detailed([PROBLEMS[0]] * 3, [text + sep + STEPS[3], text + sep + STEPS[2], text + sep + STEPS[3]],
+                                  cache=cache, parents=["a"] * 3, keys=["t0", "t1", "t2"])
+    assert twins[0].step_rewards == twins[2].step_rewards and twins[2].num_tokens == 0 < twins[0].num_tokens
+    assert cache.entries["t0"] is cache.entries["t2"]
     long = sep.join(STEPS * 30)
     max_length = scorer.max_length
     try:

@@ -277,15 +277,26 @@ class PRMScorer(nn.Module):
             run[first] += len(entry.ids)  # charged to the first text that shares it
             cached_tokens = self._keep(cache, key, entry, cached_tokens)
         # 2. Every text from its base: the longest common token prefix, cut before any reward the base lacks.
-        rows = []
+        rows: list[_Row] = []
+        row_of: dict[int, int] = {}  # text -> its row; identical texts on the same base share one (and its bits)
+        first: dict[tuple, int] = {}
         for i in todo:
             base = cache.entries.get(parents[i]) or bases.get(parents[i])
             length = common_prefix(base.ids, ids[i]) if base is not None else 0
             unknown = [q for q in pairs[i].step_positions if q < length and q not in base.rewards]
             length = unknown[0] if unknown else length
-            rows.append(_Row(base if length else None, length, ids[i], pairs[i].step_positions))
-        for i, row, entry in zip(todo, rows, self._extend(rows)):
-            run[i] += entry.own_len
+            same = (id(base) if length else None, length, tuple(ids[i]))
+            if same not in first:
+                first[same] = len(rows)
+                rows.append(_Row(base if length else None, length, ids[i], pairs[i].step_positions))
+            row_of[i] = first[same]
+        entries = self._extend(rows)
+        ran: set[int] = set()
+        for i in todo:
+            entry = entries[row_of[i]]
+            if row_of[i] not in ran:  # a duplicate's tokens were run once, for the first of them
+                run[i] += entry.own_len
+                ran.add(row_of[i])
             rewards = [entry.rewards[q] for q in pairs[i].step_positions]
             # Every token of the text is either run (here or in its shared prefix) or served from the cache.
             results[i] = PRMScore(rewards, pairs[i].truncated, run[i], len(ids[i]) - run[i])
@@ -296,10 +307,11 @@ class PRMScorer(nn.Module):
     @staticmethod
     def _keep(cache: PrefixCache, key: Hashable, entry: CacheEntry, held: int) -> int:
         """Keep ``entry`` under ``key`` if its own tokens fit the cache's capacity; the tokens then held."""
-        if held + entry.own_len > cache.capacity:
+        cost = entry.own_len if all(e is not entry for e in cache.entries.values()) else 0
+        if held + cost > cache.capacity:
             return held
         cache.entries[key] = entry
-        return held + entry.own_len
+        return held + cost
 
     def _extend(self, rows: list[_Row]) -> list[CacheEntry]:
         """Each row's entry: its base's first ``base_len`` tokens plus its other tokens, run in token-budget batches.
