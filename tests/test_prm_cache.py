@@ -136,6 +136,21 @@ def test_a_lookahead_is_cached_with_its_candidate_and_children_realign_on_it(fmt
     assert got[1].cached_tokens > got[0].cached_tokens, "the child that repeats the lookahead's step reuses it"
 
 
+def test_an_entry_without_a_reward_the_child_needs_serves_only_the_tokens_before_it(scorers):
+    """An entry lacking the reward at one of the child's reward positions (say, one built for another reading
+    of the same tokens) is cut before that position, which runs again, rather than failing or guessing."""
+    scorer = scorers["skywork"]
+    cache = PrefixCache()
+    parent, child = "\n".join(STEPS[:3]), "\n".join(STEPS[:4])
+    scorer.score_detailed([PROBLEMS[0]], [parent], cache=cache, keys=["a"])
+    entry = cache.entries["a"]
+    second = sorted(entry.rewards)[1]
+    del entry.rewards[second]
+    (got,) = scorer.score_detailed([PROBLEMS[0]], [child], cache=cache, parents=["a"])
+    assert_same([got], full(scorer, [PROBLEMS[0]], [child]))
+    assert got.cached_tokens == second
+
+
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_identical_and_truncated_texts(fmt, scorers):
     """A text equal to its parent runs nothing; a text past the PRM's context keeps its first steps and flag."""
@@ -279,6 +294,12 @@ def test_a_search_with_the_cache_grows_the_same_tree_with_the_same_rewards(fmt, 
     served = sum(n.prm_cached_tokens for s in cached for n in s.nodes.values())
     assert served > ran > 0, "most of what a search scores was scored before"
     assert ran < 0.5 * sum(n.prm_tokens for s in plain for n in s.nodes.values())
+    # A problem's first candidates share one pass over the problem (all that precedes the solution).
+    for c, p, problem in zip(cached, plain, SEARCH_PROBLEMS):
+        firsts = [n for n in c.nodes.values() if n.iteration == 0]
+        before = len(ids_to_score(scorers[fmt], problem.problem, "")) - 1  # the problem, without the first step
+        assert sum(n.prm_tokens for n in firsts) <= \
+            sum(n.prm_tokens for n in p.nodes.values() if n.iteration == 0) - (len(firsts) - 1) * before
 
 
 def test_a_search_frees_the_cache_of_pruned_and_finished_beams(scorers):
