@@ -244,7 +244,6 @@ class PRMScorer(nn.Module):
             start += len(p.step_positions)
         return out
 
-
     # --- incremental scoring (a search's beams) -------------------------------------------------------------------
     @torch.inference_mode()
     def _score_incremental(self, pairs: Sequence[EncodedPair], cache: PrefixCache, parents: Sequence[Hashable | None],
