@@ -112,7 +112,8 @@ def run_once(args: argparse.Namespace, generator: Path, prm: Path, method: str, 
     config = BestOfNConfig(generator=str(generator), prm=str(prm), prm_format=args.format, dataset=args.dataset,
                            num_problems=args.problems, n=args.n, beam_width=args.beam_width,
                            num_iterations=args.num_iterations, max_new_tokens=args.max_new_tokens, method=method,
-                           prm_cache=prm_cache, backend=args.backend, device="cpu", output_dir=str(out), seed=0)
+                           prm_cache=prm_cache, backend=args.backend, device="cpu", output_dir=str(out), seed=0,
+                           gpu_memory_utilization=0.2, enforce_eager=True)  # vLLM: a share of a shared CPU's RAM
     models: Any = Models()
     if args.generator == "steps":
         models = with_generator(StepWriter(AutoTokenizer.from_pretrained(generator), STEP_SEPARATORS[args.format]))
