@@ -2,8 +2,9 @@
 
 Contract: :func:`load_prm` returns a scorer with ``.score(problems, responses) -> list[list[float]]`` (one
 list of step rewards in [0, 1] per pair, in input order), ``.score_detailed`` (the same, with a flag for
-inputs that were cut at the PRM's context), ``.format`` (its format name) and ``.step_separator`` (how it
-splits a response into steps). Each format reproduces its reference inference recipe exactly (float32,
+inputs that were cut at the PRM's context; with a :class:`~bestofn.prm.cache.PrefixCache`, only the tokens no
+cached prefix covers run, as a search's beams grow), ``.format`` (its format name) and ``.step_separator`` (how
+it splits a response into steps). Each format reproduces its reference inference recipe exactly (float32,
 within 1e-5) and loads without the checkpoint's remote code:
 
     skywork            skywork.py        Skywork-o1-Open-PRM-Qwen-2.5-{1.5B,7B}
