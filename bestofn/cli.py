@@ -312,6 +312,8 @@ def add_prm_bench_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--output-dir", required=True, metavar="DIR",
                        help="where predictions.jsonl, results.json, the report and chunks/ (finished scores, for "
                             "resuming) go")
+    group.add_argument("--overwrite", action="store_true",
+                       help="replace the results of another PRM in --output-dir (refused otherwise)")
 
 
 def _prm_bench(args: argparse.Namespace) -> None:
@@ -320,7 +322,8 @@ def _prm_bench(args: argparse.Namespace) -> None:
 
     given = {name: getattr(args, name) for name in PRM_BENCH_CONFIG_FIELDS if hasattr(args, name)}
     config = BestOfNConfig.from_dict({**given, "output_dir": args.output_dir})
-    results = run_prm_bench(BenchSettings(data=args.data, subsets=args.subsets, threshold=args.threshold), config)
+    results = run_prm_bench(BenchSettings(data=args.data, subsets=args.subsets, threshold=args.threshold), config,
+                            overwrite=args.overwrite)
     print(format_results(results))
     written = write_prm_bench_report(args.output_dir)
     print(f"wrote predictions.jsonl, results.json and the report to {args.output_dir}: "

@@ -10,6 +10,7 @@ value, from a recipe file, a flag or Python, is checked against them (:mod:`best
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ import yaml
 
 from .data import ALL, DATASET_NAMES
 from .errors import BestOfNError
+from .io import check_output_dir
 from .methods import BEST_OF_N, RUN_METHODS
 from .fields import check_value, field_types
 from .prm.formats import BLANK_LINE, FORMATS, LINE
@@ -34,6 +36,7 @@ STEP_FORMATS = {
     LINE: "Write exactly one reasoning step per line and do not leave blank lines between steps.",
     BLANK_LINE: "Separate consecutive reasoning steps with one blank line, and do not leave blank lines inside a step.",
 }
+DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")  # the device strings a run takes (resolve_device)
 SWITCH = ("auto", "on", "off")  # prm_compile and compile_generation: auto decides whether compiling pays back
 DEFAULT_USER_TEMPLATE = "{problem}"
 
@@ -60,7 +63,7 @@ class BestOfNConfig:
         metadata={"help": "Difficulty levels to keep (1-5; only MATH has levels, elsewhere every problem is eligible)."})
     num_problems: int = field(
         default=20, metadata={"help": "Problems in the subset, stratified by level; all: every eligible problem.",
-                              "words": (ALL,)})
+                              "words": (ALL,), "min": 1})
     # --- prompt -----------------------------------------------------------------------------------------
     system_prompt: str = field(
         default=DEFAULT_SYSTEM_PROMPT,
@@ -74,20 +77,20 @@ class BestOfNConfig:
     generator_revision: str | None = field(
         default=None, metadata={"help": "Hub revision (branch, tag, commit).", "example": "main"})
     backend: str = field(default="transformers", metadata={"help": "Generation backend.", "choices": ("transformers", "vllm")})
-    n: int = field(default=16, metadata={"help": "Sampled solutions per problem (the N of Best-of-N)."})
+    n: int = field(default=16, metadata={"help": "Sampled solutions per problem (the N of Best-of-N).", "min": 1})
     temperature: float = field(default=0.8, metadata={"help": "Sampling temperature of the N solutions."})
     top_p: float = field(default=1.0, metadata={"help": "Nucleus sampling threshold of the N solutions."})
-    max_new_tokens: int = field(default=2048, metadata={"help": "Longest solution, in tokens."})
+    max_new_tokens: int = field(default=2048, metadata={"help": "Longest solution, in tokens.", "min": 1})
     seed: int = field(default=0, metadata={"help": "Seed for the subset and for sampling."})
     generation_batch_tokens: int | None = field(
         default=None,
         metadata={"help": "transformers backend: tokens per generation batch, counting prompt + max_new_tokens per "
                           "sequence (default: from free GPU memory and the model's KV-cache size; 32768 on CPU).",
-                  "example": 262144},
+                  "example": 262144, "min": 1},
     )
     generation_batch_size: int | None = field(
         default=None, metadata={"help": "transformers backend: at most this many sequences per batch (default: no cap).",
-                                "example": 64}
+                                "example": 64, "min": 1}
     )
     compile_generation: str = field(
         default="auto",
@@ -102,9 +105,10 @@ class BestOfNConfig:
     )
     max_model_len: int | None = field(
         default=None,
-        metadata={"help": "vLLM: longest prompt + solution, in tokens (none: the model's own context).", "example": 4096},
+        metadata={"help": "vLLM: longest prompt + solution, in tokens (none: the model's own context).", "example": 4096,
+                  "min": 1},
     )
-    tensor_parallel_size: int = field(default=1, metadata={"help": "vLLM: GPUs to shard the generator over."})
+    tensor_parallel_size: int = field(default=1, metadata={"help": "vLLM: GPUs to shard the generator over.", "min": 1})
     enforce_eager: bool = field(default=False, metadata={"help": "vLLM: disable CUDA graphs (slower, less memory)."})
     # --- search method ------------------------------------------------------------------------------------
     method: str = field(
@@ -114,11 +118,11 @@ class BestOfNConfig:
     )
     beam_width: int = field(
         default=4, metadata={"help": "Search methods: M, candidates per kept beam (beam_search keeps n/M beams; dvts "
-                                     "runs n/M subtrees); n must be a multiple of it."})
+                                     "runs n/M subtrees); n must be a multiple of it.", "min": 1})
     num_iterations: int = field(
-        default=40, metadata={"help": "Search methods: most steps per solution; the last one runs beams to their end."})
+        default=40, metadata={"help": "Search methods: most steps per solution; the last one runs beams to their end.", "min": 1})
     lookahead: int = field(
-        default=0, metadata={"help": "Search methods: greedy steps generated after a candidate only to score it."})
+        default=0, metadata={"help": "Search methods: greedy steps generated after a candidate only to score it.", "min": 0})
     filter_duplicates: bool = field(
         default=True, metadata={"help": "beam_search: expand identical partial solutions once (as search-and-learn)."})
     # --- PRM scoring ----------------------------------------------------------------------------------------
@@ -140,11 +144,13 @@ class BestOfNConfig:
                                         "through the PRM (off: rescore every prefix; same rewards up to float rounding)."})
     prm_batch_tokens: int | None = field(
         default=None,
-        metadata={"help": "Tokens per PRM batch, padding included (none: 16384 on GPU, 4096 on CPU).", "example": 8192},
+        metadata={"help": "Tokens per PRM batch, padding included (none: 16384 on GPU, 4096 on CPU).", "example": 8192,
+                  "min": 1},
     )
     prm_max_length: int | None = field(
         default=None,
-        metadata={"help": "Longest PRM input; longer ones are truncated and flagged (none: model context).", "example": 4096},
+        metadata={"help": "Longest PRM input; longer ones are truncated and flagged (none: model context).", "example": 4096,
+                  "min": 1},
     )
     # --- selection ------------------------------------------------------------------------------------------
     aggregation: str = field(
@@ -165,10 +171,10 @@ class BestOfNConfig:
     workers: int | None = field(
         default=None,
         metadata={"help": "Ray: actors per stage, each holding one model (none: one per GPU, or 2 on a cluster "
-                          "without GPUs).", "example": 8},
+                          "without GPUs).", "example": 8, "min": 1},
     )
     # --- grading --------------------------------------------------------------------------------------------
-    grading_timeout: int = field(default=5, metadata={"help": "Seconds to grade one solution (extraction + math-verify), and per answer comparison in selection; a whole number >= 1."})
+    grading_timeout: int = field(default=5, metadata={"help": "Seconds to grade one solution (extraction + math-verify), and per answer comparison in selection; a whole number >= 1.", "min": 1})
     # --- output ---------------------------------------------------------------------------------------------
     output_dir: str = field(default="runs/best_of_n", metadata={"help": "Run directory for all artifacts."})
 
@@ -183,43 +189,25 @@ class BestOfNConfig:
         bad = [lvl for lvl in self.levels if not 1 <= lvl <= 5]
         if bad or not self.levels:
             raise BestOfNError(f"levels must be a non-empty subset of 1-5, got {self.levels}; e.g. --levels 1,2,3")
-        if self.n < 1:
-            raise BestOfNError(f"n must be at least 1, got {self.n}; e.g. --n 16")
-        if self.num_problems != ALL and self.num_problems < 1:
-            raise BestOfNError(f"num_problems must be at least 1 (or all), got {self.num_problems}; e.g. "
-                               f"--num-problems 20")
         if self.temperature <= 0:
             raise BestOfNError(f"temperature must be > 0 for sampling, got {self.temperature} (greedy is run anyway)")
         if not 0 < self.top_p <= 1:
             raise BestOfNError(f"top_p must be in (0, 1], got {self.top_p}")
-        if self.max_new_tokens < 1:
-            raise BestOfNError(f"max_new_tokens must be at least 1, got {self.max_new_tokens}")
         if not 0 < self.gpu_memory_utilization <= 1:
             raise BestOfNError(
                 f"gpu_memory_utilization must be in (0, 1], got {self.gpu_memory_utilization}; e.g. 0.5 leaves half "
                 f"the GPU for the PRM (on CPU it is the share of RAM)"
             )
-        if self.max_model_len is not None and self.max_model_len < 1:
-            raise BestOfNError(f"max_model_len must be a positive number of tokens, got {self.max_model_len}")
-        if self.tensor_parallel_size < 1:
-            raise BestOfNError(f"tensor_parallel_size must be at least 1, got {self.tensor_parallel_size}")
-        if self.workers is not None and self.workers < 1:
-            raise BestOfNError(f"workers must be at least 1, got {self.workers}; e.g. --workers 8")
-        for key in ("generation_batch_tokens", "generation_batch_size"):
-            if getattr(self, key) is not None and getattr(self, key) < 1:
-                raise BestOfNError(f"{key} must be a positive number, got {getattr(self, key)} (or unset it)")
-        if self.grading_timeout < 1:
-            raise BestOfNError(f"grading_timeout must be a whole number of seconds >= 1, got {self.grading_timeout} "
-                               f"(it bounds each solution's grading); e.g. --grading-timeout 5")
+        if not DEVICE.fullmatch(self.device):
+            raise BestOfNError(f"device must be auto, cpu, cuda or cuda:N (a GPU's index, e.g. cuda:1), got "
+                               f"{self.device!r}; e.g. --device cuda")
+        check_output_dir(self.output_dir)
         if self.method not in RUN_METHODS:
             raise BestOfNError(f"method must be one of {', '.join(RUN_METHODS)}, got {self.method!r}")
         if self.method != BEST_OF_N:
-            if self.beam_width < 1 or self.n % self.beam_width:
+            if self.n % self.beam_width:
                 raise BestOfNError(f"n ({self.n}) must be a positive multiple of beam_width ({self.beam_width}) for "
                                    f"{self.method}; e.g. --n 16 --beam-width 4")
-            if self.num_iterations < 1 or self.lookahead < 0:
-                raise BestOfNError(f"num_iterations must be >= 1 and lookahead >= 0, got {self.num_iterations} and "
-                                   f"{self.lookahead}")
         if "{problem}" not in self.user_template:
             raise BestOfNError("user_template must contain '{problem}', where the problem text goes")
 
@@ -244,10 +232,18 @@ class BestOfNConfig:
 def read_recipe(path: str | Path) -> dict[str, Any]:
     """The keys of a recipe file, each checked against its field's type (one line per error, naming the file)."""
     try:
-        with open(path, encoding="utf-8") as f:
-            data = yaml.safe_load(f)
+        raw = Path(path).read_bytes()
+        text = raw.decode("utf-8")
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader that refuses repeated keys
     except OSError as e:
         raise BestOfNError(f"cannot read config file {path}: {e.strerror}") from None
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise BestOfNError(f"config file {path} is not UTF-8 text (byte 0x{raw[e.start]:02x} on line {line}); save it "
+                           f"as UTF-8") from None
+    except _RepeatedKey as e:
+        raise BestOfNError(f"config file {path}: key {e.key!r} is given twice (lines {e.first} and {e.second}); "
+                           f"keep one of them") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
@@ -259,6 +255,25 @@ def read_recipe(path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise BestOfNError(f"config file {path} must hold a mapping of keys to values, e.g. n: 16")
     return check_keys(data, f"config file {path}: ")
+
+
+class _RepeatedKey(Exception):
+    def __init__(self, key: Any, first: int, second: int):
+        self.key, self.first, self.second = key, first, second
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, except that a key given twice in one mapping is an error (PyYAML keeps the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise _RepeatedKey(key, seen[key], line)
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
 
 
 def check_keys(data: dict[str, Any], where: str = "") -> dict[str, Any]:

@@ -398,17 +398,16 @@ DATASETS: dict[str, DatasetSpec] = {spec.name: spec for spec in (
 DATASET_NAMES = tuple(DATASETS)  # the choices of the dataset_format setting
 
 
-def dataset_spec(dataset: str, dataset_format: str | None = None) -> DatasetSpec | None:
-    """The registry entry a run's data comes from: named by ``dataset_format``, by name, or by Hub id."""
-    if dataset_format is not None:
-        return DATASETS[dataset_format]
+def dataset_spec(dataset: str) -> DatasetSpec | None:
+    """The registry entry a run's data is: named by its name or its Hub id. A file is no benchmark, whatever its
+    layout (``dataset_format`` says only how to read its columns: an AMC file read as AIME's is still AMC)."""
     return DATASETS.get(dataset) or next((s for s in DATASETS.values() if s.hub_id == dataset), None)
 
 
-def dataset_title(dataset: str, dataset_format: str | None = None) -> str:
+def dataset_title(dataset: str) -> str:
     """How reports and cards name a run's data: the benchmark's title (``GSM8K``), else the file's or Hub
     dataset's name (``HuggingFaceH4/MATH-500`` -> ``MATH-500``, ``../data/my_set.jsonl`` -> ``my_set``)."""
-    spec = dataset_spec(dataset, dataset_format)
+    spec = dataset_spec(dataset)
     if spec is not None:
         return spec.title
     path = Path(dataset)
@@ -425,11 +424,12 @@ def load_problems(dataset: str, split: str = "test", dataset_format: str | None 
     """
     if dataset_format is not None and dataset_format not in DATASETS:
         raise BestOfNError(f"dataset_format must be one of {', '.join(DATASET_NAMES)}, got {dataset_format!r}")
-    spec = dataset_spec(dataset, dataset_format)
+    spec = dataset_spec(dataset)
     rows, label = _load_rows(dataset, split, spec)
-    layout = LAYOUTS[spec.layout] if spec is not None else _recognise(rows[0], label)
-    # Ids made for benchmarks without unique_id start with the benchmark's name when it is known (so a local copy
-    # named with dataset_format draws the same subset as the Hub copy), else with the file's (or dataset's) name.
+    named = DATASETS[dataset_format].layout if dataset_format is not None else spec.layout if spec else None
+    layout = LAYOUTS[named] if named is not None else _recognise(rows[0], label)
+    # Ids made for benchmarks without unique_id start with the benchmark's name when the data is one (its registry
+    # name or Hub id), else with the file's (or dataset's) name: a layout names no benchmark.
     prefix = spec.name if spec is not None else Path(dataset).stem
     problems, bad = [], []
     for position, row in enumerate(rows):

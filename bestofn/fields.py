@@ -9,7 +9,9 @@ One rule per field, used in both directions, so a setting is checked the same wa
 
 Supported annotations: ``int``, ``float``, ``str``, ``bool``, ``list[X]`` (X one of the scalars; on the command
 line comma-separated), ``X | None`` (``none`` on the command line), and ``Literal[...]``. ``metadata["choices"]``
-restricts a value to a set; ``metadata["words"]`` adds words a scalar field also takes (``num_problems: all``). Range checks (``n >= 1``) stay in :meth:`BestOfNConfig.validate`.
+restricts a value to a set; ``metadata["words"]`` adds words a scalar field also takes (``num_problems: all``);
+``metadata["min"]`` is the least number a field takes (``n: 1``: a count where zero would mean nothing), checked
+with the type wherever the value comes from. Checks across fields stay in :meth:`BestOfNConfig.validate`.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ class FieldType:
     choices: tuple | None = None
     example: Any = None  # a good value, shown in error messages
     words: tuple[str, ...] = ()  # words taken besides values of the base type ("all")
+    minimum: int | float | None = None  # the least value taken (metadata["min"])
 
     def describe(self) -> str:
         words = "".join(f" or {w}" for w in self.words)
@@ -80,7 +83,7 @@ def _field_type(f: dataclasses.Field, annotation: Any) -> FieldType:
         example = choices[0] if choices else _GENERIC_EXAMPLES[annotation]
         example = [example] if is_list else example
     return FieldType(f.name, annotation, is_list, optional, tuple(choices) if choices else None, example,
-                     tuple(f.metadata.get("words", ())))
+                     tuple(f.metadata.get("words", ())), f.metadata.get("min"))
 
 
 # --- values already parsed (YAML, Python) ---------------------------------------------------------------------
@@ -107,7 +110,14 @@ def _check_scalar(ft: FieldType, value: Any, whole: Any, where: str) -> Any:
         ok = False
     if not ok:
         _reject(ft, whole, where)
+    if ft.minimum is not None and value < ft.minimum:
+        _too_small(ft, value, f"{where}{ft.name}", f"{ft.name}: {yaml_text(ft.example)}")
     return value
+
+
+def _too_small(ft: FieldType, value: Any, name: str, example: str) -> None:
+    words = "".join(f" (or {w})" for w in ft.words)
+    raise BestOfNError(f"{name} must be at least {ft.minimum}{words}, got {value!r}; e.g. {example}")
 
 
 def _reject(ft: FieldType, value: Any, where: str) -> None:
@@ -153,19 +163,24 @@ def parse_text(ft: FieldType, text: str) -> Any:
         return text.strip().lower()
     try:
         if ft.is_list:
-            items = [t.strip() for t in text.split(",") if t.strip()]
-            if not items:
+            items = [t.strip() for t in text.split(",")]
+            if not all(items):  # "1,,2" or "1,": an item left out is a typo, not a shorter list
                 raise ValueError(text)
             value: Any = [_parse_scalar(ft.base, t) for t in items]
         else:
             value = _parse_scalar(ft.base, text)
-        return check_value(dataclasses.replace(ft, choices=None), value)  # argparse checks choices, naming them
+        # argparse checks choices, naming them; the minimum is checked below, naming the flag
+        value = check_value(dataclasses.replace(ft, choices=None, minimum=None), value)
     except (ValueError, BestOfNError):
         kind = ft.describe().replace(" or null", " or none")
         if ft.is_list:
             kind += ", comma-separated"
         raise BestOfNError(f"{flag_name(ft.name)} takes {kind}, got {text!r}; "
                            f"e.g. {flag_name(ft.name)} {flag_text(ft.example)}") from None
+    for item in value if ft.is_list else [value]:
+        if ft.minimum is not None and item < ft.minimum:
+            _too_small(ft, item, flag_name(ft.name), f"{flag_name(ft.name)} {flag_text(ft.example)}")
+    return value
 
 
 def _parse_scalar(base: type, text: str) -> Any:

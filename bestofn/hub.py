@@ -28,7 +28,7 @@ from huggingface_hub.errors import HTTPError as HubHTTPError
 from huggingface_hub.utils import validate_repo_id
 
 from .config import BestOfNConfig
-from .data import DATASETS, NO_LEVEL, DatasetSpec, dataset_spec, dataset_title, is_local
+from .data import NO_LEVEL, DatasetSpec, dataset_spec, dataset_title, is_local
 from .errors import BestOfNError, first_line
 from .prompts import system_prompt_for
 from .provenance import GENERATION_SETTINGS, NOT_STATED, Provenance
@@ -431,10 +431,9 @@ def _revision_md(revision: str | None, commit: str | None) -> str:
 
 # --- the benchmark the problems come from (bestofn.data's registry) ------------------------------------------------
 def _benchmark(run: RunArtifacts) -> DatasetSpec | None:
-    """The benchmark named by the config; a local file in MATH's layout (the only one with levels) is a copy of
-    MATH-500, as before other benchmarks were known."""
-    spec = dataset_spec(run.config.dataset, run.config.dataset_format)
-    return spec if spec is not None or not _leveled(run) else DATASETS["math500"]
+    """The benchmark the config's dataset is (its registry name or Hub id), else None: a file's layout or levels
+    say nothing of where its problems come from, so the card claims no benchmark, license or source for them."""
+    return dataset_spec(run.config.dataset)
 
 
 def _title(run: RunArtifacts) -> str:
@@ -453,9 +452,8 @@ def _benchmark_tags(run: RunArtifacts) -> list[str]:
 
 
 def _source_dataset_ids(run: RunArtifacts, known: Provenance) -> list[str] | None:
-    # A local copy of a known benchmark names the benchmark's Hub copy in the metadata; the card's text says
-    # that a local copy was used. Imported completions come from their own source: a Hub dataset is named, a
-    # local file is not (nothing is claimed about it).
+    # A known benchmark names its Hub copy in the metadata, a Hub dataset itself, a local file nothing (nothing is
+    # claimed about it). Imported completions come from their own source.
     cfg, spec = run.config, _benchmark(run)
     if known.is_imported:
         return [cfg.dataset] if _is_hub_dataset(cfg.dataset) else None
@@ -470,10 +468,8 @@ def _source_text(run: RunArtifacts, known: Provenance) -> str:
         if _is_hub_dataset(cfg.dataset):
             return f"[{cfg.dataset}](https://huggingface.co/datasets/{cfg.dataset}) (imported with `bestofn import`)"
         return f"the completions file `{Path(cfg.dataset).name}` (imported with `bestofn import`)"
-    if spec is not None and cfg.dataset in (spec.name, spec.hub_id):
-        return f"{spec.title} ([{spec.hub_id}]({spec.url}))"
     if spec is not None:
-        return f"{spec.title} ([{spec.hub_id}]({spec.url}), read from the local file `{Path(cfg.dataset).name}`)"
+        return f"{spec.title} ([{spec.hub_id}]({spec.url}))"
     if _is_hub_dataset(cfg.dataset):
         return f"[{cfg.dataset}](https://huggingface.co/datasets/{cfg.dataset})"
     return f"the local file `{Path(cfg.dataset).name}`"

@@ -17,6 +17,18 @@ from typing import Any
 from .errors import BestOfNError
 
 
+def check_output_dir(text: str | Path, flag: str = "--output-dir") -> Path:
+    """The folder a command writes into, refused when it is empty text, the filesystem root or the user's home:
+    a run there would mix its files with everything else in it (and ``--overwrite`` would remove some)."""
+    if not str(text).strip():
+        raise BestOfNError(f"{flag} is empty; name the folder to write into, e.g. {flag} runs/my-run")
+    folder = Path(text).expanduser().resolve()
+    if folder == Path(folder.anchor) or folder == Path.home().resolve():
+        raise BestOfNError(f"{flag} {text} is {'the filesystem root' if folder == Path(folder.anchor) else 'your home folder'}; "
+                           f"name a folder of its own, e.g. {flag} {Path(text) / 'runs' / 'my-run'}")
+    return Path(text)
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write ``data`` to ``path`` so that readers see either the old file or the whole new one."""
     path = Path(path)

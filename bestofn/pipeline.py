@@ -353,7 +353,7 @@ def build_results(cfg: BestOfNConfig, problems: Sequence[Problem], greedy_rows: 
                             "greedy": {"answer": greedy["answer"], "correct": greedy["correct"]} if greedy else None,
                             **verdicts(samples_by_id[p.unique_id], cfg.aggregation, cfg.grading_timeout, p.answer_kind)})
     return {"method": cfg.method, "n": cfg.n, "num_problems": len(problems), "reward_aggregation": cfg.aggregation,
-            "dataset": {"source": cfg.dataset, "title": dataset_title(cfg.dataset, cfg.dataset_format)},
+            "dataset": {"source": cfg.dataset, "title": dataset_title(cfg.dataset)},
             "accuracy": accuracy(per_problem),
             "by_level": {str(lvl): accuracy([r for r in per_problem if r["level"] == lvl])
                          for lvl in sorted({p.level for p in problems})},

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -34,13 +35,13 @@ def temperature_dir(sweep_dir: str | Path, temperature: float) -> Path:
 def parse_temperatures(text: str) -> list[float]:
     """``"0.4,0.8,1.2"`` -> ``[0.4, 0.8, 1.2]``: positive, distinct, in the given order."""
     try:
-        temps = [float(t) for t in text.split(",") if t.strip()]
+        temps = [float(t) for t in text.split(",")]
     except ValueError:
         raise BestOfNError(
             f"--temperatures must be numbers separated by commas, e.g. 0.4,0.8,1.2; got {text!r}"
         ) from None
-    if not temps or any(t <= 0 for t in temps):
-        raise BestOfNError(f"--temperatures must be positive (greedy is run anyway), e.g. 0.4,0.8,1.2; got {text!r}")
+    if not all(math.isfinite(t) and t > 0 for t in temps):  # nan and inf too: `nan <= 0` is false
+        raise BestOfNError(f"--temperatures must be positive, finite numbers (greedy is run anyway), e.g. 0.4,0.8,1.2; got {text!r}")
     if len({f"{t:g}" for t in temps}) != len(temps):
         raise BestOfNError(f"--temperatures has duplicates: {text!r}")
     return temps
@@ -61,9 +62,11 @@ def run_sweep(
     if run_fn is None:
         from .pipeline import run as run_fn  # imported late: pipeline loads torch and the generation stack
     sweep_dir = Path(config.output_dir)
+    # Every run's settings are checked before the first run starts: a bad temperature must not wait for hours.
+    configs = [dataclasses.replace(config, temperature=float(parse_temperatures(str(t))[0]),
+                                   output_dir=str(temperature_dir(sweep_dir, t))) for t in temperatures]
     run_dirs: list[Path] = []
-    for t in temperatures:
-        run_config = dataclasses.replace(config, temperature=float(t), output_dir=str(temperature_dir(sweep_dir, t)))
+    for t, run_config in zip(temperatures, configs):
         if run_dirs:  # the first run computed greedy; the others copy its chunks
             copied = share_chunks(run_dirs[0], run_config.output_dir, SHARED_STAGE)
             log.info("temperature %g: %d greedy chunks shared from %s", t, copied, run_dirs[0])

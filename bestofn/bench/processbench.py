@@ -35,7 +35,7 @@ GSM8K = "gsm8k"  # the subset whose best F1 fixes the threshold under `--thresho
 BOOTSTRAP = 2000  # resamples of a subset's rows for each F1's 95% interval
 DEFAULT_THRESHOLD = 0.5
 CHUNK_ROWS = 64  # rows per scored chunk: big enough for full PRM batches, small enough that a kill loses little
-FIELDS = {"id": "a text like gsm8k-0", "generator": "a text", "problem": "a non-empty text",
+FIELDS = {"id": "a text SUBSET-NUMBER naming the row's subset, like gsm8k-0", "generator": "a text", "problem": "a non-empty text",
           "steps": "a non-empty list of texts", "final_answer_correct": "true or false",
           "label": "an integer, -1 (all steps right) or the index of the first wrong step"}
 _ID = re.compile(r"^(?P<subset>[A-Za-z0-9_]+)-(?P<number>\d+)$")
@@ -146,15 +146,18 @@ def _load_hub(hub_id: str, subset: str) -> list[LabelledSolution]:
         raise BestOfNError(f"cannot load the ProcessBench dataset {hub_id!r} (split {subset!r}) from the Hub: "
                            f"{type(e).__name__}: {first_line(e)}. Offline? Download it elsewhere and pass the file: "
                            f"--data gsm8k.json") from None
-    return _check_rows(f"{hub_id} (split {subset})", [(f"row {k}", r) for k, r in enumerate(ds.to_list(), start=1)])
+    return _check_rows(f"{hub_id} (split {subset})", [(f"row {k}", r) for k, r in enumerate(ds.to_list(), start=1)],
+                       (subset,))
 
 
-def _check_rows(source: str, items: list[tuple[str, Any]]) -> list[LabelledSolution]:
+def _check_rows(source: str, items: list[tuple[str, Any]], subsets: Sequence[str] = SUBSETS) -> list[LabelledSolution]:
+    """Every row checked; ``subsets``: the ones the data declares (a Hub split: its own name; a file: ProcessBench's
+    four), which each row's id must name."""
     if not items:
         raise BestOfNError(f"ProcessBench data {source} has no rows; each row needs {', '.join(FIELDS)}")
     rows, seen = [], {}
     for where, item in items:
-        row = check_row(item, f"ProcessBench data {source}, {where}")
+        row = check_row(item, f"ProcessBench data {source}, {where}", subsets)
         if row.id in seen:
             raise BestOfNError(f"ProcessBench data {source}, {where}: id {row.id!r} repeats the id of {seen[row.id]}; "
                                f"ids must be unique")
@@ -163,8 +166,9 @@ def _check_rows(source: str, items: list[tuple[str, Any]]) -> list[LabelledSolut
     return rows
 
 
-def check_row(item: Any, where: str) -> LabelledSolution:
-    """A :class:`LabelledSolution` from one raw row, or one error line naming ``where`` and the bad field."""
+def check_row(item: Any, where: str, subsets: Sequence[str] = SUBSETS) -> LabelledSolution:
+    """A :class:`LabelledSolution` from one raw row, or one error line naming ``where`` and the bad field; its id must name one
+    of ``subsets`` (else a typo in an id would make a subset of its own, and its metrics would be meaningless)."""
     if not isinstance(item, dict):
         raise BestOfNError(f"{where} is a JSON {type(item).__name__}, not an object with {', '.join(FIELDS)}")
 
@@ -178,6 +182,9 @@ def check_row(item: Any, where: str) -> LabelledSolution:
     found = _ID.match(item["id"]) if isinstance(item["id"], str) else None
     if found is None:
         raise bad("id")
+    if found["subset"] not in subsets:
+        raise bad("id", f"{item['id']!r}, whose subset {found['subset']!r} is not "
+                        f"{'one of ' if len(subsets) > 1 else ''}{', '.join(subsets)}")
     if not isinstance(item["generator"], str):
         raise bad("generator")
     if not isinstance(item["problem"], str) or not item["problem"].strip():
@@ -457,15 +464,16 @@ class BenchSettings:
 
 
 def parse_threshold(text: str) -> float | str:
-    """``--threshold``: a finite number, or ``gsm8k``."""
+    """``--threshold``: a number in [0, 1] (a step's reward is a probability), or ``gsm8k``."""
     if text.strip().lower() == GSM8K:
         return GSM8K
     try:
         value = float(text)
     except ValueError:
         value = math.nan
-    if not math.isfinite(value):
-        raise BestOfNError(f"--threshold must be a number (e.g. 0.5) or '{GSM8K}', got {text!r}")
+    if not 0 <= value <= 1:  # nan too
+        raise BestOfNError(f"--threshold must be a number in [0, 1] (e.g. 0.5; step rewards are probabilities) or "
+                           f"'{GSM8K}', got {text!r}")
     return value
 
 
@@ -478,8 +486,11 @@ def parse_subsets(text: str) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def run_prm_bench(bench: BenchSettings, config: BestOfNConfig, scorer: Any = None) -> dict[str, Any]:
+def run_prm_bench(bench: BenchSettings, config: BestOfNConfig, scorer: Any = None, overwrite: bool = False
+                  ) -> dict[str, Any]:
     """Score ProcessBench with the configured PRM into ``config.output_dir`` and return ``results.json``.
+
+    A folder holding another PRM's results is replaced only with ``overwrite`` (as ``bestofn run`` does).
 
     ``scorer``: an already loaded scorer (``score_detailed``, ``format``, ``step_separator``) to use instead
     of loading ``config.prm`` (in this process only).
@@ -502,6 +513,8 @@ def run_prm_bench(bench: BenchSettings, config: BestOfNConfig, scorer: Any = Non
     fmt, separator = _format_and_separator(config, scorer)
     prm = PRMIdentity(config.prm, config.prm_revision, fmt, config.prm_max_length)
     with lock_run_dir(config.output_dir):
+        _check_previous(Path(config.output_dir), {"prm": config.prm, "prm_revision": config.prm_revision,
+                                                  "format": fmt}, overwrite)
         models = Models() if scorer is None else _GivenScorer(scorer)
         scores = score_rows(plan_chunks(rows, separator, prm, bench.chunk_rows), config, models)
         for row in rows:
@@ -520,6 +533,21 @@ def is_bench_dir(path: str | Path) -> bool:
     path = Path(path)
     return (path / "predictions.jsonl").is_file() and (path / "results.json").is_file() and not (
         path / "manifest.json").exists()
+
+
+def _check_previous(out: Path, prm: dict[str, Any], overwrite: bool) -> None:
+    """Stop before scoring when ``out`` holds the results of another PRM (their report would be replaced)."""
+    path = out / "results.json"
+    if overwrite or not path.is_file():
+        return
+    try:
+        old = json.loads(path.read_bytes())
+    except ValueError:
+        old = {}
+    changed = [f"{k}: {old.get(k)!r} -> {v!r}" for k, v in prm.items() if not isinstance(old, dict) or old.get(k) != v]
+    if changed:
+        raise BestOfNError(f"{out} holds the ProcessBench results of another PRM ({', '.join(changed)}); use a new "
+                           f"--output-dir, or pass --overwrite to replace them")
 
 
 def _GivenScorer(scorer: Any) -> Any:  # noqa: N802: a class made on demand (pipeline is imported late)

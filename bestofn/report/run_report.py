@@ -125,7 +125,7 @@ def model_name(name: str) -> str:
 
 def dataset_name(cfg: dict) -> str:
     """The benchmark a run's config names (``GSM8K``, ``MATH-500``), else its file's or Hub dataset's name."""
-    return dataset_title(str(cfg.get("dataset", "?")), cfg.get("dataset_format"))
+    return dataset_title(str(cfg.get("dataset", "?")))
 
 
 def title(an: A.Analysis) -> str:
