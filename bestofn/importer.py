@@ -39,8 +39,8 @@ from .grading import EXPRESSION, grade
 from .methods import GREEDY
 from .pipeline import Models, plan_scores, run_in
 from .prm.formats import LINE
-from .io import jsonl_bytes
-from .rundir import FILES, WRITTEN, content_key, lock_run_dir, open_run_dir, remove_written
+from .io import check_output_dir, jsonl_bytes
+from .rundir import FILES, IMPORT_STAGE, WRITTEN, content_key, lock_run_dir, open_run_dir, remove_written
 
 log = logging.getLogger(__name__)
 
@@ -180,6 +180,7 @@ def import_completions(source: str, output_dir: str | Path, *, split: str = "tra
     generation; given scores become the scores chunks of the PRM the config names, so ``bestofn run`` with
     another PRM rescores them. With scores the run is finished here (results and report-ready files).
     """
+    check_output_dir(output_dir)
     raw = read_rows(source, split, subset)
     rows, columns = check_rows(raw, source), raw[0].data
     out = Path(output_dir)
@@ -243,14 +244,17 @@ def _write_import(rows: list[Imported], columns: list[str], source: str, out: Pa
             part, given = given[: len(chunk.payload["texts"])], given[len(chunk.payload["texts"]):]
             run_dir.save_chunk("scores", chunk.key, part)
             chunks["scores"].append(chunk.key)  # kept when another PRM rescores: they cannot be recomputed
-    run_dir.update_manifest(step_separator=LINE, imported_from={
+    record = {
         "source": source, "split": split, "subset": subset, "rows": len(rows), "n": n, "columns": columns,
         "greedy": bool(greedy),
         "scores": ("one per completion" if any(r.one_score for r in rows) else "step rewards") if has_scores else None,
         "token_counts": all(s["num_tokens"] is not None for s in samples),
         "stated": {"generator": generator, "prm": prm, "temperature": temperature, "top_p": top_p},
         "chunks": chunks,
-    })
+    }
+    key = content_key(IMPORT_STAGE, record)  # the record kept as a chunk too: a damaged manifest is rebuilt from it
+    run_dir.save_chunk(IMPORT_STAGE, key, [record])
+    run_dir.update_manifest(step_separator=LINE, imported_from={**record, "chunks": {**chunks, IMPORT_STAGE: [key]}})
     if has_scores:
         run_in(run_dir, False, Models())  # step 6 and the files users read: no model is loaded
     else:  # the files users read, so far: `bestofn run` with a PRM scores them and writes the rest

@@ -27,6 +27,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from tqdm.auto import tqdm
@@ -42,10 +43,12 @@ from .io import json_bytes, jsonl_bytes
 from .methods import GREEDY, make_method
 from .methods.best_of_n import greedy
 from .prm import load_prm, step_separator
+from .prm.formats import BLANK_LINE, LINE
 from .prm.base import compile_enabled
 from .prompts import render_prompt
 from .provenance import Provenance
-from .rundir import FILES, RunDir, content_key, edited_files, lock_run_dir, open_run_dir
+from .rundir import (FILES, RunDir, content_key, edited_files, lock_run_dir, manifest_damaged, open_run_dir,
+                     read_manifest)
 from .selection import METHODS, verdicts
 
 log = logging.getLogger(__name__)
@@ -150,10 +153,10 @@ def run(config: BestOfNConfig, overwrite: bool = False, models: Models | None = 
     they change are computed). ``models``: how to load the models (default: the real loaders).
     """
     with lock_run_dir(config.output_dir):
-        run_dir = RunDir(config.output_dir, config)
-        for name in edited_files(run_dir.path, run_dir.manifest()):  # before this run writes its own config.yaml
-            log.warning("%s was changed after the last run wrote it: it is written again from its chunks",
-                        run_dir.path / name)
+        path = Path(config.output_dir)
+        manifest = read_manifest(path) if not manifest_damaged(path) else {}  # damaged: open_run_dir rebuilds it
+        for name in edited_files(path, manifest) if "files" in manifest else []:  # before this run writes config.yaml
+            log.warning("%s was changed after the last run wrote it: it is written again from its chunks", path / name)
         return run_in(open_run_dir(config, overwrite), overwrite, models or Models())
 
 
@@ -188,7 +191,7 @@ def imported_chunks(run_dir: RunDir, imported: dict[str, Any]) -> tuple[list[Pro
     """The problems and the greedy and sample chunks that ``bestofn import`` saved (they cannot be recomputed)."""
     chunks = []
     for stage, keys in imported["chunks"].items():
-        if stage == "scores":  # the given scores: found by their name, as any PRM's scores are
+        if stage not in ("problems", GREEDY, "samples"):  # scores are found by their name, as any PRM's are
             continue
         for key in keys:
             chunks.append(Chunk(stage, key, {}, run_dir.load_chunk(stage, key)))
@@ -206,7 +209,15 @@ def generation_separator(run_dir: RunDir, models: Models) -> str:
     instead of generating. Recorded with the results (:func:`finish`), so a failed rerun changes nothing."""
     cfg, manifest = run_dir.config, run_dir.manifest()
     same = manifest.get("generated_with") == generation_settings(cfg) or manifest.get("imported_from")
-    return manifest["step_separator"] if same and "step_separator" in manifest else models.step_separator(cfg)
+    if same and "step_separator" in manifest:
+        return manifest["step_separator"]
+    configured = models.step_separator(cfg)
+    if manifest.get("rebuilt") and not manifest.get("imported_from"):  # the separator the chunks were made with
+        problems = _problems(run_dir, overwrite=True)
+        for separator in dict.fromkeys((configured, LINE, BLANK_LINE)):
+            if all(run_dir.chunk_path(c.stage, c.key).is_file() for c in plan_generation(cfg, problems, separator)):
+                return separator
+    return configured
 
 
 def generation_settings(cfg: BestOfNConfig) -> str:

@@ -4,8 +4,10 @@ A run's work is a set of *chunks* (:mod:`bestofn.pipeline`), each written once, 
 ``chunks/<stage>/<key>.json`` with its rows, tree nodes and cost, where ``key`` hashes everything it depends
 on, and sealed with the sha256 of its content: a missing, torn or edited chunk is computed again, never
 trusted. The files users read are written from the chunks at the end of every run and their sha256 recorded
-in ``manifest.json``; an edited one is rebuilt by the next run and refused by every reader
-(:func:`bestofn.report.loader.load_run`). One process writes a run directory at a time (:func:`lock_run_dir`).
+in ``manifest.json``; an edited one, or one the manifest does not record, is rebuilt by the next run and refused
+by every reader (:func:`bestofn.report.loader.load_run`). A damaged ``manifest.json`` is rebuilt from
+``config.yaml`` and the chunks by the same command. One process writes a run directory at a time
+(:func:`lock_run_dir`), never inside another run directory, and removes only what bestofn wrote.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from typing import Any
 from . import __version__
 from .config import BestOfNConfig, stage_keys
 from .errors import BestOfNError
-from .io import atomic_write_bytes, atomic_write_text, json_bytes, read_json
+from .io import atomic_write_bytes, atomic_write_text, check_output_dir, json_bytes
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +35,13 @@ FILES = {"problems": "problems.jsonl", "greedy": "greedy.jsonl", "samples": "sam
          "results": "results.json"}  # the files users read, written from the chunks
 LOCK_FILE = ".lock"  # holds the PID of the process writing the run directory
 CHUNKS = "chunks"
-# Everything bestofn writes in a run directory: `--overwrite` and a failed first run remove only these.
-WRITTEN = (*FILES.values(), "config.yaml", "manifest.json", "timings.json", CHUNKS, "report")
+# Everything bestofn writes in a run directory: `--overwrite` and a failed first run remove only these (in the
+# report folder, only the files its record lists: a user's own files there stay).
+REPORT = "report"
+WRITTEN = (*FILES.values(), "config.yaml", "manifest.json", "timings.json", CHUNKS, REPORT)
+SEALED = (*FILES.values(), "config.yaml", "timings.json")  # the files readers trust: each must match its record
+RECORD = ".bestofn-written"  # in a folder bestofn writes reports into: the names of the files it wrote there
+IMPORT_STAGE = "import"  # the chunk that keeps `bestofn import`'s record, so a damaged manifest can be rebuilt
 
 
 def content_key(*parts: Any) -> str:
@@ -86,12 +93,26 @@ class RunDir:
 
     # --- the files users read -------------------------------------------------------------------------------------
     def manifest(self) -> dict[str, Any]:
-        path = self.path / "manifest.json"
-        return read_json(path) if path.is_file() else {}
+        return read_manifest(self.path)
 
-    def update_manifest(self, **changes: Any) -> None:
-        atomic_write_bytes(self.path / "manifest.json",
-                           json_bytes({**self.manifest(), "bestofn_version": __version__, **changes}))
+    def update_manifest(self, drop: Iterable[str] = (), **changes: Any) -> None:
+        kept = {k: v for k, v in self.manifest().items() if k not in set(drop)}
+        atomic_write_bytes(self.path / "manifest.json", json_bytes({**kept, "bestofn_version": __version__, **changes}))
+
+    def rebuild_manifest(self) -> dict[str, Any]:
+        """Replace a damaged ``manifest.json`` with what the chunks still say: ``bestofn import``'s record (its
+        own chunk), and that nothing else is known (``rebuilt``: the run finds its step separator from its
+        chunks, and the files users read are written again and recorded when it finishes)."""
+        log.warning("%s is damaged: it is rebuilt from config.yaml and the chunks (the Hub commits it recorded for "
+                    "the models are lost)", self.path / "manifest.json")
+        manifest: dict[str, Any] = {"bestofn_version": __version__, "rebuilt": True}
+        for path in sorted((self.path / CHUNKS / IMPORT_STAGE).glob("*.json")):
+            chunk = self.load_chunk(IMPORT_STAGE, path.stem)
+            if chunk is not None:
+                record = chunk["rows"][0]
+                manifest["imported_from"] = {**record, "chunks": {**record["chunks"], IMPORT_STAGE: [path.stem]}}
+        atomic_write_bytes(self.path / "manifest.json", json_bytes(manifest))
+        return manifest
 
     def publish(self, contents: dict[str, bytes], **record: Any) -> None:
         """Write the files users read and the config.yaml they were made with, then record their sha256 and
@@ -101,14 +122,43 @@ class RunDir:
             atomic_write_bytes(self.path / name, data)
         for name in set(FILES.values()) - set(contents):  # e.g. a search's tree.jsonl, rerun as Best-of-N
             (self.path / name).unlink(missing_ok=True)
-        self.update_manifest(files={name: hashlib.sha256(data).hexdigest() for name, data in contents.items()},
+        self.update_manifest(drop=("rebuilt",),
+                             files={name: hashlib.sha256(data).hexdigest() for name, data in contents.items()},
                              **record)
 
 
+def read_manifest(run_dir: str | Path) -> dict[str, Any]:
+    """``manifest.json`` ({} before a run wrote one); a damaged one is one error naming the command that rebuilds
+    it from config.yaml and the chunks."""
+    path = Path(run_dir) / "manifest.json"
+    if not path.is_file():
+        return {}
+    try:
+        manifest = json.loads(path.read_bytes())
+    except ValueError:
+        manifest = None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("files", {}), dict):
+        raise BestOfNError(f"{path} is damaged; rebuild it from config.yaml and the chunks with `bestofn run --config "
+                           f"{Path(run_dir) / 'config.yaml'} --output-dir {run_dir}`")
+    return manifest
+
+
+def manifest_damaged(run_dir: str | Path) -> bool:
+    """Whether ``manifest.json`` exists but is damaged (:func:`open_run_dir` then rebuilds it)."""
+    try:
+        read_manifest(run_dir)
+    except BestOfNError:
+        return True
+    return False
+
+
 def edited_files(path: Path, manifest: dict[str, Any]) -> list[str]:
-    """The files whose content differs from what the last run wrote (``manifest.json``'s sha256)."""
-    return [name for name, digest in manifest.get("files", {}).items()
-            if not (path / name).is_file() or hashlib.sha256((path / name).read_bytes()).hexdigest() != digest]
+    """The files a reader would trust that are not as the last run wrote them: edited or removed since, or present
+    without a sha256 in ``manifest.json`` (a record removed from it seals nothing)."""
+    recorded = manifest.get("files", {})
+    names = [*recorded, *(name for name in SEALED if name not in recorded and (path / name).is_file())]
+    return [name for name in names if not (path / name).is_file()
+            or hashlib.sha256((path / name).read_bytes()).hexdigest() != recorded.get(name)]
 
 
 # --- opening a run directory for writing ---------------------------------------------------------------------------
@@ -120,8 +170,14 @@ def open_run_dir(config: BestOfNConfig, overwrite: bool) -> RunDir:
     config.yaml of finished results is rewritten only with the new results (a failed rerun leaves them valid).
     """
     run_dir = RunDir(config.output_dir, config)
-    previous, manifest = run_dir.path / "config.yaml", run_dir.manifest()
-    if not (previous.is_file() and FILES["results"] in manifest.get("files", {})):
+    try:
+        manifest = run_dir.manifest()
+    except BestOfNError:  # damaged: what it said is rebuilt from config.yaml and the chunks
+        manifest = run_dir.rebuild_manifest()
+    previous = run_dir.path / "config.yaml"
+    finished = FILES["results"] in manifest.get("files", {}) or (manifest.get("rebuilt")
+                                                                 and (run_dir.path / FILES["results"]).is_file())
+    if not (previous.is_file() and finished):
         atomic_write_text(previous, config.to_yaml())  # an unfinished run: says how to finish it
         return run_dir
     old = BestOfNConfig.from_yaml(previous)
@@ -135,10 +191,9 @@ def open_run_dir(config: BestOfNConfig, overwrite: bool) -> RunDir:
     if changed and not overwrite:
         raise BestOfNError(f"{run_dir.path} holds results made with other settings ({diff}); use a new "
                            f"--output-dir, or pass --overwrite to recompute what they change")
-    if changed and (run_dir.path / "report").is_dir():  # it describes the old settings
-        shutil.rmtree(run_dir.path / "report")
-        log.warning("removed %s (it describes the old settings); `bestofn report %s` writes a new one",
-                    run_dir.path / "report", run_dir.path)
+    if changed and remove_recorded(run_dir.path / REPORT):  # it describes the old settings
+        log.warning("removed the report in %s (it describes the old settings); `bestofn report %s` writes a new one",
+                    run_dir.path / REPORT, run_dir.path)
     return run_dir
 
 
@@ -146,10 +201,40 @@ def remove_written(path: Path, names: Iterable[str] = WRITTEN) -> None:
     """Remove what bestofn wrote in ``path`` (never a user's own files), e.g. for ``--overwrite`` of an import."""
     for name in names:
         target = path / name
-        if target.is_dir():
+        if name == REPORT:
+            remove_recorded(target)
+        elif target.is_dir() and not target.is_symlink():
             shutil.rmtree(target)
         else:
             target.unlink(missing_ok=True)
+
+
+def record_written(folder: str | Path, names: Iterable[str]) -> None:
+    """Add ``names`` to the record of the files bestofn wrote in ``folder`` (a report's), which alone
+    :func:`remove_recorded` removes."""
+    folder = Path(folder)
+    atomic_write_bytes(folder / RECORD, json_bytes(sorted(set(_recorded(folder)) | set(names))))
+
+
+def remove_recorded(folder: Path) -> list[str]:
+    """Remove the files bestofn wrote in ``folder`` (its record; a report from before records: its report.md and
+    report.html), then the folder if nothing else is left in it. Returns the names removed."""
+    names = [name for name in (_recorded(folder) or ["report.md", "report.html"]) if (folder / name).is_file()]
+    for name in names:
+        (folder / name).unlink()
+    (folder / RECORD).unlink(missing_ok=True)
+    if folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
+    return names
+
+
+def _recorded(folder: Path) -> list[str]:
+    try:
+        names = json.loads((folder / RECORD).read_bytes())
+    except (OSError, ValueError):
+        return []
+    # Only plain names: a record cannot point outside its folder.
+    return [n for n in names if isinstance(n, str) and n and Path(n).name == n] if isinstance(names, list) else []
 
 
 def share_chunks(src: str | Path, dst: str | Path, stage: str) -> int:
@@ -173,6 +258,11 @@ def lock_run_dir(path: str | Path) -> Iterator[Path | None]:
     fails before writing any chunk removes what it wrote (the folder too, if it made it).
     """
     path = Path(path)
+    check_output_dir(path)
+    outer = next((p for p in Path(os.path.abspath(path)).parents if is_run_dir(p)), None)
+    if outer is not None:
+        raise BestOfNError(f"{path} is inside the run directory {outer}; choose a folder outside it (e.g. "
+                           f"{outer.parent / (outer.name + '-' + path.name)})")
     created = next((p for p in reversed([path, *path.parents]) if not p.exists()), None)
     lock_path = path / LOCK_FILE
     path.mkdir(parents=True, exist_ok=True)  # an OSError (read-only, not a folder) is the CLI's one line
@@ -189,6 +279,11 @@ def lock_run_dir(path: str | Path) -> Iterator[Path | None]:
         os.close(fd)
         if created is not None and path.is_dir() and not any(path.iterdir()):
             shutil.rmtree(created)  # a run that failed before writing anything leaves no directory behind
+
+
+def is_run_dir(path: Path) -> bool:
+    """Whether bestofn keeps work in ``path``: it has a manifest or chunks."""
+    return (path / "manifest.json").is_file() or (path / CHUNKS).is_dir()
 
 
 def _acquire(lock_path: Path) -> int:

@@ -197,12 +197,20 @@ def test_a_report_is_removed_only_when_the_settings_change(tmp_path, math500_pat
     config, script = _finished(tmp_path, math500_path, tiny_generator_dir, tiny_prm_dir)
     report = tmp_path / "run" / "report"
     report.mkdir()
-    (report / "index.md").write_text("accuracy with aggregation=last")
+    for name in ("report.md", "curve.png"):  # as bestofn.report.render.write_page writes and records them
+        (report / name).write_text("accuracy with aggregation=last")
+    rundir.record_written(report, ["report.md", "curve.png"])
+    (report / "my-notes.md").write_text("the user's own file")
     models = ScriptedModels(ScriptedBackend(script, make_tokenizer()), ScriptedPRM(script))
     pipeline.run(config, models=models)
-    assert (report / "index.md").is_file(), "the same settings: the report still describes the results"
+    assert (report / "report.md").is_file(), "the same settings: the report still describes the results"
     pipeline.run(replace(config, aggregation="min"), overwrite=True, models=models)
-    assert not report.exists(), "it described the old aggregation"
+    assert sorted(p.name for p in report.iterdir()) == ["my-notes.md"], "bestofn's files described the old aggregation"
+    (report / "my-notes.md").unlink()
+    rundir.record_written(report, ["report.md"])
+    (report / "report.md").write_text("accuracy with aggregation=min")
+    pipeline.run(replace(config, aggregation="mean"), overwrite=True, models=models)
+    assert not report.exists(), "nothing of the user's in it: the folder goes too"
 
 
 # --- costs -------------------------------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from ..config import BestOfNConfig
 from ..errors import BestOfNError
 from ..io import read_json, read_jsonl
 from ..prm.formats import LINE
-from ..rundir import FILES, edited_files
+from ..rundir import FILES, edited_files, read_manifest
 
 def finish_hint(run_dir: str | Path) -> str:
     """How to complete (or rebuild) a run directory: its own config.yaml reuses every finished chunk."""
@@ -65,7 +65,7 @@ def load_run(run_dir: str | Path) -> Run:
         if not (run_dir / "config.yaml").is_file():
             hint = f"create it with `bestofn run --output-dir {run_dir}`"
         raise BestOfNError(f"{run_dir} is not a finished run directory (missing {', '.join(absent)}); {hint}")
-    manifest = read_json(run_dir / "manifest.json")
+    manifest = read_manifest(run_dir)
     edited = edited_files(run_dir, manifest)
     if edited:
         raise BestOfNError(f"{run_dir / edited[0]} was changed after the run wrote it (its sha256 differs from "

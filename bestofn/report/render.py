@@ -28,7 +28,7 @@ from markdown_it import MarkdownIt
 from matplotlib.figure import Figure
 
 from ..io import atomic_write_bytes, atomic_write_text
-from ..rundir import lock_run_dir
+from ..rundir import lock_run_dir, record_written
 
 RUN_DIR_MARKERS = ("manifest.json", "config.yaml")  # files that every run directory holds (bestofn run or import)
 
@@ -198,6 +198,7 @@ def write_page(page: Page, figures: Mapping[str, Figure], out_dir: str | Path,
     if "html" in formats:
         atomic_write_text(out_dir / "report.html", page.html(images))
         written.append(out_dir / "report.html")
+    record_written(out_dir, [p.name for p in written])  # what `--overwrite` may remove: a user's own files stay
     return written
 
 
