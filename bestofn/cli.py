@@ -29,6 +29,7 @@ import functools
 import logging
 import os
 import signal
+import stat
 import sys
 import threading
 from collections.abc import Sequence
@@ -47,6 +48,19 @@ FORMATS = {"both": ("md", "html"), "md": ("md",), "html": ("html",)}  # --format
 _METAVARS = {int: "INT", float: "FLOAT", str: "TEXT"}
 # field -> (flag, value when the flag is given alone, metavar): `--ray` alone starts a local Ray cluster.
 _OPTIONAL_VALUE_FLAGS = {"ray_address": ("--ray", "local", "ADDRESS")}
+
+
+def say(text: str) -> None:
+    """Print the command's output on standard output. A failing standard output (a full device, a closed pipe) is
+    its own one-line error: the output directory is not to blame, and the command's work is already saved."""
+    try:
+        print(text, flush=True)
+    except OSError as e:
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - what is still buffered must not fail again at exit
+        what = _OS_ERRORS.get(e.errno, (e.strerror or type(e).__name__, ""))[0]
+        raise BestOfNError(f"cannot write this command's output to standard output ({what}); its work is done and "
+                           f"saved, only the summary it prints was lost: send the output to a place with room (e.g. "
+                           f"`> summary.txt` on another disk), or rerun without redirecting it") from None
 
 
 # --- run settings: one flag per BestOfNConfig field ---------------------------------------------------------------
@@ -145,8 +159,8 @@ def _run(args: argparse.Namespace) -> None:
 
     config = config_from_args(args)
     results = run(config, overwrite=args.overwrite, models=args.models)
-    print(format_summary(results, config.output_dir))
-    print(compute.format_cost_table(compute.stage_totals(config.output_dir)))
+    say(format_summary(results, config.output_dir))
+    say(compute.format_cost_table(compute.stage_totals(config.output_dir)))
 
 
 def _import(args: argparse.Namespace) -> None:
@@ -155,7 +169,7 @@ def _import(args: argparse.Namespace) -> None:
     out = import_completions(args.source, args.output_dir, split=args.split, subset=args.subset,
                              generator=args.generator, prm=args.prm, temperature=args.temperature, top_p=args.top_p,
                              aggregation=args.aggregation, overwrite=args.overwrite)
-    print(f"imported {args.source} into {out}")
+    say(f"imported {args.source} into {out}")
 
 
 def format_summary(results: dict, output_dir: str) -> str:
@@ -181,13 +195,13 @@ def _report(args: argparse.Namespace) -> None:
     run_dir, settings = Path(args.run_dir), report_settings(args)
     if is_bench_dir(run_dir):  # `bestofn prm-bench` wrote it: its own report, rewritten where it belongs
         written = write_prm_bench_report(run_dir, settings["formats"], args.report_dir)
-        print(f"{run_dir} holds `bestofn prm-bench` results, not a run: this is their report")
+        say(f"{run_dir} holds `bestofn prm-bench` results, not a run: this is their report")
     elif not (run_dir / "samples.jsonl").exists() and sweep_report.find_temperature_runs(run_dir):
         # Only the comparison is rewritten; `bestofn report SWEEP_DIR/temperature-<t>` redoes one run's report.
         written = sweep_report.write_sweep_report(run_dir, output_dir=args.report_dir, run_reports=False, **settings)
     else:
         written = run_report.write_report(run_dir, output_dir=args.report_dir, **settings)
-    print(f"wrote {len(written)} files to {written[0].parent}: " + ", ".join(p.name for p in written))
+    say(f"wrote {len(written)} files to {written[0].parent}: " + ", ".join(p.name for p in written))
 
 
 def _compare(args: argparse.Namespace) -> None:
@@ -195,12 +209,21 @@ def _compare(args: argparse.Namespace) -> None:
     from .report.compare import write_compare_report
     from .report.prmbench_report import write_prm_bench_comparison
 
+    if len(args.run_dirs) < 2:
+        raise BestOfNError(f"compare needs at least two run directories, got {len(args.run_dirs)}; e.g. `bestofn "
+                           f"compare runs/best_of_n runs/beam_search --output-dir runs/compare`")
+    seen: dict[str, str] = {}
+    for given in args.run_dirs:  # the same run under two spellings (./base/, base, a link) is one run
+        same = seen.setdefault(os.path.realpath(given), given)
+        if same is not given:
+            raise BestOfNError(f"compare was given the same run directory twice ({same} and {given}); name each run "
+                               f"once")
     if any(is_bench_dir(d) for d in args.run_dirs):  # prm-bench directories: PRMs side by side
         written = write_prm_bench_comparison(args.run_dirs, args.compare_dir, FORMATS[args.format])
     else:
         written = write_compare_report(args.run_dirs, args.compare_dir, args.selection, **report_settings(args),
                                        allow_mixed=args.allow_mixed)
-    print(f"wrote {len(written)} files to {written[0].parent}: " + ", ".join(p.name for p in written))
+    say(f"wrote {len(written)} files to {written[0].parent}: " + ", ".join(p.name for p in written))
 
 
 def _temperatures(text: str) -> list[float]:
@@ -225,7 +248,7 @@ def _sweep(args: argparse.Namespace) -> None:
 
         sweep.run_sweep(config, args.temperatures, run_fn=lambda cfg, overwrite: run(cfg, overwrite, args.models))
     written = sweep_report.write_sweep_report(config.output_dir, **report_settings(args))
-    print(f"wrote the sweep report to {written[0].parent}: " + ", ".join(p.name for p in written))
+    say(f"wrote the sweep report to {written[0].parent}: " + ", ".join(p.name for p in written))
 
 
 def _push(args: argparse.Namespace) -> None:
@@ -235,14 +258,14 @@ def _push(args: argparse.Namespace) -> None:
         if not args.save_dir:
             raise BestOfNError("--dry-run needs --save-dir DIR: the folder where the files that would be uploaded go")
         files = hub.save_dataset_folder(args.run_dir, args.save_dir, args.repo_id)
-        print(f"dry run: nothing uploaded; files for {args.repo_id} in {args.save_dir}:")
+        say(f"dry run: nothing uploaded; files for {args.repo_id} in {args.save_dir}:")
         for path in files:
-            print(f"  {path.relative_to(args.save_dir)}  ({path.stat().st_size:,} bytes)")
+            say(f"  {path.relative_to(args.save_dir)}  ({path.stat().st_size:,} bytes)")
         _print_provenance(args.run_dir)
         return
     url = hub.push(args.run_dir, args.repo_id, private=args.private, revision=args.revision, overwrite=args.overwrite,
                    save_dir=args.save_dir, commit_message=args.commit_message)
-    print(f"pushed to https://huggingface.co/datasets/{args.repo_id} ({url})")
+    say(f"pushed to https://huggingface.co/datasets/{args.repo_id} ({url})")
     _print_provenance(args.run_dir)
 
 
@@ -252,7 +275,7 @@ def _print_provenance(run_dir: str) -> None:
 
     note = Provenance.read(run_dir).summary()
     if note:
-        print(f"note: the run's solutions were {note} (the card says so)")
+        say(f"note: the run's solutions were {note} (the card says so)")
 
 
 def add_serve_flags(parser: argparse.ArgumentParser) -> None:
@@ -324,9 +347,9 @@ def _prm_bench(args: argparse.Namespace) -> None:
     config = BestOfNConfig.from_dict({**given, "output_dir": args.output_dir})
     results = run_prm_bench(BenchSettings(data=args.data, subsets=args.subsets, threshold=args.threshold), config,
                             overwrite=args.overwrite)
-    print(format_results(results))
+    say(format_results(results))
     written = write_prm_bench_report(args.output_dir)
-    print(f"wrote predictions.jsonl, results.json and the report to {args.output_dir}: "
+    say(f"wrote predictions.jsonl, results.json and the report to {args.output_dir}: "
           + ", ".join(p.name for p in written))
 
 
@@ -455,7 +478,7 @@ _OS_ERRORS = {
                   "another {flag}"),
     errno.ENOTDIR: ("it, or a folder above it, is a file, not a folder", "pass a folder with {flag}"),
     errno.EEXIST: ("it exists and is not a folder", "pass a folder (or a new name) with {flag}"),
-    errno.EISDIR: ("it is a folder, not a file", "pass a file"),
+    errno.EISDIR: ("it is a folder where a file belongs", "move that folder away (or pass a file) and rerun"),
     errno.ENOENT: ("it does not exist", "check the path"),
 }
 
@@ -470,6 +493,8 @@ def os_error_text(error: OSError, output: tuple[str, str] | None = None) -> str:
     paths = [_named(p, error.errno) for p in (error.filename, error.filename2) if p is not None]
     where = " -> ".join(map(str, paths)) if paths else (f"writing into {out_path}" if out_path else "")
     prefix = f"{where}: " if where else ""
+    if error.errno in (errno.EACCES, errno.EPERM) and paths and _unreadable(paths[0]):
+        return f"{prefix}permission denied: this user cannot read it; give it read permission (chmod u+r {paths[0]})"
     if error.errno in _OS_ERRORS:
         what, fix = _OS_ERRORS[error.errno]
         return f"{prefix}{what}; {fix.format(flag=flag)}"
@@ -487,6 +512,16 @@ def _named(path: Any, code: int | None) -> str:
     if code in _WRITE_ERRORS and not os.path.lexists(path) and os.path.isdir(os.path.dirname(path) or "."):
         return os.path.dirname(path) or "."
     return path
+
+
+def _unreadable(path: str) -> bool:
+    """Whether an existing file lacks read permission: then the fix is to grant it, not to make it writable. (The
+    mode bits too: for root ``os.access`` says yes to every file, yet a file system may still refuse.)"""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return stat.S_ISREG(mode) and (not os.access(path, os.R_OK) or not mode & (stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH))
 
 
 def _output_of(args: argparse.Namespace | None) -> tuple[str, str] | None:

@@ -32,6 +32,8 @@ def check_output_dir(text: str | Path, flag: str = "--output-dir") -> Path:
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write ``data`` to ``path`` so that readers see either the old file or the whole new one."""
     path = Path(path)
+    if path.is_dir():  # else the error would name the temporary file, not the folder in the way
+        raise folder_in_the_way(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -47,6 +49,12 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def folder_in_the_way(path: Path) -> BestOfNError:
+    """The error for a folder where bestofn keeps a file (it never removes a folder it did not make)."""
+    return BestOfNError(f"{path} is a folder, but bestofn keeps a file there; move the folder away (e.g. mv {path} "
+                        f"{path}.moved) and rerun the same command")
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:

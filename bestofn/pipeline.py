@@ -314,7 +314,11 @@ def finish(run_dir: RunDir, problems: Sequence[Problem], chunks: dict[str, list[
     greedy_rows, sample_rows = _rows(chunks[GREEDY]), _rows(chunks["samples"])
     if chunks["scores"]:
         sample_rows = [{**row, **score} for row, score in zip(sample_rows, _rows(chunks["scores"]))]
-    if any(r["prm_truncated"] for r in sample_rows):
+    if sample_rows and not any(r["step_rewards"] for r in sample_rows):
+        log.warning("no solution was scored: the PRM gave no step of any solution a reward (each was longer than its "
+                    "context, or empty), so every selection by reward is arbitrary; raise --prm-max-length if the "
+                    "PRM allows, or lower --max-new-tokens")
+    elif any(r["prm_truncated"] for r in sample_rows):
         log.warning("some solutions were longer than the PRM's context: only their first steps were scored "
                     "(prm_truncated=true in samples.jsonl)")
     costs = {stage: [c.content["cost"] for c in parts] for stage, parts in chunks.items()}

@@ -27,7 +27,7 @@ from typing import Any
 from . import __version__
 from .config import BestOfNConfig, stage_keys
 from .errors import BestOfNError
-from .io import atomic_write_bytes, atomic_write_text, check_output_dir, json_bytes
+from .io import atomic_write_bytes, atomic_write_text, check_output_dir, folder_in_the_way, json_bytes
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +63,8 @@ class RunDir:
     def load_chunk(self, stage: str, key: str) -> dict[str, Any] | None:
         """The chunk's content, or None when it is missing, torn or edited (then it is deleted and redone)."""
         path = self.chunk_path(stage, key)
+        if path.is_dir():  # before its work is done again: saving it would fail
+            raise folder_in_the_way(path)
         if not path.is_file():
             return None
         try:

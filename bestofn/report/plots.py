@@ -345,7 +345,8 @@ def plot_by_level(an: A.Analysis) -> Figure:
                     label=A.METHOD_LABELS[m], capsize=2, ms=5, lw=1)
         values += _flat(ests)
     counts = {lvl: sum(o.level == lvl for o in an.outcomes) for lvl in levels}
-    ax.set_xticks(range(len(levels)), [f"{level_name(lvl)}\n({counts[lvl]} problems)" for lvl in levels])
+    ax.set_xticks(range(len(levels)), [f"{level_name(lvl)}\n({counts[lvl]} problem{'' if counts[lvl] == 1 else 's'})"
+                                        for lvl in levels])
     fitted_percent_axis(ax, values)
     ax.set_ylabel(f"accuracy at N={an.run.n}")
     ax.legend(fontsize=7, ncols=len(methods), loc="upper center", bbox_to_anchor=(0.5, -0.16))

@@ -223,7 +223,7 @@ def written_analysis(an: A.Analysis) -> list[str]:
     if len(an.run.levels) > 1:
         base = "greedy -> " if an.run.has_greedy else ""
         parts = [
-            f"{P.level_name(lvl)} ({sum(o.level == lvl for o in an.outcomes)} problems): "
+            f"{P.level_name(lvl)} ({plural(sum(o.level == lvl for o in an.outcomes), 'problem')}): "
             + (f"{pct(an.by_level[lvl]['greedy'][-1].value)} -> " if an.run.has_greedy else "")
             + pct(an.by_level[lvl]["weighted_bon"][-1].value)
             for lvl in an.run.levels
