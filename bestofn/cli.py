@@ -56,11 +56,21 @@ def say(text: str) -> None:
     try:
         print(text, flush=True)
     except OSError as e:
-        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - what is still buffered must not fail again at exit
+        _discard_stdout()
         what = _OS_ERRORS.get(e.errno, (e.strerror or type(e).__name__, ""))[0]
         raise BestOfNError(f"cannot write this command's output to standard output ({what}); its work is done and "
                            f"saved, only the summary it prints was lost: send the output to a place with room (e.g. "
                            f"`> summary.txt` on another disk), or rerun without redirecting it") from None
+
+
+def _discard_stdout() -> None:
+    """Point standard output's file descriptor at /dev/null: what is still buffered must not fail again at exit."""
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, sys.stdout.fileno())
+        os.close(null)
+    except (OSError, ValueError, AttributeError):  # not a real file (a test's capture): nothing to flush at exit
+        pass
 
 
 # --- run settings: one flag per BestOfNConfig field ---------------------------------------------------------------

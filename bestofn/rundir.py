@@ -27,6 +27,7 @@ from typing import Any
 from . import __version__
 from .config import BestOfNConfig, stage_keys
 from .errors import BestOfNError
+from .prm.formats import LINE
 from .io import atomic_write_bytes, atomic_write_text, check_output_dir, folder_in_the_way, json_bytes
 
 log = logging.getLogger(__name__)
@@ -113,6 +114,7 @@ class RunDir:
             if chunk is not None:
                 record = chunk["rows"][0]
                 manifest["imported_from"] = {**record, "chunks": {**record["chunks"], IMPORT_STAGE: [path.stem]}}
+                manifest["step_separator"] = LINE  # `bestofn import` keeps the completions' steps one per line
         atomic_write_bytes(self.path / "manifest.json", json_bytes(manifest))
         return manifest
 
