@@ -425,7 +425,7 @@ def load_problems(dataset: str, split: str = "test", dataset_format: str | None 
     if dataset_format is not None and dataset_format not in DATASETS:
         raise BestOfNError(f"dataset_format must be one of {', '.join(DATASET_NAMES)}, got {dataset_format!r}")
     spec = dataset_spec(dataset)
-    rows, label = _load_rows(dataset, split, spec)
+    rows, label = _load_rows(dataset, split, spec, dataset_format)
     named = DATASETS[dataset_format].layout if dataset_format is not None else spec.layout if spec else None
     layout = LAYOUTS[named] if named is not None else _recognise(rows[0], label)
     # Ids made for benchmarks without unique_id start with the benchmark's name when the data is one (its registry
@@ -466,7 +466,8 @@ def _recognise(first: Row, label: str) -> Layout:
                        f"({', '.join(DATASET_NAMES)}) or give MATH-500's columns (problem, answer, level, unique_id)")
 
 
-def _load_rows(dataset: str, split: str, spec: DatasetSpec | None) -> tuple[list[Row], str]:
+def _load_rows(dataset: str, split: str, spec: DatasetSpec | None, dataset_format: str | None = None
+               ) -> tuple[list[Row], str]:
     """The rows of a local file or Hub dataset, each with where it is, and how errors name the source."""
     if dataset not in DATASETS and is_local(dataset):
         needs = f"the columns of {spec.title}" if spec is not None else "a problem and its answer"
@@ -485,7 +486,9 @@ def _load_rows(dataset: str, split: str, spec: DatasetSpec | None) -> tuple[list
         raise BestOfNError(
             f"cannot load dataset {named} from the Hub: {type(e).__name__}: {first_line(e)}. Offline? Download it "
             f"elsewhere (`hf download {hub_id} --repo-type dataset --local-dir DIR`) and pass its data file: "
-            f"--dataset DIR/FILE" + (f" --dataset-format {spec.name}" if spec is not None else "")
+            f"--dataset DIR/FILE" + (f" --dataset-format {spec.name} (a file named {spec.name}.jsonl or "
+                                     f".parquet keeps the benchmark's ids)" if spec is not None else
+                                     f" --dataset-format {dataset_format}" if dataset_format else "")
         ) from None
     rows = numbered(ds.to_list())
     if not rows:

@@ -263,7 +263,9 @@ def lock_run_dir(path: str | Path) -> Iterator[Path | None]:
     """
     path = Path(path)
     check_output_dir(path)
-    outer = next((p for p in Path(os.path.abspath(path)).parents if is_run_dir(p)), None)
+    # The root and home are never a run directory (check_output_dir): files that look like one there are not.
+    above = [p for p in Path(os.path.abspath(path)).parents if p != Path(p.anchor) and p != Path.home()]
+    outer = next((p for p in above if is_run_dir(p)), None)
     if outer is not None:
         raise BestOfNError(f"{path} is inside the run directory {outer}; choose a folder outside it (e.g. "
                            f"{outer.parent / (outer.name + '-' + path.name)})")
@@ -286,8 +288,8 @@ def lock_run_dir(path: str | Path) -> Iterator[Path | None]:
 
 
 def is_run_dir(path: Path) -> bool:
-    """Whether bestofn keeps work in ``path``: it has a manifest or chunks."""
-    return (path / "manifest.json").is_file() or (path / CHUNKS).is_dir()
+    """Whether bestofn keeps a run's work in ``path``: its manifest, or its config.yaml beside its chunks."""
+    return (path / "manifest.json").is_file() or ((path / "config.yaml").is_file() and (path / CHUNKS).is_dir())
 
 
 def _acquire(lock_path: Path) -> int:

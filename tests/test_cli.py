@@ -131,8 +131,8 @@ def test_bad_recipe_values_are_one_line_before_any_directory(tmp_path, capsys, r
         (["--levels", "1,x"], "--levels takes a list of integers, comma-separated, got '1,x'; e.g. --levels 1,2,3"),
         (["--max-model-len", "big"], "--max-model-len takes an integer or none, got 'big'; e.g. --max-model-len 4096"),
         (["--top-p", "2"], "top_p must be in (0, 1], got 2.0"),  # the range check of validate()
-        (["--grading-timeout", "0"], "grading_timeout must be a whole number of seconds >= 1, got 0"),
-        (["--grading-timeout", "-1"], "grading_timeout must be a whole number of seconds >= 1, got -1"),
+        (["--grading-timeout", "0"], "--grading-timeout must be at least 1, got 0; e.g. --grading-timeout 5"),
+        (["--grading-timeout", "-1"], "--grading-timeout must be at least 1, got -1"),
     ],
 )
 def test_bad_flags_are_one_line_before_any_directory(tmp_path, capsys, flags, message):

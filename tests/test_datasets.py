@@ -49,9 +49,12 @@ EXPECTED = {
 
 
 @pytest.mark.parametrize("name", list(EXPECTED))
-def test_each_excerpt_loads_in_its_own_layout(name):
+def test_each_excerpt_loads_in_its_own_layout(name, tmp_path):
+    """A copy named after the benchmark gets the benchmark's ids (they start with the file's name, issue 28)."""
     ids, golds, kind = EXPECTED[name]
-    problems = load_problems(excerpt(name), dataset_format=name)
+    copy = tmp_path / f"{name}.jsonl"
+    copy.write_bytes(Path(excerpt(name)).read_bytes())
+    problems = load_problems(str(copy), dataset_format=name)
     assert [p.unique_id for p in problems] == ids
     assert [p.answer for p in problems] == golds
     assert {p.answer_kind for p in problems} == {kind} and {p.level for p in problems} == {NO_LEVEL}
@@ -224,8 +227,10 @@ def test_a_bare_unit_word_is_right_only_for_integer_answers(answer, gold):
 
 
 # --- levels only where a benchmark has them; --num-problems all ---------------------------------------------------
-def test_a_benchmark_without_levels_draws_from_every_problem():
-    problems = load_problems(excerpt("gsm8k"), dataset_format="gsm8k")
+def test_a_benchmark_without_levels_draws_from_every_problem(tmp_path):
+    copy = tmp_path / "gsm8k.jsonl"  # named after the benchmark: its ids are the benchmark's
+    copy.write_bytes(Path(excerpt("gsm8k")).read_bytes())
+    problems = load_problems(str(copy), dataset_format="gsm8k")
     # the 3 smallest sha256("0:gsm8k/K"): gsm8k/4 (2400..), gsm8k/1 (42cf..), gsm8k/2 (7dd5..); sorted by id
     assert [p.unique_id for p in select_subset(problems, [1, 2, 3], 3, seed=0)] == ["gsm8k/1", "gsm8k/2", "gsm8k/4"]
     assert select_subset(problems, [5], 3, seed=0) == select_subset(problems, [1, 2, 3], 3, seed=0)  # levels: n/a
@@ -300,13 +305,14 @@ def test_minerva_gold_is_the_last_box_of_the_solution(tmp_path):
                 "uses to find the speed, so $v=\\boxed{3 \\times 10^{8}}$ m/s.")
     path.write_text(json.dumps({"problem": "Find v.", "solution": solution, "type": "Physics", "idx": 9}) + "\n")
     (p,) = load_problems(str(path), dataset_format="minerva_math")
-    assert (p.unique_id, p.answer, p.subject) == ("minerva_math/9", "3 \\times 10^{8}", "Physics")
+    assert (p.unique_id, p.answer, p.subject) == ("minerva/9", "3 \\times 10^{8}", "Physics")  # the file's name
 
 
 def test_a_name_loads_its_own_hub_copy_whatever_the_format(tmp_path):
-    """--dataset gsm8k --dataset-format aime24 still asks the Hub for openai/gsm8k (config main, split test)."""
+    """--dataset gsm8k --dataset-format aime24 still asks the Hub for openai/gsm8k (config main, split test), and the
+    offline fix names GSM8K's own layout."""
     with pytest.raises(BestOfNError, match=r"^cannot load dataset gsm8k \(Hub dataset openai/gsm8k, config main, split "
-                                           r"test\) from the Hub: .* --dataset-format aime24$"):
+                                           r"test\) from the Hub: .* --dataset-format gsm8k \(a file named gsm8k"):
         load_problems("gsm8k", "train", dataset_format="aime24")
     with pytest.raises(BestOfNError, match=r"^cannot load dataset Hothan/OlympiadBench \(Hub dataset Hothan/OlympiadBench, "
                                            r"config OE_TO_maths_en_COMP, split train\)"):

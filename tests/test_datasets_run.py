@@ -14,7 +14,7 @@ import pytest
 
 from bestofn import pipeline
 from bestofn.config import BestOfNConfig
-from bestofn.data import DATASETS, load_problems
+from bestofn.data import load_problems
 from bestofn.io import read_json, read_jsonl
 from bestofn.report import analysis as A
 from bestofn.report import run_report
@@ -62,8 +62,7 @@ def test_a_tiny_run_per_benchmark(tmp_path, tiny_generator_dir, tiny_prm_dir, na
     assert accuracy == {"greedy": (0, k), "majority": (k, k), "naive_bon": (k, k), "weighted_bon": (k, k),
                         "pass_at_n": (k, k)}
     md = run_report.build_report(A.analyze(tmp_path / "run", subsets=10, bootstrap=20)).markdown()
-    title = DATASETS[name].title
-    assert md.startswith(f"# Best-of-3 on {title} ({k} problems): ")
+    assert md.startswith(f"# Best-of-3 on {name}_excerpt ({k} problems): ")  # a file's layout names no benchmark
     assert "the benchmark has no difficulty levels: every problem was eligible" in md
     assert md.count("no difficulty levels") == 1 and "stratified by level" not in md  # setup lines that agree
     assert "level not given" not in md and "level 0" not in md and "## Per level" not in md  # no level views

@@ -7,6 +7,7 @@ methods replaced by recorders.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import shutil
 from pathlib import Path
@@ -189,9 +190,10 @@ def _check_card(readme: Path, results: dict[str, Any]) -> None:
     card = DatasetCard.load(readme)  # strict: raises on malformed metadata
     assert isinstance(card.data, DatasetCardData)
     data = card.data.to_dict()
-    for key in ("license", "language", "task_categories", "tags", "source_datasets", "size_categories", "configs", "pretty_name"):
+    for key in ("license", "language", "task_categories", "tags", "size_categories", "configs", "pretty_name"):
         assert data.get(key), f"card metadata lacks {key}"
-    assert data["license"] == "mit"
+    # The problems are a local file in MATH's layout: no benchmark, source or license is claimed for them (issue 28).
+    assert data["license"] == "other" and not data.get("source_datasets")
     configs = {c["config_name"]: c for c in data["configs"]}
     assert configs["problems"]["default"] is True and "default" not in configs["samples"]
     for name in ("problems", "samples"):
@@ -235,7 +237,7 @@ def test_card_describes_the_run(run_dir: Path, tmp_path: Path) -> None:
     assert 'load_dataset("someone/bestofn-test", "problems", split="test")' in text
     assert "1 of 12 samples hit the 2048-token limit, 1 have no extracted answer, and 2 were longer" in text
     meta = DatasetCard.load(tmp_path / "out" / "README.md").data
-    assert meta.source_datasets == ["HuggingFaceH4/MATH-500"] and meta.size_categories == ["n<1K"]
+    assert not meta.source_datasets and meta.size_categories == ["n<1K"]  # a local file: no source claimed
 
 
 def test_card_names_the_commits_the_run_used(run_dir: Path, tmp_path: Path) -> None:
@@ -291,7 +293,12 @@ def test_missing_run_dir_and_inconsistent_samples(run_dir: Path, tmp_path: Path)
     with pytest.raises(BestOfNError, match=r"samples.jsonl was changed after the run wrote it"):
         hub.load_run(run_dir)  # the manifest's sha256 catches it first
     manifest = read_json(run_dir / "manifest.json")
-    del manifest["files"]["samples.jsonl"]  # were the manifest to miss it, the rows themselves are checked
+    del manifest["files"]["samples.jsonl"]  # a record removed is no seal (issue 28)
+    write_json(run_dir / "manifest.json", manifest)
+    with pytest.raises(BestOfNError, match=r"samples.jsonl was changed after the run wrote it"):
+        hub.load_run(run_dir)
+    # were the manifest forged to match, the rows themselves are checked
+    manifest["files"]["samples.jsonl"] = hashlib.sha256((run_dir / "samples.jsonl").read_bytes()).hexdigest()
     write_json(run_dir / "manifest.json", manifest)
     with pytest.raises(BestOfNError, match=rf"lacks scored samples 0..3 .* of problem '{re.escape(rows[0]['unique_id'])}'"):
         hub.load_run(run_dir)
@@ -514,14 +521,13 @@ def _stub_run(dataset: str, levels: list[int], dataset_format: str | None = None
 @pytest.mark.parametrize("dataset, fmt, levels, title, ids, license_, source", [
     ("gsm8k", None, [0, 0], "GSM8K", ["openai/gsm8k"], "mit",
      "GSM8K ([openai/gsm8k](https://huggingface.co/datasets/openai/gsm8k))"),
-    ("data/aime.jsonl", "aime24", [0], "AIME 2024", ["HuggingFaceH4/aime_2024"], "other",
-     "AIME 2024 ([HuggingFaceH4/aime_2024](https://huggingface.co/datasets/HuggingFaceH4/aime_2024), read from the "
-     "local file `aime.jsonl`)"),
+    # a layout names no benchmark, and levels make no file MATH-500 (issue 28)
+    ("data/aime.jsonl", "aime24", [0], "aime", [], "other", "the local file `aime.jsonl`"),
     ("olympiadbench", None, [0], "OlympiadBench", ["Hothan/OlympiadBench"], "apache-2.0",
      "OlympiadBench ([Hothan/OlympiadBench](https://huggingface.co/datasets/Hothan/OlympiadBench))"),
-    ("data/math.jsonl", None, [1, 2], "MATH-500", ["HuggingFaceH4/MATH-500"], "mit",  # MATH's layout: a MATH-500 copy
-     "MATH-500 ([HuggingFaceH4/MATH-500](https://huggingface.co/datasets/HuggingFaceH4/MATH-500), read from the local "
-     "file `math.jsonl`)"),
+    ("data/math.jsonl", None, [1, 2], "math", [], "other", "the local file `math.jsonl`"),
+    ("HuggingFaceH4/MATH-500", None, [1, 2], "MATH-500", ["HuggingFaceH4/MATH-500"], "mit",
+     "MATH-500 ([HuggingFaceH4/MATH-500](https://huggingface.co/datasets/HuggingFaceH4/MATH-500))"),
     ("data/mine.jsonl", None, [0], "mine", [], "other", "the local file `mine.jsonl`"),
 ])
 def test_card_names_the_benchmark(dataset, fmt, levels, title, ids, license_, source):

@@ -56,7 +56,7 @@ def read_bytes_of(path: Path) -> bytes:
 
 def test_parse_temperatures():
     assert S.parse_temperatures("0.4,0.8,1.2") == [0.4, 0.8, 1.2]
-    for bad, msg in (("0.4,x", "numbers"), ("0,0.8", "positive"), ("", "positive"), ("0.8,0.80", "duplicates")):
+    for bad, msg in (("0.4,x", "numbers"), ("0,0.8", "positive"), ("", "numbers"), ("0.4,nan", "positive, finite"), ("0.4,,0.8", "numbers"), ("0.8,0.80", "duplicates")):
         with pytest.raises(BestOfNError, match=msg):
             S.parse_temperatures(bad)
 
