@@ -33,6 +33,7 @@ import numpy as np
 from bestofn.errors import BestOfNError
 from bestofn.report import analysis as A
 from bestofn.report.compare import Point, _budget_verdicts, compare_runs, write_compare_report
+from bestofn.rundir import RECORD
 from bestofn.testing import make_tokenizer
 from bestofn.testing.scripted import ScriptedModels, ScriptedTreeBackend, ScriptedTreePRM, TreeRules
 
@@ -109,7 +110,8 @@ def test_compare_intervals_are_the_run_reports(three_runs) -> None:
 def test_compare_command_writes_the_report(three_runs, tmp_path) -> None:
     out = tmp_path / "cmp"
     assert cli.main(["compare", *map(str, three_runs), "--output-dir", str(out), "--bootstrap", "200"]) == 0
-    assert {p.name for p in out.iterdir()} == {"report.md", "report.html", "compare_accuracy.png", "compare_by_level.png"}
+    assert {p.name for p in out.iterdir()} == {"report.md", "report.html", "compare_accuracy.png", "compare_by_level.png",
+                                               RECORD}
     md = (out / "report.md").read_text()
     assert md.startswith("# Best-of-N vs beam search vs DVTS")
     assert "| beam search | 4 |" in md and "| DVTS | 4 |" in md and "| Best-of-N | 1 |" in md

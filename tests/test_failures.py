@@ -45,6 +45,12 @@ def finished_run(tmp_path_factory, tiny_generator_dir, tiny_prm_dir) -> Path:
     return build_run(tmp_path_factory.mktemp("failures") / "run", specs, (tiny_generator_dir, tiny_prm_dir))
 
 
+@pytest.fixture(scope="module")
+def second_run(finished_run: Path, tmp_path_factory) -> Path:
+    """Another finished run (a copy): compare needs two (issue 28)."""
+    return Path(shutil.copytree(finished_run, tmp_path_factory.mktemp("second") / "run"))
+
+
 @pytest.fixture
 def run(finished_run: Path, tmp_path: Path) -> Path:
     """A copy of the finished run that the test may lock, write into or make read-only."""
@@ -52,12 +58,12 @@ def run(finished_run: Path, tmp_path: Path) -> Path:
 
 
 # --- the run lock ----------------------------------------------------------------------------------------------------
-def test_report_and_compare_stop_at_a_held_run_lock(run: Path, finished_run: Path, capsys):
+def test_report_and_compare_stop_at_a_held_run_lock(run: Path, finished_run: Path, second_run: Path, capsys):
     with lock_run_dir(run):  # as `bestofn run` holds it while it writes
         assert main(["report", str(run), *FAST]) == 2
         line = one_error_line(capsys)
         assert f"{run} is in use by another" in line and f"PID {os.getpid()}" in line
-        assert main(["compare", str(finished_run), "--output-dir", str(run), *FAST]) == 2
+        assert main(["compare", str(finished_run), str(second_run), "--output-dir", str(run), *FAST]) == 2
         assert f"{run} is in use by another" in one_error_line(capsys)
         assert main(["report", str(run), "--output-dir", str(run / "report"), *FAST]) == 2  # RUN_DIR/report, named
         assert f"{run} is in use by another" in one_error_line(capsys)
@@ -87,22 +93,23 @@ def read_only(folder: Path) -> Iterator[None]:
         folder.chmod(mode)
 
 
-def test_report_and_compare_into_a_read_only_run_directory(run: Path, finished_run: Path, capsys):
+def test_report_and_compare_into_a_read_only_run_directory(run: Path, finished_run: Path, second_run: Path, capsys):
     with read_only(run):
         assert main(["report", str(run), *FAST]) == 2
         line = one_error_line(capsys)
         assert f"error: {run}: " in line and "choose another --output-dir" in line, line
         assert ("permission denied" in line or "operation not permitted" in line), line
-        assert main(["compare", str(finished_run), "--output-dir", str(run), *FAST]) == 2
+        assert main(["compare", str(finished_run), str(second_run), "--output-dir", str(run), *FAST]) == 2
         assert f"error: {run}: " in one_error_line(capsys)
     assert not (run / "report").exists()
 
 
 @pytest.mark.parametrize("command", ["report", "compare"])
-def test_a_read_only_output_folder_is_one_line(finished_run: Path, tmp_path: Path, capsys, command):
+def test_a_read_only_output_folder_is_one_line(finished_run: Path, second_run: Path, tmp_path: Path, capsys, command):
     """Not a run directory, so no lock is taken: the write itself fails, and main says so in one line."""
     out = tmp_path / "out"
-    argv = [command, str(finished_run), "--output-dir", str(out), *FAST]
+    argv = [command, str(finished_run), *([str(second_run)] if command == "compare" else []), "--output-dir", str(out),
+            *FAST]
     with read_only(out):
         assert main(argv) == 2
     line = one_error_line(capsys)
@@ -113,13 +120,14 @@ def test_a_read_only_output_folder_is_one_line(finished_run: Path, tmp_path: Pat
 
 # --- an output folder that is a file -------------------------------------------------------------------------------------
 @pytest.mark.parametrize("command", ["report", "compare", "import"])
-def test_an_output_dir_that_is_a_file_is_one_line(finished_run: Path, tmp_path: Path, capsys, command):
+def test_an_output_dir_that_is_a_file_is_one_line(finished_run: Path, second_run: Path, tmp_path: Path, capsys,
+                                                  command):
     target = tmp_path / "taken.txt"
     target.write_text("not a folder")
     source = tmp_path / "completions.jsonl"
     source.write_text('{"problem": "What is 1 + 1?", "answer": "2", "completions": ["So $\\\\boxed{2}$."]}\n')
     argv = {"report": ["report", str(finished_run), "--output-dir", str(target), *FAST],
-            "compare": ["compare", str(finished_run), "--output-dir", str(target), *FAST],
+            "compare": ["compare", str(finished_run), str(second_run), "--output-dir", str(target), *FAST],
             "import": ["import", str(source), "--output-dir", str(target)]}[command]
     assert main(argv) == 2
     err = capsys.readouterr().err

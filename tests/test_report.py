@@ -21,6 +21,7 @@ from bestofn.io import read_json, read_jsonl
 from bestofn.report import analysis as A
 from bestofn.report import run_report as R
 from bestofn.report.render import Page, code, details, table
+from bestofn.rundir import RECORD
 from scripted_runs import build_run, problem, sample
 from test_analysis import DISAGREE, HOPELESS, PRM_HELPS
 
@@ -56,7 +57,7 @@ def test_writes_markdown_html_and_valid_plots(report_dir: Path):
     names = pngs(report_dir)
     assert names == {"accuracy_vs_n.png", "reward_distributions.png", "calibration.png", "rewards_by_problem.png",
                      "by_level.png", "selection.png", "compute.png"}  # one-score rewards: no step or aggregation plots
-    assert {p.name for p in report_dir.iterdir()} == {"report.md", "report.html", *names}
+    assert {p.name for p in report_dir.iterdir()} == {"report.md", "report.html", *names, RECORD}  # RECORD: what it wrote
     assert_valid_pngs(report_dir, names)
     md = (report_dir / "report.md").read_text()
     for name in names:
@@ -82,7 +83,7 @@ def test_summary_numbers(report_dir: Path):
     assert "Naive Best-of-3 (trust the single highest-reward solution) solved 1/3." in md
     # AUROC of the last-step reward: 8.5 of 15 (right, wrong) pairs ordered right (see test_analysis)
     assert "has AUROC 0.567" in md and "it is 0.500 (mean over the 2 problems" in md
-    assert "level 1 (1 problems): 0.0% -> 100.0%; level 2 (2 problems): 50.0% -> 50.0%" in md
+    assert "level 1 (1 problem): 0.0% -> 100.0%; level 2 (2 problems): 50.0% -> 50.0%" in md
     assert "with seed 0: stratified by level, the smallest sha256(seed:unique_id) within each level" in md
     assert "no difficulty levels" not in md  # MATH has levels
     assert re.search(r"\| 2 \| [\d,]+ \| 33\.3% \[[^]]*\] \| 22\.2% \[", md)  # majority at n=2: (1/3 + 1/3 + 0) / 3
@@ -224,7 +225,7 @@ def test_cli_options_and_errors(tmp_path: Path, capsys, report_dir: Path):
     assert main(["report", str(run), "--subsets", "7", "--seed", "3", "--bootstrap", "40",
                  "--output-dir", str(tmp_path / "out"), "--format", "html"]) == 0
     assert "report.html" in capsys.readouterr().out
-    assert {p.name for p in (tmp_path / "out").iterdir()} == {"report.html", *pngs(report_dir)}
+    assert {p.name for p in (tmp_path / "out").iterdir()} == {"report.html", *pngs(report_dir), RECORD}
     html = (tmp_path / "out" / "report.html").read_text()
     assert "report settings: 7 subsets per point, seed 3, 40 bootstrap resamples" in html
     (tmp_path / "empty").mkdir()
