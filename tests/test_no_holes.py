@@ -125,8 +125,10 @@ def test_a_damaged_manifest_is_rebuilt_by_the_command_its_error_names_without_a_
     run, argv, script = finished
     before = _contents(run)
     torn = (run / "manifest.json").read_bytes()[:40]
-    for command in (["report", str(run), *FAST], argv, [*argv, "--overwrite"]):
-        (run / "manifest.json").write_bytes(torn)
+    for command, damage in ((["report", str(run), *FAST], torn), (["report", str(run), *FAST], b"[1, 2]"),
+                            (["report", str(run), *FAST], b'{"files": "all"}'), (argv, torn), (argv, b"[]"),
+                            ([*argv, "--overwrite"], torn)):
+        (run / "manifest.json").write_bytes(damage)
         if command[0] == "report":
             capsys.readouterr()
             assert main(command) == 2

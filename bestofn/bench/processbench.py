@@ -458,7 +458,7 @@ class BenchSettings:
         "help": f"comma-separated subsets to score, of {','.join(SUBSETS)} (default: all four from the Hub, every "
                 f"subset of a file)"})
     threshold: float | str = field(default=DEFAULT_THRESHOLD, metadata={
-        "help": f"a step is wrong when its reward is below this; '{GSM8K}': the threshold with the best F1 on the "
+        "help": f"a step is wrong when its reward is below this (a number in [0, 1]); '{GSM8K}': the threshold with the best F1 on the "
                 f"GSM8K subset, used for every subset (the paper's protocol for scalar PRMs)"})
     chunk_rows: int = field(default=CHUNK_ROWS, metadata={"help": "rows per scored (and saved) chunk"})
 
