@@ -142,6 +142,11 @@ def test_a_damaged_manifest_is_rebuilt_by_the_command_its_error_names_without_a_
         assert _contents(run) == before, "every file as it was"
         manifest = json.loads((run / "manifest.json").read_text())
         assert set(manifest["files"]) == set(READ) and "rebuilt" not in manifest
+    (run / "manifest.json").write_bytes(torn)  # a damaged manifest does not hide the finished results' settings
+    capsys.readouterr()
+    assert main([*argv, "--aggregation", "min"], models=CountingModels(script)) == 2
+    assert "holds results made with other settings (aggregation: 'last' -> 'min')" in one_error_line(capsys)
+    assert _contents(run) == before
     named = ["run", "--config", str(run / "config.yaml"), "--output-dir", str(run)]  # exactly as the error says
     (run / "manifest.json").write_bytes(torn)
     models = CountingModels(script)
