@@ -27,8 +27,8 @@ from typing import Any
 from . import __version__
 from .config import BestOfNConfig, stage_keys
 from .errors import BestOfNError
-from .prm.formats import LINE
 from .io import atomic_write_bytes, atomic_write_text, check_output_dir, folder_in_the_way, json_bytes
+from .prm.formats import LINE
 
 log = logging.getLogger(__name__)
 
