@@ -23,6 +23,7 @@ import pytest
 from bestofn import pipeline
 from bestofn.io import read_json, read_jsonl
 from bestofn.report import run_report as R
+from bestofn.rundir import RECORD
 from bestofn.testing import make_tokenizer
 from bestofn.testing.scripted import ScriptedModels, ScriptedTreeBackend, ScriptedTreePRM, TreeRules
 
@@ -85,6 +86,8 @@ def test_search_report_says_what_the_run_did(search_report: Path):
     files = {p.name for p in (search_report / "report").iterdir()}
     assert not files & {"accuracy_vs_n.png", "aggregation.png", "compute.png"}
     assert "search_tree.html" in files and "[search_tree.html](search_tree.html)" in md
+    # every file the report wrote is recorded, so `--overwrite` removes it and nothing of the user's (issue 28)
+    assert set(json.loads((search_report / "report" / RECORD).read_text())) == files - {RECORD}
     assert 'href="search_tree.html"' in (search_report / "report" / "report.html").read_text()
     # the cost is every step the search generated (results.json's compute), not the pool's length
     per_problem = read_json(search_report / "results.json")["compute"]["generated_tokens_per_problem"]

@@ -18,6 +18,7 @@ from ..provenance import NOT_STATED, SUBSET, Provenance
 from ..data import dataset_title, has_levels, subset_note
 from ..methods import BEST_OF_N, RUN_METHOD_LABELS, SEARCH_METHODS
 from ..prm.formats import LINE, split_steps
+from ..rundir import record_written
 from ..selection import AGGREGATIONS
 from . import analysis as A
 from . import plots as P
@@ -706,4 +707,5 @@ def write_analysis_report(an: A.Analysis, out_dir: str | Path, formats: Sequence
     if is_search(an):
         written.append(write_tree_view(an, out_dir, f"Search tree: {title(an)}", run_method(an),
                                        labeller(an)("weighted_bon")))
+        record_written(out_dir, [written[-1].name])  # bestofn's file: `--overwrite` may remove it
     return written
