@@ -24,7 +24,7 @@ from bestofn.config import BestOfNConfig
 from bestofn.errors import BestOfNError
 from bestofn.importer import import_completions
 from bestofn.report.loader import load_run
-from bestofn.report.provenance import Provenance
+from bestofn.provenance import Provenance
 from bestofn.sweep import run_sweep
 from bestofn.testing import make_tokenizer
 from bestofn.testing.scripted import Script, ScriptedBackend, ScriptedModels, ScriptedPRM, ScriptedProblem, Solution
