@@ -285,47 +285,79 @@ def check_keys(data: dict[str, Any], where: str = "") -> dict[str, Any]:
     return {k: check_value(types[k], v, where) for k, v in data.items()}
 
 
-# Which settings each stage reads directly; upstream stages are added by ``stage_keys``. Settings that only
-# change speed or robustness (batch sizes, device, dtype, vLLM memory, grading timeout) are left out on purpose:
-# changing them is not a change of the run's settings (batch settings do plan the chunks, see docs/artifacts.md).
-# ``backend`` is kept in: vLLM and transformers sample differently.
-_OWN_KEYS: dict[str, tuple[str, ...]] = {
-    "problems": ("dataset", "dataset_split", "dataset_format", "levels", "num_problems", "seed"),
-    "greedy": ("generator", "generator_revision", "system_prompt", "user_template", "max_new_tokens", "backend"),
-    "samples": ("n", "temperature", "top_p"),
-    # The generation stages do not depend on the PRM, though their prompt asks for its step separator: the
-    # separator names their chunks, and a new PRM rescores the same samples (see pipeline.generation_separator).
-    "scores": ("prm", "prm_revision", "prm_format", "prm_max_length"),
-    "results": ("aggregation",),
+# --- what changes a result: the one list ---------------------------------------------------------------------
+# The stages of a run, in order; each one's output depends on every earlier one's (pipeline.py).
+STAGES = ("problems", "greedy", "samples", "scores", "results")
+
+
+@dataclass(frozen=True)
+class ResultSetting:
+    """How one setting changes a run's results (an entry of :data:`RESULT_SETTINGS`)."""
+
+    stage: str  # the first stage whose output it changes; every later stage changes with it
+    also: tuple[str, ...] = ()  # later stages it enters directly too (dtype: the PRM's as well as the generator's)
+    search_only: bool = False  # only a search has it (Best-of-N ignores it)
+    steers_search: bool = False  # a search's samples depend on it too: the PRM and the ranking choose its steps
+    draws: bool = False  # it chooses which problems are drawn: a chunk is named by its problems instead
+    compared: bool = True  # ``compare`` refuses runs that differ in it (False: what a comparison varies, or matches)
+
+    def enters(self, method: str) -> set[str]:
+        """The stages whose own work this setting changes in a run of ``method``."""
+        if self.search_only and method == BEST_OF_N:
+            return set()
+        return {self.stage, *self.also} | ({"samples"} if self.steers_search and method != BEST_OF_N else set())
+
+
+# Every setting that changes a result, and nothing else: the chunk names (chunk_keys), the settings a rerun must
+# not change silently (rundir), compare's comparability check, prm-bench's PRM identity and docs/artifacts.md's
+# table are all derived from it. The settings left out only change speed, memory or where the work runs (batch
+# sizes, device of one kind, vLLM engine memory, compile, Ray, grading time limit, output_dir): a sample is a
+# function of the run seed, its problem, its index and these settings alone (bestofn.seeds.sample_seed).
+RESULT_SETTINGS: dict[str, ResultSetting] = {
+    "dataset": ResultSetting("problems", draws=True),
+    "dataset_split": ResultSetting("problems", draws=True),
+    "dataset_format": ResultSetting("problems", draws=True),
+    "levels": ResultSetting("problems", draws=True, compared=False),  # compare keeps the problems all runs share
+    "num_problems": ResultSetting("problems", draws=True, compared=False),
+    "seed": ResultSetting("problems"),  # draws the problems and seeds every sample: it names the chunks too
+    "generator": ResultSetting("greedy"),
+    "generator_revision": ResultSetting("greedy"),
+    "system_prompt": ResultSetting("greedy"),
+    "user_template": ResultSetting("greedy"),
+    "max_new_tokens": ResultSetting("greedy"),
+    "backend": ResultSetting("greedy"),  # vLLM and transformers sample differently
+    "dtype": ResultSetting("greedy", also=("scores",)),  # both models compute in it
+    "n": ResultSetting("samples", compared=False),  # the budget a comparison varies
+    "temperature": ResultSetting("samples"),
+    "top_p": ResultSetting("samples"),
+    "method": ResultSetting("samples", search_only=True, compared=False),  # what a comparison varies
+    "beam_width": ResultSetting("samples", search_only=True, compared=False),
+    "num_iterations": ResultSetting("samples", search_only=True, compared=False),
+    "lookahead": ResultSetting("samples", search_only=True, compared=False),
+    "filter_duplicates": ResultSetting("samples", search_only=True, compared=False),
+    "prm": ResultSetting("scores", steers_search=True),
+    "prm_revision": ResultSetting("scores", steers_search=True),
+    "prm_format": ResultSetting("scores", steers_search=True),
+    "prm_max_length": ResultSetting("scores", steers_search=True),
+    "aggregation": ResultSetting("results", steers_search=True),
 }
-_UPSTREAM: dict[str, tuple[str, ...]] = {
-    "problems": (),
-    "greedy": ("problems",),
-    "samples": ("greedy",),  # same generator, prompt and problems as greedy, plus sampling settings
-    "scores": ("samples",),
-    "results": ("scores",),
-}
-# A search method's samples are chosen by the PRM while they are generated, so they depend on the PRM and
-# the aggregation too. Best-of-N's samples leave these keys out (a new PRM rescores the same samples).
-_SEARCH_KEYS = ("method", "beam_width", "num_iterations", "lookahead", "filter_duplicates", "prm", "prm_revision",
-                "prm_format", "prm_max_length", "aggregation")
-# How the problems are drawn: a chunk names its problems themselves instead (the seed also seeds sampling: kept).
-_DRAW_KEYS = {"dataset", "dataset_split", "dataset_format", "levels", "num_problems"}
 
 
 def stage_keys(stage: str, method: str = BEST_OF_N) -> set[str]:
-    """All config keys whose change invalidates ``stage`` (for runs of ``method``)."""
-    keys = set(_OWN_KEYS[stage])
-    if method != BEST_OF_N and stage == "samples":
-        keys |= set(_SEARCH_KEYS)
-    for up in _UPSTREAM[stage]:
-        keys |= stage_keys(up, method)
-    return keys
+    """All config keys whose change invalidates ``stage`` (for runs of ``method``): those entering it or an
+    earlier stage."""
+    upto = set(STAGES[: STAGES.index(stage) + 1])
+    return {k for k, s in RESULT_SETTINGS.items() if s.enters(method) & upto}
 
 
 def chunk_keys(stage: str, method: str = BEST_OF_N) -> set[str]:
     """The settings a chunk of ``stage`` depends on besides what it reads (its problems, or the solutions it
     scores), which name it too: how the problems were drawn is left out, and scoring depends on the PRM only."""
     if stage == "scores":
-        return set(_OWN_KEYS["scores"])
-    return stage_keys(stage, method) - _DRAW_KEYS
+        return {k for k, s in RESULT_SETTINGS.items() if "scores" in s.enters(method)}
+    return {k for k in stage_keys(stage, method) if not RESULT_SETTINGS[k].draws}
+
+
+def compared_settings() -> tuple[str, ...]:
+    """The settings two runs must share to be compared side by side (``bestofn compare``)."""
+    return tuple(k for k, s in RESULT_SETTINGS.items() if s.compared)

@@ -166,13 +166,15 @@ def run_in(run_dir: RunDir, overwrite: bool, models: Models) -> dict[str, Any]:
     separator = generation_separator(run_dir, models)
     imported = manifest.get("imported_from")
     executor = make_executor(cfg)
-    worker = functools.partial(Worker, cfg, models)
     try:
         if imported:  # completions made elsewhere (`bestofn import`): their chunks stand in for generation
             problems, generation = imported_chunks(run_dir, imported)
         else:
             problems = _problems(run_dir, overwrite)
             generation = plan_generation(cfg, problems, separator)
+        # The workers know how many problems were drawn (num_problems "all" resolved): the generator sizes its work by it.
+        worker = functools.partial(Worker, replace(cfg, num_problems=len(problems)), models)
+        if not imported:
             _run_chunks(run_dir, executor, worker, generation, "generation", models, problems)
         chunks = {stage: [c for c in generation if c.stage == stage] for stage in (GREEDY, "samples")}
         steered = not imported and make_method(cfg, separator).steered  # a search scored its solutions already

@@ -101,9 +101,11 @@ def test_compile_is_chosen_for_long_runs_on_cuda_only(caplog):
 def test_decode_steps_of_a_run():
     config = BestOfNConfig(num_problems=20, n=16, max_new_tokens=512)
     # Big budget: greedy in one batch, samples in one batch: 2 x 512 steps.
-    assert estimated_decode_steps(config, 1_048_576) == 1024
+    assert estimated_decode_steps(config, 1_048_576, 20) == 1024
     # 65,536 tokens: 64 sequences per call, greedy 1 batch, samples 4 problems per call: 5 batches -> 6 x 512.
-    assert estimated_decode_steps(config, 65536) == 3072
+    assert estimated_decode_steps(config, 65536, 20) == 3072
+    # num_problems: all counts the problems drawn (here 40: greedy 1 batch, samples 10 -> 11 x 512)
+    assert estimated_decode_steps(BestOfNConfig(num_problems="all", n=16, max_new_tokens=512), 65536, 40) == 5632
 
 
 def test_config_rejects_bad_batch_and_compile_settings():
@@ -144,10 +146,13 @@ def test_from_config_uses_the_cpu_budget_and_eager_decoding(eager, tiny_generato
 
 def test_chunks_are_planned_from_the_config_alone():
     """Every process (a resumed run, a Ray worker on another machine) plans the same chunks: no measured memory."""
-    custom = BestOfNConfig(device="cpu", max_new_tokens=512, generation_batch_tokens=5000, generation_batch_size=3)
-    assert TransformersBackend.chunk_size(custom, 1) == 3 and TransformersBackend.chunk_size(custom, 4) == 1
     default = BestOfNConfig(device="cpu", max_new_tokens=512)  # the CPU budget: 32768 // (512 + 512) = 32 sequences
     assert TransformersBackend.chunk_size(default, 16) == 2 and TransformersBackend.chunk_size(default, 1) == 32
+    # Batch settings size generate()'s batches inside a chunk, never the chunks (their names would change).
+    custom = BestOfNConfig(device="cpu", max_new_tokens=512, generation_batch_tokens=5000, generation_batch_size=3)
+    assert TransformersBackend.chunk_size(custom, 16) == 2 and TransformersBackend.chunk_size(custom, 1) == 32
+    longer = BestOfNConfig(device="cpu", max_new_tokens=1536)  # 32768 // (512 + 1536) = 16 sequences
+    assert TransformersBackend.chunk_size(longer, 16) == 1 and TransformersBackend.chunk_size(longer, 4) == 4
 
 
 def test_static_cache_greedy_equals_eager_greedy(monkeypatch, eager, prompts):
@@ -181,8 +186,11 @@ def test_budget_sized_batches_keep_greedy_results_and_sample_counts(monkeypatch,
     calls.clear()
     sampled = tight.generate(prompts[:2], n=3, temperature=1.0, top_p=1.0, max_new_tokens=16, seed=0)
     assert [len(g) for g in sampled] == [3, 3]
-    assert [c["num_return_sequences"] for c in calls] == [1] * 6
-    # The default budget takes them all at once.
+    assert [c["input_ids"].shape[0] for c in calls] == [1] * 6
+    # Every sample has its own seed: split 1 + 1 + 1 or all at once, the same samples (each one different).
+    assert sampled == eager.generate(prompts[:2], n=3, temperature=1.0, top_p=1.0, max_new_tokens=16, seed=0)
+    assert all(len({c.text for c in g}) == 3 for g in sampled)
+    # The default budget takes them all at once: 3 prompts x 3 samples, one row each.
     calls.clear()
     eager.generate(prompts, n=3, temperature=1.0, top_p=1.0, max_new_tokens=4, seed=0)
-    assert [(c["input_ids"].shape[0], c["num_return_sequences"]) for c in calls] == [(3, 3)]
+    assert [c["input_ids"].shape[0] for c in calls] == [9]

@@ -261,7 +261,7 @@ def test_finished_chunks_are_not_rescored(tmp_path, scripted_data):
     assert run_prm_bench(settings, bench_config(tmp_path), scorer=again) == results
     assert again.scored == []  # every chunk was finished
 
-    planned = plan_chunks(load_processbench(str(scripted_data)), LINE, PRMIdentity("scripted/prm", None, SKYWORK, None), 5)
+    planned = plan_chunks(load_processbench(str(scripted_data)), LINE, PRMIdentity.from_config(bench_config(tmp_path), SKYWORK), 5)
     store = tmp_path / "bench" / "chunks" / "scores"
     by_rows = {tuple(r.id for r in c.rows): store / f"{c.key}.json" for c in planned}
     assert sorted(by_rows.values()) == chunk_files
@@ -285,7 +285,7 @@ def test_another_prm_never_reuses_chunks(tmp_path, scripted_data):
     run_prm_bench(BenchSettings(data=str(scripted_data)), bench_config(tmp_path), scorer=ScriptedScorer(rewards))
     # even a chunk file copied to the name the new PRM's chunk would have is refused: it says which PRM made it
     old_file, = (tmp_path / "bench" / "chunks" / "scores").glob("*.json")
-    new_key = plan_chunks(load_processbench(str(scripted_data)), LINE, PRMIdentity("scripted/prm", None, SKYWORK, 512))[0].key
+    new_key = plan_chunks(load_processbench(str(scripted_data)), LINE, PRMIdentity.from_config(bench_config(tmp_path, prm_max_length=512), SKYWORK))[0].key
     (tmp_path / "bench" / "chunks" / "scores" / f"{new_key}.json").write_bytes(old_file.read_bytes())
     other = ScriptedScorer(rewards)
     run_prm_bench(BenchSettings(data=str(scripted_data)), bench_config(tmp_path, prm_max_length=512), scorer=other)

@@ -102,12 +102,14 @@ def test_stop_token_is_counted_but_not_decoded(vllm_backend, prompts):
 
     completions = vllm_backend.generate(prompts, n=4, temperature=1.0, top_p=1.0, max_new_tokens=40, seed=3)
     ids = vllm_backend.tokenizer(prompts, add_special_tokens=False)["input_ids"]
+    # One request per sample, seeded by the sample seed rule: row_seed(the prompt's seed, the sample's index).
     raw = vllm_backend.llm.generate(
-        [TokensPrompt(prompt_token_ids=ids[0])],
-        SamplingParams(n=4, temperature=1.0, seed=_seed(3, 0), max_tokens=40, stop_token_ids=vllm_backend.stop_ids),
+        [TokensPrompt(prompt_token_ids=ids[0])] * 4,
+        [SamplingParams(n=1, temperature=1.0, seed=row_seed(_seed(3, 0), j), max_tokens=40,
+                        stop_token_ids=vllm_backend.stop_ids) for j in range(4)],
         use_tqdm=False,
-    )[0]
-    for c, o in zip(completions[0], sorted(raw.outputs, key=lambda o: o.index)):
+    )
+    for c, o in zip(completions[0], [r.outputs[0] for r in raw], strict=True):
         assert c.num_tokens == len(o.token_ids)
         if c.finish_reason == "stop":
             assert o.token_ids[-1] in vllm_backend.stop_ids
@@ -115,9 +117,15 @@ def test_stop_token_is_counted_but_not_decoded(vllm_backend, prompts):
 
 
 def _seed(seed: int, position: int) -> int:
-    from bestofn.backends.vllm_backend import prompt_seed
+    from bestofn.backends.base import prompt_seed
 
     return prompt_seed(seed, position)
+
+
+def row_seed(seed: int, index: int) -> int:
+    from bestofn.backends.base import row_seed
+
+    return row_seed(seed, index)
 
 
 def test_sampling_is_reproducible_and_seeded(vllm_backend, prompts):
@@ -319,6 +327,15 @@ def test_per_prompt_seeds_do_not_depend_on_the_batch(vllm_backend, prompts):
     together = vllm_backend.generate(prompts[:2], seeds=[5, 6], **args)
     assert vllm_backend.generate(prompts[1:2], seeds=[6], **args) == together[1:]
     assert vllm_backend.generate(prompts[:1], seeds=[7], **args) != together[:1]
+
+
+def test_samples_drawn_in_rounds_are_the_samples_drawn_at_once(vllm_backend, prompts):
+    """Sample i of a prompt is its own request, seeded by i: samples 0-1 then 2-3 (first=2) are samples 0-3."""
+    args = dict(temperature=1.0, top_p=1.0, max_new_tokens=16, seed=0, seeds=[5, 6])
+    at_once = vllm_backend.generate(prompts[:2], n=4, **args)
+    rounds = [a + b for a, b in zip(vllm_backend.generate(prompts[:2], n=2, **args),
+                                    vllm_backend.generate(prompts[:2], n=2, first=2, **args))]
+    assert rounds == at_once and len({c.text for c in at_once[0]}) == 4
 
 
 class _Shared:

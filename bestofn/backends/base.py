@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from ..errors import BestOfNError
+from ..seeds import derived_seed
 
 log = logging.getLogger(__name__)
 
@@ -42,22 +43,26 @@ class GenerationBackend(ABC):
     @abstractmethod
     def generate(
         self, prompts: list[str], *, n: int, temperature: float, top_p: float, max_new_tokens: int, seed: int,
-        stop: Sequence[str] | None = None, seeds: Sequence[int] | None = None,
+        stop: Sequence[str] | None = None, seeds: Sequence[int] | None = None, first: int = 0,
     ) -> list[list[Completion]]:
         """``n`` completions per prompt; ``temperature == 0`` means greedy (then ``n`` must be 1).
 
-        The same prompts, settings and seed must give the same completions on the same hardware.
+        ``seeds``: one seed per prompt (default: derived from ``seed`` and the prompt's position,
+        :func:`prompt_seed`). Completion ``j`` of prompt ``k`` is sample ``first + j`` of that prompt and is
+        sampled from its own stream, seeded ``row_seed(seeds[k], first + j)``: it depends on its prompt, its seed,
+        its index and the settings, never on the other prompts of the call, the batch sizes or the memory free.
+        So asking for samples 0..3 and then 4..7 (``first=4``) gives the samples of asking for 0..7 at once.
+        What backends cannot promise is bitwise-equal logits in every batch shape (docs/artifacts.md).
         ``stop``: strings that end a completion (finish reason ``"delimiter"``), kept at the end of its text;
         a prompt may end inside the assistant's turn (rendered chat prompt + a partial solution), and
-        generation continues from there. ``seeds``: one seed per prompt, replacing ``seed``; then a prompt's
-        completions depend on its own seed only, not on the other prompts of the call (search methods
-        derive each beam's seed from its content, so batching never changes a run).
+        generation continues from there.
         """
 
     @classmethod
     def chunk_size(cls, config: Any, n: int) -> int:
-        """Prompts per :meth:`generate` call when each asks for ``n`` solutions, from the config alone (a
-        :class:`~bestofn.config.BestOfNConfig`: not imported, since the config imports the methods, which use this).
+        """Prompts per :meth:`generate` call when each asks for ``n`` solutions, from the settings that change a
+        result alone (never batch sizes or free memory: a chunk's name must not depend on how it is batched).
+        ``config`` is a :class:`~bestofn.config.BestOfNConfig` (not imported: the config imports the methods, which use this).
 
         The pipeline splits a stage into chunks of this size before any model loads (on a Ray cluster, on
         the driver) and saves each one as it finishes, so this is also how much a kill can lose.
@@ -66,6 +71,25 @@ class GenerationBackend(ABC):
 
     def close(self) -> None:
         """Free the model's memory (the PRM is loaded next, on the same device)."""
+
+
+def prompt_seed(seed: int, position: int) -> int:
+    """Seed of the prompt at ``position`` in a call seeded ``seed`` without per-prompt ``seeds``."""
+    return derived_seed(seed, position)
+
+
+def prompt_seeds(seed: int, seeds: Sequence[int] | None, count: int) -> list[int]:
+    """One seed per prompt of a call: ``seeds`` when given, else :func:`prompt_seed` of each position."""
+    if seeds is None:
+        return [prompt_seed(seed, k) for k in range(count)]
+    if len(seeds) != count:
+        raise ValueError(f"{len(seeds)} seeds for {count} prompts")
+    return list(seeds)
+
+
+def row_seed(seed: int, index: int) -> int:
+    """Seed of completion ``index`` of a prompt seeded ``seed`` (:func:`bestofn.seeds.sample_seed`'s rule)."""
+    return derived_seed(seed, index)
 
 
 def resolve_device(device: str) -> str:

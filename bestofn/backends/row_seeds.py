@@ -1,8 +1,8 @@
 """Per-row seeded sampling for ``transformers`` ``generate``: a sequence's tokens depend on its own seed only.
 
 ``model.generate`` draws every row of a batch from the one global torch generator, so a sequence's sample
-depends on which other sequences share its batch. Search methods need each beam to sample the same step
-whatever batch it lands in (resume, a different number of problems, another batch size), so this module
+depends on which other sequences share its batch. Every sample must be the same whatever batch it lands in
+(resume, a different number of problems, another batch size, free memory: ``bestofn.seeds``), so this module
 samples each row itself, from a ``torch.Generator`` seeded for that row, and hands ``generate`` logits that
 make greedy decoding pick exactly that token.
 
@@ -17,13 +17,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-
-from ..seeds import derived_seed
-
-
-def row_seed(seed: int, index: int) -> int:
-    """Seed of completion ``index`` of a prompt seeded ``seed`` (hashed: neighbouring seeds share no stream)."""
-    return derived_seed(seed, index)
 
 
 class RowSeededSampler:

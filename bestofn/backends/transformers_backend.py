@@ -25,9 +25,10 @@ from typing import Any
 import torch
 
 from ..config import SWITCH, BestOfNConfig
+from ..data import ALL
 from ..errors import BestOfNError, model_load_error
-from .base import Completion, GenerationBackend, resolve_device, resolve_dtype, stop_token_ids
-from .row_seeds import RowSeededSampler, row_seed
+from .base import Completion, GenerationBackend, prompt_seeds, resolve_device, resolve_dtype, row_seed, stop_token_ids
+from .row_seeds import RowSeededSampler
 
 log = logging.getLogger(__name__)
 
@@ -44,11 +45,11 @@ CPU_BATCH_TOKENS = 32768
 # prompt is seen: MATH-500 prompts with the chat template are 100-400 tokens with Qwen's tokenizer. Only the
 # chunk plan depends on it: generate() itself sizes its batches from the real prompt lengths.
 PROMPT_TOKENS_ESTIMATE = 512
-# The token budget that plans the pipeline's chunks on a GPU when generation_batch_tokens is unset. Chunks must
-# not depend on measured free memory (a resumed run, or a Ray worker on another machine, would plan other
-# chunks with other seeds), so this is fixed: 512k tokens hold the default experiment (20 problems x 16
-# samples, 512 new tokens) in one chunk, about what one batch of an 80 GB GPU holds; a smaller GPU splits the
-# chunk into several generate() batches.
+# The token budget that plans the pipeline's chunks on a GPU. Chunks must not depend on measured free memory or
+# on the batch settings (a resumed run, or a Ray worker on another machine, would plan other chunks, and
+# compute again what is done), so this is fixed: 512k tokens hold the default experiment (20 problems x 16
+# samples, 512 new tokens) in one chunk, about what one batch of an 80 GB GPU holds; a smaller GPU, or a smaller
+# generation_batch_tokens, splits the chunk into several generate() batches, which sample the same solutions.
 GPU_CHUNK_TOKENS = 524288
 
 
@@ -145,7 +146,7 @@ def chunk_batch_tokens(device: str) -> int:
     return GPU_CHUNK_TOKENS if device.startswith("cuda") else CPU_BATCH_TOKENS
 
 
-def choose_decoding(compile_generation: str, device: str, decode_steps: int) -> str:
+def choose_decoding(compile_generation: str, device: str, decode_steps: float) -> str:
     """``eager`` or ``compiled`` for a ``compile_generation`` setting (see :data:`COMPILE_MIN_DECODE_STEPS`).
 
     transformers compiles the decoding step on CUDA only (on CPU its compiled step is slower than eager, and
@@ -163,12 +164,13 @@ def choose_decoding(compile_generation: str, device: str, decode_steps: int) -> 
     return "compiled" if compile_generation == "on" or decode_steps >= COMPILE_MIN_DECODE_STEPS else "eager"
 
 
-def estimated_decode_steps(config: BestOfNConfig, budget_tokens: int) -> int:
-    """Upper bound on the run's decoding steps: greedy and sampling batches, each up to max_new_tokens long."""
+def estimated_decode_steps(config: BestOfNConfig, budget_tokens: int, num_problems: int) -> int:
+    """Upper bound on the run's decoding steps: greedy and sampling batches of ``num_problems`` problems (the
+    problems drawn, ``num_problems: all`` resolved), each batch up to max_new_tokens long."""
     batches = 0
-    for n, prompts in ((1, config.num_problems), (config.n, config.num_problems)):
+    for n in (1, config.n):
         per_call = prompts_per_call(n, config.max_new_tokens, budget_tokens, config.generation_batch_size)
-        batches += math.ceil(prompts / per_call)
+        batches += math.ceil(num_problems / per_call)
     return batches * config.max_new_tokens
 
 
@@ -207,7 +209,10 @@ class TransformersBackend(GenerationBackend):
             raise model_load_error("generator", config.generator, "--generator", e) from None
         model = model.to(device).eval()
         budget = config.generation_batch_tokens or default_batch_tokens(model, device)
-        decoding = choose_decoding(config.compile_generation, device, estimated_decode_steps(config, budget))
+        # A run passes the number of problems it drew; "all" outside a run: unknown, taken as a long run.
+        drawn = None if config.num_problems == ALL else config.num_problems
+        steps = math.inf if drawn is None else estimated_decode_steps(config, budget, drawn)
+        decoding = choose_decoding(config.compile_generation, device, steps)
         log.info("transformers backend: %s decoding, batches of up to %d tokens (prompt + max_new_tokens)",
                  decoding, budget)
         return cls(model, tokenizer, batch_tokens=budget, max_batch_sequences=config.generation_batch_size,
@@ -220,60 +225,58 @@ class TransformersBackend(GenerationBackend):
 
     @classmethod
     def chunk_size(cls, config: BestOfNConfig, n: int) -> int:
-        """Prompts per pipeline chunk, from the config alone: ``generation_batch_tokens``, else a fixed budget for
-        the device type (:func:`chunk_batch_tokens`), never the memory this process finds free, so every process
-        and every machine of a Ray cluster plans the same chunks (and seeds). ``generate`` still sizes its batches
-        inside a chunk by the memory it has (:func:`default_batch_tokens`)."""
-        budget = config.generation_batch_tokens or chunk_batch_tokens(resolve_device(config.device))
-        return prompts_per_call(n, config.max_new_tokens, budget, config.generation_batch_size)
+        """Prompts per pipeline chunk: as many as one batch of typical prompts holds in a fixed budget for the device
+        type (:func:`chunk_batch_tokens`). It depends on settings that change a result (n, max_new_tokens) and the
+        kind of device, never on the batch settings or the memory this process finds free, so every process and
+        every machine of a Ray cluster plans the same chunks, and a rerun with other batch sizes reuses them.
+        ``generate`` sizes its batches inside a chunk by the memory it has (:func:`default_batch_tokens`)."""
+        return prompts_per_call(n, config.max_new_tokens, chunk_batch_tokens(resolve_device(config.device)))
 
     @torch.inference_mode()
     def generate(
         self, prompts: list[str], *, n: int, temperature: float, top_p: float, max_new_tokens: int, seed: int,
-        stop: Sequence[str] | None = None, seeds: Sequence[int] | None = None,
+        stop: Sequence[str] | None = None, seeds: Sequence[int] | None = None, first: int = 0,
     ) -> list[list[Completion]]:
         greedy = temperature == 0
         if greedy and n != 1:
             raise ValueError("greedy decoding gives one solution per prompt: use n=1")
+        seeds = prompt_seeds(seed, seeds, len(prompts))
         lengths = [len(ids) for ids in self.tokenizer(prompts, add_special_tokens=False)["input_ids"]]
         out: list[list[Completion]] = [[] for _ in prompts]
-        for b, batch in enumerate(plan_batches(lengths, n, max_new_tokens, self.batch_tokens, self.max_batch_sequences)):
-            # One seed per batch: the same chunk of prompts always samples the same solutions.
-            torch.manual_seed(seed + b)
-            batch_seeds = None if seeds is None or greedy else seeds[batch.start : batch.stop]
+        for batch in plan_batches(lengths, n, max_new_tokens, self.batch_tokens, self.max_batch_sequences):
+            # Every row samples from its own seed (sample first + j of its prompt), so the batches only change speed;
+            # a prompt split over several batches continues its copies where the previous batch stopped.
+            done = len(out[batch.start])
             groups = self._generate_batch(prompts[batch.start : batch.stop], batch.copies, temperature, top_p,
-                                          max_new_tokens, stop, batch_seeds)
+                                          max_new_tokens, stop, seeds[batch.start : batch.stop], first + done)
             for i, group in enumerate(groups, start=batch.start):
-                out[i].extend(group)  # a prompt split over several batches collects its copies in order
+                out[i].extend(group)
         return out
 
     def _generate_batch(
         self, prompts: list[str], n: int, temperature: float, top_p: float, max_new_tokens: int,
-        stop: Sequence[str] | None = None, seeds: Sequence[int] | None = None,
+        stop: Sequence[str] | None, seeds: Sequence[int], first: int,
     ) -> list[list[Completion]]:
         # Per-row seeds decode greedily over the sampled tokens, and greedy decoding takes one sequence per row:
-        # the prompts are then repeated n times here instead of by num_return_sequences (same row order).
-        rows, per_row = (prompts, n) if seeds is None else ([p for p in prompts for _ in range(n)], 1)
+        # the prompts are repeated n times here instead of by num_return_sequences (same row order).
+        rows = [p for p in prompts for _ in range(n)]
         # The chat template already wrote the special tokens, so none are added here.
         enc = self.tokenizer(rows, return_tensors="pt", padding=True, add_special_tokens=False).to(self.model.device)
-        sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p, "top_k": 0}
-        greedy = {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
+        decoding: dict[str, Any] = {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
         extra: dict[str, Any] = {"stop_strings": list(stop), "tokenizer": self.tokenizer} if stop else {}
-        if seeds is not None:  # per-row streams (see row_seeds): sampled here, so generate() decodes greedily
-            rows = [row_seed(s, j) for s in seeds for j in range(n)]
-            extra["logits_processor"] = [RowSeededSampler(rows, temperature, top_p, self.model.device)]
-            sampling = greedy
+        if temperature > 0:  # per-row streams (see row_seeds): sampled here, so generate() decodes greedily
+            row_seeds = [row_seed(s, first + j) for s in seeds for j in range(n)]
+            extra["logits_processor"] = [RowSeededSampler(row_seeds, temperature, top_p, self.model.device)]
         output = self.model.generate(
             **enc,
             max_new_tokens=max_new_tokens,
-            num_return_sequences=per_row,
             eos_token_id=self.stop_ids,
             pad_token_id=self.tokenizer.pad_token_id,
             # The method samples from the model's own distribution, shaped only by temperature and top_p.
             # Qwen2.5-Instruct's generation_config.json sets repetition_penalty=1.1 (and top_k=20), which
             # generate() would otherwise apply, even to greedy decoding; vLLM does not apply them either.
             repetition_penalty=1.0,
-            **(sampling if temperature > 0 else greedy),
+            **decoding,
             **extra,
             **self._cache_options(enc["input_ids"].shape[1] + max_new_tokens),
             **({"stopping_criteria": list(self.stopping_criteria)} if self.stopping_criteria else {}),

@@ -12,8 +12,12 @@ What this module guarantees, so the backends are interchangeable in the pipeline
 - Stop tokens are the transformers backend's (``generation_config`` EOS ids plus the tokenizer's EOS), and a
   completion's text is decoded here from its token ids, the stop token left out, with the same tokenizer:
   equal tokens give equal text in both backends. ``num_tokens`` counts the stop token when there is one.
-- Every prompt gets its own seed, derived from the call's seed and the prompt's position, so a prompt's
-  samples do not depend on which other prompts share the batch.
+- Every sample is its own request, seeded with the transformers backend's rule (``row_seed(prompt seed,
+  sample index)``, :mod:`bestofn.seeds`), so a sample depends on its prompt, seed and index only, not on which
+  other prompts or samples share the call. (vLLM itself turns ``n=N`` into N requests seeded ``seed + j``; one
+  request per sample costs the same, and prefix caching reads a prompt once for all its samples.) vLLM's
+  kernels may still round differently in other batch shapes: on a GPU, ``VLLM_BATCH_INVARIANT=1`` makes them
+  batch-invariant (docs/vllm.md).
 - ``close()`` shuts the engine's processes down, which is what frees its memory: the PRM is loaded next on
   the same device.
 
@@ -31,8 +35,7 @@ from typing import Any
 
 from ..config import BestOfNConfig
 from ..errors import BestOfNError, first_line, model_load_error
-from ..seeds import derived_seed
-from .base import Completion, GenerationBackend, resolve_dtype, stop_token_ids
+from .base import Completion, GenerationBackend, prompt_seeds, resolve_dtype, row_seed, stop_token_ids
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +84,7 @@ class VLLMBackend(GenerationBackend):
 
     def generate(
         self, prompts: list[str], *, n: int, temperature: float, top_p: float, max_new_tokens: int, seed: int,
-        stop: Sequence[str] | None = None, seeds: Sequence[int] | None = None,
+        stop: Sequence[str] | None = None, seeds: Sequence[int] | None = None, first: int = 0,
     ) -> list[list[Completion]]:
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
@@ -90,15 +93,16 @@ class VLLMBackend(GenerationBackend):
             raise ValueError("greedy decoding gives one solution per prompt: use n=1")
         if not prompts:
             return []
+        seeds = prompt_seeds(seed, seeds, len(prompts))
         # The chat template already wrote the special tokens, so none are added here (as in the transformers backend).
         token_ids = self.tokenizer(prompts, add_special_tokens=False)["input_ids"]
         self._check_context(max(len(ids) for ids in token_ids), max_new_tokens)
         params = [
             SamplingParams(
-                n=n,
+                n=1,
                 temperature=temperature,
                 top_p=top_p if temperature > 0 else 1.0,  # top_k stays at its default, no cut, as in transformers
-                seed=prompt_seed(seed, k) if seeds is None else seeds[k],  # sample j of this prompt: seed + j
+                seed=row_seed(seeds[k], first + j),  # sample first + j of prompt k: its own stream
                 max_tokens=max_new_tokens,
                 stop_token_ids=self.stop_ids,
                 # Stop strings need vLLM's own detokenizer; without them the text is decoded below from the kept
@@ -107,9 +111,9 @@ class VLLMBackend(GenerationBackend):
                 include_stop_str_in_output=True,  # a step keeps its delimiter, the PRM splits steps at it
                 detokenize=bool(stop),
             )
-            for k in range(len(prompts))
+            for k in range(len(prompts)) for j in range(n)
         ]
-        requests = [TokensPrompt(prompt_token_ids=ids) for ids in token_ids]
+        requests = [TokensPrompt(prompt_token_ids=ids) for ids in token_ids for _ in range(n)]
         try:
             outputs = self.llm.generate(requests, params, use_tqdm=False)
         except Exception as e:
@@ -120,7 +124,8 @@ class VLLMBackend(GenerationBackend):
                     "kernels that do not support this model's head size (use --backend transformers)"
                 ) from None
             raise
-        return [[self._completion(o) for o in sorted(out.outputs, key=lambda o: o.index)] for out in outputs]
+        completions = [self._completion(out.outputs[0]) for out in outputs]  # in the order of the requests
+        return [completions[k * n : (k + 1) * n] for k in range(len(prompts))]
 
     def _check_context(self, longest_prompt: int, max_new_tokens: int) -> None:
         """Refuse, before generating, prompts that cannot get ``max_new_tokens`` within the engine's context."""
@@ -189,15 +194,6 @@ def load_generator_files(config: BestOfNConfig) -> tuple[Any, Any, list[int]]:
         generation_config = GenerationConfig.from_model_config(model_config)
     # The transformers backend's rule, applied to the same generation config: identical stop tokens.
     return tokenizer, model_config, stop_token_ids(generation_config, tokenizer)
-
-
-def prompt_seed(seed: int, position: int) -> int:
-    """Seed of the prompt at ``position`` in a call seeded ``seed``.
-
-    Hashed rather than ``seed + position``: vLLM seeds sample j of a prompt with its seed + j, so consecutive
-    seeds would give prompt k's sample 1 and prompt k+1's sample 0 the same random stream.
-    """
-    return derived_seed(seed, position)
 
 
 def _platform() -> str:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..config import BestOfNConfig
+from ..config import BestOfNConfig, chunk_keys
 from ..errors import BestOfNError, first_line
 from ..io import atomic_write_bytes, json_bytes, jsonl_bytes
 from ..prm.formats import LINE
@@ -227,12 +227,14 @@ def join_steps(steps: Sequence[str], separator: str) -> str:
 # --- 3. scoring in resumable chunks -------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class PRMIdentity:
-    """What a step reward depends on besides the text: a chunk file made with another PRM is never reused."""
+    """What a step reward depends on besides the text: the settings that name a run's scoring chunks
+    (``bestofn.config.chunk_keys("scores")``), the format as detected. A chunk made with another PRM is never reused."""
 
-    prm: str
-    revision: str | None
-    format: str
-    max_length: int | None
+    settings: tuple[tuple[str, Any], ...]
+
+    @classmethod
+    def from_config(cls, config: BestOfNConfig, format: str) -> PRMIdentity:
+        return cls(tuple(sorted({**{k: getattr(config, k) for k in chunk_keys("scores")}, "prm_format": format}.items())))
 
 
 @dataclass
@@ -255,7 +257,7 @@ def plan_chunks(rows: Sequence[LabelledSolution], separator: str, prm: PRMIdenti
     for start in range(0, len(rows), size):
         part = list(rows[start : start + size])
         responses = [join_steps(r.steps, separator) for r in part]
-        key = content_key("prm-bench", [prm.prm, prm.revision, prm.format, prm.max_length],
+        key = content_key("prm-bench", dict(prm.settings),
                           [[r.id, r.problem, text] for r, text in zip(part, responses)])
         chunks.append(ScoringBatch(part, [r.problem for r in part], responses, key))
     return chunks
@@ -511,7 +513,7 @@ def run_prm_bench(bench: BenchSettings, config: BestOfNConfig, scorer: Any = Non
     if bench.threshold == GSM8K:
         check_gsm8k_rows(rows)  # before any scoring: the rule must be able to pick a threshold
     fmt, separator = _format_and_separator(config, scorer)
-    prm = PRMIdentity(config.prm, config.prm_revision, fmt, config.prm_max_length)
+    prm = PRMIdentity.from_config(config, fmt)
     with lock_run_dir(config.output_dir):
         _check_previous(Path(config.output_dir), {"prm": config.prm, "prm_revision": config.prm_revision,
                                                   "format": fmt}, overwrite)

@@ -1,7 +1,8 @@
 """``bestofn compare RUN_DIR... --output-dir DIR``: Best-of-N, beam search and DVTS runs side by side.
 
 A Best-of-N run is one series of points (its n-subsets), a search run one point at its own N. Only runs made
-alike (:data:`COMPARED_SETTINGS`) on their shared problems are compared; the written analysis asks which method
+alike (:data:`COMPARED_SETTINGS`, from the one list of what changes a result, ``config.RESULT_SETTINGS``)
+on their shared problems are compared; the written analysis asks which method
 is best at each budget and level, with the compute-optimal choice cross-validated over two folds.
 """
 
@@ -14,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
+from ..config import compared_settings
 from ..errors import BestOfNError
 from ..io import read_jsonl
 from ..methods import BEST_OF_N, RUN_METHODS
@@ -30,9 +32,9 @@ METHOD_COLORS = {"best_of_n": "#2ca02c", "beam_search": "#d62728", "dvts": "#1f7
 METHOD_MARKERS = {"best_of_n": ("o", 4), "beam_search": ("s", 8), "dvts": ("^", 5)}  # sizes: coinciding points stay visible
 LINE_STYLES = ("-", "--", ":", "-.")  # several runs of one method: one style each
 DEFAULT_SELECTION = "weighted_bon"
-# Settings two runs must share to be compared (the method and N are what a comparison varies).
-COMPARED_SETTINGS = ("generator", "generator_revision", "prm", "prm_revision", "prm_format", "temperature", "top_p",
-                     "max_new_tokens", "system_prompt", "user_template", "dataset", "dataset_split")
+# Settings two runs must share to be compared: every setting that changes a result, but what a comparison varies
+# (the method, N, a search's shape) and how many problems were drawn (only the shared ones are compared).
+COMPARED_SETTINGS = compared_settings()
 COSTS = {"generated": "generated tokens", "total": "generated + PRM tokens"}  # the equal-compute views
 
 

@@ -22,8 +22,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..backends.base import Completion
+from ..backends.base import prompt_seed
 from ..backends.vllm_backend import (VLLMBackend, _check_device, _check_head_size, _platform, engine_args, import_vllm,
-                                     load_generator_files, prompt_seed)
+                                     load_generator_files)
 from ..config import BestOfNConfig
 from ..errors import BestOfNError, first_line
 from .batching import Cancelled, Ticket

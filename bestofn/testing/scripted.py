@@ -101,17 +101,19 @@ class ScriptedBackend(GenerationBackend):
         return k, sp
 
     def generate(self, prompts: list[str], *, n: int, temperature: float, top_p: float, max_new_tokens: int,
-                 seed: int, stop: Sequence[str] | None = None, seeds: Sequence[int] | None = None) -> list[list[Completion]]:
-        self.calls.append({"prompts": len(prompts), "n": n, "temperature": temperature, "seed": seed})
+                 seed: int, stop: Sequence[str] | None = None, seeds: Sequence[int] | None = None,
+                 first: int = 0) -> list[list[Completion]]:
+        self.calls.append({"prompts": len(prompts), "n": n, "temperature": temperature, "seed": seed, "first": first})
         out = []
         for prompt in prompts:
             k, sp = self._find(prompt)
             if temperature == 0:
                 chosen = [(f"{k}-greedy", sp.greedy)]
-            else:
-                if n > len(sp.samples):
-                    raise ValueError(f"the script has {len(sp.samples)} samples for problem {k}, {n} were asked for")
-                chosen = [(f"{k}-{i}", s) for i, s in enumerate(sp.samples[:n])]
+            else:  # samples first..first+n-1, as a real backend numbers them
+                if first + n > len(sp.samples):
+                    raise ValueError(f"the script has {len(sp.samples)} samples for problem {k}, samples {first}.."
+                                     f"{first + n - 1} were asked for")
+                chosen = [(f"{k}-{i}", sp.samples[i]) for i in range(first, first + n)]
             out.append([self._completion(sol, tag, max_new_tokens) for tag, sol in chosen])
         return out
 
@@ -184,7 +186,8 @@ class ScriptedTreeBackend(GenerationBackend):
         return max(found)[1]
 
     def generate(self, prompts: list[str], *, n: int, temperature: float, top_p: float, max_new_tokens: int,
-                 seed: int, stop: Sequence[str] | None = None, seeds: Sequence[int] | None = None) -> list[list[Completion]]:
+                 seed: int, stop: Sequence[str] | None = None, seeds: Sequence[int] | None = None,
+                 first: int = 0) -> list[list[Completion]]:
         if self.fail_at_call is not None and len(self.calls) == self.fail_at_call:
             raise KeyboardInterrupt("simulated kill")
         self.calls.append({"prompts": list(prompts), "n": n, "temperature": temperature, "stop": stop,
