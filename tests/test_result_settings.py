@@ -1,0 +1,149 @@
+"""The one list of what changes a result (``bestofn.config.RESULT_SETTINGS``) and everything derived from it.
+
+The walk below changes every setting of ``BestOfNConfig`` in turn and plans the chunks of a run: a setting on
+the list must change the names of exactly the chunks this file expects (written here by hand, not read from
+the list), a setting off it none. Then compare's check, prm-bench's PRM identity and docs/artifacts.md's table
+are checked against the list.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import fields
+from pathlib import Path
+
+import pytest
+
+from bestofn.bench.processbench import PRMIdentity
+from bestofn.config import RESULT_SETTINGS, STAGES, BestOfNConfig, chunk_keys, stage_keys
+from bestofn.data import Problem
+from bestofn.methods import BEST_OF_N
+from bestofn.pipeline import plan_generation, plan_scores
+from bestofn.report.compare import COMPARED_SETTINGS
+
+G, S, P = "greedy", "samples", "scores"
+# setting: (another valid value, chunks it names in Best-of-N, chunks it names in a search, on the list)
+EXPECTED: dict[str, tuple[object, set, set, bool]] = {
+    "dataset": ("other.jsonl", set(), set(), True),  # it draws other problems; the problems name the chunks
+    "dataset_split": ("train", set(), set(), True),
+    "dataset_format": ("gsm8k", set(), set(), True),
+    "levels": ([1, 2], set(), set(), True),
+    "num_problems": (7, set(), set(), True),
+    "seed": (1, {G, S}, {G, S}, True),
+    "system_prompt": ("Be brief.", {G, S}, {G, S}, True),
+    "user_template": ("Q: {problem}", {G, S}, {G, S}, True),
+    "generator": ("other/generator", {G, S}, {G, S}, True),
+    "generator_revision": ("v2", {G, S}, {G, S}, True),
+    "backend": ("vllm", {G, S}, {G, S}, True),
+    "n": (8, {S}, {S}, True),
+    "temperature": (1.1, {S}, {S}, True),
+    "top_p": (0.9, {S}, {S}, True),
+    "max_new_tokens": (1000, {G, S}, {G, S}, True),
+    "dtype": ("bfloat16", {G, S, P}, {G, S}, True),
+    "method": ("dvts", {S}, {S}, True),  # from best_of_n to dvts, and from beam_search to dvts
+    "beam_width": (2, set(), {S}, True),
+    "num_iterations": (7, set(), {S}, True),
+    "lookahead": (1, set(), {S}, True),
+    "filter_duplicates": (False, set(), {S}, True),
+    "prm": ("other/prm", {P}, {S}, True),
+    "prm_revision": ("v2", {P}, {S}, True),
+    "prm_format": ("skywork", {P}, {S}, True),
+    "prm_max_length": (512, {P}, {S}, True),
+    "aggregation": ("min", set(), {S}, True),  # Best-of-N: selection only (results.json)
+    # speed, memory, where it runs: never a chunk's name
+    "generation_batch_tokens": (1000, set(), set(), False),
+    "generation_batch_size": (1, set(), set(), False),
+    "compile_generation": ("on", set(), set(), False),
+    "gpu_memory_utilization": (0.9, set(), set(), False),
+    "max_model_len": (4096, set(), set(), False),
+    "tensor_parallel_size": (2, set(), set(), False),
+    "enforce_eager": (True, set(), set(), False),
+    "prm_compile": ("off", set(), set(), False),
+    "prm_batch_tokens": (1024, set(), set(), False),
+    "device": ("cpu:0", set(), set(), False),  # a device of the same kind (the base config runs on "cpu")
+    "ray_address": ("auto", set(), set(), False),
+    "workers": (3, set(), set(), False),
+    "grading_timeout": (9, set(), set(), False),
+    "output_dir": ("elsewhere", set(), set(), False),
+}
+
+PROBLEMS = [Problem(unique_id=f"p/{k}", problem=f"What is {k}+1?", answer=str(k + 1), level=1) for k in range(3)]
+ROWS = [{"unique_id": p.unique_id, "text": f"{k} step", "num_tokens": 2} for k, p in enumerate(PROBLEMS)]
+
+
+def chunk_names(config: BestOfNConfig, scores: bool) -> dict[str, list[str]]:
+    """The names of the chunks a run of ``config`` plans for fixed problems and (``scores``) fixed solutions."""
+    names: dict[str, list[str]] = {G: [], S: []}
+    for chunk in plan_generation(config, PROBLEMS, "\n"):
+        names[chunk.stage].append(chunk.key)
+    if scores:  # only Best-of-N scores its solutions after generating them
+        names[P] = [c.key for c in plan_scores(config, PROBLEMS, ROWS)]
+    return names
+
+
+def test_every_setting_is_in_this_table():
+    assert set(EXPECTED) == {f.name for f in fields(BestOfNConfig)}
+
+
+@pytest.mark.parametrize("method", ["best_of_n", "beam_search"])
+@pytest.mark.parametrize("key", sorted(EXPECTED))
+def test_a_setting_changes_exactly_the_chunks_it_should(key, method):
+    other, bon, search, _ = EXPECTED[key]
+    base = BestOfNConfig(method=method, device="cpu")
+    changed = BestOfNConfig(**{**base.to_dict(), key: other})
+    before, after = chunk_names(base, method == BEST_OF_N), chunk_names(changed, method == BEST_OF_N)
+    want = bon if method == BEST_OF_N else search
+    assert {stage for stage in before if before[stage] != after[stage]} == want
+
+
+def test_the_list_holds_exactly_the_settings_that_change_a_result():
+    assert set(RESULT_SETTINGS) == {k for k, (*_, on) in EXPECTED.items() if on}
+    assert set(STAGES) >= {s.stage for s in RESULT_SETTINGS.values()}
+    # a rerun with another value of a listed setting is a change of the run's settings (rundir asks for --overwrite)
+    assert stage_keys("results", "beam_search") | stage_keys("results") == set(RESULT_SETTINGS)
+
+
+def test_compare_requires_what_the_list_says_and_never_what_a_comparison_varies():
+    assert set(COMPARED_SETTINGS) == {k for k, s in RESULT_SETTINGS.items() if s.compared}
+    # issue 26: these four were missing
+    assert {"aggregation", "backend", "seed", "prm_max_length", "dtype"} <= set(COMPARED_SETTINGS)
+    assert not {"method", "n", "beam_width", "num_iterations", "lookahead", "filter_duplicates", "num_problems",
+                "levels"} & set(COMPARED_SETTINGS)
+
+
+def test_prm_bench_names_its_chunks_by_the_scores_settings():
+    config = BestOfNConfig(prm="some/prm", prm_max_length=512, dtype="bfloat16", n=3, temperature=1.2)
+    identity = dict(PRMIdentity.from_config(config, "skywork").settings)
+    assert identity == {"prm": "some/prm", "prm_revision": None, "prm_format": "skywork", "prm_max_length": 512,
+                        "dtype": "bfloat16"}
+    assert set(identity) == chunk_keys("scores")
+
+
+# --- docs/artifacts.md's table ---------------------------------------------------------------------------------------
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "artifacts.md"
+
+
+def _cell(key: str, method: str) -> str:
+    """How the docs describe what ``key`` changes in a run of ``method``."""
+    setting = RESULT_SETTINGS[key]
+    if setting.search_only and method == BEST_OF_N:
+        return "-"
+    stages = [s for s in ((G, S, P) if method == BEST_OF_N else (G, S)) if key in chunk_keys(s, method)]
+    if stages:
+        return ", ".join(stages)
+    return "the problems drawn" if setting.draws else "selection only"
+
+
+def test_the_docs_table_is_the_list():
+    text = DOCS.read_text()
+    header = "| setting | Best-of-N: chunks it names | beam search, DVTS: chunks it names | compare requires it equal |"
+    assert header in text
+    body = text.split(header, 1)[1].split("\n\n", 1)[0].strip().splitlines()[1:]  # after the | --- | line
+    rows = {}
+    for line in body:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        rows[re.fullmatch(r"`(\w+)`", cells[0]).group(1)] = cells[1:]
+    assert list(rows) == list(RESULT_SETTINGS)  # every setting, in the list's order
+    for key, cells in rows.items():
+        want = [_cell(key, BEST_OF_N), _cell(key, "beam_search"), "yes" if RESULT_SETTINGS[key].compared else "no"]
+        assert cells == want, key
