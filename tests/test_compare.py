@@ -61,7 +61,8 @@ def runs(tmp_path_factory, math500_path, tiny_generator_dir, tiny_prm_dir) -> di
     tokenizer = make_tokenizer()
     made = {}
     plan = [("bon", "best_of_n", "1", {}), ("beam", "beam_search", "1", {}), ("dvts", "dvts", "1", {}),
-            ("bon-2", "best_of_n", "2", {}), ("hot", "best_of_n", "1", {"temperature": 1.0})]
+            ("bon-2", "best_of_n", "2", {}), ("hot", "best_of_n", "1", {"temperature": 1.0}),
+            ("agg", "best_of_n", "1", {"aggregation": "min", "seed": 3})]
     for name, method, favourite, overrides in plan:
         rules = _rules(chosen, favourite)
         models = ScriptedModels(ScriptedTreeBackend(texts, rules, tokenizer, "\n"), ScriptedTreePRM(texts, rules, "\n"))
@@ -159,6 +160,13 @@ def test_runs_made_differently_are_refused_with_the_difference(runs, tmp_path, c
     assert "--allow-mixed" in err[0] and not out.exists()
 
 
+def test_runs_that_differ_in_a_setting_of_the_one_list_are_refused(runs) -> None:
+    """Issue 26: the aggregation and the seed change results, so runs that differ in them are not compared."""
+    with pytest.raises(BestOfNError, match=r"not comparable: seed differs \(bon: 0; agg: 3\); aggregation differs "
+                                           r"\(bon: last; agg: min\);"):
+        compare_runs([runs["bon"], runs["agg"]])
+
+
 def test_allow_mixed_labels_every_difference(runs, tmp_path) -> None:
     out = tmp_path / "cmp"
     assert cli.main(["compare", str(runs["bon"]), str(runs["hot"]), "--output-dir", str(out), "--allow-mixed",
@@ -183,6 +191,27 @@ def test_two_fold_split_ranks_problems_by_their_id_hash() -> None:
     expected = [0 if u in ranked[:2] else 1 for u in ids]  # 5 problems: the first 2 by rank in fold 0
     assert A.two_fold_split(ids).tolist() == expected
     assert A.two_fold_split(ids[::-1]).tolist() == expected[::-1]  # by id, not by position
+
+
+def test_compare_splits_each_level_by_its_own_seed(synthetic_run_dir) -> None:
+    """The folds of compare's cross-validation follow its seed: per level, ids ranked by sha256(seed:id), the
+    first half in fold 0 (worked here from the ids, not by the code under test)."""
+    import hashlib
+
+    from bestofn.io import read_jsonl
+
+    problems = read_jsonl(synthetic_run_dir / "problems.jsonl")
+    folds = {}
+    for seed in (0, 7):
+        cmp = compare_runs([synthetic_run_dir], seed=seed, subsets=2, bootstrap=10)
+        want = {}
+        for level in {p["level"] for p in problems}:
+            ids = [p["unique_id"] for p in problems if p["level"] == level]
+            ranked = sorted(ids, key=lambda u: hashlib.sha256(f"{seed}:{u}".encode()).hexdigest())
+            want.update({u: int(u not in ranked[: len(ids) // 2]) for u in ids})
+        assert dict(zip(cmp.unique_ids, cmp.folds.tolist())) == want
+        folds[seed] = want
+    assert folds[0] != folds[7]  # the seed matters: a compare that ignored it would fail one of the two
 
 
 def test_cross_validation_chooses_on_one_half_and_grades_on_the_other() -> None:
