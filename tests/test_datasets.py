@@ -308,6 +308,31 @@ def test_minerva_gold_is_the_last_box_of_the_solution(tmp_path):
     assert (p.unique_id, p.answer, p.subject) == ("minerva/9", "3 \\times 10^{8}", "Physics")  # the file's name
 
 
+def test_minerva_answer_column_is_the_gold_when_a_copy_has_one(tmp_path):
+    """Copies of Minerva Math with an ``answer`` column: that column is the gold, not a box of the solution."""
+    path = tmp_path / "minerva.jsonl"
+    row = {"problem": "Find v.", "solution": "So $v=\\boxed{3 \\times 10^{8}}$ m/s.", "answer": "300000000", "idx": 4}
+    path.write_text(json.dumps(row) + "\n")
+    (p,) = load_problems(str(path), dataset_format="minerva_math")
+    assert (p.unique_id, p.answer) == ("minerva_math/4", "300000000")
+
+
+def test_olympiadbench_answers_with_several_entries_are_all_required(tmp_path):
+    """Each entry of ``final_answer`` is one required answer: all kept, in order, ``$`` and a final "." removed."""
+    from bestofn.data import olympiadbench_answer
+
+    assert olympiadbench_answer(["$x=1$", "$y=-2$."]) == "x=1, y=-2"
+    assert olympiadbench_answer(["$69$,$84$"]) == "69,84"  # several answers in one entry
+    assert olympiadbench_answer(["\\$5", "$3$"]) == "\\$5, 3"  # a dollar sign is not math mode
+    path = tmp_path / "olympiad.jsonl"
+    row = {"id": 7, "question": "Find all pairs.", "final_answer": ["$(1,2)$", "$(3,4)$"], "solution": ["Try."]}
+    path.write_text(json.dumps(row) + "\n")
+    (p,) = load_problems(str(path), dataset_format="olympiadbench")
+    assert p.answer == "(1,2), (3,4)"
+    assert grade("So $\\boxed{(3,4), (1,2)}$.", p.answer, kind=p.answer_kind)["correct"]
+    assert not grade("So $\\boxed{(1,2)}$.", p.answer, kind=p.answer_kind)["correct"]  # one of two: wrong
+
+
 def test_a_name_loads_its_own_hub_copy_whatever_the_format(tmp_path):
     """--dataset gsm8k --dataset-format aime24 still asks the Hub for openai/gsm8k (config main, split test), and the
     offline fix names GSM8K's own layout."""

@@ -66,6 +66,13 @@ def test_string_match_misses_what_math_verify_finds():
     assert normalize_answer(" \\left( 1, 2 \\right) ") == "(1,2)"
 
 
+def test_a_final_period_is_not_part_of_an_answer():
+    """Solutions end sentences with ".": "5." is 5 for string_match (a decimal point inside stays)."""
+    assert normalize_answer("5.") == "5" and normalize_answer("\\frac{1}{2}.") == "\\frac{1}{2}"
+    assert normalize_answer("2.5") == "2.5"
+    assert string_match("5.", "5") and string_match("x+1.", "x + 1")
+
+
 def test_grade_records_both_judgements():
     assert grade("Thus $\\boxed{0.5}$.", "\\frac{1}{2}") == {"answer": "0.5", "answer_status": "ok", "correct": True,
                                                           "string_match": False}

@@ -233,6 +233,22 @@ class StepBackend(GenerationBackend):
         return out
 
 
+def test_dvts_subtrees_sample_their_own_streams() -> None:
+    """Each subtree's first expansion is seeded by its own copy number: subtrees that all drew one stream would
+    write the same first steps and not be independent."""
+    (a,), backend, _ = _search("dvts", _rules(), PROBLEMS[:1])
+    uid = PROBLEMS[0].unique_id
+    assert backend.calls[0]["seeds"] == [beam_seed(7, uid, None, 0, 0), beam_seed(7, uid, None, 1, 0)]
+    assert all(len(set(c["seeds"])) == len(c["seeds"]) for c in backend.calls)
+    # the seeds reach the text: on a backend that writes its seed, the subtrees' first steps differ
+    (b,), _ = _budget_search("dvts", 200, n=4, beam_width=2, num_iterations=1)
+    first = {node.subtree: [] for node in b.nodes.values()}
+    for node in b.nodes.values():
+        if node.parent_id is None:
+            first[node.subtree].append(node.text)
+    assert len(first) == 2 and not set(first[0]) & set(first[1])
+
+
 def _budget_search(method: str, max_new_tokens: int, *, n=4, beam_width=2, num_iterations=10, lookahead=0,
                    step_tokens=(10,)):
     backend = StepBackend(step_tokens)
@@ -340,6 +356,28 @@ def test_identical_partial_solutions_are_expanded_once(filter_duplicates) -> Non
     else:
         assert kept == [0, 1]  # the same prefix twice
         assert all(n.duplicate_of is None for n in a.nodes.values())
+
+
+def test_the_duplicate_filter_compares_whole_solutions_not_their_last_steps() -> None:
+    # n=4, M=2, two beams kept. Iteration 0 keeps first steps 0 (.9) and 1 (.8). Iteration 1: child 1.0 writes the
+    # very step 0.0 writes (both scored .9), after another first step: two different solutions, both kept; the
+    # other children (.1) are not. A filter on the last step alone would merge 1.0 into 0.0 and keep a .1 child.
+    class SameSecondStep(ScriptedTreeBackend):
+        def _step(self, k: int, label: str, restricted: bool) -> Completion:
+            return super()._step(k, "0.0" if label == "1.0" else label, restricted)
+
+    rules = TreeRules(reward=lambda k, label: {"0": .9, "1": .8, "0.0": .9}.get(label, 0.1))
+    texts = [PROBLEMS[0].problem]
+    settings = SearchSettings("beam_search", n=4, beam_width=2, num_iterations=3, lookahead=0, temperature=0.8,
+                              top_p=1.0, max_new_tokens=256, seed=7, aggregation="last", separator=SEP)
+    (a,) = run_search(PROBLEMS[:1], texts, SameSecondStep(texts, rules, _tokenizer(), SEP),
+                      ScriptedTreePRM(texts, rules, SEP), settings, progress=False)
+    second = [n for n in a.nodes.values() if n.iteration == 1]
+    twins = [n for n in second if n.text.startswith("<step 0.0>")]
+    assert len(twins) == 2 and a.text(twins[0].beam_id) != a.text(twins[1].beam_id)
+    assert all(n.duplicate_of is None for n in second)
+    kept = sorted({n.parent_id for n in a.nodes.values() if n.iteration == 2})
+    assert kept == sorted(n.beam_id for n in twins)
 
 
 # --- n/M != M: the number of kept beams and of subtrees -------------------------------------------------------

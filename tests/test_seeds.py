@@ -125,6 +125,14 @@ def test_num_problems_all_runs_on_the_transformers_backend(tmp_path, tiny_genera
     dataset.write_text("".join(line + "\n" for line in math500_path.read_text().splitlines()[:2]))
     config = tiny_config(tiny_generator_dir, tiny_prm_dir, dataset, tmp_path / "run", num_problems="all", n=2,
                          max_new_tokens=4, levels=[1, 2, 3, 4, 5])
-    results = pipeline.run(config)
+    seen = []
+
+    class Recording(pipeline.Models):
+        def generator(self, config):
+            seen.append(config.num_problems)  # the generator sizes its decoding by the problems drawn
+            return super().generator(config)
+
+    results = pipeline.run(config, models=Recording())
+    assert seen == [2]
     assert results["num_problems"] == 2 and len(read_jsonl(tmp_path / "run" / "samples.jsonl")) == 4
     assert json.loads(Path(tmp_path / "run" / "results.json").read_text())["num_problems"] == 2
