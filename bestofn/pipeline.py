@@ -69,6 +69,16 @@ class Models:
                         format=config.prm_format, batch_tokens=config.prm_batch_tokens,
                         max_length=config.prm_max_length, compile=compile)
 
+    # At most this many solutions per chunk of generation (None: the backend's rule). Tests set it to get several
+    # small chunks from a few problems; like the backend's rule, it changes which problems share a chunk, never a sample.
+    chunk_sequences: int | None = None
+
+    def chunk_size(self, config: BestOfNConfig, n: int) -> int:
+        """Problems per chunk of generation when each asks for ``n`` solutions: the backend's rule, from the settings
+        that change a result and the kind of device alone (never the batch sizes), capped by :attr:`chunk_sequences`."""
+        size = backend_class(config).chunk_size(config, n)
+        return size if self.chunk_sequences is None else min(size, max(1, self.chunk_sequences // n))
+
     def step_separator(self, config: BestOfNConfig) -> str:
         """The PRM's step separator, from its config.json alone: no weights load before generation."""
         return step_separator(config.prm, config.prm_format, config.prm_revision)
@@ -171,7 +181,7 @@ def run_in(run_dir: RunDir, overwrite: bool, models: Models) -> dict[str, Any]:
             problems, generation = imported_chunks(run_dir, imported)
         else:
             problems = _problems(run_dir, overwrite)
-            generation = plan_generation(cfg, problems, separator)
+            generation = plan_generation(cfg, problems, separator, models)
         # The workers know how many problems were drawn (num_problems "all" resolved): the generator sizes its work by it.
         worker = functools.partial(Worker, replace(cfg, num_problems=len(problems)), models)
         if not imported:
@@ -243,12 +253,14 @@ def problems_digest(problems: Sequence[Problem]) -> str:
     return hashlib.sha256(jsonl_bytes(p.to_dict() for p in problems)).hexdigest()
 
 
-def plan_generation(cfg: BestOfNConfig, problems: Sequence[Problem], separator: str) -> list[Chunk]:
-    """Greedy's and the method's chunks of problems, planned from the config alone (same in every process)."""
+def plan_generation(cfg: BestOfNConfig, problems: Sequence[Problem], separator: str, models: Models | None = None
+                    ) -> list[Chunk]:
+    """Greedy's and the method's chunks of problems, planned from the config alone (same in every process, whatever
+    the batch sizes: :meth:`Models.chunk_size`)."""
     out = []
     for stage, n in ((GREEDY, 1), ("samples", cfg.n)):
         settings = {k: getattr(cfg, k) for k in sorted(chunk_keys(stage, cfg.method))}
-        size = backend_class(cfg).chunk_size(cfg, n)
+        size = (models or Models()).chunk_size(cfg, n)
         for start in range(0, len(problems), size):
             rows = [p.to_dict() for p in problems[start : start + size]]
             out.append(Chunk(stage, content_key(stage, settings, separator, rows), {

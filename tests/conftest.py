@@ -130,12 +130,14 @@ def _counting_models():
 
     class CountingModels(Models):
         """The real models, injected through the run's seam with the generator's calls recorded: ``calls`` (prompts
-        per call) and ``prompts``; with ``die_after`` the generator dies like a killed run after that many calls."""
+        per call) and ``prompts``; with ``die_after`` the generator dies like a killed run after that many calls;
+        ``chunk_sequences``: at most this many solutions per chunk (Models.chunk_size)."""
 
-        def __init__(self, die_after: int | None = None):
+        def __init__(self, die_after: int | None = None, chunk_sequences: int | None = None):
             self.calls: list[int] = []
             self.prompts: list[str] = []
             self.die_after = die_after
+            self.chunk_sequences = chunk_sequences
 
         def generator(self, config):
             backend = super().generator(config)

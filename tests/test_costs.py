@@ -57,7 +57,7 @@ class SlowModels(ScriptedModels):
     """The scripted models; the generator takes LOAD_S to load and can die at its ``die_at``-th call."""
 
     def __init__(self, script: Script, die_at: int | None = None):
-        super().__init__(ScriptedBackend(script, make_tokenizer()), ScriptedPRM(script))
+        super().__init__(ScriptedBackend(script, make_tokenizer()), ScriptedPRM(script), chunk_sequences=2)
         self.die_at = die_at
 
     def generator(self, config):
@@ -77,12 +77,11 @@ class SlowModels(ScriptedModels):
 
 @pytest.fixture
 def scripted(tmp_path, math500_path, tiny_generator_dir, tiny_prm_dir):
-    """``config``, a factory of the scripted models, and the tokenizer. generation_batch_size=2 with n=2: each
+    """``config``, a factory of the scripted models, and the tokenizer. Chunks of 2 solutions with n=2: each
     problem's samples are a chunk of their own (3 calls); greedy's chunks hold two problems, then one (2 calls)."""
     dataset, problems = _dataset(math500_path, tmp_path)
     script = _script(problems)
-    config = tiny_config(tiny_generator_dir, tiny_prm_dir, dataset, tmp_path / "run", num_problems=3, n=2,
-                         generation_batch_size=2)
+    config = tiny_config(tiny_generator_dir, tiny_prm_dir, dataset, tmp_path / "run", num_problems=3, n=2)
     return config, lambda die_at=None: SlowModels(script, die_at), make_tokenizer()
 
 

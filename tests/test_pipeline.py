@@ -192,27 +192,27 @@ def chunk_files(run: Path, stage: str) -> set[str]:
 
 
 def test_killed_run_resumes_without_redoing_work(tmp_path, tiny_generator_dir, tiny_prm_dir, math500_path):
-    # generation_batch_size=4 with n=4: one problem per generation call and chunk.
-    config = tiny_config(tiny_generator_dir, tiny_prm_dir, math500_path, tmp_path / "run", generation_batch_size=4)
-    killer = CountingModels(die_after=3)  # greedy (one call) + two sample calls
+    # chunks of at most 4 solutions with n=4: one problem per sampling call and chunk.
+    config = tiny_config(tiny_generator_dir, tiny_prm_dir, math500_path, tmp_path / "run")
+    killer = CountingModels(die_after=3, chunk_sequences=4)  # greedy (one call) + two sample calls
     with pytest.raises(SimulatedKill):
         pipeline.run(config, models=killer)
     assert killer.calls == [4, 1, 1]  # greedy for all four problems, then two problems' samples
     assert len(chunk_files(tmp_path / "run", "greedy")) == 1 and len(chunk_files(tmp_path / "run", "samples")) == 2
     assert not (tmp_path / "run" / "samples.jsonl").exists(), "files are written from the chunks at the end"
 
-    resumed = CountingModels()
+    resumed = CountingModels(chunk_sequences=4)
     pipeline.run(config, models=resumed)
     assert resumed.calls == [1, 1], "only the two unfinished problems are generated again"
 
     # The resumed run gives exactly what an uninterrupted run gives, byte for byte.
-    fresh = tiny_config(tiny_generator_dir, tiny_prm_dir, math500_path, tmp_path / "fresh", generation_batch_size=4)
-    pipeline.run(fresh)
+    fresh = tiny_config(tiny_generator_dir, tiny_prm_dir, math500_path, tmp_path / "fresh")
+    pipeline.run(fresh, models=CountingModels(chunk_sequences=4))
     for name in ("problems.jsonl", "greedy.jsonl", "samples.jsonl", "results.json"):
         assert (tmp_path / "run" / name).read_bytes() == (tmp_path / "fresh" / name).read_bytes(), name
 
     # A rerun with the same settings generates nothing.
-    again = CountingModels()
+    again = CountingModels(chunk_sequences=4)
     pipeline.run(config, models=again)
     assert again.calls == []
 
@@ -251,15 +251,15 @@ def test_changed_settings_are_never_silently_reused(tmp_path, tiny_generator_dir
 def test_an_edited_dataset_is_a_changed_setting(tmp_path, tiny_generator_dir, tiny_prm_dir, math500_path):
     rows = integer_problems(math500_path, 4)
     dataset = write_dataset(rows, tmp_path / "four.jsonl")
-    config = tiny_config(tiny_generator_dir, tiny_prm_dir, dataset, tmp_path / "run", generation_batch_size=4)
-    first = pipeline.run(config)
+    config = tiny_config(tiny_generator_dir, tiny_prm_dir, dataset, tmp_path / "run")
+    first = pipeline.run(config, models=CountingModels(chunk_sequences=4))
     rows[1] = {**rows[1], "answer": str(int(rows[1]["answer"]) + 1)}  # the gold answer of one problem changes
     write_dataset(rows, dataset)
     with pytest.raises(BestOfNError, match=r"problems drawn from .*four.jsonl differ .*--overwrite"):
         pipeline.run(config)
-    counter = CountingModels()
+    counter = CountingModels(chunk_sequences=4)
     results = pipeline.run(config, overwrite=True, models=counter)
-    # greedy's one chunk holds all four problems; the samples come one problem per chunk (generation_batch_size=4)
+    # greedy's one chunk holds all four problems; the samples come one problem per chunk (chunk_sequences=4)
     assert counter.calls == [4, 1], "only the chunks that hold the edited problem are computed again"
     gold = {r["unique_id"]: r["gold"] for r in results["per_problem"]}
     assert gold[rows[1]["unique_id"]] == rows[1]["answer"] != {r["unique_id"]: r["gold"] for r in first["per_problem"]}[

@@ -32,17 +32,20 @@ from conftest import tiny_config
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPARED = ("greedy.jsonl", "samples.jsonl", "results.json")
-TINY = dict(num_problems=4, n=2, max_new_tokens=8, temperature=1.0, generation_batch_size=2)
+TINY = dict(num_problems=4, n=2, max_new_tokens=8, temperature=1.0)
+CHUNK_SEQUENCES = 2  # solutions per chunk of generation: one problem's samples, two problems' greedy solutions
 
 # The failing workers below are defined here, so Ray's workers get them by value (pickled with the test).
 ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 
 @pytest.fixture(scope="module", autouse=True)
-def small_score_chunks():
-    """Three PRM chunks instead of one (the driver plans the chunks, so this reaches the Ray workers too)."""
+def small_chunks():
+    """Three PRM chunks instead of one, and small generation chunks (the driver plans the chunks, so this reaches
+    the Ray workers too; the driver process of tests/ray_driver.py is told CHUNK_SEQUENCES)."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(pipeline, "SCORE_CHUNK_SOLUTIONS", 3)
+        mp.setattr(pipeline.Models, "chunk_sequences", CHUNK_SEQUENCES)
         yield
 
 
@@ -122,7 +125,7 @@ def test_cli_run_on_two_ray_workers_writes_the_single_process_results(cluster, m
     assert on_ray["greedy"].load_s > 0 and on_ray["scores"].load_s > 0
 
 
-SEARCH = dict(num_problems=4, n=4, beam_width=2, num_iterations=2, max_new_tokens=24, generation_batch_size=4)
+SEARCH = dict(num_problems=4, n=4, beam_width=2, num_iterations=2, max_new_tokens=24)
 SEARCH_FILES = ("greedy.jsonl", "samples.jsonl", "tree.jsonl", "results.json")
 
 
@@ -140,13 +143,13 @@ def single_process_search(tmp_path_factory, models) -> dict[str, Path]:
 def test_beam_search_on_two_ray_workers_writes_the_single_process_results(cluster, models, single_process_search,
                                                                           tmp_path, monkeypatch):
     """A search on Ray searches the chunks of problems a run in one process searches (one problem each here:
-    4 sequences per batch / n=4), so every candidate is generated and scored beside the same others and
+    n=4 > CHUNK_SEQUENCES), so every candidate is generated and scored beside the same others and
     every file is byte for byte the same, PRM rewards included."""
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text(make_config(models, tmp_path / "unused", method="beam_search", **SEARCH).to_yaml())
     counter = CountingMap(monkeypatch)
     assert main(["run", "--config", str(recipe), "--ray", "--workers", "2", "--output-dir", str(tmp_path / "run")]) == 0
-    assert counter.chunks == {"greedy": 1, "samples": 4}
+    assert counter.chunks == {"greedy": 2, "samples": 4}
     assert_same_results(tmp_path / "run", single_process_search["beam_search"], SEARCH_FILES)
     # The workers' costs reach timings.json: the same calls as in one process, both models' shares.
     got, want = compute.stage_totals(tmp_path / "run")["samples"], compute.stage_totals(single_process_search["beam_search"])["samples"]
@@ -164,7 +167,8 @@ def kill_driver_while_sampling(config: BestOfNConfig, tmp_path: Path, reference:
     recipe.write_text(config.to_yaml())
     blocked.write_text(read_jsonl(reference / "problems.jsonl")[2]["problem"])  # the same problems, in the same order
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    driver = subprocess.Popen([sys.executable, str(ROOT / "tests" / "ray_driver.py"), str(recipe), str(blocked)],
+    driver = subprocess.Popen([sys.executable, str(ROOT / "tests" / "ray_driver.py"), str(recipe), str(blocked),
+                               str(CHUNK_SEQUENCES)],
                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     run, reached = Path(config.output_dir), tmp_path / "blocked.txt.reached"
     try:
@@ -203,7 +207,7 @@ def test_killed_driver_of_a_search_resumes_at_its_last_finished_chunk(cluster, m
     assert done["samples"] < 4
     counter = CountingMap(monkeypatch)
     pipeline.run(config)
-    assert counter.chunks == left_to_do(done, {"greedy": 1, "samples": 4}), "only the chunks that were not saved"
+    assert counter.chunks == left_to_do(done, {"greedy": 2, "samples": 4}), "only the chunks that were not saved"
     assert_same_results(tmp_path / "run", single_process_search["dvts"], SEARCH_FILES)
 
 

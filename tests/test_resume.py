@@ -85,16 +85,15 @@ def _script(math500_path: Path, tmp_path: Path) -> tuple[Script, Path]:
 def scripted(tmp_path, math500_path, tiny_generator_dir, tiny_prm_dir):
     """``config(name)``, ``models(die_at=None, prm_dies=False)`` and the directory of an uninterrupted run.
 
-    generation_batch_size=N: greedy's chunk holds all three problems (one call), each problem's N samples are
-    a chunk of their own (three calls); the 24 samples are one scoring chunk (one PRM call)."""
+    Chunks of at most N solutions: greedy's chunk holds all three problems (one call), each problem's N samples
+    are a chunk of their own (three calls); the 24 samples are one scoring chunk (one PRM call)."""
     script, dataset = _script(math500_path, tmp_path)
 
     def config(name: str):
-        return tiny_config(tiny_generator_dir, tiny_prm_dir, dataset, tmp_path / name, num_problems=3, n=N,
-                           generation_batch_size=N)
+        return tiny_config(tiny_generator_dir, tiny_prm_dir, dataset, tmp_path / name, num_problems=3, n=N)
 
     def models(die_at: int | None = None, prm_dies: bool = False) -> ScriptedModels:
-        return ScriptedModels(DyingBackend(script, die_at), DyingPRM(script, prm_dies))
+        return ScriptedModels(DyingBackend(script, die_at), DyingPRM(script, prm_dies), chunk_sequences=N)
 
     pipeline.run(config("fresh"), models=models())
     return config, models, tmp_path / "fresh"

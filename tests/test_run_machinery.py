@@ -94,20 +94,23 @@ def test_scoring_chunks_hold_256_solutions_each_and_every_solution_once(tiny_gen
 
 # --- seeds -------------------------------------------------------------------------------------------------------
 class _Recorder:
-    """A generator that records each call's seed and answers n empty completions per prompt."""
+    """A generator that records each call's per-prompt seeds and first index and answers n completions per prompt."""
 
     def __init__(self):
-        self.seeds: list[int] = []
+        self.seeds: list[list[int]] = []
+        self.first: list[int] = []
 
-    def generate(self, prompts, *, n, seed, **kwargs):
+    def generate(self, prompts, *, n, seed, seeds, first, **kwargs):
         from bestofn.backends.base import Completion
 
-        self.seeds.append(seed)
+        self.seeds.append(list(seeds))
+        self.first.append(first)
         return [[Completion(f"s{i}", 1, "stop") for i in range(n)] for _ in prompts]
 
 
-def test_best_of_n_seeds_each_call_from_the_run_seed_and_the_chunks_first_problem():
-    """seeds.py's rule: the first 8 hex digits of sha256("<seed>:<first problem's unique_id>")."""
+def test_best_of_n_seeds_each_problem_from_the_run_seed_and_its_id():
+    """seeds.py's rule: each prompt's seed is the first 8 hex digits of sha256("<seed>:<unique_id>"), whatever
+    else shares the call; the backend seeds sample i of it from that seed and i."""
     def problem(uid):
         return Problem(unique_id=uid, problem=f"problem {uid}", answer="1", level=1, subject="x")
 
@@ -115,7 +118,7 @@ def test_best_of_n_seeds_each_call_from_the_run_seed_and_the_chunks_first_proble
     out = method.solve([problem("p/1"), problem("p/2")], ["x", "y"], fake)
     method.solve([problem("p/2")], ["y"], fake)
     expected = [int(hashlib.sha256(b"7:p/1").hexdigest()[:8], 16), int(hashlib.sha256(b"7:p/2").hexdigest()[:8], 16)]
-    assert fake.seeds == expected and expected[0] != expected[1]
+    assert fake.seeds == [expected, expected[1:]] and expected[0] != expected[1] and fake.first == [0, 0]
     assert [(r["unique_id"], r["sample_index"]) for r in out.rows] == [("p/1", 0), ("p/1", 1), ("p/2", 0), ("p/2", 1)]
 
 
@@ -151,11 +154,11 @@ class _LoggingModels(ScriptedModels):
 
 def test_the_worker_loads_each_model_once_and_frees_the_generator_before_the_prm(tmp_path, math500_path,
                                                                                  tiny_generator_dir, tiny_prm_dir):
-    """3 problems, n=2, generation_batch_size=2: greedy in 2 chunks, samples in 3, scores in 1 (6 chunks)."""
+    """3 problems, n=2, chunks of 2 solutions: greedy in 2 chunks, samples in 3, scores in 1 (6 chunks)."""
     dataset, problems = _dataset(math500_path, tmp_path, k=3)
     models = _LoggingModels(_script(problems))
-    config = tiny_config(tiny_generator_dir, tiny_prm_dir, dataset, tmp_path / "run", num_problems=3, n=2,
-                         generation_batch_size=2)
+    models.chunk_sequences = 2
+    config = tiny_config(tiny_generator_dir, tiny_prm_dir, dataset, tmp_path / "run", num_problems=3, n=2)
     pipeline.run(config, models=models)
     assert models.events == ["load generator", "close generator", "load prm"]
     costs = [json.loads(p.read_text())["cost"] for stage in ("greedy", "samples", "scores")

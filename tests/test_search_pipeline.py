@@ -102,14 +102,13 @@ def test_a_killed_search_run_keeps_its_finished_chunks(tmp_path, math500_path, t
     rules = TreeRules(reward=lambda k, label: 0.9 if label.startswith("1") else 0.2,
                       end=lambda k, label: "stop" if label.count(".") == 2 else None,
                       answer=lambda k, label: chosen[k]["answer"])
-    config = dict(num_problems=2, method="beam_search", beam_width=2, num_iterations=4, max_new_tokens=256,
-                  generation_batch_size=4)
+    config = dict(num_problems=2, method="beam_search", beam_width=2, num_iterations=4, max_new_tokens=256)
 
     def run(output_dir: Path, fail_at_call: int | None = None) -> ScriptedTreeBackend:
         backend = ScriptedTreeBackend(texts, rules, make_tokenizer(), "\n")
         backend.fail_at_call = fail_at_call
         pipeline.run(tiny_config(tiny_generator_dir, tiny_prm_dir, dataset, output_dir, **config),
-                     models=ScriptedModels(backend, ScriptedTreePRM(texts, rules, "\n")))
+                     models=ScriptedModels(backend, ScriptedTreePRM(texts, rules, "\n"), chunk_sequences=4))
         return backend
 
     with pytest.raises(KeyboardInterrupt):

@@ -257,8 +257,10 @@ class ScriptedModels(Models):
     real Hub models (e.g. to test what a dataset card says about them) while nothing is downloaded.
     """
 
-    def __init__(self, generator: GenerationBackend, prm: Any, *, check_models: bool = True):
+    def __init__(self, generator: GenerationBackend, prm: Any, *, check_models: bool = True,
+                 chunk_sequences: int | None = None):
         self._generator, self._prm, self.check_models = generator, prm, check_models
+        self.chunk_sequences = chunk_sequences  # at most this many solutions per chunk (Models.chunk_size)
 
     def generator(self, config: Any) -> Any:
         return self._generator
