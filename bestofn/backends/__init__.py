@@ -1,9 +1,9 @@
 """Step 3: generation backends, greedy and sampled solutions from the policy model.
 
 Contract: a backend implements :class:`GenerationBackend`: ``generate(prompts, n=, temperature=, top_p=,
-max_new_tokens=, seed=)`` returns ``n`` :class:`Completion` records per prompt (text, token count, finish
-reason), deterministic for the same prompts, settings and seed, whatever the batching; ``close()`` frees the
-model before the PRM loads. :func:`make_backend` builds the one named by the config. Backends:
+max_new_tokens=, seed=, seeds=, first=)`` returns ``n`` :class:`Completion` records per prompt (text, token
+count, finish reason): samples ``first..first+n-1`` of each prompt, each from its own seed (the prompt's seed
+and the sample's index), whatever the batching; ``close()`` frees the model before the PRM loads. :func:`make_backend` builds the one named by the config. Backends:
 ``transformers_backend`` (CPU or GPU, always available) and ``vllm_backend`` (fast, optional dependency).
 """
 
