@@ -61,6 +61,10 @@ class Models:
     """How a run gets its models. Subclass it to inject others (``bestofn.testing.scripted.ScriptedModels``);
     it must pickle, since a Ray worker builds its models from it."""
 
+    # At most this many solutions per chunk of generation (None: the backend's rule). Tests set it to get several
+    # small chunks from a few problems; like the backend's rule, it changes which problems share a chunk, never a sample.
+    chunk_sequences: int | None = None
+
     def generator(self, config: BestOfNConfig) -> Any:
         return make_backend(config)
 
@@ -68,10 +72,6 @@ class Models:
         return load_prm(config.prm, device=device, dtype=resolve_dtype(config.dtype, device), revision=config.prm_revision,
                         format=config.prm_format, batch_tokens=config.prm_batch_tokens,
                         max_length=config.prm_max_length, compile=compile)
-
-    # At most this many solutions per chunk of generation (None: the backend's rule). Tests set it to get several
-    # small chunks from a few problems; like the backend's rule, it changes which problems share a chunk, never a sample.
-    chunk_sequences: int | None = None
 
     def chunk_size(self, config: BestOfNConfig, n: int) -> int:
         """Problems per chunk of generation when each asks for ``n`` solutions: the backend's rule, from the settings

@@ -147,3 +147,31 @@ def test_the_docs_table_is_the_list():
     for key, cells in rows.items():
         want = [_cell(key, BEST_OF_N), _cell(key, "beam_search"), "yes" if RESULT_SETTINGS[key].compared else "no"]
         assert cells == want, key
+
+
+def test_a_rerun_with_another_dtype_is_refused_with_one_line(tmp_path, tiny_generator_dir, tiny_prm_dir, math500_path):
+    """dtype changes results (bf16 and fp32 sample differently): a finished run refuses it without --overwrite,
+    and with --overwrite it computes chunks of its own name."""
+    import json
+
+    from bestofn import pipeline
+    from bestofn.errors import BestOfNError
+    from bestofn.testing import make_tokenizer
+    from bestofn.testing.scripted import Script, ScriptedProblem, Solution, scripted_models
+
+    from conftest import tiny_config
+
+    rows = [json.loads(line) for line in math500_path.read_text().splitlines()[:2]]
+    dataset = tmp_path / "two.jsonl"
+    dataset.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    script = Script([ScriptedProblem(r["problem"], Solution(r["answer"]), [Solution(r["answer"])] * 2) for r in rows])
+    config = tiny_config(tiny_generator_dir, tiny_prm_dir, dataset, tmp_path / "run", num_problems=2, n=2,
+                         levels=[1, 2, 3, 4, 5])
+    pipeline.run(config, models=scripted_models(script, make_tokenizer()))
+    before = {p.name for p in (tmp_path / "run" / "chunks").glob("*/*.json")}
+    other = BestOfNConfig(**{**config.to_dict(), "dtype": "bfloat16"})
+    with pytest.raises(BestOfNError, match=r"holds results made with other settings \(dtype: 'auto' -> 'bfloat16'\)"):
+        pipeline.run(other, models=scripted_models(script, make_tokenizer()))
+    pipeline.run(other, overwrite=True, models=scripted_models(script, make_tokenizer()))
+    after = {p.name for p in (tmp_path / "run" / "chunks").glob("*/*.json")}
+    assert before and not before & after  # greedy, samples and scores: every chunk named anew
