@@ -85,11 +85,13 @@ class BestOfNConfig:
     generation_batch_tokens: int | None = field(
         default=None,
         metadata={"help": "transformers backend: tokens per generation batch, counting prompt + max_new_tokens per "
-                          "sequence (default: from free GPU memory and the model's KV-cache size; 32768 on CPU).",
+                          "sequence (default: from free GPU memory and the model's KV-cache size; 32768 on CPU). "
+                          "Speed only: it never changes a sample or a chunk.",
                   "example": 262144, "min": 1},
     )
     generation_batch_size: int | None = field(
-        default=None, metadata={"help": "transformers backend: at most this many sequences per batch (default: no cap).",
+        default=None, metadata={"help": "transformers backend: at most this many sequences per batch (default: no cap); "
+                                        "speed only.",
                                 "example": 64, "min": 1}
     )
     compile_generation: str = field(
