@@ -46,8 +46,8 @@ def main(argv: list[str]) -> int:
                      for _, text, gold in PROBLEMS])
     backend = BlockingBackend(script, make_tokenizer(), None if block_at == "none" else int(block_at))
     return cli.main(["run", "--dataset", dataset, "--generator", generator, "--prm", prm, "--num-problems", "3",
-                     "--n", "2", "--generation-batch-size", "1", "--device", "cpu", *flags],
-                    models=ScriptedModels(backend, ScriptedPRM(script)))
+                     "--n", "2", "--device", "cpu", *flags],
+                    models=ScriptedModels(backend, ScriptedPRM(script), chunk_sequences=1))  # one problem per chunk
 
 
 if __name__ == "__main__":
