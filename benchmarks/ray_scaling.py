@@ -43,7 +43,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--num-problems", type=int, default=8)
     p.add_argument("--n", type=int, default=8)
     p.add_argument("--max-new-tokens", type=int, default=64)
-    p.add_argument("--generation-batch-size", type=int, default=16, help="sequences per generation chunk")
+    p.add_argument("--chunk-sequences", type=int, default=16, help="at most this many solutions per generation chunk")
     p.add_argument("--method", default=BEST_OF_N, choices=RUN_METHODS)
     p.add_argument("--beam-width", type=int, default=4, help="M, for beam search and DVTS")
     p.add_argument("--num-iterations", type=int, default=4, help="search iterations, for beam search and DVTS")
@@ -52,9 +52,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def timed_run(config: BestOfNConfig) -> float:
+def timed_run(config: BestOfNConfig, chunk_sequences: int) -> float:
+    models = pipeline.Models()
+    models.chunk_sequences = chunk_sequences  # small chunks, so that several workers have work (Models.chunk_size)
     start = time.perf_counter()
-    pipeline.run(config)
+    pipeline.run(config, models=models)
     return time.perf_counter() - start
 
 
@@ -65,21 +67,22 @@ def main(argv: list[str] | None = None) -> dict:
     work = Path(tempfile.mkdtemp(prefix="ray_scaling_"))
     base = dict(generator=str(make_tiny_generator(work / "generator")), prm=str(make_tiny_prm(work / "prm")),
                 dataset=args.dataset, num_problems=args.num_problems, n=args.n, max_new_tokens=args.max_new_tokens,
-                generation_batch_size=args.generation_batch_size, temperature=1.0, device="cpu", method=args.method)
+                temperature=1.0, device="cpu", method=args.method)
     if args.method != BEST_OF_N:
         base.update(beam_width=args.beam_width, num_iterations=args.num_iterations)
     compared = COMPARED if args.method == BEST_OF_N else SEARCH_COMPARED
-    rows = [{"run": "no Ray", "seconds": timed_run(BestOfNConfig(**base, output_dir=str(work / "local")))}]
+    rows = [{"run": "no Ray", "seconds": timed_run(BestOfNConfig(**base, output_dir=str(work / "local")), args.chunk_sequences)}]
     start = time.perf_counter()
     ray.init(num_cpus=args.num_cpus, include_dashboard=False)
     ray_start = time.perf_counter() - start
     for k in [int(x) for x in args.workers.split(",")]:
         out = work / f"ray{k}"
-        seconds = timed_run(BestOfNConfig(**base, output_dir=str(out), ray_address="auto", workers=k))
+        seconds = timed_run(BestOfNConfig(**base, output_dir=str(out), ray_address="auto", workers=k), args.chunk_sequences)
         same = all((out / f).read_bytes() == (work / "local" / f).read_bytes() for f in compared)
         rows.append({"run": f"Ray, {k} worker{'s' * (k > 1)}", "seconds": seconds, "same_results": same})
     ray.shutdown()
-    report = {"work": {k: v for k, v in base.items() if k not in ("generator", "prm", "dataset")},
+    report = {"work": {**{k: v for k, v in base.items() if k not in ("generator", "prm", "dataset")},
+                       "chunk_sequences": args.chunk_sequences},
               "ray_init_seconds": round(ray_start, 1), "runs": rows}
     print(f"{args.method}: {args.num_problems} problems x N={args.n} x {args.max_new_tokens} new tokens; ray.init({args.num_cpus} CPUs) "
           f"took {ray_start:.1f} s")
