@@ -62,7 +62,8 @@ class GenerationBackend(ABC):
     def chunk_size(cls, config: Any, n: int) -> int:
         """Prompts per :meth:`generate` call when each asks for ``n`` solutions, from the settings that change a
         result alone (never batch sizes or free memory: a chunk's name must not depend on how it is batched).
-        ``config`` is a :class:`~bestofn.config.BestOfNConfig` (not imported: the config imports the methods, which use this).
+        ``config`` is a :class:`~bestofn.config.BestOfNConfig` (not imported: the config imports the methods,
+        which use this).
 
         The pipeline splits a stage into chunks of this size before any model loads (on a Ray cluster, on
         the driver) and saves each one as it finishes, so this is also how much a kill can lose.

@@ -234,7 +234,8 @@ class PRMIdentity:
 
     @classmethod
     def from_config(cls, config: BestOfNConfig, format: str) -> PRMIdentity:
-        return cls(tuple(sorted({**{k: getattr(config, k) for k in chunk_keys("scores")}, "prm_format": format}.items())))
+        settings = {**{k: getattr(config, k) for k in chunk_keys("scores")}, "prm_format": format}
+        return cls(tuple(sorted(settings.items())))
 
 
 @dataclass
