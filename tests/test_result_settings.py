@@ -60,6 +60,7 @@ EXPECTED: dict[str, tuple[object, set, set, bool]] = {
     "enforce_eager": (True, set(), set(), False),
     "prm_compile": ("off", set(), set(), False),
     "prm_batch_tokens": (1024, set(), set(), False),
+    "prm_cache": (False, set(), set(), False),  # a search reads each prefix once or again: the same rewards
     "device": ("cpu:0", set(), set(), False),  # a device of the same kind (the base config runs on "cpu")
     "ray_address": ("auto", set(), set(), False),
     "workers": (3, set(), set(), False),
