@@ -100,7 +100,7 @@ class _Recorder:
         self.seeds: list[list[int]] = []
         self.first: list[int] = []
 
-    def generate(self, prompts, *, n, seed, seeds, first, **kwargs):
+    def generate(self, prompts, *, n, seed, seeds, first=0, **kwargs):
         from bestofn.backends.base import Completion
 
         self.seeds.append(list(seeds))
