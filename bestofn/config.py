@@ -36,7 +36,7 @@ STEP_FORMATS = {
     LINE: "Write exactly one reasoning step per line and do not leave blank lines between steps.",
     BLANK_LINE: "Separate consecutive reasoning steps with one blank line, and do not leave blank lines inside a step.",
 }
-DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")  # the device strings a run takes (resolve_device)
+DEVICE = re.compile(r"auto|cpu(:\d+)?|cuda(:\d+)?")  # the device strings a run takes (resolve_device)
 SWITCH = ("auto", "on", "off")  # prm_compile and compile_generation: auto decides whether compiling pays back
 DEFAULT_USER_TEMPLATE = "{problem}"
 
