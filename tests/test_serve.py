@@ -396,3 +396,41 @@ def test_max_completion_tokens_and_aggregation(client):
     b = extras(ask(client, extra_body={"selection": "naive_bon", "aggregation": "mean"}))
     assert [c["reward"] for c in b["candidates"]] == pytest.approx([0.6, 0.7, 0.3, 0.51, 0.725, 0.3])
     assert b["answer"] == "6" and b["candidates"][1]["chosen"]
+
+
+def test_a_draw_past_sample_0_reaches_the_generator_with_its_index(tokenizer):
+    """Adaptive rounds draw samples first..first+count-1: the batcher passes ``first`` on and never merges calls
+    that start at different samples (a merged call has one ``first``)."""
+    from bestofn.serve.batching import Batcher, RequestModels, Ticket
+
+    class Recording:
+        tokenizer = make_tokenizer()
+
+        def __init__(self):
+            self.calls: list[dict] = []
+
+        def generate(self, prompts, *, n, first=0, **kwargs):
+            self.calls.append({"prompts": list(prompts), "n": n, "first": first})
+            return [[Completion(f"{p} #{first + j}", 1, "stop") for j in range(n)] for p in prompts]
+
+    from bestofn.backends.base import Completion
+
+    generator = Recording()
+    batcher = Batcher(generator, prm=None, window_s=0.2)  # a long window: both calls arrive inside it
+    try:
+        out: dict[int, list] = {}
+
+        def draw(first: int) -> None:
+            models = RequestModels(batcher, Ticket())
+            out[first] = models.generate(["q"], n=2, temperature=0.8, top_p=1.0, max_new_tokens=8, seed=0, first=first)
+
+        threads = [threading.Thread(target=draw, args=(f,)) for f in (0, 4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=10)
+    finally:
+        batcher.close()
+    assert [c.text for c in out[0][0]] == ["q #0", "q #1"]
+    assert [c.text for c in out[4][0]] == ["q #4", "q #5"]
+    assert sorted(c["first"] for c in generator.calls) == [0, 4]

@@ -123,10 +123,11 @@ def _free_port() -> int:
 
 
 def test_sigterm_drains_requests_in_flight_and_exits_0(tiny_generator_dir, tiny_prm_dir):
+    tokens = 600  # enough decoding steps that both requests are still in flight 0.3 s after they start, idle or busy
     port = _free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     cmd = [sys.executable, "-m", "bestofn.cli", "serve", "--generator", str(tiny_generator_dir), "--prm",
-           str(tiny_prm_dir), "--device", "cpu", "--n", "4", "--max-new-tokens", "60", "--port", str(port),
+           str(tiny_prm_dir), "--device", "cpu", "--n", "4", "--max-new-tokens", str(tokens), "--port", str(port),
            "--drain-timeout-s", "60"]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
@@ -152,7 +153,7 @@ def test_sigterm_drains_requests_in_flight_and_exits_0(tiny_generator_dir, tiny_
         threads = [threading.Thread(target=one) for _ in range(2)]
         for t in threads:
             t.start()
-        time.sleep(0.3)  # both are in flight (each decodes 4 x 60 tokens, seconds on this machine)
+        time.sleep(0.3)  # both are in flight (each decodes 4 x tokens tokens: seconds on this machine)
         assert results == []
         proc.send_signal(signal.SIGTERM)
         started = time.monotonic()
@@ -160,7 +161,7 @@ def test_sigterm_drains_requests_in_flight_and_exits_0(tiny_generator_dir, tiny_
             t.join(timeout=60)
         assert proc.wait(timeout=60) == 0
         assert time.monotonic() - started < 60
-        assert results == [4 * 60, 4 * 60]  # both finished in full
+        assert results == [4 * tokens, 4 * tokens]  # both finished in full
         with pytest.raises(httpx.TransportError):
             httpx.get(f"{url}/health", timeout=1)
     finally:

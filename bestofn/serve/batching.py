@@ -7,7 +7,7 @@ every other job that arrives within ``window_s`` (a few milliseconds), merges th
 job its share of the outputs. The generator and the PRM have a lane each, so one request's scoring never waits
 for another's generation.
 
-- **Generation** jobs merge when they sample alike (``n``, temperature, top_p, stop strings, max_new_tokens),
+- **Generation** jobs merge when they sample alike (``n``, the first sample index, temperature, top_p, stop strings, max_new_tokens),
   up to the backend's batch token budget (prompt + max_new_tokens per sequence, as the transformers backend
   plans its batches). Every prompt gets its own seed (``seeds=``), derived from the request's seed and the
   prompt's position, so what a request samples never depends on what it was batched with.
@@ -32,8 +32,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..backends.base import Completion
-from ..seeds import derived_seed
+from ..backends.base import Completion, prompt_seeds
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +162,7 @@ class Batcher:
         groups: dict[tuple, list[Job]] = {}
         for job in jobs:
             a = job.args
-            key = (a["n"], a["temperature"], a["top_p"], a["max_new_tokens"], tuple(a.get("stop") or ()))
+            key = (a["n"], a["first"], a["temperature"], a["top_p"], a["max_new_tokens"], tuple(a.get("stop") or ()))
             groups.setdefault(key, []).append(job)
         for group in groups.values():
             for merged in self._fit_budget(group):
@@ -206,7 +205,7 @@ class Batcher:
         try:
             outputs = self.generator.generate(prompts, n=a["n"], temperature=a["temperature"], top_p=a["top_p"],
                                               max_new_tokens=a["max_new_tokens"], seed=a["seed"], stop=a.get("stop"),
-                                              seeds=seeds)
+                                              seeds=seeds, first=a["first"])
         finally:
             if hook is not None and criterion is not None:
                 hook.remove(criterion)
@@ -228,7 +227,8 @@ class Batcher:
         """One request's call straight to a continuously batching engine, which watches its ticket."""
         outputs = self.generator.generate(args["prompts"], n=args["n"], temperature=args["temperature"],
                                           top_p=args["top_p"], max_new_tokens=args["max_new_tokens"], seed=args["seed"],
-                                          stop=args.get("stop"), seeds=_seeds(args), ticket=ticket)
+                                          stop=args.get("stop"), seeds=_seeds(args), first=args["first"],
+                                          ticket=ticket)
         with self._lock:
             self.stats.generate_calls += 1
             self.stats.generate_jobs += 1
@@ -266,10 +266,8 @@ class Batcher:
 
 
 def _seeds(args: dict[str, Any]) -> list[int]:
-    """One seed per prompt: the method's own (a search's), else derived from the call's seed and position."""
-    if args.get("seeds") is not None:
-        return list(args["seeds"])
-    return [derived_seed(args["seed"], k) for k in range(len(args["prompts"]))]
+    """One seed per prompt: the method's own (a search's, a sample's problem), else the backend's rule."""
+    return prompt_seeds(args["seed"], args.get("seeds"), len(args["prompts"]))
 
 
 def cut_at_deadline(args: dict[str, Any]) -> list[list[Completion]]:
@@ -286,12 +284,14 @@ class RequestModels:
         self._on_call = on_call or (lambda stage: None)  # progress: called after each finished call
 
     def generate(self, prompts: list[str], *, n: int, temperature: float, top_p: float, max_new_tokens: int,
-                 seed: int, stop: Sequence[str] | None = None, seeds: Sequence[int] | None = None
+                 seed: int, stop: Sequence[str] | None = None, seeds: Sequence[int] | None = None, first: int = 0
                  ) -> list[list[Completion]]:
+        """The backend's ``generate`` (``first``: the index of the first sample wanted, as in a run), queued."""
         if self.ticket.cancelled.is_set():
             raise Cancelled()
         args = dict(prompts=list(prompts), n=n, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
-                    seed=seed, stop=list(stop) if stop else None, seeds=None if seeds is None else list(seeds))
+                    seed=seed, stop=list(stop) if stop else None, seeds=None if seeds is None else list(seeds),
+                    first=first)
         if self.ticket.stopped():
             return cut_at_deadline(args)
         if self.batcher.continuous:

@@ -21,8 +21,7 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-from ..backends.base import Completion
-from ..backends.base import prompt_seed
+from ..backends.base import Completion, prompt_seeds, row_seed
 from ..backends.vllm_backend import (VLLMBackend, _check_device, _check_head_size, _platform, engine_args, import_vllm,
                                      load_generator_files)
 from ..config import BestOfNConfig
@@ -68,7 +67,7 @@ class AsyncVLLMBackend(VLLMBackend):
         return cls(config)
 
     def generate(self, prompts: list[str], *, n: int, temperature: float, top_p: float, max_new_tokens: int,
-                 seed: int, stop: Sequence[str] | None = None, seeds: Sequence[int] | None = None,
+                 seed: int, stop: Sequence[str] | None = None, seeds: Sequence[int] | None = None, first: int = 0,
                  ticket: Ticket | None = None) -> list[list[Completion]]:
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
@@ -77,18 +76,23 @@ class AsyncVLLMBackend(VLLMBackend):
         if not prompts:
             return []
         ticket = ticket or Ticket()
+        seeds = prompt_seeds(seed, seeds, len(prompts))
         token_ids = self.tokenizer(prompts, add_special_tokens=False)["input_ids"]
         self._check_context(max(len(ids) for ids in token_ids), max_new_tokens)
-        request_ids = [f"bestofn-{next(self._ids)}" for _ in prompts]
-        runs = []
-        for k, (ids, rid) in enumerate(zip(token_ids, request_ids)):
-            params = SamplingParams(
-                n=n, temperature=temperature, top_p=top_p if temperature > 0 else 1.0,
-                seed=seeds[k] if seeds is not None else prompt_seed(seed, k), max_tokens=max_new_tokens,
-                stop_token_ids=self.stop_ids, stop=list(stop) if stop else None, include_stop_str_in_output=True,
-                detokenize=bool(stop), output_kind=RequestOutputKind.CUMULATIVE)  # the latest state: a deadline keeps it
-            runs.append(asyncio.run_coroutine_threadsafe(self._run(TokensPrompt(prompt_token_ids=ids), params, rid),
-                                                         self.loop))
+        # One engine request per sample, seeded as the run's backend seeds it (sample first + j of prompt k), so
+        # a request's samples are the run's samples, whatever else the engine is batching.
+        request_ids, runs = [], []
+        for k, ids in enumerate(token_ids):
+            for j in range(n):
+                params = SamplingParams(
+                    n=1, temperature=temperature, top_p=top_p if temperature > 0 else 1.0,
+                    seed=row_seed(seeds[k], first + j), max_tokens=max_new_tokens, stop_token_ids=self.stop_ids,
+                    stop=list(stop) if stop else None, include_stop_str_in_output=True, detokenize=bool(stop),
+                    output_kind=RequestOutputKind.CUMULATIVE)  # the latest state: a deadline keeps it
+                rid = f"bestofn-{next(self._ids)}"
+                request_ids.append(rid)
+                runs.append(asyncio.run_coroutine_threadsafe(
+                    self._run(TokensPrompt(prompt_token_ids=ids), params, rid), self.loop))
         # Wait for every engine request, checking the ticket: a stopped request's engine requests are aborted.
         pending = list(runs)
         while pending:
@@ -101,8 +105,8 @@ class AsyncVLLMBackend(VLLMBackend):
             pending = [r for r in runs if not r.done()]
         if ticket.cancelled.is_set():
             raise Cancelled()
-        outputs = [r.result() for r in runs]
-        return [self._completions(out, n) for out in outputs]
+        samples = [self._completion_of(r.result()) for r in runs]
+        return [samples[k * n:(k + 1) * n] for k in range(len(prompts))]
 
     async def _run(self, prompt: Any, params: Any, request_id: str) -> Any:
         last = None
@@ -114,17 +118,15 @@ class AsyncVLLMBackend(VLLMBackend):
                 raise
         return last
 
-    def _completions(self, out: Any, n: int) -> list[Completion]:
-        """The finished samples as the run's backend records them; the unfinished ones cut (``length``)."""
-        children = sorted(out.outputs, key=lambda o: o.index) if out is not None else []
-        done = []
-        for child in children:
-            if child.finish_reason in ("stop", "length"):
-                done.append(self._completion(child))
-            else:  # aborted mid-way: what it had generated, cut
-                ids = list(child.token_ids)
-                done.append(Completion(self.tokenizer.decode(ids, skip_special_tokens=True), len(ids), "length"))
-        return done + [Completion("", 0, "length") for _ in range(n - len(done))]
+    def _completion_of(self, out: Any) -> Completion:
+        """A sample as the run's backend records it; one cut by an abort (or never started) as ``length``."""
+        child = out.outputs[0] if out is not None and out.outputs else None
+        if child is None:
+            return Completion("", 0, "length")
+        if child.finish_reason in ("stop", "length"):
+            return self._completion(child)
+        ids = list(child.token_ids)  # aborted mid-way: what it had generated, cut
+        return Completion(self.tokenizer.decode(ids, skip_special_tokens=True), len(ids), "length")
 
     def close(self) -> None:
         engine = getattr(self, "engine", None)
