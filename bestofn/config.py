@@ -24,6 +24,7 @@ from .methods import BEST_OF_N, RUN_METHODS
 from .fields import check_value, field_types
 from .prm.formats import BLANK_LINE, FORMATS, LINE
 from .selection import AGGREGATIONS
+from .stopping import OFF, RULES
 
 # "{step_format}" is replaced by the STEP_FORMATS entry of the PRM's step separator (prompts.system_prompt_for),
 # so the generator writes its steps the way the configured PRM reads them.
@@ -112,6 +113,18 @@ class BestOfNConfig:
     )
     tensor_parallel_size: int = field(default=1, metadata={"help": "vLLM: GPUs to shard the generator over.", "min": 1})
     enforce_eager: bool = field(default=False, metadata={"help": "vLLM: disable CUDA graphs (slower, less memory)."})
+    # --- adaptive Best-of-N (docs/adaptive.md) ------------------------------------------------------------
+    adaptive: str = field(
+        default=OFF,
+        metadata={"help": "best_of_n: draw samples in rounds and stop a problem early when this rule fires (beta: "
+                          "Adaptive-Consistency; esc: a round in full agreement; prm: the Beta test on PRM-weighted "
+                          "votes); off: always n.", "choices": (OFF, *RULES)},
+    )
+    adaptive_batch: int = field(default=4, metadata={"help": "Adaptive: samples per round (the last may be smaller).",
+                                                  "min": 1})
+    adaptive_confidence: float = field(
+        default=0.95, metadata={"help": "Adaptive beta and prm: stop when the leading answer stays ahead with this "
+                                        "posterior probability, in (0.5, 1)."})
     # --- search method ------------------------------------------------------------------------------------
     method: str = field(
         default=BEST_OF_N,
@@ -210,6 +223,12 @@ class BestOfNConfig:
             if self.n % self.beam_width:
                 raise BestOfNError(f"n ({self.n}) must be a positive multiple of beam_width ({self.beam_width}) for "
                                    f"{self.method}; e.g. --n 16 --beam-width 4")
+        if self.adaptive != OFF and self.method != BEST_OF_N:
+            raise BestOfNError(f"adaptive sampling is for best_of_n, not {self.method}; drop --adaptive or use "
+                               f"--method best_of_n")
+        if not 0.5 < self.adaptive_confidence < 1:
+            raise BestOfNError(f"adaptive_confidence must be in (0.5, 1) (a posterior probability that the leading "
+                               f"answer stays ahead), got {self.adaptive_confidence}; e.g. --adaptive-confidence 0.95")
         if "{problem}" not in self.user_template:
             raise BestOfNError("user_template must contain '{problem}', where the problem text goes")
 
@@ -299,15 +318,18 @@ class ResultSetting:
     stage: str  # the first stage whose output it changes; every later stage changes with it
     also: tuple[str, ...] = ()  # later stages it enters directly too (dtype: the PRM's as well as the generator's)
     search_only: bool = False  # only a search has it (Best-of-N ignores it)
-    steers_search: bool = False  # a search's samples depend on it too: the PRM and the ranking choose its steps
+    steers_search: bool = False  # a search's (or an adaptive run's) samples depend on it too: the PRM and the
+    # ranking choose a search's steps, and when an adaptive run stops drawing
+    adaptive_only: bool = False  # only an adaptive Best-of-N run has it (a fixed run ignores it)
     draws: bool = False  # it chooses which problems are drawn: a chunk is named by its problems instead
     compared: bool = True  # ``compare`` refuses runs that differ in it (False: what a comparison varies, or matches)
 
-    def enters(self, method: str) -> set[str]:
-        """The stages whose own work this setting changes in a run of ``method``."""
-        if self.search_only and method == BEST_OF_N:
+    def enters(self, method: str, adaptive: str = OFF) -> set[str]:
+        """The stages whose own work this setting changes in a run of ``method`` (adaptive or not)."""
+        if (self.search_only and method == BEST_OF_N) or (self.adaptive_only and adaptive == OFF):
             return set()
-        return {self.stage, *self.also} | ({"samples"} if self.steers_search and method != BEST_OF_N else set())
+        steered = method != BEST_OF_N or adaptive != OFF  # the PRM decides what is sampled
+        return {self.stage, *self.also} | ({"samples"} if self.steers_search and steered else set())
 
 
 # Every setting that changes a result, and nothing else: the chunk names (chunk_keys), the settings a rerun must
@@ -337,6 +359,10 @@ RESULT_SETTINGS: dict[str, ResultSetting] = {
     "num_iterations": ResultSetting("samples", search_only=True, compared=False),
     "lookahead": ResultSetting("samples", search_only=True, compared=False),
     "filter_duplicates": ResultSetting("samples", search_only=True, compared=False),
+    # Adaptive Best-of-N (docs/adaptive.md): how many samples each problem gets; a fixed run has none of them
+    "adaptive": ResultSetting("samples", adaptive_only=True, compared=False),  # what a comparison varies
+    "adaptive_batch": ResultSetting("samples", adaptive_only=True, compared=False),
+    "adaptive_confidence": ResultSetting("samples", adaptive_only=True, compared=False),
     "prm": ResultSetting("scores", steers_search=True),
     "prm_revision": ResultSetting("scores", steers_search=True),
     "prm_format": ResultSetting("scores", steers_search=True),
@@ -345,19 +371,19 @@ RESULT_SETTINGS: dict[str, ResultSetting] = {
 }
 
 
-def stage_keys(stage: str, method: str = BEST_OF_N) -> set[str]:
-    """All config keys whose change invalidates ``stage`` (for runs of ``method``): those entering it or an
-    earlier stage."""
+def stage_keys(stage: str, method: str = BEST_OF_N, adaptive: str = OFF) -> set[str]:
+    """All config keys whose change invalidates ``stage`` (for runs of ``method``, adaptive or not): those
+    entering it or an earlier stage."""
     upto = set(STAGES[: STAGES.index(stage) + 1])
-    return {k for k, s in RESULT_SETTINGS.items() if s.enters(method) & upto}
+    return {k for k, s in RESULT_SETTINGS.items() if s.enters(method, adaptive) & upto}
 
 
-def chunk_keys(stage: str, method: str = BEST_OF_N) -> set[str]:
+def chunk_keys(stage: str, method: str = BEST_OF_N, adaptive: str = OFF) -> set[str]:
     """The settings a chunk of ``stage`` depends on besides what it reads (its problems, or the solutions it
     scores), which name it too: how the problems were drawn is left out, and scoring depends on the PRM only."""
     if stage == "scores":
-        return {k for k, s in RESULT_SETTINGS.items() if "scores" in s.enters(method)}
-    return {k for k in stage_keys(stage, method) if not RESULT_SETTINGS[k].draws}
+        return {k for k, s in RESULT_SETTINGS.items() if "scores" in s.enters(method, adaptive)}
+    return {k for k in stage_keys(stage, method, adaptive) if not RESULT_SETTINGS[k].draws}
 
 
 def compared_settings() -> tuple[str, ...]:

@@ -233,7 +233,7 @@ def generation_separator(run_dir: RunDir, models: Models) -> str:
 
 
 def generation_settings(cfg: BestOfNConfig) -> str:
-    return content_key({k: getattr(cfg, k) for k in sorted(chunk_keys("samples", cfg.method))})
+    return content_key({k: getattr(cfg, k) for k in sorted(chunk_keys("samples", cfg.method, cfg.adaptive))})
 
 
 def _problems(run_dir: RunDir, overwrite: bool) -> list[Problem]:
@@ -259,7 +259,7 @@ def plan_generation(cfg: BestOfNConfig, problems: Sequence[Problem], separator: 
     the batch sizes: :meth:`Models.chunk_size`)."""
     out = []
     for stage, n in ((GREEDY, 1), ("samples", cfg.n)):
-        settings = {k: getattr(cfg, k) for k in sorted(chunk_keys(stage, cfg.method))}
+        settings = {k: getattr(cfg, k) for k in sorted(chunk_keys(stage, cfg.method, cfg.adaptive))}
         size = (models or Models()).chunk_size(cfg, n)
         for start in range(0, len(problems), size):
             rows = [p.to_dict() for p in problems[start : start + size]]
@@ -380,6 +380,7 @@ def build_results(cfg: BestOfNConfig, problems: Sequence[Problem], greedy_rows: 
         greedy = greedy_by_id.get(p.unique_id)  # None: completions imported without a greedy solution
         per_problem.append({"unique_id": p.unique_id, "level": p.level, "subject": p.subject, "gold": p.answer,
                             "greedy": {"answer": greedy["answer"], "correct": greedy["correct"]} if greedy else None,
+                            "samples_used": len(samples_by_id[p.unique_id]),  # n, or fewer: adaptive, a search's pool
                             **verdicts(samples_by_id[p.unique_id], cfg.aggregation, cfg.grading_timeout, p.answer_kind)})
     return {"method": cfg.method, "n": cfg.n, "num_problems": len(problems), "reward_aggregation": cfg.aggregation,
             "dataset": {"source": cfg.dataset, "title": dataset_title(cfg.dataset)},
@@ -389,6 +390,7 @@ def build_results(cfg: BestOfNConfig, problems: Sequence[Problem], greedy_rows: 
             "string_match": {"greedy": rate([g["string_match"] for g in greedy_rows]),
                              "samples": rate([s["string_match"] for s in sample_rows])},
             "tokens": {"greedy": total(greedy_rows, "num_tokens"), "samples": total(sample_rows, "num_tokens")},
+            "samples_used": {"total": len(sample_rows), "per_problem": len(sample_rows) / max(len(problems), 1)},
             "compute": {**spent, **{f"{k}_per_problem": None if v is None else v / max(len(problems), 1)
                                     for k, v in spent.items()}},
             "per_problem": per_problem}

@@ -185,7 +185,7 @@ def open_run_dir(config: BestOfNConfig, overwrite: bool) -> RunDir:
         atomic_write_text(previous, config.to_yaml())  # an unfinished run: says how to finish it
         return run_dir
     old = BestOfNConfig.from_yaml(previous)
-    keys = stage_keys("results", old.method) | stage_keys("results", config.method)
+    keys = stage_keys("results", old.method, old.adaptive) | stage_keys("results", config.method, config.adaptive)
     changed = sorted(k for k in keys if getattr(old, k) != getattr(config, k))
     diff = ", ".join(f"{k}: {getattr(old, k)!r} -> {getattr(config, k)!r}" for k in changed)
     fixed = sorted(set(changed) - (stage_keys("results") - stage_keys("samples")))  # all but the PRM's and selection's

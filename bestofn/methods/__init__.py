@@ -9,6 +9,7 @@ search, the tree of every step it generated. ``models`` has ``generate`` (a back
 fakes with known rules. No method knows about run directories, chunks on disk or workers.
 
 - ``best_of_n``    N independent samples (and greedy, the baseline), scored afterwards by the PRM
+- ``adaptive``     Best-of-N drawn in rounds, scored as it goes, each problem stopping by a rule (``--adaptive``)
 - ``tree``         the step records (nodes), beam seeds, the per-problem search state
 - ``beam_search``  keep the top n/M beams per problem, expand each into M continuations
 - ``dvts``         n/M independent subtrees, each a greedy beam over M candidates per step
@@ -34,10 +35,22 @@ class Solved:
     rows: list[dict[str, Any]]
     tree: list[dict[str, Any]] = field(default_factory=list)
 
+    def samples_used(self) -> dict[str, int]:
+        """Solutions per problem (``unique_id``): N for Best-of-N, fewer where adaptive Best-of-N stopped early
+        or a search's pool came out smaller (the server reports it as ``samples_used``)."""
+        used: dict[str, int] = {}
+        for row in self.rows:
+            used[row["unique_id"]] = used.get(row["unique_id"], 0) + 1
+        return used
+
 
 def make_method(config: Any, separator: str) -> Any:
     """The method ``config.method`` names, with its settings; ``separator`` is the run's step separator (the
     PRM's), which a search stops each step at."""
+    if config.method == BEST_OF_N and config.adaptive != "off":
+        from .adaptive import AdaptiveBestOfN
+
+        return AdaptiveBestOfN.from_config(config)
     if config.method == BEST_OF_N:
         from .best_of_n import BestOfN
 

@@ -21,7 +21,7 @@ from scipy import stats
 from ..errors import BestOfNError
 from ..grading import EXPRESSION
 from ..io import read_json
-from .loader import finish_hint, load_run
+from .loader import finish_hint, load_run, whole_samples
 # Method names and labels live in bestofn.selection; run_report and sweep reach them as A.METHOD_LABELS etc.
 from ..selection import (AGGREGATIONS, METHOD_LABELS, METHODS, SELECTION_METHODS, aggregate, choose, group_answers,
                          group_labels, shown)
@@ -59,6 +59,11 @@ class ProblemData:
     truncated: np.ndarray  # bool (N,): the PRM saw only the steps that fit its context
     cut_off: np.ndarray  # bool (N,): generation hit max_new_tokens
     labels: np.ndarray  # int (N,): answer group, in order of first appearance over all N; -1 = no answer
+
+    @property
+    def size(self) -> int:
+        """How many solutions the problem has: N, or fewer (adaptive Best-of-N stopped, a search pool was smaller)."""
+        return len(self.answers)
 
     def rewards(self, how: str) -> np.ndarray:
         """One reward per solution, aggregated from its step rewards exactly as selection does."""
@@ -135,14 +140,14 @@ def _count(value: Any) -> float:
 
 def _problem(p: dict, greedy: dict | None, rows: list[dict], n: int, run_dir: Path, timeout: float = 5) -> ProblemData:
     rows = sorted(rows, key=lambda r: r["sample_index"])
-    if [r["sample_index"] for r in rows] != list(range(n)):
+    if not whole_samples([r["sample_index"] for r in rows], n):
         raise BestOfNError(
             f"{run_dir}/samples.jsonl: problem {p['unique_id']} has sample_index "
-            f"{[r['sample_index'] for r in rows]}, expected 0..{n - 1}; {finish_hint(run_dir)}"
+            f"{[r['sample_index'] for r in rows]}, expected 0..k-1 with k at most {n}; {finish_hint(run_dir)}"
         )
     answers = [r["answer"] for r in rows]
-    # The one place math-verify runs for a problem: its N answers, grouped exactly as selection groups them.
-    labels = group_labels(group_answers(answers, timeout=timeout, kind=p.get("answer_kind", EXPRESSION)), n)
+    # The one place math-verify runs for a problem: its answers, grouped exactly as selection groups them.
+    labels = group_labels(group_answers(answers, timeout=timeout, kind=p.get("answer_kind", EXPRESSION)), len(rows))
     return ProblemData(
         unique_id=p["unique_id"],
         level=int(p["level"]),
@@ -265,7 +270,7 @@ def accuracy_curves(run: RunData, subsets: int = DEFAULT_SUBSETS, seed: int = DE
         if run.has_greedy:
             methods["greedy"][:, i] = float(p.greedy_correct)
         for k, n in enumerate(ns):
-            idx = draw_subsets(run.n, n, subsets, rng)
+            idx = draw_subsets(p.size, min(n, p.size), subsets, rng)  # a problem with fewer samples: all it has
             methods["pass_at_n"][k, i] = p.correct[idx].any(axis=1).mean()
             methods["majority"][k, i] = is_hit(p.correct, choose("majority", p.labels, rewards[run.reward_aggregation], idx)).mean()
             for a, rule in itertools.product(AGGREGATIONS, ("naive_bon", "weighted_bon")):

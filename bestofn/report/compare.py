@@ -236,24 +236,26 @@ def _run_points(run: A.RunData, series: str, order: list[str], selection: str, s
     position = {p.unique_id: i for i, p in enumerate(run.problems)}
     keep = [position[u] for u in order]
     prm_tokens = _per_problem(read_jsonl(run.run_dir / "samples.jsonl"), "prm_tokens")
-    if method == BEST_OF_N:
+    adaptive = run.config.get("adaptive", "off") != "off"
+    if method == BEST_OF_N and not adaptive:
         curves = A.accuracy_curves(run, subsets, seed)
         full_prm = np.array([prm_tokens.get(u, np.nan) for u in order])
         return [Point(series, method, n, run.run_dir, curves.methods[selection][k][keep], curves.tokens[k][keep],
                       full_prm * n / run.n)  # the PRM reads each sampled solution once: cost grows with n
                 for k, n in enumerate(curves.ns)]
-    # A search run: the selection rule on the whole final pool, and the tree's full cost.
-    every = np.arange(run.n)[None, :]
+    # A search or adaptive run: the selection rule on all a problem's solutions, and their full cost.
     accuracy = []
     for i in keep:
         p = run.problems[i]
-        rewards = p.rewards(run.reward_aggregation)
+        rewards, every = p.rewards(run.reward_aggregation), np.arange(p.size)[None, :]
         accuracy.append(float(A.is_hit(p.correct, choose(selection, p.labels, rewards, every))[0]))
     tree_file = run.run_dir / FILES["tree"]
     if tree_file.exists():
         nodes = read_jsonl(tree_file)
         generated = _per_problem([{**r, "spent": r["num_tokens"] + r["lookahead_tokens"]} for r in nodes], "spent")
         prm_tokens = _per_problem(nodes, "prm_tokens")
+    elif adaptive:  # every sample drawn is in samples.jsonl: its tokens are what was spent
+        generated = _per_problem(read_jsonl(run.run_dir / FILES["samples"]), "num_tokens")
     else:  # a search run without its tree: what it spent is not known
         generated = {}
     per_problem = lambda counts: np.array([counts.get(u, np.nan) for u in order])  # noqa: E731

@@ -31,7 +31,7 @@ class Run:
     config: BestOfNConfig
     problems: list[dict[str, Any]]  # problems.jsonl, in run order
     greedy: dict[str, dict[str, Any]]  # by unique_id (empty: imported completions without a greedy solution)
-    samples: dict[str, list[dict[str, Any]]]  # by unique_id, sorted by sample_index: exactly config.n each
+    samples: dict[str, list[dict[str, Any]]]  # by unique_id, sorted by sample_index: 0..k-1, k <= config.n each
     results: dict[str, Any]
     bestofn_version: str
     model_commits: dict[str, str | None] = field(default_factory=dict)  # role -> Hub commit used
@@ -98,6 +98,13 @@ def _check_consistent(run: Run, hint: str) -> None:
         if uid not in per_problem:
             raise BestOfNError(f"{run.run_dir / FILES['results']} has no entry for problem {uid!r}; {hint}")
         rows = run.samples.get(uid, [])
-        if [s["sample_index"] for s in rows] != list(range(run.n)) or any("step_rewards" not in s for s in rows):
-            raise BestOfNError(f"{run.run_dir / FILES['samples']} lacks scored samples 0..{run.n - 1} (n in "
-                               f"config.yaml) of problem {uid!r}; {hint}")
+        if not whole_samples([s["sample_index"] for s in rows], run.n) or any("step_rewards" not in s for s in rows):
+            raise BestOfNError(f"{run.run_dir / FILES['samples']} lacks scored samples 0..k-1 (k at most {run.n}, n "
+                               f"in config.yaml) of problem {uid!r}; {hint}")
+
+
+def whole_samples(indices: list[int], n: int) -> bool:
+    """Whether a problem's ``sample_index`` values (sorted) are 0..k-1 with 1 <= k <= n: every method's rows.
+    Best-of-N has k = n; adaptive Best-of-N stops early, and a search's final pool may hold fewer than n distinct
+    solutions (beam search merged duplicates), so k may be smaller; a gap or a repeat means a damaged file."""
+    return 1 <= len(indices) <= n and indices == list(range(len(indices)))
