@@ -123,8 +123,8 @@ def _scores(value: Any, n: int) -> tuple[list[list[float]] | None, bool]:
     return rewards, one
 
 
-def check_row(row: Row, n: int, position: int) -> Imported:
-    """The one check of an imported solution row: its problem as a dataset row, then N completion texts, scores
+def check_row(row: Row, position: int) -> Imported:
+    """The one check of an imported solution row: its problem as a dataset row, then its completion texts, scores
     finite and in [0, 1], token counts non-negative integers; ``RowError`` names the bad field."""
     data = row.data
     problem = problem_from_row(data, IMPORT_LAYOUT, f"row/{position}")
@@ -133,9 +133,7 @@ def check_row(row: Row, n: int, position: int) -> Imported:
         text_field(data, "completions")  # raises: missing or null
     if not isinstance(completions, list) or not completions:
         raise RowError("completions", f"is {short(completions)}, not a list of solution texts")
-    if len(completions) != n:
-        raise RowError("completions", f"has {len(completions)} solutions, but the first row has {n}; every problem "
-                                      f"needs the same N")
+    n = len(completions)  # problems may have fewer than the largest N (adaptive sampling, a smaller search pool)
     texts = [text_field({f"completions[{i}]": c}, f"completions[{i}]", empty=True) for i, c in enumerate(completions)]
     scores, one = _scores(data.get("scores"), n)
     counts = data.get("completion_tokens")
@@ -148,7 +146,7 @@ def check_row(row: Row, n: int, position: int) -> Imported:
 
 
 def check_rows(rows: list[Row], source: str) -> list[Imported]:
-    """Every row checked (the first bad one named by file, line and field); one N for all rows."""
+    """Every row checked (the first bad one named by file, line and field); N is the most completions of a row."""
     if not rows:
         raise BestOfNError(f"{source} has no rows")
     first = rows[0].data
@@ -157,11 +155,10 @@ def check_rows(rows: list[Row], source: str) -> list[Imported]:
         raise BestOfNError(f"{source} lacks the column{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
                            f"(it has {', '.join(sorted(first))}); each row needs problem, answer and completions "
                            f"(a list of solution texts)")
-    n = len(first["completions"]) if isinstance(first["completions"], list) else 0
     checked = []
     for k, row in enumerate(rows):
         try:
-            checked.append(check_row(row, n, k))
+            checked.append(check_row(row, k))
         except RowError as e:
             what = "completions file" if is_local(source) else "completions dataset"
             raise row_error(what, source, row, e, f"each row needs {NEEDS}", row_label(row.data)) from None
@@ -198,7 +195,7 @@ def import_completions(source: str, output_dir: str | Path, *, split: str = "tra
 def _write_import(rows: list[Imported], columns: list[str], source: str, out: Path, *, split: str, subset: str | None,
                   generator: str | None, prm: str | None, temperature: float | None, top_p: float | None,
                   aggregation: str, grading_timeout: int) -> Path:
-    n = len(rows[0].completions)
+    n = max(len(r.completions) for r in rows)
     has_scores = any(r.scores is not None for r in rows)
     if has_scores and not all(r.scores is not None for r in rows):
         lacking = next(k for k, r in enumerate(rows) if r.scores is None)

@@ -35,9 +35,10 @@ def problem_text(uid: str) -> str:
 
 
 def build_run(path: Path, specs: list[dict], models: tuple[Path, Path], how: str = "last",
-              temperature: float = 0.8, dataset_name: str | None = None) -> Path:
+              temperature: float = 0.8, dataset_name: str | None = None, **settings) -> Path:
     """Run the pipeline on ``specs`` (see :func:`problem`) into ``path``; ``models`` are the tiny model folders.
-    The problems are written to ``DATASET_NAME.jsonl`` beside ``path`` (default: ``<path name>-problems``)."""
+    The problems are written to ``DATASET_NAME.jsonl`` beside ``path`` (default: ``<path name>-problems``);
+    ``settings``: other config keys (e.g. ``adaptive="prm"``)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     dataset = path.parent / f"{dataset_name or path.name + '-problems'}.jsonl"
     dataset.write_text("".join(
@@ -49,7 +50,7 @@ def build_run(path: Path, specs: list[dict], models: tuple[Path, Path], how: str
     config = BestOfNConfig(generator=str(generator), prm=str(prm), dataset=str(dataset),
                            levels=sorted({s["level"] for s in specs}), num_problems=len(specs),
                            n=len(specs[0]["samples"]), temperature=temperature, max_new_tokens=512, device="cpu",
-                           aggregation=how, output_dir=str(path))
+                           aggregation=how, output_dir=str(path), **settings)
     pipeline.run(config, models=scripted_models(script, make_tokenizer()))
     return path
 

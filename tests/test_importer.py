@@ -128,10 +128,9 @@ def test_missing_column_and_other_bad_input_are_named(tmp_path: Path):
     bad = [{k: v for k, v in ROWS[0].items() if k != "completions"}]
     with pytest.raises(BestOfNError, match=r"lacks the column completions \(it has .*problem.*\)"):
         import_completions(str(write_jsonl(tmp_path / "a.jsonl", bad)), tmp_path / "r1")
-    uneven = [ROWS[0], {**ROWS[1], "completions": ROWS[1]["completions"][:2], "scores": ROWS[1]["scores"][:2],
-                        "completion_tokens": [1, 2]}]
-    with pytest.raises(BestOfNError, match=r"b.jsonl: line 2 \(unique_id 'test/algebra/2.json'\): field completions has "
-                                           r"2 solutions, but the first row has 3; every problem needs the same N"):
+    uneven = [ROWS[0], {**ROWS[1], "completions": ROWS[1]["completions"][:2], "completion_tokens": [1, 2]}]
+    with pytest.raises(BestOfNError, match=r"b.jsonl: line 2 \(unique_id 'test/algebra/2.json'\): field scores has "
+                                           r"3 entries, not one per completion \(2\)"):
         import_completions(str(write_jsonl(tmp_path / "b.jsonl", uneven)), tmp_path / "r2")
     with pytest.raises(BestOfNError, match="does not exist"):
         import_completions(str(tmp_path / "none.jsonl"), tmp_path / "r3")

@@ -20,6 +20,7 @@ from ..methods import BEST_OF_N, RUN_METHOD_LABELS, SEARCH_METHODS
 from ..prm.formats import LINE, split_steps
 from ..rundir import record_written
 from ..selection import AGGREGATIONS
+from . import adaptive as stopping
 from . import analysis as A
 from . import plots as P
 from .compute import add_compute_section
@@ -703,7 +704,14 @@ def write_report(
 def write_analysis_report(an: A.Analysis, out_dir: str | Path, formats: Sequence[str] = ("md", "html")) -> list[Path]:
     """Plot and write the report of an existing :class:`~bestofn.report.analysis.Analysis` into ``out_dir``."""
     figures = {name: make() for name, make in plots_for(an).items()}
-    written = write_page(build_report(an), figures, out_dir, formats)
+    page = build_report(an)
+    written = []
+    if stopping.can_study(an.run):  # what adaptive Best-of-N would have saved on this run (report/adaptive.py)
+        study = stopping.study(an.run, an.curves)
+        stopping.add_section(page, study)
+        figures[stopping.PLOT] = stopping.plot(study)
+        written.append(stopping.write(study, out_dir))
+    written = write_page(page, figures, out_dir, formats) + written
     if is_search(an):
         written.append(write_tree_view(an, out_dir, f"Search tree: {title(an)}", run_method(an),
                                        labeller(an)("weighted_bon")))
