@@ -35,7 +35,9 @@ from bestofn.report.run_report import write_report
 from bestofn.selection import aggregate, choose_majority, choose_weighted, group_answers, group_labels
 from bestofn.stopping import should_stop
 from bestofn.testing import make_tokenizer
-from bestofn.testing.scripted import ScriptedBackend, ScriptedModels, ScriptedPRM, Script, ScriptedProblem, Solution
+from bestofn.backends.base import Completion
+from bestofn.testing.scripted import (Script, ScriptedBackend, ScriptedModels, ScriptedPRM, ScriptedProblem, ScriptedTreeBackend,
+                                      ScriptedTreePRM, Solution, TreeRules)
 
 from conftest import SimulatedKill, tiny_config
 
@@ -226,16 +228,17 @@ def test_readers_accept_a_run_with_uneven_sample_counts(setup, tmp_path):
 
 def test_an_import_with_uneven_completions_is_a_finished_run(tmp_path):
     box = lambda a: f"We compute.\nTherefore, the final answer is $\\boxed{{{a}}}$."  # noqa: E731
-    rows = [{"problem": "1+1?", "answer": "2", "unique_id": "a", "completions": [box(2), box(3), box(2)],
-             "scores": [0.9, 0.2, 0.8]},
-            {"problem": "2+2?", "answer": "4", "unique_id": "b", "completions": [box(4)], "scores": [0.7]}]
+    rows = [{"problem": "2+2?", "answer": "4", "unique_id": "b", "completions": [box(4)], "scores": [0.7]},
+            {"problem": "1+1?", "answer": "2", "unique_id": "a", "completions": [box(2), box(3), box(2)],
+             "scores": [0.9, 0.2, 0.8]}]
     source = tmp_path / "uneven.jsonl"
     source.write_text("".join(json.dumps(r) + "\n" for r in rows))
     run = import_completions(str(source), tmp_path / "run")
     results = read_json(run / "results.json")
-    assert results["n"] == 3 and [p["samples_used"] for p in results["per_problem"]] == [3, 1]
+    assert results["n"] == 3, "N is the most completions of a row, not the first row's"
+    assert {p["unique_id"]: p["samples_used"] for p in results["per_problem"]} == {"a": 3, "b": 1}
     assert results["accuracy"]["weighted_bon"]["correct"] == 2
-    assert [p.size for p in A.load_run_data(run).problems] == [3, 1]
+    assert {p.unique_id: p.size for p in A.load_run_data(run).problems} == {"a": 3, "b": 1}
 
 
 def test_a_gap_in_sample_indices_is_still_refused(setup):
@@ -311,3 +314,73 @@ def test_the_report_writes_the_stopping_study(setup):
     report = (run / "report" / "report.md").read_text()
     assert "Stopping early" in report and "keeps the fixed-N accuracy" in report
     assert (run / "report" / S.PLOT).is_file()
+
+
+class SameFirstSteps(ScriptedTreeBackend):
+    """Every first step is the same text, so beam search's duplicate filter keeps one beam of n/M."""
+
+    def _step(self, k, label, restricted):
+        step = super()._step(k, label, restricted)
+        if "." not in label:
+            return Completion(step.text.replace(f"<step {label}>", "<step 0>"), step.num_tokens, step.finish_reason)
+        return step
+
+
+def test_readers_accept_a_search_whose_pool_is_smaller_than_n(tmp_path, math500_path, tiny_generator_dir, tiny_prm_dir):
+    """Beam search, n=4, M=2: the 4 first steps are one text, so one beam is kept and its 2 children end: a pool of
+    2 < n. Report, compare and the Hub files take the run (they refused it before, asking to finish the run)."""
+    rows = [json.loads(line) for line in math500_path.read_text().splitlines()]
+    chosen = [r for r in rows if r["level"] == 1 and r["answer"].isdigit()][:2]
+    dataset = tmp_path / "two.jsonl"
+    dataset.write_text("".join(json.dumps(r) + "\n" for r in chosen))
+    texts = [r["problem"] for r in chosen]
+    rules = TreeRules(reward=lambda k, label: 0.8 if label.endswith("1") else 0.4,
+                      end=lambda k, label: "stop" if "." in label else None,
+                      answer=lambda k, label: chosen[k]["answer"] if label.endswith("1") else "12345")
+    runs = {}
+    for name, backend in (("merged", SameFirstSteps), ("distinct", ScriptedTreeBackend)):
+        config = tiny_config(tiny_generator_dir, tiny_prm_dir, dataset, tmp_path / name, num_problems=2,
+                             method="beam_search", n=4, beam_width=2, num_iterations=3, max_new_tokens=256)
+        pipeline.run(config, models=ScriptedModels(backend(texts, rules, make_tokenizer(), "\n"),
+                                                   ScriptedTreePRM(texts, rules, "\n")))
+        runs[name] = Path(config.output_dir)
+    merged = read_json(runs["merged"] / "results.json")
+    assert [p["samples_used"] for p in merged["per_problem"]] == [2, 2]
+    assert merged["accuracy"]["weighted_bon"]["accuracy"] == 1.0  # the right child's .8 beats the wrong one's .4
+    data = A.load_run_data(runs["merged"])
+    assert [p.size for p in data.problems] == [2, 2]
+    write_report(runs["merged"], subsets=20, bootstrap=50)
+    assert (runs["merged"] / "report" / "report.md").is_file()
+    comparison = compare_runs([runs["merged"], runs["distinct"]], subsets=20)
+    assert {p.run_dir for p in comparison.points} == {runs["merged"], runs["distinct"]}
+    from bestofn import hub
+    hub.save_dataset_folder(runs["merged"], tmp_path / "hub", "someone/merged")
+    assert (tmp_path / "hub" / "README.md").is_file()
+
+
+def test_the_simulation_matches_an_enumeration_on_an_imported_run(tmp_path):
+    """N=5 (all 120 orders), answers without a box, splits the PRM backs and doubts, and a tie: every rule at
+    every round size against the orders walked one by one."""
+    box = lambda a: "We compute.\nNo answer." if a is None else f"We compute.\nSo the answer is $\\boxed{{{a}}}$."  # noqa: E731
+    problems = [("2", [None, "2", "2", "2", None], [0.9, 0.6, 0.7, 0.8, 0.1]),
+                ("3", ["3", "4", "3", "4", "3"], [0.2, 0.9, 0.3, 0.8, 0.2]),
+                ("5", ["5", "5", "6", "5", "7"], [0.9, 0.8, 0.1, 0.9, 0.2]),
+                ("9", ["8", "9", "8", "9", None], [0.5, 0.5, 0.5, 0.5, 0.5])]
+    source = tmp_path / "five.jsonl"
+    source.write_text("".join(json.dumps({"problem": f"Problem {k}?", "answer": gold, "unique_id": f"p{k}",
+                                          "completions": [box(a) for a in answers], "scores": rewards}) + "\n"
+                              for k, (gold, answers, rewards) in enumerate(problems)))
+    run = A.load_run_data(import_completions(str(source), tmp_path / "run"))
+    every = np.array(list(itertools.permutations(range(5))))
+    st = S.study(run, given_orders=[every] * len(run.problems), confidences=(0.6, 0.8, 0.95), batches=(1, 2, 3))
+    assert {e.batch for e in st.entries if e.rule != "fixed"} == {1, 2, 3}
+    for e in (e for e in st.entries if e.rule != "fixed"):
+        samples, accuracy = [], []
+        for p in run.problems:
+            rewards = p.rewards(run.reward_aggregation)
+            walked = [_enumerated(p.answers, rewards, p.correct, order, e.rule, e.confidence or 1.0, e.batch)
+                      for order in itertools.permutations(range(5))]
+            samples.append(np.mean([k for k, _ in walked]))
+            accuracy.append(np.mean([h[e.selection] for _, h in walked]))
+        assert e.mean_samples == pytest.approx(np.mean(samples), abs=1e-12), (e.rule, e.confidence, e.batch)
+        assert e.accuracy.value == pytest.approx(np.mean(accuracy), abs=1e-12), (e.rule, e.confidence, e.batch, e.selection)

@@ -48,6 +48,11 @@ def test_beta_stops_on_four_agreeing_answers_not_three():
     assert should_stop("beta", [0, 0, 0], [0.5] * 3, 3, 0.9)
 
 
+def test_a_confidence_reached_exactly_stops():
+    assert should_stop("beta", [0, 0, 0, 0], [0.5] * 4, 4, 31 / 32)  # the tail equals the confidence: >=
+    assert not should_stop("beta", [0, 0, 0, 0], [0.5] * 4, 4, 31 / 32 + 1e-9)
+
+
 def test_beta_on_a_tie_never_stops():
     assert not should_stop("beta", [0, 1, 0, 1], [0.9, 0.1, 0.9, 0.1], 4, 0.51)  # 2 vs 2: 0.5
 
