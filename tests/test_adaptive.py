@@ -36,10 +36,11 @@ from bestofn.selection import aggregate, choose_majority, choose_weighted, group
 from bestofn.stopping import should_stop
 from bestofn.testing import make_tokenizer
 from bestofn.backends.base import Completion
-from bestofn.testing.scripted import (Script, ScriptedBackend, ScriptedModels, ScriptedPRM, ScriptedProblem, ScriptedTreeBackend,
+from bestofn.testing.scripted import (Script, ScriptedModels, ScriptedPRM, ScriptedProblem, ScriptedTreeBackend,
                                       ScriptedTreePRM, Solution, TreeRules)
 
-from conftest import SimulatedKill, tiny_config
+from conftest import tiny_config
+from test_resume import DyingBackend, SimulatedKill  # the scripted generator, killed at its k-th call
 
 N = 8
 USED = {"prm": [4, 4, 8, 8], "beta": [4, 8, 8, 8], "esc": [4, 8, 8, 8]}  # easy, backed, blank, tie (see above)
@@ -58,19 +59,6 @@ def _specs() -> list[tuple[str, str, list[Solution]]]:
 
 def _text(uid: str) -> str:
     return f"Problem {uid}: compute the requested value."
-
-
-class DyingBackend(ScriptedBackend):
-    """The scripted generator, killed at its ``die_at``-th call (counting from 0)."""
-
-    def __init__(self, script: Script, die_at: int | None = None):
-        super().__init__(script, make_tokenizer())
-        self.die_at = die_at
-
-    def generate(self, prompts, **kwargs):
-        if self.die_at is not None and len(self.calls) >= self.die_at:
-            raise SimulatedKill()
-        return super().generate(prompts, **kwargs)
 
 
 @pytest.fixture
@@ -271,6 +259,20 @@ def _enumerated(labels_answers, rewards, correct, order, rule, confidence, batch
     return k, hits
 
 
+def _matches_enumeration(st: S.Study, run: A.RunData, n: int) -> None:
+    """Every adaptive entry of the study equals the mean over problems of its mean over all n! orders."""
+    for e in (e for e in st.entries if e.rule != "fixed"):
+        samples, accuracy = [], []
+        for p in run.problems:
+            rewards = p.rewards(run.reward_aggregation)
+            walked = [_enumerated(p.answers, rewards, p.correct, order, e.rule, e.confidence or 1.0, e.batch)
+                      for order in itertools.permutations(range(n))]
+            samples.append(np.mean([k for k, _ in walked]))
+            accuracy.append(np.mean([h[e.selection] for _, h in walked]))
+        assert e.mean_samples == pytest.approx(np.mean(samples), abs=1e-12), (e.rule, e.confidence, e.batch)
+        assert e.accuracy.value == pytest.approx(np.mean(accuracy), abs=1e-12), (e.rule, e.confidence, e.batch, e.selection)
+
+
 def test_the_simulation_matches_an_enumeration_of_every_order(setup):
     """A fixed run of 4 problems with N=4: all 24 orders of each, walked one by one by hand, against the study."""
     config, models = setup
@@ -279,18 +281,7 @@ def test_the_simulation_matches_an_enumeration_of_every_order(setup):
     run = A.load_run_data(cfg.output_dir)
     orders = [np.array(list(itertools.permutations(range(4)))) for _ in run.problems]
     st = S.study(run, given_orders=orders, confidences=(0.6, 0.9), batches=(1, 2, 3))
-    for e in st.entries:
-        if e.rule == "fixed":
-            continue
-        samples, accuracy = [], []
-        for p in run.problems:
-            rewards = p.rewards(run.reward_aggregation)
-            walked = [_enumerated(p.answers, rewards, p.correct, order, e.rule, e.confidence or 1.0, e.batch)
-                      for order in itertools.permutations(range(4))]
-            samples.append(np.mean([k for k, _ in walked]))
-            accuracy.append(np.mean([h[e.selection] for _, h in walked]))
-        assert e.mean_samples == pytest.approx(np.mean(samples), abs=1e-12), (e.rule, e.confidence, e.batch)
-        assert e.accuracy.value == pytest.approx(np.mean(accuracy), abs=1e-12), (e.rule, e.confidence, e.batch, e.selection)
+    _matches_enumeration(st, run, 4)
 
 
 def test_the_report_writes_the_stopping_study(setup):
@@ -374,13 +365,4 @@ def test_the_simulation_matches_an_enumeration_on_an_imported_run(tmp_path):
     every = np.array(list(itertools.permutations(range(5))))
     st = S.study(run, given_orders=[every] * len(run.problems), confidences=(0.6, 0.8, 0.95), batches=(1, 2, 3))
     assert {e.batch for e in st.entries if e.rule != "fixed"} == {1, 2, 3}
-    for e in (e for e in st.entries if e.rule != "fixed"):
-        samples, accuracy = [], []
-        for p in run.problems:
-            rewards = p.rewards(run.reward_aggregation)
-            walked = [_enumerated(p.answers, rewards, p.correct, order, e.rule, e.confidence or 1.0, e.batch)
-                      for order in itertools.permutations(range(5))]
-            samples.append(np.mean([k for k, _ in walked]))
-            accuracy.append(np.mean([h[e.selection] for _, h in walked]))
-        assert e.mean_samples == pytest.approx(np.mean(samples), abs=1e-12), (e.rule, e.confidence, e.batch)
-        assert e.accuracy.value == pytest.approx(np.mean(accuracy), abs=1e-12), (e.rule, e.confidence, e.batch, e.selection)
+    _matches_enumeration(st, run, 5)
