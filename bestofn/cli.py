@@ -189,6 +189,9 @@ def format_summary(results: dict, output_dir: str) -> str:
     method = results.get("method", BEST_OF_N)  # results.json of runs from before methods were recorded: Best-of-N
     lines = [f"{RUN_METHOD_LABELS.get(method, method)} (--method {method}): {results['num_problems']} problems, "
              f"N={results['n']}  (run directory: {output_dir})"]
+    used, full = results.get("samples_used"), results["n"] * results["num_problems"]
+    if used and used["total"] < full:  # adaptive Best-of-N stopped early, or a search's pool was smaller
+        lines.append(f"  samples used: {used['total']} of {full} ({used['per_problem']:.2f} per problem)")
     for method, acc in results["accuracy"].items():
         lines.append(f"  {method:<13} {acc['accuracy']:6.1%}  ({acc['correct']}/{acc['total']})")
     return "\n".join(lines)

@@ -188,6 +188,21 @@ def test_bad_adaptive_settings_are_one_clear_error(overrides, message, setup):
         config("bad", **overrides)
 
 
+def test_the_cli_takes_the_adaptive_flags_and_prints_the_samples_used(setup, capsys):
+    from bestofn import cli
+
+    config, models = setup
+    cfg = config("cli")
+    argv = ["run", "--dataset", cfg.dataset, "--generator", cfg.generator, "--prm", cfg.prm, "--num-problems", "4",
+            "--levels", "1,2", "--n", "8", "--max-new-tokens", "32", "--device", "cpu", "--generation-batch-size", "8",
+            "--adaptive", "beta", "--adaptive-batch", "4", "--adaptive-confidence", "0.95", "--output-dir", cfg.output_dir]
+    assert cli.main(argv, models=models()) == 0
+    assert "samples used: 28 of 32 (7.00 per problem)" in capsys.readouterr().out
+    saved = BestOfNConfig.from_yaml(Path(cfg.output_dir) / "config.yaml")
+    assert (saved.adaptive, saved.adaptive_batch, saved.adaptive_confidence) == ("beta", 4, 0.95)
+    assert cli.main([*argv[:-2], "--adaptive-confidence", "1.5", "--output-dir", cfg.output_dir + "2"]) == 2
+
+
 def test_samples_used_is_derived_from_the_rows():
     solved = Solved([{"unique_id": "a"}, {"unique_id": "b"}, {"unique_id": "a"}])
     assert solved.samples_used() == {"a": 2, "b": 1}
@@ -207,6 +222,10 @@ def test_readers_accept_a_run_with_uneven_sample_counts(setup, tmp_path):
     assert not S.can_study(data), "an adaptive run holds too few samples to replay other rules"
     written = write_report(adaptive, subsets=20, bootstrap=50)
     assert (adaptive / "report" / "report.md") in written and not (adaptive / "report" / S.FILE).exists()
+    report = (adaptive / "report" / "report.md").read_text()
+    # 4 + 4 + 8 + 8 = 24 of 32 drawn: the run's own section says so, with each stopping point's count
+    assert "24 samples of 32, 6.00 per problem (75% of N=8)" in report
+    assert "| 4 | 2 |" in report and "| 8 | 2 |" in report
     comparison = compare_runs([fixed, adaptive], subsets=20)
     assert {p.n for p in comparison.points if p.run_dir == adaptive} == {N}  # one point: what it drew
     from bestofn import hub

@@ -56,8 +56,8 @@ def synthetic_report(synthetic_run_dir: Path, tmp_path_factory) -> Path:
 def test_writes_markdown_html_and_valid_plots(report_dir: Path):
     names = pngs(report_dir)
     assert names == {"accuracy_vs_n.png", "reward_distributions.png", "calibration.png", "rewards_by_problem.png",
-                     "by_level.png", "selection.png", "compute.png"}  # one-score rewards: no step or aggregation plots
-    assert {p.name for p in report_dir.iterdir()} == {"report.md", "report.html", *names, RECORD}  # RECORD: what it wrote
+                     "by_level.png", "selection.png", "compute.png", "adaptive.png"}  # one-score rewards: no step or aggregation plots
+    assert {p.name for p in report_dir.iterdir()} == {"report.md", "report.html", "adaptive.json", *names, RECORD}  # RECORD: what it wrote
     assert_valid_pngs(report_dir, names)
     md = (report_dir / "report.md").read_text()
     for name in names:
@@ -140,7 +140,8 @@ def test_synthetic_report_headline_matches_the_artifacts(synthetic_report: Path,
 def test_synthetic_report_plots_and_html(synthetic_report: Path):
     names = pngs(synthetic_report)
     assert names == {"accuracy_vs_n.png", "reward_distributions.png", "calibration.png", "rewards_by_problem.png",
-                     "by_level.png", "selection.png", "compute.png", "step_rewards.png", "aggregation.png"}
+                     "by_level.png", "selection.png", "compute.png", "step_rewards.png", "aggregation.png",
+                     "adaptive.png"}
     assert_valid_pngs(synthetic_report, names)
     html = (synthetic_report / "report.html").read_text()
     assert html.count('src="data:image/png;base64,') == len(names)
@@ -225,7 +226,7 @@ def test_cli_options_and_errors(tmp_path: Path, capsys, report_dir: Path):
     assert main(["report", str(run), "--subsets", "7", "--seed", "3", "--bootstrap", "40",
                  "--output-dir", str(tmp_path / "out"), "--format", "html"]) == 0
     assert "report.html" in capsys.readouterr().out
-    assert {p.name for p in (tmp_path / "out").iterdir()} == {"report.html", *pngs(report_dir), RECORD}
+    assert {p.name for p in (tmp_path / "out").iterdir()} == {"report.html", "adaptive.json", *pngs(report_dir), RECORD}
     html = (tmp_path / "out" / "report.html").read_text()
     assert "report settings: 7 subsets per point, seed 3, 40 bootstrap resamples" in html
     (tmp_path / "empty").mkdir()

@@ -74,10 +74,13 @@ class Study:
         return [e.to_dict() for e in self.entries]
 
 
+def is_adaptive(run: A.RunData) -> bool:
+    return run.config.get("adaptive", "off") != "off"
+
+
 def can_study(run: A.RunData) -> bool:
     """A fixed Best-of-N run (or import) with N samples for every problem; not a search, not an adaptive run."""
-    return (run.config.get("method", BEST_OF_N) == BEST_OF_N and run.config.get("adaptive", "off") == "off"
-            and run.n > 1 and all(p.size == run.n for p in run.problems))
+    return (run.config.get("method", BEST_OF_N) == BEST_OF_N and not is_adaptive(run) and run.n > 1 and all(p.size == run.n for p in run.problems))
 
 
 # --- one problem: every order at once --------------------------------------------------------------------------
@@ -236,6 +239,26 @@ def add_section(page: Any, st: Study) -> None:
              f"{e.mean_samples:.2f}", f"{100 * e.accuracy.value:.1f}% [{100 * e.accuracy.low:.1f}, "
              f"{100 * e.accuracy.high:.1f}]"] for e in st.entries if e.rule != "fixed" and e.batch in (1, 4)]
     page.add(table(["rule", "confidence", "batch", "selection", "mean samples", "accuracy [95% CI]"], rows))
+
+
+def add_run_section(page: Any, run: A.RunData) -> None:
+    """An adaptive run's own section: its rule and the samples it drew, overall, per level and per stopping point."""
+    from .render import table
+
+    cfg, sizes = run.config, np.array([p.size for p in run.problems])
+    conf = "" if cfg["adaptive"] == "esc" else f", confidence {cfg['adaptive_confidence']:g}"
+    page.heading(2, "Adaptive sampling: samples used")
+    page.para(f"This run drew its samples in rounds of {cfg['adaptive_batch']} and stopped each problem by "
+              f"`{cfg['adaptive']}` ({RULE_LABELS[cfg['adaptive']]}{conf}): {int(sizes.sum())} samples of "
+              f"{run.n * len(sizes)}, {sizes.mean():.2f} per problem ({100 * sizes.mean() / run.n:.0f}% of N={run.n}). "
+              f"Its accuracies are those of selection on what was drawn; every problem's samples are in samples.jsonl.")
+    levels = np.array([p.level for p in run.problems])
+    rows = [[f"level {lvl}" if lvl else "all", str(int((levels == lvl).sum())), f"{sizes[levels == lvl].mean():.2f}"]
+            for lvl in run.levels] if len(run.levels) > 1 else []
+    rows.append(["all problems", str(len(sizes)), f"{sizes.mean():.2f}"])
+    page.add(table(["problems", "count", "mean samples used"], rows))
+    stops = sorted(set(sizes.tolist()))
+    page.add(table(["samples used", "problems"], [[str(k), str(int((sizes == k).sum()))] for k in stops]))
 
 
 def write(st: Study, out_dir: str | Path) -> Path:

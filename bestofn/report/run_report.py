@@ -711,6 +711,8 @@ def write_analysis_report(an: A.Analysis, out_dir: str | Path, formats: Sequence
         stopping.add_section(page, study)
         figures[stopping.PLOT] = stopping.plot(study)
         written.append(stopping.write(study, out_dir))
+    elif stopping.is_adaptive(an.run):  # an adaptive run: the rule it ran and the samples it used
+        stopping.add_run_section(page, an.run)
     written = write_page(page, figures, out_dir, formats) + written
     if is_search(an):
         written.append(write_tree_view(an, out_dir, f"Search tree: {title(an)}", run_method(an),
