@@ -249,15 +249,24 @@ def test_an_import_with_uneven_completions_is_a_finished_run(tmp_path):
 
 
 def test_a_gap_in_sample_indices_is_still_refused(setup):
+    """Sample indices must be exactly 0..k-1, k the samples_used results.json records for the problem (a dropped
+    last sample of a problem that stopped early is damage too)."""
     config, models = setup
     cfg = config("prm")
     pipeline.run(cfg, models=models())
     run = load_run(cfg.output_dir)
     from bestofn.report.loader import whole_samples
-    assert whole_samples([0, 1, 2], 8) and whole_samples(list(range(8)), 8)
-    assert not whole_samples([0, 2], 8) and not whole_samples([], 8) and not whole_samples(list(range(9)), 8)
-    assert not whole_samples([1, 2], 8) and not whole_samples([0, 0], 8)
+    assert whole_samples([0, 1, 2], 3) and whole_samples(list(range(8)), 8)
+    assert not whole_samples([0, 2], 2) and not whole_samples([], 0) and not whole_samples([0, 1], 3)
+    assert not whole_samples([1, 2], 2) and not whole_samples([0, 0], 2)
     assert run.n == N
+    # drop the last sample of the problem that stopped after 4 (manifest entry dropped too, so the rows are judged)
+    from test_analysis import rewrite_unrecorded
+    rows = read_jsonl(Path(cfg.output_dir) / "samples.jsonl")
+    rows.remove(next(r for r in rows if (r["unique_id"], r["sample_index"]) == ("easy", 3)))
+    rewrite_unrecorded(Path(cfg.output_dir), "samples.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(BestOfNError, match=r"lacks scored samples 0..3 \(samples_used in results.json.* 'easy'"):
+        load_run(cfg.output_dir)
 
 
 # --- the report's stopping study ------------------------------------------------------------------------------------

@@ -385,7 +385,8 @@ def test_rows_without_a_field(run_dir: Path):
 def test_incomplete_samples(run_dir: Path):
     rows = read_jsonl(run_dir / "samples.jsonl")
     rewrite_unrecorded(run_dir, "samples.jsonl", "".join(json.dumps(r) + "\n" for r in rows[:-1]))
-    with pytest.raises(BestOfNError, match=r"lacks scored samples 0..2 \(n in config.yaml\) of problem"):
+    with pytest.raises(BestOfNError, match=r"lacks scored samples 0..2 \(samples_used in results.json, at most n in "
+                                           r"config.yaml\) of problem"):
         A.load_run_data(run_dir)
 
 

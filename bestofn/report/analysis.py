@@ -140,7 +140,7 @@ def _count(value: Any) -> float:
 
 def _problem(p: dict, greedy: dict | None, rows: list[dict], n: int, run_dir: Path, timeout: float = 5) -> ProblemData:
     rows = sorted(rows, key=lambda r: r["sample_index"])
-    if not whole_samples([r["sample_index"] for r in rows], n):
+    if not 1 <= len(rows) <= n or not whole_samples([r["sample_index"] for r in rows], len(rows)):
         raise BestOfNError(
             f"{run_dir}/samples.jsonl: problem {p['unique_id']} has sample_index "
             f"{[r['sample_index'] for r in rows]}, expected 0..k-1 with k at most {n}; {finish_hint(run_dir)}"

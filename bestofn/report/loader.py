@@ -88,7 +88,7 @@ def load_run(run_dir: str | Path) -> Run:
 
 def _check_consistent(run: Run, hint: str) -> None:
     """Every problem has its greedy solution (unless none was imported), N scored samples and a results entry."""
-    per_problem = {p["unique_id"] for p in run.results.get("per_problem", [])}
+    per_problem = {p["unique_id"]: p for p in run.results.get("per_problem", [])}
     if not run.problems:
         raise BestOfNError(f"{run.run_dir / FILES['problems']} has no problems; {hint}")
     for p in run.problems:
@@ -98,13 +98,16 @@ def _check_consistent(run: Run, hint: str) -> None:
         if uid not in per_problem:
             raise BestOfNError(f"{run.run_dir / FILES['results']} has no entry for problem {uid!r}; {hint}")
         rows = run.samples.get(uid, [])
-        if not whole_samples([s["sample_index"] for s in rows], run.n) or any("step_rewards" not in s for s in rows):
-            raise BestOfNError(f"{run.run_dir / FILES['samples']} lacks scored samples 0..k-1 (k at most {run.n}, n "
-                               f"in config.yaml) of problem {uid!r}; {hint}")
+        # results.json records how many samples each problem used (runs from before it did: all n)
+        used = per_problem[uid].get("samples_used", run.n)
+        if not whole_samples([s["sample_index"] for s in rows], used) or any("step_rewards" not in s for s in rows):
+            raise BestOfNError(f"{run.run_dir / FILES['samples']} lacks scored samples 0..{used - 1} (samples_used in "
+                               f"results.json, at most n in config.yaml) of problem {uid!r}; {hint}")
 
 
-def whole_samples(indices: list[int], n: int) -> bool:
-    """Whether a problem's ``sample_index`` values (sorted) are 0..k-1 with 1 <= k <= n: every method's rows.
-    Best-of-N has k = n; adaptive Best-of-N stops early, and a search's final pool may hold fewer than n distinct
-    solutions (beam search merged duplicates), so k may be smaller; a gap or a repeat means a damaged file."""
-    return 1 <= len(indices) <= n and indices == list(range(len(indices)))
+def whole_samples(indices: list[int], k: int) -> bool:
+    """Whether a problem's ``sample_index`` values (sorted) are exactly 0..k-1. Best-of-N has k = n; adaptive
+    Best-of-N stops early, and a search's final pool may hold fewer than n distinct solutions (beam search merged
+    duplicates), so k may be smaller: results.json records it per problem. A gap, a repeat or a missing last
+    sample is a damaged file."""
+    return k >= 1 and indices == list(range(k))
