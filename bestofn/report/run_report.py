@@ -707,7 +707,7 @@ def write_analysis_report(an: A.Analysis, out_dir: str | Path, formats: Sequence
     page = build_report(an)
     written = []
     if stopping.can_study(an.run):  # what adaptive Best-of-N would have saved on this run (report/adaptive.py)
-        study = stopping.study(an.run, an.curves)
+        study = stopping.study(an.run, an.curves, seed=an.curves.seed)
         stopping.add_section(page, study)
         figures[stopping.PLOT] = stopping.plot(study)
         written.append(stopping.write(study, out_dir))
