@@ -326,9 +326,10 @@ class ResultSetting:
 
     def enters(self, method: str, adaptive: str = OFF) -> set[str]:
         """The stages whose own work this setting changes in a run of ``method`` (adaptive or not)."""
-        if (self.search_only and method == BEST_OF_N) or (self.adaptive_only and adaptive == OFF):
+        adaptive_run = method == BEST_OF_N and adaptive != OFF  # (validate refuses adaptive for a search)
+        if (self.search_only and method == BEST_OF_N) or (self.adaptive_only and not adaptive_run):
             return set()
-        steered = method != BEST_OF_N or adaptive != OFF  # the PRM decides what is sampled
+        steered = method != BEST_OF_N or adaptive_run  # the PRM decides what is sampled
         return {self.stage, *self.also} | ({"samples"} if self.steers_search and steered else set())
 
 

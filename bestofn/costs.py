@@ -138,8 +138,8 @@ class Meter:
         self.cost.generator_s += time.perf_counter() - start
         self.cost.sequences += sum(len(group) for group in outputs)
         self.cost.generated_tokens += sum(c.num_tokens for group in outputs for c in group)
-        if prompts:  # each distinct prompt once per call: Best-of-N repeats a prompt per sample (its own seed)
-            ids = self.generator.tokenizer(list(dict.fromkeys(prompts)), add_special_tokens=False)["input_ids"]
+        if prompts:
+            ids = self.generator.tokenizer(list(prompts), add_special_tokens=False)["input_ids"]
             self.cost.prompt_tokens += sum(len(x) for x in ids)
         self.cost.settings.update(getattr(self.generator, "settings", {}))
         return outputs

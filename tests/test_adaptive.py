@@ -72,11 +72,11 @@ def setup(tmp_path, tiny_generator_dir, tiny_prm_dir):
     script = Script([ScriptedProblem(_text(uid), Solution(gold), samples) for uid, gold, samples in specs])
 
     def config(name: str, **overrides) -> BestOfNConfig:
-        settings = dict(num_problems=4, n=N, levels=[1, 2], generation_batch_size=N, adaptive="prm")
+        settings = dict(num_problems=4, n=N, levels=[1, 2], adaptive="prm")
         return tiny_config(tiny_generator_dir, tiny_prm_dir, dataset, tmp_path / name, **{**settings, **overrides})
 
     def models(die_at: int | None = None) -> ScriptedModels:
-        return ScriptedModels(DyingBackend(script, die_at), ScriptedPRM(script))
+        return ScriptedModels(DyingBackend(script, die_at), ScriptedPRM(script), chunk_sequences=N)  # a problem a chunk
 
     return config, models
 
@@ -127,11 +127,12 @@ def test_adaptive_draw_seeds_each_sample_by_its_index_alone(setup):
     m = models()
     pipeline.run(config("prm"), models=m)
     sampled = [c for c in m._generator.calls if c["temperature"] > 0]
-    assert [c["prompts"] for c in sampled] == [4, 4, 4, 4, 4, 4]  # per problem (one chunk each): round 1, round 2
-    from bestofn.seeds import sample_seed
-    rounds = {(uid, first): [sample_seed(0, uid, first + j) for j in range(4)]
-              for uid in ("easy", "backed", "blank", "tie") for first in (0, 4)}
-    drawn = sorted(next(key for key, seeds in rounds.items() if seeds == c["seeds"]) for c in sampled)
+    # per problem (one chunk each): round 1, round 2; each prompt once, its samples first..first+3
+    assert [(c["prompts"], c["n"]) for c in sampled] == [(1, 4)] * 6
+    from bestofn.seeds import problem_seed
+    # the backend seeds sample first + j of a prompt from its problem's seed (bestofn.seeds.sample_seed)
+    uid_of = {problem_seed(0, uid): uid for uid in ("easy", "backed", "blank", "tie")}
+    drawn = sorted((uid_of[c["seeds"][0]], c["first"]) for c in sampled)
     assert drawn == [("backed", 0), ("blank", 0), ("blank", 4), ("easy", 0), ("tie", 0), ("tie", 4)]
 
 
@@ -154,7 +155,7 @@ def test_a_run_killed_between_rounds_resumes_to_the_same_bytes(die_at, setup):
         calls += used[uid] // 4
         saved += used[uid] if calls <= die_at else 0
     assert 0 < saved < 24 or die_at == 2
-    redrawn = sum(c["prompts"] for c in resumed._generator.calls if c["temperature"] > 0)
+    redrawn = sum(c["prompts"] * c["n"] for c in resumed._generator.calls if c["temperature"] > 0)
     assert redrawn == 24 - saved, "finished chunks are not drawn again"
 
 

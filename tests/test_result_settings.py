@@ -17,55 +17,60 @@ import pytest
 from bestofn.bench.processbench import PRMIdentity
 from bestofn.config import RESULT_SETTINGS, STAGES, BestOfNConfig, chunk_keys, stage_keys
 from bestofn.data import Problem
+from bestofn.errors import BestOfNError
 from bestofn.methods import BEST_OF_N
 from bestofn.pipeline import plan_generation, plan_scores
 from bestofn.report.compare import COMPARED_SETTINGS
 
 G, S, P = "greedy", "samples", "scores"
-# setting: (another valid value, chunks it names in Best-of-N, chunks it names in a search, on the list)
-EXPECTED: dict[str, tuple[object, set, set, bool]] = {
-    "dataset": ("other.jsonl", set(), set(), True),  # it draws other problems; the problems name the chunks
-    "dataset_split": ("train", set(), set(), True),
-    "dataset_format": ("gsm8k", set(), set(), True),
-    "levels": ([1, 2], set(), set(), True),
-    "num_problems": (7, set(), set(), True),
-    "seed": (1, {G, S}, {G, S}, True),
-    "system_prompt": ("Be brief.", {G, S}, {G, S}, True),
-    "user_template": ("Q: {problem}", {G, S}, {G, S}, True),
-    "generator": ("other/generator", {G, S}, {G, S}, True),
-    "generator_revision": ("v2", {G, S}, {G, S}, True),
-    "backend": ("vllm", {G, S}, {G, S}, True),
-    "n": (8, {S}, {S}, True),
-    "temperature": (1.1, {S}, {S}, True),
-    "top_p": (0.9, {S}, {S}, True),
-    "max_new_tokens": (1000, {G, S}, {G, S}, True),
-    "dtype": ("bfloat16", {G, S, P}, {G, S}, True),
-    "method": ("dvts", {S}, {S}, True),  # from best_of_n to dvts, and from beam_search to dvts
-    "beam_width": (2, set(), {S}, True),
-    "num_iterations": (7, set(), {S}, True),
-    "lookahead": (1, set(), {S}, True),
-    "filter_duplicates": (False, set(), {S}, True),
-    "prm": ("other/prm", {P}, {S}, True),
-    "prm_revision": ("v2", {P}, {S}, True),
-    "prm_format": ("skywork", {P}, {S}, True),
-    "prm_max_length": (512, {P}, {S}, True),
-    "aggregation": ("min", set(), {S}, True),  # Best-of-N: selection only (results.json)
+# setting: (another valid value, chunks it names in Best-of-N, in adaptive Best-of-N (rule beta), in a search,
+# on the list); None: that combination is refused (adaptive sampling is for Best-of-N only)
+EXPECTED: dict[str, tuple[object, set | None, set | None, set | None, bool]] = {
+    "dataset": ("other.jsonl", set(), set(), set(), True),  # it draws other problems; the problems name the chunks
+    "dataset_split": ("train", set(), set(), set(), True),
+    "dataset_format": ("gsm8k", set(), set(), set(), True),
+    "levels": ([1, 2], set(), set(), set(), True),
+    "num_problems": (7, set(), set(), set(), True),
+    "seed": (1, {G, S}, {G, S}, {G, S}, True),
+    "system_prompt": ("Be brief.", {G, S}, {G, S}, {G, S}, True),
+    "user_template": ("Q: {problem}", {G, S}, {G, S}, {G, S}, True),
+    "generator": ("other/generator", {G, S}, {G, S}, {G, S}, True),
+    "generator_revision": ("v2", {G, S}, {G, S}, {G, S}, True),
+    "backend": ("vllm", {G, S}, {G, S}, {G, S}, True),
+    "n": (8, {S}, {S}, {S}, True),
+    "temperature": (1.1, {S}, {S}, {S}, True),
+    "top_p": (0.9, {S}, {S}, {S}, True),
+    "max_new_tokens": (1000, {G, S}, {G, S}, {G, S}, True),
+    "dtype": ("bfloat16", {G, S, P}, {G, S}, {G, S}, True),
+    "method": ("dvts", {S}, None, {S}, True),  # best_of_n to dvts, beam_search to dvts (adaptive: refused)
+    "beam_width": (2, set(), set(), {S}, True),
+    "num_iterations": (7, set(), set(), {S}, True),
+    "lookahead": (1, set(), set(), {S}, True),
+    "filter_duplicates": (False, set(), set(), {S}, True),
+    "adaptive": ("esc", {S}, {S}, None, True),  # off -> esc in a fixed run, beta -> esc in an adaptive one
+    "adaptive_batch": (2, set(), {S}, set(), True),  # only an adaptive run draws in rounds
+    "adaptive_confidence": (0.9, set(), {S}, set(), True),
+    "prm": ("other/prm", {P}, {S}, {S}, True),
+    "prm_revision": ("v2", {P}, {S}, {S}, True),
+    "prm_format": ("skywork", {P}, {S}, {S}, True),
+    "prm_max_length": (512, {P}, {S}, {S}, True),
+    "aggregation": ("min", set(), {S}, {S}, True),  # Best-of-N: selection only (results.json)
     # speed, memory, where it runs: never a chunk's name
-    "generation_batch_tokens": (1000, set(), set(), False),
-    "generation_batch_size": (1, set(), set(), False),
-    "compile_generation": ("on", set(), set(), False),
-    "gpu_memory_utilization": (0.9, set(), set(), False),
-    "max_model_len": (4096, set(), set(), False),
-    "tensor_parallel_size": (2, set(), set(), False),
-    "enforce_eager": (True, set(), set(), False),
-    "prm_compile": ("off", set(), set(), False),
-    "prm_batch_tokens": (1024, set(), set(), False),
-    "prm_cache": (False, set(), set(), False),  # a search reads each prefix once or again: the same rewards
-    "device": ("cpu:0", set(), set(), False),  # a device of the same kind (the base config runs on "cpu")
-    "ray_address": ("auto", set(), set(), False),
-    "workers": (3, set(), set(), False),
-    "grading_timeout": (9, set(), set(), False),
-    "output_dir": ("elsewhere", set(), set(), False),
+    "generation_batch_tokens": (1000, set(), set(), set(), False),
+    "generation_batch_size": (1, set(), set(), set(), False),
+    "compile_generation": ("on", set(), set(), set(), False),
+    "gpu_memory_utilization": (0.9, set(), set(), set(), False),
+    "max_model_len": (4096, set(), set(), set(), False),
+    "tensor_parallel_size": (2, set(), set(), set(), False),
+    "enforce_eager": (True, set(), set(), set(), False),
+    "prm_compile": ("off", set(), set(), set(), False),
+    "prm_batch_tokens": (1024, set(), set(), set(), False),
+    "prm_cache": (False, set(), set(), set(), False),  # a search reads each prefix once or again: the same rewards
+    "device": ("cpu:0", set(), set(), set(), False),  # a device of the same kind (the base config runs on "cpu")
+    "ray_address": ("auto", set(), set(), set(), False),
+    "workers": (3, set(), set(), set(), False),
+    "grading_timeout": (9, set(), set(), set(), False),
+    "output_dir": ("elsewhere", set(), set(), set(), False),
 }
 
 PROBLEMS = [Problem(unique_id=f"p/{k}", problem=f"What is {k}+1?", answer=str(k + 1), level=1) for k in range(3)]
@@ -86,14 +91,20 @@ def test_every_setting_is_in_this_table():
     assert set(EXPECTED) == {f.name for f in fields(BestOfNConfig)}
 
 
-@pytest.mark.parametrize("method", ["best_of_n", "beam_search"])
+@pytest.mark.parametrize("method", ["best_of_n", "adaptive", "beam_search"])
 @pytest.mark.parametrize("key", sorted(EXPECTED))
 def test_a_setting_changes_exactly_the_chunks_it_should(key, method):
-    other, bon, search, _ = EXPECTED[key]
-    base = BestOfNConfig(method=method, device="cpu")
+    other, bon, adaptive, search, _ = EXPECTED[key]
+    base = (BestOfNConfig(adaptive="beta", device="cpu") if method == "adaptive"
+            else BestOfNConfig(method=method, device="cpu"))
+    want = {BEST_OF_N: bon, "adaptive": adaptive}.get(method, search)
+    if want is None:
+        with pytest.raises(BestOfNError, match="adaptive sampling is for best_of_n"):
+            BestOfNConfig(**{**base.to_dict(), key: other})
+        return
     changed = BestOfNConfig(**{**base.to_dict(), key: other})
-    before, after = chunk_names(base, method == BEST_OF_N), chunk_names(changed, method == BEST_OF_N)
-    want = bon if method == BEST_OF_N else search
+    scores = method == BEST_OF_N  # an adaptive run scores each round as it draws it: no scores chunks
+    before, after = chunk_names(base, scores), chunk_names(changed, scores)
     assert {stage for stage in before if before[stage] != after[stage]} == want
 
 
@@ -101,7 +112,8 @@ def test_the_list_holds_exactly_the_settings_that_change_a_result():
     assert set(RESULT_SETTINGS) == {k for k, (*_, on) in EXPECTED.items() if on}
     assert set(STAGES) >= {s.stage for s in RESULT_SETTINGS.values()}
     # a rerun with another value of a listed setting is a change of the run's settings (rundir asks for --overwrite)
-    assert stage_keys("results", "beam_search") | stage_keys("results") == set(RESULT_SETTINGS)
+    assert (stage_keys("results", "beam_search") | stage_keys("results") | stage_keys("results", BEST_OF_N, "beta")
+            == set(RESULT_SETTINGS))
 
 
 def test_compare_requires_what_the_list_says_and_never_what_a_comparison_varies():
@@ -109,7 +121,7 @@ def test_compare_requires_what_the_list_says_and_never_what_a_comparison_varies(
     # issue 26: these four were missing
     assert {"aggregation", "backend", "seed", "prm_max_length", "dtype"} <= set(COMPARED_SETTINGS)
     assert not {"method", "n", "beam_width", "num_iterations", "lookahead", "filter_duplicates", "num_problems",
-                "levels"} & set(COMPARED_SETTINGS)
+                "levels", "adaptive", "adaptive_batch", "adaptive_confidence"} & set(COMPARED_SETTINGS)
 
 
 def test_prm_bench_names_its_chunks_by_the_scores_settings():
@@ -124,12 +136,13 @@ def test_prm_bench_names_its_chunks_by_the_scores_settings():
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "artifacts.md"
 
 
-def _cell(key: str, method: str) -> str:
-    """How the docs describe what ``key`` changes in a run of ``method``."""
+def _cell(key: str, method: str, adaptive: str = "off") -> str:
+    """How the docs describe what ``key`` changes in a run of ``method`` (adaptive or not)."""
     setting = RESULT_SETTINGS[key]
-    if setting.search_only and method == BEST_OF_N:
+    if (setting.search_only and method == BEST_OF_N) or (setting.adaptive_only and adaptive == "off"):
         return "-"
-    stages = [s for s in ((G, S, P) if method == BEST_OF_N else (G, S)) if key in chunk_keys(s, method)]
+    planned = (G, S, P) if method == BEST_OF_N and adaptive == "off" else (G, S)  # only fixed Best-of-N scores after
+    stages = [s for s in planned if key in chunk_keys(s, method, adaptive)]
     if stages:
         return ", ".join(stages)
     return "the problems drawn" if setting.draws else "selection only"
@@ -137,7 +150,8 @@ def _cell(key: str, method: str) -> str:
 
 def test_the_docs_table_is_the_list():
     text = DOCS.read_text()
-    header = "| setting | Best-of-N: chunks it names | beam search, DVTS: chunks it names | compare requires it equal |"
+    header = ("| setting | Best-of-N: chunks it names | adaptive Best-of-N: chunks it names | beam search, DVTS: chunks it "
+              "names | compare requires it equal |")
     assert header in text
     body = text.split(header, 1)[1].split("\n\n", 1)[0].strip().splitlines()[1:]  # after the | --- | line
     rows = {}
@@ -146,7 +160,8 @@ def test_the_docs_table_is_the_list():
         rows[re.fullmatch(r"`(\w+)`", cells[0]).group(1)] = cells[1:]
     assert list(rows) == list(RESULT_SETTINGS)  # every setting, in the list's order
     for key, cells in rows.items():
-        want = [_cell(key, BEST_OF_N), _cell(key, "beam_search"), "yes" if RESULT_SETTINGS[key].compared else "no"]
+        want = [_cell(key, BEST_OF_N), _cell(key, BEST_OF_N, "beta"), _cell(key, "beam_search"),
+                "yes" if RESULT_SETTINGS[key].compared else "no"]
         assert cells == want, key
 
 
@@ -156,7 +171,6 @@ def test_a_rerun_with_another_dtype_is_refused_with_one_line(tmp_path, tiny_gene
     import json
 
     from bestofn import pipeline
-    from bestofn.errors import BestOfNError
     from bestofn.testing import make_tokenizer
     from bestofn.testing.scripted import Script, ScriptedProblem, Solution, scripted_models
 

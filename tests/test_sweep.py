@@ -209,9 +209,7 @@ def test_real_sweep_shares_greedy_and_reuses_finished_runs(
     monkeypatch.setattr(TransformersBackend, "generate", counting_generate)
     config = tiny_config(tiny_generator_dir, tiny_prm_dir, math500_path, tmp_path / "sweep", num_problems=2, n=2)
     dirs = S.run_sweep(config, [0.5, 1.0])
-    # greedy once (temperature 0), then the samples per temperature: one prompt row per sample (2 x 2), each seeded
-    # by its problem and index (bestofn.seeds.sample_seed)
-    assert calls == [(2, 0.0), (4, 0.5), (4, 1.0)]
+    assert calls == [(2, 0.0), (2, 0.5), (2, 1.0)]  # greedy once (temperature 0), then the samples per temperature
     assert read_jsonl(dirs[0] / "greedy.jsonl") == read_jsonl(dirs[1] / "greedy.jsonl")
     S.run_sweep(config, [0.5, 1.0])
     assert len(calls) == 3, "a rerun reuses every finished stage"

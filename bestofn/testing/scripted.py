@@ -103,7 +103,8 @@ class ScriptedBackend(GenerationBackend):
     def generate(self, prompts: list[str], *, n: int, temperature: float, top_p: float, max_new_tokens: int,
                  seed: int, stop: Sequence[str] | None = None, seeds: Sequence[int] | None = None,
                  first: int = 0) -> list[list[Completion]]:
-        self.calls.append({"prompts": len(prompts), "n": n, "temperature": temperature, "seed": seed, "first": first})
+        self.calls.append({"prompts": len(prompts), "n": n, "temperature": temperature, "seed": seed, "first": first,
+                           "seeds": None if seeds is None else list(seeds)})
         out = []
         for prompt in prompts:
             k, sp = self._find(prompt)
