@@ -711,6 +711,7 @@ def write_analysis_report(an: A.Analysis, out_dir: str | Path, formats: Sequence
         stopping.add_section(page, study)
         figures[stopping.PLOT] = stopping.plot(study)
         written.append(stopping.write(study, out_dir))
+        record_written(out_dir, [written[-1].name])  # bestofn's file: `--overwrite` may remove it
     elif stopping.is_adaptive(an.run):  # an adaptive run: the rule it ran and the samples it used
         stopping.add_run_section(page, an.run)
     written = write_page(page, figures, out_dir, formats) + written
