@@ -192,7 +192,7 @@ class TransformersBackend(GenerationBackend):
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.stop_ids = stop_token_ids(model.generation_config, tokenizer)
         # Extra transformers StoppingCriteria checked between decoding steps (the server's cancellation, see
-        # bestofn.serve.stopping); empty in a run.
+        # bestofn.serve.cancel); empty in a run.
         self.stopping_criteria: list[Any] = []
 
     @classmethod

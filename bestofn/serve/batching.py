@@ -246,7 +246,7 @@ class Batcher:
         """A transformers stopping criterion that stops the rows of stopped requests (None: not transformers)."""
         if getattr(self.generator, "stopping_criteria", None) is None:
             return None
-        from .stopping import StopStopped
+        from .cancel import StopStopped
 
         return StopStopped(owners, self.stats)
 

@@ -7,12 +7,11 @@ past its deadline, so their work ends at the next step instead of at ``max_new_t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 from transformers import StoppingCriteria
-
-from .batching import Stats, Ticket
 
 
 class StopStopped(StoppingCriteria):
@@ -23,7 +22,9 @@ class StopStopped(StoppingCriteria):
     still split it, rows stop only once every request of the call is stopped.
     """
 
-    def __init__(self, owners: list[Ticket], stats: Stats):
+    def __init__(self, owners: Sequence[Any], stats: Any):
+        # owners: the batcher's Tickets (``stopped()``), stats: its Stats (counts); not imported, since the
+        # batcher imports this module when it builds a criterion
         self.owners, self.stats = owners, stats
         self.single = len({id(t) for t in owners}) == 1
         self._stopped: set[int] = set()
