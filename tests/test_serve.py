@@ -434,3 +434,15 @@ def test_a_draw_past_sample_0_reaches_the_generator_with_its_index(tokenizer):
     assert [c.text for c in out[0][0]] == ["q #0", "q #1"]
     assert [c.text for c in out[4][0]] == ["q #4", "q #5"]
     assert sorted(c["first"] for c in generator.calls) == [0, 4]
+
+
+def test_an_adaptive_request_stops_when_its_rule_fires(client):
+    # ALL_RIGHT's samples all answer 6: with esc in rounds of 2, the first round agrees and no more are drawn.
+    r = ask(client, ALL_RIGHT, extra_body={"best_of": 4, "adaptive": "esc", "adaptive_batch": 2})
+    assert r.model_extra["bestofn"]["samples_used"] == 2 and r.model_extra["bestofn"]["answer"] == "6"
+    assert len(r.model_extra["bestofn"]["candidates"]) == 2
+    # Q's first rounds disagree (5, 6 then 5, 7): esc draws all six.
+    r = ask(client, Q, extra_body={"adaptive": "esc", "adaptive_batch": 2})
+    assert r.model_extra["bestofn"]["samples_used"] == 6
+    fixed = ask(client, ALL_RIGHT, extra_body={"best_of": 4})
+    assert fixed.model_extra["bestofn"]["samples_used"] == 4

@@ -160,7 +160,7 @@ def solve(config: BestOfNConfig, separator: str, selection: str, n_choices: int,
     start = time.perf_counter()
     answer = choose_answers(rows, config.aggregation, selection, n_choices, config.grading_timeout)  # 4 and 6
     answer.usage = usage
-    answer.samples_used = getattr(solved, "samples_used", None) or len(rows)
+    answer.samples_used = len(rows)  # drawn (adaptive rounds stop early) and, past a deadline, finished
     answer.timings = {"generation": usage.generation_s, "scoring": usage.scoring_s,
                       "selection": time.perf_counter() - start}
     return answer
