@@ -314,7 +314,7 @@ def test_minerva_answer_column_is_the_gold_when_a_copy_has_one(tmp_path):
     row = {"problem": "Find v.", "solution": "So $v=\\boxed{3 \\times 10^{8}}$ m/s.", "answer": "300000000", "idx": 4}
     path.write_text(json.dumps(row) + "\n")
     (p,) = load_problems(str(path), dataset_format="minerva_math")
-    assert (p.unique_id, p.answer) == ("minerva_math/4", "300000000")
+    assert (p.unique_id, p.answer) == ("minerva/4", "300000000")  # ids from the file name (a layout is no benchmark)
 
 
 def test_olympiadbench_answers_with_several_entries_are_all_required(tmp_path):
