@@ -159,11 +159,7 @@ def test_run_without_token_counts_says_unavailable(tmp_path: Path):
     rows = [{"problem": f"What is {k}?", "answer": str(k), "unique_id": f"p{k}", "level": 1,
              "completions": [f"Step.\nSo $\\boxed{{{k}}}$." if i != 2 else "Step.\nSo $\\boxed{99}$." for i in range(3)],
              "scores": [[0.3, 0.8], [0.5, 0.6], [0.4, 0.9]]} for k in range(2)]
-    source = tmp_path / "completions.jsonl"
-    source.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    run = import_completions(str(source), tmp_path / "run", generator="org/model")
-    R.write_report(run, subsets=10, bootstrap=20)
-    md = (run / "report" / "report.md").read_text()
+    run, md = _imported_report(tmp_path, rows)
     assert "compute.png" not in md and not (run / "report" / "compute.png").exists()
     assert "| 1 | unavailable |" in md and "Token counts are unavailable for this run" in md
     assert not re.search(r"\b0 tokens|nan", md)
@@ -303,14 +299,10 @@ def test_benchmark_without_levels_gets_no_level_views(tmp_path: Path):
     rows = [{"problem": f"What is {k}?", "answer": str(k), "unique_id": f"p{k}",
              "completions": [f"Step.\nSo $\\boxed{{{k}}}$.", "Step.\nSo $\\boxed{99}$.", f"Step.\nSo $\\boxed{{{k}}}$."],
              "scores": [[0.3, 0.8], [0.5, 0.6], [0.4, 0.9]]} for k in range(3)]
-    source = tmp_path / "completions.jsonl"
-    source.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    run = import_completions(str(source), tmp_path / "run", generator="org/model")
-    R.write_report(run, subsets=10, bootstrap=20)
-    md = (run / "report" / "report.md").read_text()
+    run, md = _imported_report(tmp_path, rows)
     assert "level" not in md.lower().replace("levels", ""), [line for line in md.splitlines() if "level" in line.lower()]
     assert not (run / "report" / "by_level.png").exists()
-    assert f"- problems: 3 from `{source}`" in md
+    assert f"- problems: 3 from `{tmp_path / 'completions.jsonl'}`" in md
     assert "unavailable | unavailable" not in md
     assert "Neither generated nor PRM token counts are known for this run" in md
 
@@ -360,3 +352,12 @@ def test_step_viewer_shows_each_reward_on_the_text_it_scored(tmp_path: Path, mat
                 else:
                     assert body == '<span class="blank">(blank line)</span>'
             assert "cannot be lined up" not in block and "got no reward" not in block
+
+
+def _imported_report(tmp_path, rows: list[dict]):
+    """Import completion rows (no token counts, no greedy) and write their report: (run dir, report.md text)."""
+    source = tmp_path / "completions.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    run = import_completions(str(source), tmp_path / "run", generator="org/model")
+    R.write_report(run, subsets=10, bootstrap=20)
+    return run, (run / "report" / "report.md").read_text()
