@@ -29,7 +29,7 @@ QUESTION = "What is the value of $\\sqrt{16}$?"
 
 
 async def client_loop(client, model: str, requests: int, args: argparse.Namespace, latencies: list[float],
-                      stop_at: float) -> None:
+                      timings: list[dict], stop_at: float) -> None:
     for k in range(requests):
         if time.monotonic() > stop_at:
             return
@@ -39,6 +39,7 @@ async def client_loop(client, model: str, requests: int, args: argparse.Namespac
             extra_body={"best_of": args.n, "selection": "weighted_bon"})
         latencies.append(time.perf_counter() - start)
         assert len(response.model_extra["bestofn"]["candidates"]) == args.n
+        timings.append(response.model_extra["bestofn"]["timings"])
 
 
 async def level(url: str, model: str, clients: int, args: argparse.Namespace, stop_at: float) -> dict:
@@ -46,8 +47,9 @@ async def level(url: str, model: str, clients: int, args: argparse.Namespace, st
 
     client = openai.AsyncOpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0, timeout=args.max_seconds)
     latencies: list[float] = []
+    timings: list[dict] = []
     start = time.perf_counter()
-    await asyncio.gather(*(client_loop(client, model, args.requests_per_client, args, latencies, stop_at)
+    await asyncio.gather(*(client_loop(client, model, args.requests_per_client, args, latencies, timings, stop_at)
                            for _ in range(clients)))
     wall = time.perf_counter() - start
     await client.close()
@@ -55,7 +57,9 @@ async def level(url: str, model: str, clients: int, args: argparse.Namespace, st
     return {"clients": clients, "requests": len(latencies), "wall_s": wall,
             "requests_per_s": len(latencies) / wall if wall else 0.0,
             "p50_s": statistics.median(ordered) if ordered else None,
-            "p95_s": ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))] if ordered else None}
+            "p95_s": ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))] if ordered else None,
+            # where a request's time went, on average (the server's own bestofn.timings)
+            "mean_timings_s": {k: statistics.fmean(t[k] for t in timings) for k in timings[0]} if timings else {}}
 
 
 def main() -> None:
@@ -97,8 +101,9 @@ def main() -> None:
             for clients in levels:
                 results.append(asyncio.run(level(url, generator, clients, args, stop_at)))
                 r = results[-1]
+                spent = ", ".join(f"{k} {v:.2f}" for k, v in r["mean_timings_s"].items())
                 print(f"{clients:>3} clients: {r['requests']} requests, {r['requests_per_s']:.2f} req/s, "
-                      f"p50 {r['p50_s']:.2f} s, p95 {r['p95_s']:.2f} s", flush=True)
+                      f"p50 {r['p50_s']:.2f} s, p95 {r['p95_s']:.2f} s; mean seconds: {spent}", flush=True)
             stats = server.batcher.stats
     print(f"\nN={args.n} weighted Best-of-N, {args.max_tokens} tokens per sample, {args.backend} on {args.device}, "
           f"load average {os.getloadavg()[0]:.1f} at the end; batcher: {stats}\n")

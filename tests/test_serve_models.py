@@ -93,6 +93,43 @@ def test_a_disconnected_client_stops_its_decoding(flat, tiny_generator_dir):
     assert stats.decode_steps - steps_before == steps  # and nothing runs for it any more
 
 
+def test_a_short_request_is_answered_while_a_long_one_decodes(flat, tiny_generator_dir):
+    """Item 4: a request never waits for an unrelated slow one longer than its own work. A long request (1800
+    decoding steps) is decoding; a short one (8 steps) starts beside it and is answered while the long one runs."""
+    url, server = flat
+    stats = server.batcher.stats
+    body = {"model": str(tiny_generator_dir), "messages": [{"role": "user", "content": Q}], "max_tokens": 1800,
+            "best_of": 4, "top_p": 0.01, "deadline_s": 6}  # never a stop token: 1800 steps, or 6 s at most
+
+    def long_request() -> None:
+        httpx.post(f"{url}/v1/chat/completions", json=body, timeout=httpx.Timeout(30.0))
+
+    steps_before = stats.decode_steps
+    long = threading.Thread(target=long_request)
+    long.start()
+    until = time.monotonic() + 20
+    while stats.decode_steps - steps_before < 20 and time.monotonic() < until:  # the long one is decoding
+        time.sleep(0.01)
+    short = ask(url, str(tiny_generator_dir), max_tokens=8, extra_body={"best_of": 2})
+    assert long.is_alive() and server.in_flight >= 1  # the long request is still decoding
+    assert short.usage.completion_tokens == 2 * 8 and stats.most_concurrent_calls >= 2
+    long.join(30)
+
+
+def test_a_search_through_the_server_reuses_its_prm_prefixes(flat, tiny_generator_dir):
+    """The search's PRM prefix cache works through the server: the same search (same seed) scores the same
+    rewards while the PRM runs fewer tokens."""
+    url, _ = flat
+    search = {"method": "beam_search", "best_of": 4, "beam_width": 2, "num_iterations": 3}
+    cached = ask(url, str(tiny_generator_dir), max_tokens=8, seed=5, extra_body=search).model_extra["bestofn"]
+    full = ask(url, str(tiny_generator_dir), max_tokens=8, seed=5,
+               extra_body={**search, "prm_cache": False}).model_extra["bestofn"]
+    assert [c["text"] for c in cached["candidates"]] == [c["text"] for c in full["candidates"]]
+    for a, b in zip(cached["candidates"], full["candidates"]):
+        assert a["step_rewards"] == pytest.approx(b["step_rewards"], abs=1e-5)
+    assert 0 < cached["prm_tokens"] < full["prm_tokens"]
+
+
 def test_deadline_without_a_finished_sample_is_504(flat, tiny_generator_dir):
     url, _ = flat
     with pytest.raises(openai.APIStatusError) as e:

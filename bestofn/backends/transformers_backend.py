@@ -191,9 +191,6 @@ class TransformersBackend(GenerationBackend):
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.stop_ids = stop_token_ids(model.generation_config, tokenizer)
-        # Extra transformers StoppingCriteria checked between decoding steps (the server's cancellation, see
-        # bestofn.serve.cancel); empty in a run.
-        self.stopping_criteria: list[Any] = []
 
     @classmethod
     def from_config(cls, config: BestOfNConfig) -> TransformersBackend:
@@ -236,7 +233,10 @@ class TransformersBackend(GenerationBackend):
     def generate(
         self, prompts: list[str], *, n: int, temperature: float, top_p: float, max_new_tokens: int, seed: int,
         stop: Sequence[str] | None = None, seeds: Sequence[int] | None = None, first: int = 0,
+        stopping_criteria: Sequence[Any] = (),
     ) -> list[list[Completion]]:
+        """``stopping_criteria``: transformers ``StoppingCriteria`` checked between decoding steps of this call only
+        (the server's cancellation, see :mod:`bestofn.serve.cancel`); a run passes none."""
         greedy = temperature == 0
         if greedy and n != 1:
             raise ValueError("greedy decoding gives one solution per prompt: use n=1")
@@ -248,14 +248,15 @@ class TransformersBackend(GenerationBackend):
             # a prompt split over several batches continues its copies where the previous batch stopped.
             done = len(out[batch.start])
             groups = self._generate_batch(prompts[batch.start : batch.stop], batch.copies, temperature, top_p,
-                                          max_new_tokens, stop, seeds[batch.start : batch.stop], first + done)
+                                          max_new_tokens, stop, seeds[batch.start : batch.stop], first + done,
+                                          stopping_criteria)
             for i, group in enumerate(groups, start=batch.start):
                 out[i].extend(group)
         return out
 
     def _generate_batch(
         self, prompts: list[str], n: int, temperature: float, top_p: float, max_new_tokens: int,
-        stop: Sequence[str] | None, seeds: Sequence[int], first: int,
+        stop: Sequence[str] | None, seeds: Sequence[int], first: int, stopping_criteria: Sequence[Any] = (),
     ) -> list[list[Completion]]:
         # Per-row seeds decode greedily over the sampled tokens, and greedy decoding takes one sequence per row:
         # the prompts are repeated n times here instead of by num_return_sequences (same row order).
@@ -279,7 +280,7 @@ class TransformersBackend(GenerationBackend):
             **decoding,
             **extra,
             **self._cache_options(enc["input_ids"].shape[1] + max_new_tokens),
-            **({"stopping_criteria": list(self.stopping_criteria)} if self.stopping_criteria else {}),
+            **({"stopping_criteria": list(stopping_criteria)} if stopping_criteria else {}),
         )
         new_tokens = output[:, enc["input_ids"].shape[1] :].tolist()
         completions = [self._completion(seq, max_new_tokens, stop) for seq in new_tokens]

@@ -29,7 +29,7 @@ from .batching import Batcher, RequestModels, Ticket
 # Settings a request may carry as top-level body fields, besides those the OpenAI API names (temperature, ...):
 # the method's knobs. A key is accepted only when the server's config has it (e.g. another method's settings).
 METHOD_KEYS = ("beam_width", "num_iterations", "lookahead", "filter_duplicates", "adaptive", "adaptive_confidence",
-               "adaptive_batch")
+               "adaptive_batch", "prm_cache")
 
 
 def request_keys() -> tuple[str, ...]:
@@ -128,9 +128,9 @@ class MeteredModels(RequestModels):
         self.usage.completion_tokens += sum(c.num_tokens for group in outputs for c in group)
         return outputs
 
-    def score_detailed(self, problems: Sequence[str], responses: Sequence[str]) -> list[Any]:
+    def score_detailed(self, problems: Sequence[str], responses: Sequence[str], **cache: Any) -> list[Any]:
         start = time.perf_counter()
-        scores = super().score_detailed(problems, responses)
+        scores = super().score_detailed(problems, responses, **cache)
         self.usage.scoring_s += time.perf_counter() - start
         counts = [getattr(s, "num_tokens", None) for s in scores]
         if self.usage.prm_tokens is not None:

@@ -23,6 +23,7 @@ its deadline cut them, so the server answers from the solutions that finished).
 
 from __future__ import annotations
 
+import inspect
 import logging
 import queue
 import threading
@@ -77,6 +78,7 @@ class Stats:
     decode_steps: int = 0  # transformers: decoding steps run (the stopping criterion counts them)
     stopped_rows: int = 0  # sequences stopped early because their request was cancelled or past its deadline
     largest_generate_batch: int = 0  # most requests merged into one generator call
+    most_concurrent_calls: int = 0  # most calls of one lane in progress at once (a short one beside a long one)
 
 
 @dataclass
@@ -88,12 +90,42 @@ class Job:
     future: Future = field(default_factory=Future)
 
 
-class Lane:
-    """A queue of jobs and the thread that owns one model: gathers jobs for ``window_s``, runs them merged."""
+@dataclass
+class Call:
+    """A merged call in progress: its work in its lane's units and the share of it already done."""
 
-    def __init__(self, name: str, run: Callable[[list[Job]], None], window_s: float, stats: Stats):
-        self.name, self._run, self.window_s, self.stats = name, run, window_s, stats
-        self._queue: queue.Queue[Job | None] = queue.Queue()
+    work: float
+    started: float = field(default_factory=time.monotonic)
+    done: float | None = None  # work the call reports done (transformers: decoding steps); None: it reports none
+
+    def remaining(self, rate: float | None) -> float:
+        """Work left: by what the call reported done, else by the lane's measured rate (none measured yet: all)."""
+        if self.done is not None:
+            done = self.done
+        else:
+            done = 0.0 if rate is None else (time.monotonic() - self.started) * rate
+        return max(0.0, self.work - done)
+
+
+class Lane:
+    """A queue of jobs for one model. A dispatcher thread gathers jobs for ``window_s``, merges them into calls
+    (``plan``) and runs each call on a thread of its own (``run``).
+
+    A job waits for the calls in progress only while one of them has no more work left than the job's own
+    (``cost``: decoding steps, scored characters), so it joins the next merged call at the price of at most its own
+    work; otherwise its call starts at once, beside the slower one. Requests of the same size therefore merge,
+    and a short request never queues behind a long one.
+    """
+
+    def __init__(self, name: str, plan: Callable[[list[Job]], list[list[Job]]],
+                 run: Callable[[list[Job], Call], None], cost: Callable[[list[Job]], float], window_s: float,
+                 stats: Stats):
+        self.name, self._plan, self._run, self._cost, self.window_s, self.stats = name, plan, run, cost, window_s, stats
+        self._queue: queue.Queue[Job | None | str] = queue.Queue()
+        self._lock = threading.Lock()
+        self._running: dict[int, Call] = {}  # thread id -> its call
+        self._workers: list[threading.Thread] = []
+        self._rate: float | None = None  # work per second of the calls finished so far (moving average)
         self._thread = threading.Thread(target=self._loop, name=f"bestofn-{name}", daemon=True)
         self._thread.start()
 
@@ -108,36 +140,78 @@ class Lane:
         self._thread.join(timeout=60)
 
     def _loop(self) -> None:
+        pending: list[Job] = []
         while True:
-            job = self._queue.get()
-            if job is None:
+            item = self._queue.get()
+            if item is None:  # closing: run what waits, then let the calls in progress finish
+                self._start(self._live(pending))
+                for worker in list(self._workers):
+                    worker.join(timeout=60)
                 return
-            jobs = [job]
-            until = time.monotonic() + self.window_s
-            while (left := until - time.monotonic()) > 0:  # 1. gather what arrives within the window
-                try:
-                    more = self._queue.get(timeout=left)
-                except queue.Empty:
-                    break
-                if more is None:
-                    self._queue.put(None)  # closing: finish these jobs first
-                    break
-                jobs.append(more)
-            live = []
-            for j in jobs:  # 2. drop the work of requests that are gone
-                if j.ticket.cancelled.is_set():
-                    j.future.set_exception(Cancelled())
-                    self.stats.dropped_jobs += 1
-                else:
-                    live.append(j)
-            if live:
-                try:
-                    self._run(live)  # 3. one merged call (or a few), results handed back
-                except BaseException as e:  # noqa: BLE001 - every waiting request gets the error, the lane lives on
-                    log.exception("%s lane: a merged call failed", self.name)
-                    for j in live:
-                        if not j.future.done():
-                            j.future.set_exception(e)
+            if isinstance(item, Job):  # 1. gather what arrives within the window
+                pending += [item, *self._gather()]
+            pending = self._live(pending)  # 2. drop the work of requests that are gone
+            if pending and self._may_start(pending):  # 3. merged calls, now or once a call in progress ends
+                self._start(pending)
+                pending = []
+
+    def _gather(self) -> list[Job]:
+        jobs: list[Job] = []
+        until = time.monotonic() + self.window_s
+        while (left := until - time.monotonic()) > 0:
+            try:
+                more = self._queue.get(timeout=left)
+            except queue.Empty:
+                break
+            if more is None or not isinstance(more, Job):
+                self._queue.put(more)  # closing, or a call ended: seen by the loop next
+                break
+            jobs.append(more)
+        return jobs
+
+    def _live(self, jobs: list[Job]) -> list[Job]:
+        live = []
+        for job in jobs:
+            if job.ticket.cancelled.is_set():
+                job.future.set_exception(Cancelled())
+                self.stats.dropped_jobs += 1
+            else:
+                live.append(job)
+        return live
+
+    def _may_start(self, pending: list[Job]) -> bool:
+        """Start now unless a call in progress ends within the smallest waiting job's own work."""
+        with self._lock:
+            left = [call.remaining(self._rate) for call in self._running.values()]
+        return not left or min(left) > min(self._cost([job]) for job in pending)
+
+    def _start(self, jobs: list[Job]) -> None:
+        for merged in self._plan(jobs) if jobs else []:
+            call = Call(work=self._cost(merged))
+            worker = threading.Thread(target=self._work, args=(merged, call), name=f"bestofn-{self.name}-call",
+                                      daemon=True)
+            with self._lock:
+                self._running[id(call)] = call
+                self.stats.most_concurrent_calls = max(self.stats.most_concurrent_calls, len(self._running))
+                self._workers = [w for w in self._workers if w.is_alive()] + [worker]
+            worker.start()
+
+    def _work(self, jobs: list[Job], call: Call) -> None:
+        try:
+            self._run(jobs, call)  # one merged call, results handed back
+        except BaseException as e:  # noqa: BLE001 - every waiting request gets the error, the lane lives on
+            log.exception("%s lane: a merged call failed", self.name)
+            for job in jobs:
+                if not job.future.done():
+                    job.future.set_exception(e)
+        finally:
+            seconds = time.monotonic() - call.started
+            with self._lock:
+                del self._running[id(call)]
+                if seconds > 0:
+                    rate = call.work / seconds
+                    self._rate = rate if self._rate is None else 0.5 * (self._rate + rate)
+            self._queue.put("ended")  # waiting jobs may start now
 
 
 class Batcher:
@@ -148,25 +222,27 @@ class Batcher:
         self.tokenizer = generator.tokenizer
         # An engine that batches continuously (vLLM's async engine) takes each call as it comes: no lane.
         self.continuous = getattr(generator, "continuous", False)
+        # The transformers backend checks per-call stopping criteria between decoding steps.
+        self.stoppable = "stopping_criteria" in inspect.signature(generator.generate).parameters
         self.stats = Stats()
         self._lock = threading.Lock()
-        self.generate_lane = Lane("generate", self._generate, window_s, self.stats)
-        self.score_lane = Lane("score", self._score, window_s, self.stats)
+        self.generate_lane = Lane("generate", self._plan_generation, self._generate, _decoding_steps, window_s,
+                                  self.stats)
+        self.score_lane = Lane("score", _by_cache, self._score, _scored_characters, window_s, self.stats)
 
     def close(self) -> None:
         self.generate_lane.close()
         self.score_lane.close()
 
     # --- generation ------------------------------------------------------------------------------------------
-    def _generate(self, jobs: list[Job]) -> None:
+    def _plan_generation(self, jobs: list[Job]) -> list[list[Job]]:
+        """Jobs that sample alike merge, as many as fit the backend's batch token budget."""
         groups: dict[tuple, list[Job]] = {}
         for job in jobs:
             a = job.args
             key = (a["n"], a["first"], a["temperature"], a["top_p"], a["max_new_tokens"], tuple(a.get("stop") or ()))
             groups.setdefault(key, []).append(job)
-        for group in groups.values():
-            for merged in self._fit_budget(group):
-                self._generate_merged(merged)
+        return [merged for group in groups.values() for merged in self._fit_budget(group)]
 
     def _fit_budget(self, jobs: list[Job]) -> list[list[Job]]:
         """Consecutive jobs merged while their sequences fit one batch of the backend's token budget."""
@@ -190,7 +266,7 @@ class Batcher:
             out.append(current)
         return out
 
-    def _generate_merged(self, jobs: list[Job]) -> None:
+    def _generate(self, jobs: list[Job], call: Call) -> None:
         live = [j for j in jobs if not self._expired(j)]
         if not live:
             return
@@ -198,17 +274,14 @@ class Batcher:
         prompts = [p for j in live for p in j.args["prompts"]]
         seeds = [s for j in live for s in _seeds(j.args)]
         owners = [j.ticket for j in live for _ in j.args["prompts"] for _ in range(a["n"])]
-        criterion = self._criterion(owners)
-        hook = getattr(self.generator, "stopping_criteria", None)
-        if hook is not None and criterion is not None:
-            hook.append(criterion)
-        try:
-            outputs = self.generator.generate(prompts, n=a["n"], temperature=a["temperature"], top_p=a["top_p"],
-                                              max_new_tokens=a["max_new_tokens"], seed=a["seed"], stop=a.get("stop"),
-                                              seeds=seeds, first=a["first"])
-        finally:
-            if hook is not None and criterion is not None:
-                hook.remove(criterion)
+        extra: dict[str, Any] = {}
+        if self.stoppable:
+            from .cancel import StopStopped
+
+            extra["stopping_criteria"] = [StopStopped(owners, self.stats, call)]
+        outputs = self.generator.generate(prompts, n=a["n"], temperature=a["temperature"], top_p=a["top_p"],
+                                          max_new_tokens=a["max_new_tokens"], seed=a["seed"], stop=a.get("stop"),
+                                          seeds=seeds, first=a["first"], **extra)
         with self._lock:
             self.stats.generate_calls += 1
             self.stats.generate_jobs += len(live)
@@ -242,19 +315,13 @@ class Batcher:
             return True
         return False
 
-    def _criterion(self, owners: list[Ticket]) -> Any:
-        """A transformers stopping criterion that stops the rows of stopped requests (None: not transformers)."""
-        if getattr(self.generator, "stopping_criteria", None) is None:
-            return None
-        from .cancel import StopStopped
-
-        return StopStopped(owners, self.stats)
-
     # --- scoring ---------------------------------------------------------------------------------------------
-    def _score(self, jobs: list[Job]) -> None:
+    def _score(self, jobs: list[Job], call: Call) -> None:
         problems = [p for j in jobs for p in j.args["problems"]]
         responses = [r for j in jobs for r in j.args["responses"]]
-        scores = self.prm.score_detailed(problems, responses)
+        cached = jobs[0].args.get("cache")  # a search's prefix cache: its jobs are one request's, never merged
+        options = {} if cached is None else {k: jobs[0].args[k] for k in ("cache", "parents", "keys")}
+        scores = self.prm.score_detailed(problems, responses, **options)
         with self._lock:
             self.stats.score_calls += 1
             self.stats.score_jobs += len(jobs)
@@ -263,6 +330,23 @@ class Batcher:
             k = len(job.args["responses"])
             job.future.set_result(scores[start : start + k])
             start += k
+
+
+def _decoding_steps(jobs: list[Job]) -> float:
+    """A generation call's work: its decoding steps (merged jobs share ``max_new_tokens``)."""
+    return float(max(job.args["max_new_tokens"] for job in jobs))
+
+
+def _scored_characters(jobs: list[Job]) -> float:
+    """A scoring call's work, in characters of the texts it scores (a stand-in for tokens, without tokenizing)."""
+    return float(sum(len(p) + len(r) for job in jobs for p, r in zip(job.args["problems"], job.args["responses"])))
+
+
+def _by_cache(jobs: list[Job]) -> list[list[Job]]:
+    """Scoring jobs without a prefix cache merge into one call; a search's job with its own cache is a call alone
+    (a call scores against one cache, and a request's cache holds that request's texts only)."""
+    plain = [job for job in jobs if job.args.get("cache") is None]
+    return ([plain] if plain else []) + [[job] for job in jobs if job.args.get("cache") is not None]
 
 
 def _seeds(args: dict[str, Any]) -> list[int]:
@@ -281,6 +365,7 @@ class RequestModels:
     def __init__(self, batcher: Batcher, ticket: Ticket, on_call: Callable[[str], None] | None = None):
         self.batcher, self.ticket = batcher, ticket
         self.tokenizer = batcher.tokenizer
+        self.caches_prefixes = getattr(batcher.prm, "caches_prefixes", False)  # a search then keeps a PrefixCache
         self._on_call = on_call or (lambda stage: None)  # progress: called after each finished call
 
     def generate(self, prompts: list[str], *, n: int, temperature: float, top_p: float, max_new_tokens: int,
@@ -301,9 +386,13 @@ class RequestModels:
         self._on_call("generation")
         return outputs
 
-    def score_detailed(self, problems: Sequence[str], responses: Sequence[str]) -> list[Any]:
+    def score_detailed(self, problems: Sequence[str], responses: Sequence[str], cache: Any = None,
+                       parents: Sequence[Any] | None = None, keys: Sequence[Any] | None = None) -> list[Any]:
+        """The PRM's ``score_detailed``, queued; a search's prefix cache (``cache``, ``parents``, ``keys``) is passed
+        through, so a search through the server scores only the tokens its cache does not hold."""
         if self.ticket.cancelled.is_set():
             raise Cancelled()
-        scores = self.batcher.score_lane.submit(self.ticket, problems=list(problems), responses=list(responses))
+        scores = self.batcher.score_lane.submit(self.ticket, problems=list(problems), responses=list(responses),
+                                                cache=cache, parents=parents, keys=keys)
         self._on_call("scoring")
         return scores

@@ -22,15 +22,17 @@ class StopStopped(StoppingCriteria):
     still split it, rows stop only once every request of the call is stopped.
     """
 
-    def __init__(self, owners: Sequence[Any], stats: Any):
-        # owners: the batcher's Tickets (``stopped()``), stats: its Stats (counts); not imported, since the
-        # batcher imports this module when it builds a criterion
-        self.owners, self.stats = owners, stats
+    def __init__(self, owners: Sequence[Any], stats: Any, call: Any):
+        # owners: the batcher's Tickets (``stopped()``), stats: its Stats (counts), call: its Call (the steps done,
+        # which tell the lane how long the call still runs); not imported, since the batcher imports this module
+        self.owners, self.stats, self.call = owners, stats, call
+        call.done = 0
         self.single = len({id(t) for t in owners}) == 1
         self._stopped: set[int] = set()
 
     def __call__(self, input_ids: torch.Tensor, scores: Any, **kwargs: Any) -> torch.Tensor:
         self.stats.decode_steps += 1
+        self.call.done += 1
         rows = input_ids.shape[0]
         if rows == len(self.owners):
             done = [t.stopped() for t in self.owners]
