@@ -1,6 +1,5 @@
-"""The reports of ``bestofn prm-bench``: one PRM's ProcessBench table beside the published numbers, and several
-PRMs side by side (``bestofn compare BENCH_DIR...``), from the directories :mod:`bestofn.bench.processbench` writes.
-"""
+"""The reports of ``bestofn prm-bench``: one PRM's ProcessBench F1 beside the published numbers, and several PRMs
+side by side (``bestofn compare BENCH_DIR...``)."""
 
 from __future__ import annotations
 
@@ -18,9 +17,9 @@ from .render import Page, bullets, code, output_lock, table, write_page
 
 SUBSET_NAMES = {"gsm8k": "GSM8K", "math": "MATH", "olympiadbench": "OlympiadBench", "omnimath": "Omni-MATH"}
 
-# Published ProcessBench F1 (percent), one place: GSM8K, MATH, OlympiadBench, Omni-MATH, average.
-# Qwen2.5-Math-PRM-7B's row (Qwen's "The Lessons of Developing Process Reward Models in Mathematical
-# Reasoning", 2025) is left out: its table could not be checked against the paper here.
+# Published ProcessBench F1 (percent): GSM8K, MATH, OlympiadBench, Omni-MATH, average. Qwen2.5-Math-PRM-7B's row
+# (Qwen's "The Lessons of Developing Process Reward Models in Mathematical Reasoning", 2025) is left out: its table
+# could not be checked against the paper here.
 PUBLISHED_SOURCE = ("Zheng et al., ProcessBench: Identifying Process Errors in Mathematical Reasoning, ACL 2025 "
                     "(arXiv:2412.06559), Table 3; Skywork PRMs with the threshold of the best GSM8K F1")
 PUBLISHED_F1: dict[str, dict[str, Any]] = {
@@ -43,6 +42,10 @@ def pct(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.1f}"
 
 
+def name_of(subset: str) -> str:
+    return SUBSET_NAMES.get(subset, subset)
+
+
 def f1_cell(m: dict[str, Any]) -> str:
     """``63.4 [59.0, 67.6]``, and ``(partial: 120 of 1000 rows)`` when only part of a published subset was scored."""
     ci = m.get("f1_ci")
@@ -50,25 +53,13 @@ def f1_cell(m: dict[str, Any]) -> str:
     return text + (f" (partial: {m['n']} of {m['published_rows']} rows)" if m.get("partial") else "")
 
 
-def data_text(results: dict[str, Any]) -> str:
-    data = results["data"]
-    return ", ".join(map(str, data)) if isinstance(data, list) else str(data)
-
-
 def partial_note(results: dict[str, Any]) -> str | None:
     """The warning beside the published rows when a subset was scored in part (None: every subset whole)."""
-    parts = [f"{SUBSET_NAMES.get(s, s)} ({m['n']} of {m['published_rows']} rows)" for s, m in results["subsets"].items()
+    parts = [f"{name_of(s)} ({m['n']} of {m['published_rows']} rows)" for s, m in results["subsets"].items()
              if m.get("partial")]
-    if not parts:
-        return None
     return (f"**Partial subsets: {', '.join(parts)}.** Their F1 is measured on part of the subset and is not "
             f"comparable with the published numbers, which are over the whole subset; the intervals say how far "
-            f"the part can stray.")
-
-
-def published_name(prm: str) -> str | None:
-    """The published row of the PRM ``prm`` (a Hub id), if there is one."""
-    return next((name for name, row in PUBLISHED_F1.items() if row["hub_id"].lower() == prm.lower()), None)
+            f"the part can stray.") if parts else None
 
 
 def format_results(results: dict[str, Any]) -> str:
@@ -76,9 +67,8 @@ def format_results(results: dict[str, Any]) -> str:
     t = results["threshold"]
     lines = [f"ProcessBench, PRM {results['prm']} ({results['format']}), threshold {t['value']:.4g} ({t['rule']})",
              f"  {'subset':<14}{'error acc':>10}{'correct acc':>12}{'F1':>7}{'n':>6}"]
-    for subset, m in results["subsets"].items():
-        lines.append(f"  {subset:<14}{pct(m['error_accuracy']):>10}{pct(m['correct_accuracy']):>12}{pct(m['f1']):>7}"
-                     f"{m['n']:>6}")
+    lines += [f"  {subset:<14}{pct(m['error_accuracy']):>10}{pct(m['correct_accuracy']):>12}{pct(m['f1']):>7}"
+              f"{m['n']:>6}" for subset, m in results["subsets"].items()]
     lines.append(f"  average F1 {pct(results['average_f1'])}")
     if results["truncated_rows"]:
         lines.append(f"  {results['truncated_rows']} solution(s) cut at the PRM's context (prm_truncated)")
@@ -86,23 +76,24 @@ def format_results(results: dict[str, Any]) -> str:
 
 
 def build_page(results: dict[str, Any], subsets: Sequence[str]) -> Page:
-    t = results["threshold"]
+    t, data = results["threshold"], results["data"]
     page = Page(f"ProcessBench: {results['prm']}")
     rule = (f"chosen on GSM8K, where it gives the best F1 ({pct(t['gsm8k_f1'])}; ties go to the lowest threshold), "
             f"and used for every subset" if t["rule"] == GSM8K else "set by --threshold")
+    data = ", ".join(map(str, data)) if isinstance(data, list) else str(data)
     page.para(f"PRM {code(results['prm'])} (format {code(results['format'])}, steps joined with "
-              f"{code(repr(results['step_separator']))}) on {code(data_text(results))}, {results['n']} solutions. "
+              f"{code(repr(results['step_separator']))}) on {code(data)}, {results['n']} solutions. "
               f"A step is judged wrong when its reward is below **{t['value']:.4g}** ({rule}); the prediction is the "
               f"first such step, -1 if none.")
     page.heading(2, "ProcessBench F1 beside published PRMs")
-    header = ["PRM", *(SUBSET_NAMES.get(s, s) for s in subsets), "average"]
-    rows = [[f"**{results['prm']} (this run)**", *(f1_cell(results["subsets"][s]) for s in subsets),
-             pct(results["average_f1"])]]
-    mine = published_name(results["prm"])
-    for name, row in PUBLISHED_F1.items():
-        label = f"{name} (published)" + (" = this PRM" if name == mine else "")
-        rows.append([label, *(pct(row["f1"].get(s)) for s in subsets), pct(row["f1"]["average"])])
-    page.add(table(header, rows))
+    mine = next((name for name, row in PUBLISHED_F1.items() if row["hub_id"].lower() == results["prm"].lower()),
+                None)  # the published row of this PRM, if there is one
+    page.add(table(["PRM", *map(name_of, subsets), "average"],
+                   [[f"**{results['prm']} (this run)**", *(f1_cell(results["subsets"][s]) for s in subsets),
+                     pct(results["average_f1"])]]
+                   + [[f"{name} (published)" + (" = this PRM" if name == mine else ""),
+                       *(pct(row["f1"].get(s)) for s in subsets), pct(row["f1"]["average"])]
+                      for name, row in PUBLISHED_F1.items()]))
     if partial_note(results):
         page.para(partial_note(results))
     page.para(f"This run's F1 with its 95% bootstrap interval over the subset's solutions. Published numbers: "
@@ -113,11 +104,10 @@ def build_page(results: dict[str, Any], subsets: Sequence[str]) -> Page:
     page.add(table(
         ["subset", "error acc. %", "correct acc. %", "F1", "n (wrong / right)", "cut at context", "step AUROC",
          "best threshold (in-sample)"],
-        [[SUBSET_NAMES.get(s, s), pct(m["error_accuracy"]), pct(m["correct_accuracy"]), pct(m["f1"]),
+        [[name_of(s), pct(m["error_accuracy"]), pct(m["correct_accuracy"]), pct(m["f1"]),
           f"{m['n']} ({m['n_error']} / {m['n_correct']})", m["truncated"],
           "n/a" if m["step_auroc"] is None else f"{m['step_auroc']:.3f}",
-          "n/a" if m["best_threshold_in_sample"] is None else
-          f"{m['best_threshold_in_sample']['threshold']:.4g} (F1 {pct(m['best_threshold_in_sample']['f1'])})"]
+          "n/a" if (b := m["best_threshold_in_sample"]) is None else f"{b['threshold']:.4g} (F1 {pct(b['f1'])})"]
          for s, m in results["subsets"].items()]))
     page.add(bullets([
         "Error accuracy: solutions with a wrong step whose predicted step is the labelled one; correct accuracy: "
@@ -134,7 +124,7 @@ def build_page(results: dict[str, Any], subsets: Sequence[str]) -> Page:
               "\"every step right\". The diagonal is what ProcessBench counts as right; columns left of it are "
               f"errors flagged too early, right of it too late or missed. Steps from {MAX_INDEX} on are pooled.")
     for s in subsets:
-        page.image(f"predictions-{s}.png", f"predictions against labels, {SUBSET_NAMES.get(s, s)}")
+        page.image(f"predictions-{s}.png", f"predictions against labels, {name_of(s)}")
     return page
 
 
@@ -143,21 +133,17 @@ def plot_predictions(labels: Sequence[int], predictions: Sequence[int], title: s
     top = max([min(v, MAX_INDEX) for v in (*labels, *predictions)] + [0])  # the largest index shown
     used = top + 2  # -1, 0, ..., top
     counts = np.zeros((used, used), dtype=int)
-    for lab, p in zip(labels, predictions):
-        counts[min(lab, MAX_INDEX) + 1, min(p, MAX_INDEX) + 1] += 1
+    np.add.at(counts, tuple(np.minimum(np.asarray(v, dtype=int), MAX_INDEX) + 1 for v in (labels, predictions)), 1)
     names = ["-1", *(str(k) for k in range(top)), f"{top}+" if top == MAX_INDEX else str(top)]
     fig = Figure(figsize=(1.2 + 0.45 * used, 1.0 + 0.42 * used))
     ax = fig.subplots()
     ax.imshow(counts, cmap="Greens", origin="upper")
-    for i in range(used):
-        for j in range(used):
-            if counts[i, j]:
-                ax.text(j, i, str(counts[i, j]), ha="center", va="center", fontsize=8,
-                        color="white" if counts[i, j] > counts.max() / 2 else "black")
+    for i, j in zip(*np.nonzero(counts)):
+        ax.text(j, i, str(counts[i, j]), ha="center", va="center", fontsize=8,
+                color="white" if counts[i, j] > counts.max() / 2 else "black")
     ax.set_xticks(range(used), names, fontsize=8)
     ax.set_yticks(range(used), names, fontsize=8)
-    ax.set_xlabel("predicted first wrong step")
-    ax.set_ylabel("labelled first wrong step")
+    ax.set(xlabel="predicted first wrong step", ylabel="labelled first wrong step")
     ax.set_title(title, fontsize=9)
     return fig
 
@@ -175,26 +161,13 @@ def write_prm_bench_report(bench_dir: str | Path, formats: Sequence[str] = ("md"
     figures = {}
     for s in ordered:
         rows = [p for p in predictions if p["subset"] == s]
-        m = results["subsets"][s]
         figures[f"predictions-{s}.png"] = plot_predictions(
             [p["label"] for p in rows], [p["prediction"] for p in rows],
-            f"{SUBSET_NAMES.get(s, s)}: {len(rows)} solutions, F1 {pct(m['f1'])}")
+            f"{name_of(s)}: {len(rows)} solutions, F1 {pct(results['subsets'][s]['f1'])}")
     return write_page(build_page(results, ordered), figures, out, formats)
 
 
 # --- several PRMs side by side: `bestofn compare BENCH_DIR... --output-dir OUT` ---------------------------------------
-def compared_subsets(results: Sequence[dict[str, Any]]) -> list[str]:
-    """Every subset some PRM scored: the published four in the paper's order, then any other."""
-    present = {s for r in results for s in r["subsets"]}
-    return [s for s in SUBSETS if s in present] + sorted(present - set(SUBSETS))
-
-
-def bench_names(results: Sequence[dict[str, Any]], dirs: Sequence[Path]) -> list[str]:
-    """Each PRM's name in the comparison: its id, with the directory's name where two share an id."""
-    prms = [r["prm"] for r in results]
-    return [p if prms.count(p) == 1 else f"{p} ({d.name})" for p, d in zip(prms, dirs)]
-
-
 def lead_sentence(subset: str, names: Sequence[str], preds: Sequence[dict[str, dict]], f1s: Sequence[float | None],
                   seed: int = 0) -> str | None:
     """The best PRM against the runner-up on one subset: the F1 difference on the solutions both scored, with its
@@ -204,24 +177,22 @@ def lead_sentence(subset: str, names: Sequence[str], preds: Sequence[dict[str, d
         return None
     a, b = ranked[:2]
     shared = [i for i in preds[a] if i in preds[b] and preds[a][i]["subset"] == subset]
-    labels = [preds[a][i]["label"] for i in shared]
-    ci = f1_interval(labels, [preds[a][i]["prediction"] for i in shared], [preds[b][i]["prediction"] for i in shared],
-                     seed=seed)
+    ci = f1_interval([preds[a][i]["label"] for i in shared], [preds[a][i]["prediction"] for i in shared],
+                     [preds[b][i]["prediction"] for i in shared], seed=seed)
     if ci is None:
-        return f"{SUBSET_NAMES.get(subset, subset)}: the shared solutions lack a kind of row; no paired interval."
+        return f"{name_of(subset)}: the shared solutions lack a kind of row; no paired interval."
     if len(shared) < MIN_SHARED:
         verdict = f"too few solutions to judge (fewer than {MIN_SHARED})"
     else:
         verdict = "beyond the noise" if ci[0] > 0 else "within the noise: either could be the better verifier here"
     lead = (f"{names[a]} and {names[b]} tie" if f1s[a] == f1s[b] else
             f"{names[a]} leads {names[b]} by {f1s[a] - f1s[b]:.1f} F1 points")
-    return (f"{SUBSET_NAMES.get(subset, subset)}: {lead} "
-            f"(paired bootstrap 95% CI of the difference on the {len(shared)} solutions both scored: {ci[0]:+.1f} to "
-            f"{ci[1]:+.1f}), {verdict}.")
+    return (f"{name_of(subset)}: {lead} (paired bootstrap 95% CI of the difference on the {len(shared)} solutions "
+            f"both scored: {ci[0]:+.1f} to {ci[1]:+.1f}), {verdict}.")
 
 
 def plot_f1(names: Sequence[str], subsets: Sequence[str], results: Sequence[dict[str, Any]]) -> Figure:
-    """F1 per subset, one bar per PRM, with its 95% interval."""
+    """F1 per subset, one bar per PRM, with its 95% interval (hatched: part of the subset)."""
     fig = Figure(figsize=(1.5 + 1.4 * len(subsets), 3.6))
     ax = fig.subplots()
     width = 0.8 / len(names)
@@ -231,27 +202,24 @@ def plot_f1(names: Sequence[str], subsets: Sequence[str], results: Sequence[dict
         f1 = np.array([m["f1"] if m and m["f1"] is not None else np.nan for m in ms])
         low = [f - m["f1_ci"][0] if m and m.get("f1_ci") else 0 for f, m in zip(f1, ms)]
         high = [m["f1_ci"][1] - f if m and m.get("f1_ci") else 0 for f, m in zip(f1, ms)]
-        bars = ax.bar(x, f1, width, yerr=[low, high], capsize=3, label=name)
-        for bar, m in zip(bars, ms):
+        for bar, m in zip(ax.bar(x, f1, width, yerr=[low, high], capsize=3, label=name), ms):
             if m and m.get("partial"):
                 bar.set_hatch("//")
-    ax.set_xticks(range(len(subsets)), [SUBSET_NAMES.get(s, s) for s in subsets], fontsize=9)
-    ax.set_ylabel("ProcessBench F1 (%)")
-    ax.set_ylim(0, 100)
+    ax.set_xticks(range(len(subsets)), [name_of(s) for s in subsets], fontsize=9)
+    ax.set(ylabel="ProcessBench F1 (%)", ylim=(0, 100))
     ax.legend(fontsize=7, loc="upper right")
     ax.set_title("F1 with 95% bootstrap intervals (hatched: part of the subset)", fontsize=9)
     return fig
 
 
-def build_comparison(dirs: Sequence[Path], results: Sequence[dict[str, Any]], preds: Sequence[dict[str, dict]]) -> Page:
-    names = bench_names(results, dirs)
-    subsets = compared_subsets(results)
+def build_comparison(dirs: Sequence[Path], results: Sequence[dict[str, Any]], preds: Sequence[dict[str, dict]],
+                     names: Sequence[str], subsets: Sequence[str]) -> Page:
     order = sorted(range(len(results)), key=lambda k: -(results[k]["average_f1"] or -1))
     page = Page(f"ProcessBench: {len(results)} PRMs side by side")
     page.para("Which PRM finds the first wrong step best: ProcessBench's F1 per subset (with a 95% bootstrap interval "
               "over the subset's solutions), from " + ", ".join(f"{code(str(d))}" for d in dirs) + ".")
     page.heading(2, "F1 per subset")
-    page.add(table(["PRM", "threshold", *(SUBSET_NAMES.get(s, s) for s in subsets), "average"],
+    page.add(table(["PRM", "threshold", *map(name_of, subsets), "average"],
                    [[names[k], f"{results[k]['threshold']['value']:.4g} ({results[k]['threshold']['rule']})",
                      *(f1_cell(results[k]["subsets"][s]) if s in results[k]["subsets"] else "not scored"
                        for s in subsets), pct(results[k]["average_f1"])] for k in order]))
@@ -262,7 +230,7 @@ def build_comparison(dirs: Sequence[Path], results: Sequence[dict[str, Any]], pr
         sub, names, preds, [r["subsets"].get(sub, {}).get("f1") for r in results])) is not None]
         or ["Fewer than two PRMs have an F1 on any subset."]))
     page.heading(2, "Step AUROC per subset")
-    page.add(table(["PRM", *(SUBSET_NAMES.get(s, s) for s in subsets)],
+    page.add(table(["PRM", *map(name_of, subsets)],
                    [[names[k], *("n/a" if (m := results[k]["subsets"].get(s)) is None or m["step_auroc"] is None
                                  else f"{m['step_auroc']:.3f}" for s in subsets)] for k in order]))
     page.image("prm_bench_f1.png", "ProcessBench F1 per subset and PRM")
@@ -279,9 +247,13 @@ def write_prm_bench_comparison(bench_dirs: Sequence[str | Path], output_dir: str
                            f"`bestofn prm-bench`); compare prm-bench directories with each other, runs with runs")
     results = [read_json(d / "results.json") for d in dirs]
     preds = [{p["id"]: p for p in read_jsonl(d / "predictions.jsonl")} for d in dirs]
-    names = bench_names(results, dirs)
-    subsets = compared_subsets(results)
+    # each PRM's name: its id, with the directory's name where two share an id
+    prms = [r["prm"] for r in results]
+    names = [p if prms.count(p) == 1 else f"{p} ({d.name})" for p, d in zip(prms, dirs)]
+    # every subset some PRM scored: the published four in the paper's order, then any other
+    present = {s for r in results for s in r["subsets"]}
+    subsets = [s for s in SUBSETS if s in present] + sorted(present - set(SUBSETS))
     Path(output_dir).mkdir(parents=True, exist_ok=True)
     with output_lock(output_dir):
-        return write_page(build_comparison(dirs, results, preds), {"prm_bench_f1.png": plot_f1(names, subsets, results)},
-                          Path(output_dir), formats)
+        return write_page(build_comparison(dirs, results, preds, names, subsets),
+                          {"prm_bench_f1.png": plot_f1(names, subsets, results)}, Path(output_dir), formats)
