@@ -1,9 +1,7 @@
-"""After step 6: ``bestofn report RUN_DIR``: plots and a written analysis of what Best-of-N buys over greedy.
+"""``bestofn report RUN_DIR``: plots and a written analysis of what Best-of-N (or a search) buys over greedy.
 
-Every figure and every sentence is computed from the run directory by :mod:`bestofn.report.analysis`; nothing
-is hard-coded. The report is written as Markdown (a :class:`~bestofn.report.render.Page`); ``render`` saves it
-as ``report.md`` with the PNGs of :mod:`bestofn.report.plots` beside it and as one self-contained
-``report.html``.
+Every figure and sentence is computed from the run directory (:mod:`bestofn.report.analysis`), written as Markdown
+and saved as ``report.md`` with its PNGs and as one self-contained ``report.html``.
 """
 
 from __future__ import annotations
@@ -32,9 +30,7 @@ STEP_VIEWER_PROBLEMS = 6  # problems shown in the step-reward viewer
 STEP_CHARS = 400  # longer steps are cut in the viewer
 
 
-# --------------------------------------------------------------------------------------------------------
-# Numbers as text
-# --------------------------------------------------------------------------------------------------------
+# --- Numbers and names as text ----------------------------------------------------------------------------------------
 def pct(x: float) -> str:
     return f"{100 * x:.1f}%"
 
@@ -69,6 +65,16 @@ def id_list(ids: Sequence[str], limit: int = 8) -> str:
     return shown + (f" and {len(ids) - limit} more" if len(ids) > limit else "")
 
 
+def level_count(an: A.Analysis, level: int) -> int:
+    return sum(o.level == level for o in an.outcomes)
+
+
+def reward_format(values: Sequence[float]) -> Callable[[float], str]:
+    """Rewards written with enough decimals to rank them (:func:`~bestofn.report.render.reward_digits`)."""
+    digits = reward_digits(values)
+    return lambda v: f"{v:.{digits}f}"
+
+
 def run_method(an: A.Analysis) -> str:
     """How the run made its solutions (``results.json``'s ``method``): ``best_of_n``, ``beam_search``, ``dvts``."""
     return str(an.run.results.get("method") or an.run.config.get("method") or BEST_OF_N)
@@ -77,6 +83,11 @@ def run_method(an: A.Analysis) -> str:
 def is_search(an: A.Analysis) -> bool:
     """A search's N solutions are its final pool: subsets of it are not what a smaller search would give."""
     return run_method(an) in SEARCH_METHODS
+
+
+def pool_words(an: A.Analysis) -> tuple[str, str]:
+    """Where a right answer was (``sampled``, or ``in the pool`` of a search) and what one solution is called."""
+    return ("in the pool", "solution") if is_search(an) else ("sampled", "sample")
 
 
 def method_text(an: A.Analysis) -> str:
@@ -95,12 +106,6 @@ def labeller(an: A.Analysis) -> Callable[[str], str]:
                       .replace("pass@N", f"pass@{n} of the pool" if pool else f"pass@{n}"))
 
 
-def reward_format(values: Sequence[float]) -> Callable[[float], str]:
-    """Rewards written with enough decimals to rank them (:func:`~bestofn.report.render.reward_digits`)."""
-    digits = reward_digits(values)
-    return lambda v: f"{v:.{digits}f}"
-
-
 def comparison_text(c: A.Comparison, name: Callable[[str], str]) -> str:
     """A paired comparison worded so its parts cannot disagree: the informative problems, the split, the exact
     McNemar p (the only verdict), and the size of the difference with its interval (not a second verdict)."""
@@ -117,9 +122,6 @@ def comparison_text(c: A.Comparison, name: Callable[[str], str]) -> str:
             f"Difference in accuracy: {points(c.difference)}.")
 
 
-# --------------------------------------------------------------------------------------------------------
-# Title and setup
-# --------------------------------------------------------------------------------------------------------
 def model_name(name: str) -> str:
     """``Qwen/Qwen2.5-1.5B-Instruct`` or ``/models/qwen`` -> its last path part."""
     return Path(str(name).rstrip("/")).name or str(name)
@@ -130,39 +132,35 @@ def dataset_name(cfg: dict) -> str:
     return dataset_title(str(cfg.get("dataset", "?")))
 
 
+# --- Title and setup --------------------------------------------------------------------------------------------------
 def title(an: A.Analysis) -> str:
     """The models, N and the dataset: what the run is, not where it is stored."""
-    cfg, run = an.run.config, an.run
+    cfg = an.run.config
     scorer = f" + {model_name(cfg['prm'])}" if cfg.get("prm") else ""
-    return (f"{cap(method_text(an))} on {dataset_name(cfg)} ({len(run.problems)} problems): "
+    return (f"{cap(method_text(an))} on {dataset_name(cfg)} ({len(an.run.problems)} problems): "
             f"{model_name(cfg.get('generator', '?'))}{scorer}")
 
 
 def _setup(page: Page, an: A.Analysis) -> None:
-    cfg, run = an.run.config, an.run
-    levels = ", ".join(f"{P.level_name(lvl)}: {sum(o.level == lvl for o in an.outcomes)}" for lvl in run.levels)
+    cfg, run, search = an.run.config, an.run, is_search(an)
+    levels = ", ".join(f"{P.level_name(lvl)}: {level_count(an, lvl)}" for lvl in run.levels)
     levels = f" ({levels})" if has_levels(run.problems) else ""
     known = Provenance.from_manifest(run.manifest)  # an imported run knows only what its input stated
-
-    def setting(key: str) -> str:
-        return known.setting(key, cfg.get(key))
-
-    def model(key: str) -> str:
-        return code(cfg.get(key, "?")) if known.stated(key) else NOT_STATED
-
+    setting = lambda key: known.setting(key, cfg.get(key))  # noqa: E731
+    model = lambda key: code(cfg.get(key, "?")) if known.stated(key) else NOT_STATED  # noqa: E731
     chosen = (f"drawn by `bestofn` with seed {cfg.get('seed')}: {subset_note(run.problems)}" if known.stated(SUBSET)
               else f"as given by the imported input (how they were chosen: {NOT_STATED})")
     items = [f"problems: {len(run.problems)}{levels} from {code(cfg.get('dataset', '?'))}, {chosen}"]
-    if is_search(an):
+    if search:
         duplicates = (", identical partial solutions expanded once"
                       if cfg.get("filter_duplicates") and run_method(an) == "beam_search" else "")
         items.append(f"method: {method_text(an)}{duplicates}; beams ranked by the {code(run.reward_aggregation)} "
                      f"of their step rewards; the final pool of {run.n} finished solutions per problem is what "
                      f"the selection rules choose from (every step the search made is in `tree.jsonl`)")
     items += [
-        f"{'solutions' if is_search(an) else 'samples'} per problem N = {run.n}, temperature "
-        f"{setting('temperature')}, top-p {setting('top_p')}, "
-        f"max new tokens {setting('max_new_tokens')}, seed {setting('seed')}, backend {setting('backend')}",
+        f"{'solutions' if search else 'samples'} per problem N = {run.n}, temperature {setting('temperature')}, top-p "
+        f"{setting('top_p')}, max new tokens {setting('max_new_tokens')}, seed {setting('seed')}, backend "
+        f"{setting('backend')}",
         f"generator: {model('generator')}; reward model: {model('prm')}",
         f"reward aggregation for selection: {code(run.reward_aggregation)}"
         + (" (the rewards have one score per solution, so every aggregation is the same)" if run.one_score else ""),
@@ -172,18 +170,16 @@ def _setup(page: Page, an: A.Analysis) -> None:
                      + ("" if run.has_greedy else "; no greedy solutions (so no greedy baseline)")
                      + f"; the prompt (system and user message): {NOT_STATED}")
     items.append(f"run directory: {code(run.run_dir)}")
-    subsets = "" if is_search(an) else f"{an.curves.subsets} subsets per point, seed {an.curves.seed}, "
+    subsets = "" if search else f"{an.curves.subsets} subsets per point, seed {an.curves.seed}, "
     items.append(f"report settings: {subsets}{an.bootstrap} bootstrap resamples")
     page.heading(2, "Setup")
     page.add(bullets(items))
 
 
-# --------------------------------------------------------------------------------------------------------
-# The written analysis
-# --------------------------------------------------------------------------------------------------------
+# --- The written analysis ---------------------------------------------------------------------------------------------
 def headline(an: A.Analysis) -> str:
     """One paragraph: the main accuracies, and on how many problems selection could and did matter."""
-    n, total, m, name = an.run.n, len(an.run.problems), an.matters, labeller(an)
+    n, m, name, (where, one) = an.run.n, an.matters, labeller(an), pool_words(an)
     solved = {k: A.solved_counts(an.outcomes, k) for k in an.methods}
     baseline = (f"against greedy's {solved['greedy']} ({with_ci(an.at_full_n('greedy'))}) and "
                 if an.run.has_greedy else "against ")
@@ -191,68 +187,59 @@ def headline(an: A.Analysis) -> str:
     if m.no_answer:
         unanimous += f" and on {len(m.no_answer)} no sample had an answer"
     return (
-        f"**Headline.** On {total} {dataset_name(an.run.config)} problems with "
+        f"**Headline.** On {len(an.run.problems)} {dataset_name(an.run.config)} problems with "
         + (f"{method_text(an)}, a final pool of {n} solutions each, " if is_search(an) else f"N={n} samples each, ")
         + f"{name('weighted_bon')} solved {solved['weighted_bon']} ({with_ci(an.at_full_n('weighted_bon'))}) "
         f"{baseline}majority vote's {solved['majority']} ({with_ci(an.at_full_n('majority'))}). "
         f"Selection could matter on {plural(len(m.contested), 'problem')} (more than one answer group); {unanimous}. "
-        f"On {plural(len(m.missed), 'problem')} a right answer was {'in the pool' if is_search(an) else 'sampled'} "
-        f"but not chosen; on {len(m.none_right)} no {'solution' if is_search(an) else 'sample'} was right "
-        f"(pass@{n} {with_ci(an.at_full_n('pass_at_n'))})."
+        f"On {plural(len(m.missed), 'problem')} a right answer was {where} but not chosen; on {len(m.none_right)} no "
+        f"{one} was right (pass@{n} {with_ci(an.at_full_n('pass_at_n'))})."
     )
 
 
 def written_analysis(an: A.Analysis) -> list[str]:
     """A few paragraphs stating what the numbers show, each claim with its size and its evidence."""
-    total, name = len(an.run.problems), labeller(an)
+    total, name, search = len(an.run.problems), labeller(an), is_search(an)
     solved = {m: A.solved_counts(an.outcomes, m) for m in an.methods}
     out = [headline(an)]
     if an.run.has_greedy:
         wg = an.comparisons["weighted_bon-greedy"]
-        flips = ""
-        if wg.only_a or wg.only_b:
-            flips = (f" Won: {id_list(wg.only_a) or 'none'}. Lost: {id_list(wg.only_b) or 'none'}.")
+        flips = f" Won: {id_list(wg.only_a) or 'none'}. Lost: {id_list(wg.only_b) or 'none'}." if wg.informative else ""
         out.append(f"**Gain over greedy.** {comparison_text(wg, name)}{flips}")
     wm, wn = an.comparisons["weighted_bon-majority"], an.comparisons["weighted_bon-naive_bon"]
-    out.append(
-        f"**PRM vs majority vote.** Majority vote alone solved {solved['majority']}/{total}. "
-        f"{comparison_text(wm, name)}" + ("" if is_search(an) else f" {_curve_comparison(an)}")
-    )
-    out.append(f"**Weighted vs naive {'selection' if is_search(an) else 'Best-of-N'}.** {cap(name('naive_bon'))} (trust the "
+    out.append(f"**PRM vs majority vote.** Majority vote alone solved {solved['majority']}/{total}. "
+               f"{comparison_text(wm, name)}" + ("" if search else f" {_curve_comparison(an)}"))
+    out.append(f"**Weighted vs naive {'selection' if search else 'Best-of-N'}.** {cap(name('naive_bon'))} (trust the "
                f"single highest-reward solution) solved {solved['naive_bon']}/{total}. {comparison_text(wn, name)}")
-    out.append(_prm_paragraph(an))
-    out.append(_compute_paragraph(an))
+    out += [_prm_paragraph(an), _search_cost_paragraph(an) if search else _compute_paragraph(an)]
     if len(an.run.levels) > 1:
-        base = "greedy -> " if an.run.has_greedy else ""
-        parts = [
-            f"{P.level_name(lvl)} ({plural(sum(o.level == lvl for o in an.outcomes), 'problem')}): "
-            + (f"{pct(an.by_level[lvl]['greedy'][-1].value)} -> " if an.run.has_greedy else "")
-            + pct(an.by_level[lvl]["weighted_bon"][-1].value)
-            for lvl in an.run.levels
-        ]
-        out.append(f"**By level** ({base}{name('weighted_bon')}): " + "; ".join(parts) + ".")
-    out.append(_grading_paragraph(an))
+        parts = [f"{P.level_name(lvl)} ({plural(level_count(an, lvl), 'problem')}): "
+                 + (f"{pct(an.by_level[lvl]['greedy'][-1].value)} -> " if an.run.has_greedy else "")
+                 + pct(an.by_level[lvl]["weighted_bon"][-1].value) for lvl in an.run.levels]
+        out.append(f"**By level** ({'greedy -> ' if an.run.has_greedy else ''}{name('weighted_bon')}): "
+                   + "; ".join(parts) + ".")
+    out.append("**Grading.** " + "; ".join(
+        f"{c.source}: math-verify accepts {c.math_verify}/{c.total} answers, plain string matching "
+        f"{c.string_match}/{c.total} ({c.only_math_verify} only math-verify accepts"
+        + (f", {c.only_string_match} only string matching accepts" if c.only_string_match else "") + ")"
+        for c in an.checks) + ". Accuracies in this report use math-verify.")
     return out
 
 
 def _curve_comparison(an: A.Analysis) -> str:
     """Where along n the PRM's weights beat plain votes (means only; see the table for intervals)."""
     diffs = [(n, w.value - m.value) for n, w, m in zip(an.ns, an.accuracy["weighted_bon"], an.accuracy["majority"])]
-    ahead = [str(n) for n, d in diffs if d > 1e-9]
-    behind = [str(n) for n, d in diffs if d < -1e-9]
-    parts = []
-    if ahead:
-        parts.append(f"weighted was ahead of majority at N = {', '.join(ahead)}")
-    if behind:
-        parts.append(f"behind at N = {', '.join(behind)}")
+    ahead, behind = [str(n) for n, d in diffs if d > 1e-9], [str(n) for n, d in diffs if d < -1e-9]
+    parts = ([f"weighted was ahead of majority at N = {', '.join(ahead)}"] if ahead else []) + (
+        [f"behind at N = {', '.join(behind)}"] if behind else [])
     if not parts:
         return "Along the curve, weighted and majority vote had the same mean accuracy at every N."
     return "Along the curve (subset means), " + " and ".join(parts) + "."
 
 
+
 def _prm_paragraph(an: A.Analysis) -> str:
-    how = an.run.reward_aggregation
-    s = an.prm[how]
+    how, s = an.run.reward_aggregation, an.prm[an.run.reward_aggregation]
     what = "the solution reward" if an.run.one_score else f"the solution reward ({how} of the step rewards)"
     if s.auroc is None:
         right = len(s.correct_rewards)
@@ -265,47 +252,38 @@ def _prm_paragraph(an: A.Analysis) -> str:
                   if s.within_auroc is not None
                   else "; no problem had both right and wrong samples, so the within-problem AUROC is undefined")
         detector = f"As a correctness detector, {what} has AUROC {s.auroc:.3f}{ci}{within}."
-    cal = an.calibration
-    calibration = (f" Calibration: expected calibration error {cal.ece:.3f} over {cal.total} solutions "
-                   f"({A.CALIBRATION_BINS} equal bins; the reliability diagram shows where the reward over- or "
-                   f"under-states the chance of being right).")
+    text = (f"**The reward model.** {detector} Calibration: expected calibration error {an.calibration.ece:.3f} over "
+            f"{an.calibration.total} solutions ({A.CALIBRATION_BINS} equal bins; the reliability diagram shows where "
+            f"the reward over- or under-states the chance of being right).")
     if an.run.one_score:
-        return (f"**The reward model.** {detector}{calibration} The rewards have one score per solution (an outcome "
-                f"reward, or solutions without step breaks): the aggregations `last`, `min`, `prod` and `mean` all give "
-                f"the same reward, so the report does not compare them and shows no per-step views.")
+        return (f"{text} The rewards have one score per solution (an outcome reward, or solutions without step "
+                f"breaks): the aggregations `last`, `min`, `prod` and `mean` all give the same reward, so the report "
+                f"does not compare them and shows no per-step views.")
     full = {h: an.aggregation[h]["weighted_bon"][-1].value for h in AGGREGATIONS}
     best = max(full.values())
-    winners = [h for h in AGGREGATIONS if full[h] == best]
-    if len(winners) == len(AGGREGATIONS):
-        agg = f" The {labeller(an)('weighted_bon')} reaches {pct(best)} under every aggregation."
-    else:
-        ranking = ", ".join(f"{h} {pct(v)}" for h, v in sorted(full.items(), key=lambda kv: -kv[1]))
-        agg = f" The {labeller(an)('weighted_bon')} by aggregation: {ranking} (this run selects with {code(how)})."
-    return f"**The reward model.** {detector}{calibration}{agg}"
+    if all(v == best for v in full.values()):
+        return f"{text} The {labeller(an)('weighted_bon')} reaches {pct(best)} under every aggregation."
+    ranking = ", ".join(f"{h} {pct(v)}" for h, v in sorted(full.items(), key=lambda kv: -kv[1]))
+    return f"{text} The {labeller(an)('weighted_bon')} by aggregation: {ranking} (this run selects with {code(how)})."
 
 
 def _compute_paragraph(an: A.Analysis) -> str:
-    n = an.run.n
-    if is_search(an):
-        return _search_cost_paragraph(an)
     if an.mean_tokens is None:
         return ("**Cost.** Token counts are unavailable for this run (the completions came without them), so the "
                 "report shows no cost figures.")
-    text = f"**Cost.** Best-of-{n} generated {an.mean_tokens[-1]:,.0f} tokens per problem on average"
+    text = f"**Cost.** Best-of-{an.run.n} generated {an.mean_tokens[-1]:,.0f} tokens per problem on average"
     if an.greedy_mean_tokens:
         text += f", {an.mean_tokens[-1] / an.greedy_mean_tokens:.1f}x greedy's {an.greedy_mean_tokens:,.0f}"
     text += " (PRM scoring reads them once more and is not counted)."
     if len(an.ns) > 1:
-        half = an.ns[-2]
         gain = an.accuracy["weighted_bon"][-1].value - an.accuracy["weighted_bon"][-2].value
-        text += (f" Going from N={half} to N={n} cost {an.mean_tokens[-1] - an.mean_tokens[-2]:,.0f} more tokens per "
-                 f"problem for {100 * gain:+.1f} points of weighted Best-of-N accuracy (subset means).")
+        text += (f" Going from N={an.ns[-2]} to N={an.run.n} cost {an.mean_tokens[-1] - an.mean_tokens[-2]:,.0f} more "
+                 f"tokens per problem for {100 * gain:+.1f} points of weighted Best-of-N accuracy (subset means).")
     return text
 
 
 def _search_cost_paragraph(an: A.Analysis) -> str:
     """A search's cost is every step it generated (pruned beams and lookahead included), not its pool's length."""
-    n = an.run.n
     per_problem = (an.run.results.get("compute") or {}).get("generated_tokens_per_problem")
     if per_problem is None:
         text = "**Cost.** The search's generated-token count is unavailable for this run."
@@ -315,24 +293,13 @@ def _search_cost_paragraph(an: A.Analysis) -> str:
         if an.greedy_mean_tokens:
             text += f", {per_problem / an.greedy_mean_tokens:.1f}x greedy's {an.greedy_mean_tokens:,.0f}"
         text += "."
-    return (text + f" A search's results are at its N ({n}): a subset of its final pool is not what a search "
+    return (text + f" A search's results are at its N ({an.run.n}): a subset of its final pool is not what a search "
             f"with fewer beams would find, so this report draws no accuracy-vs-N curve. For accuracy at equal N "
             f"and at equal compute against Best-of-N and the other search, run each at several N and put the runs "
             f"side by side with `bestofn compare RUN_DIR... --output-dir OUT` (docs/search.md).")
 
 
-def _grading_paragraph(an: A.Analysis) -> str:
-    parts = []
-    for c in an.checks:
-        parts.append(f"{c.source}: math-verify accepts {c.math_verify}/{c.total} answers, plain string matching "
-                     f"{c.string_match}/{c.total} ({c.only_math_verify} only math-verify accepts"
-                     + (f", {c.only_string_match} only string matching accepts" if c.only_string_match else "") + ")")
-    return "**Grading.** " + "; ".join(parts) + ". Accuracies in this report use math-verify."
-
-
-# --------------------------------------------------------------------------------------------------------
-# Sections
-# --------------------------------------------------------------------------------------------------------
+# --- Sections ---------------------------------------------------------------------------------------------------------
 def _accuracy_section(page: Page, an: A.Analysis) -> None:
     n, name = an.run.n, labeller(an)
     if is_search(an):
@@ -348,8 +315,7 @@ def _accuracy_section(page: Page, an: A.Analysis) -> None:
         f"Each point is the mean over problems of the expected accuracy over up to {an.curves.subsets} random N-subsets "
         f"(drawn without replacement from the {n} samples; all subsets when there are fewer; subset seed "
         f"{an.curves.seed}). Brackets and bands: 95% Wilson intervals over the {len(an.run.problems)} problems. "
-        f"Curves that coincide are drawn once and labelled \"a = b\"."
-    )
+        f"Curves that coincide are drawn once and labelled \"a = b\".")
     tokens = an.mean_tokens or [None] * len(an.ns)
     page.add(table(["N", "tokens / problem", *(name(m) for m in an.methods)],
                    [[k, tokens_text(t), *(with_ci(an.accuracy[m][i]) for m in an.methods)]
@@ -357,31 +323,25 @@ def _accuracy_section(page: Page, an: A.Analysis) -> None:
 
 
 def _selection_section(page: Page, an: A.Analysis) -> None:
-    m, name = an.matters, labeller(an)
+    m, name, (where, one) = an.matters, labeller(an), pool_words(an)
     page.heading(2, "Where selection matters")
     page.para(
         f"**{len(m.contested)} of {len(an.outcomes)} problems have more than one answer group**: only there can the "
         f"rules disagree, and they picked different answers on {plural(len(m.rules_disagree), 'problem')}. "
-        f"On {plural(len(m.missed), 'problem')} a right answer was {'in the pool' if is_search(an) else 'sampled'} "
-        f"but {name('weighted_bon')} chose another{' (' + id_list(m.missed) + ')' if m.missed else ''}; on "
-        f"{len(m.none_right)} no {'solution' if is_search(an) else 'sample'} was right, "
-        f"so no rule could help."
-    )
+        f"On {plural(len(m.missed), 'problem')} a right answer was {where} but {name('weighted_bon')} chose another"
+        f"{' (' + id_list(m.missed) + ')' if m.missed else ''}; on {len(m.none_right)} no {one} was right, so no rule "
+        f"could help.")
     quiet = [o for o in an.outcomes if not o.contested]
     if quiet:
-        solved = sum(o.pass_at_n for o in quiet)
-        page.add(details(
-            f"{len(quiet)} problems without a choice to make: {len(m.unanimous)} unanimous "
-            f"({solved} of them right), {len(m.no_answer)} without any answer",
-            ", ".join(code(P.short_id(o.unique_id)) for o in quiet),
-        ))
+        page.add(details(f"{len(quiet)} problems without a choice to make: {len(m.unanimous)} unanimous "
+                         f"({sum(o.pass_at_n for o in quiet)} of them right), {len(m.no_answer)} without any answer",
+                         ", ".join(code(P.short_id(o.unique_id)) for o in quiet)))
     if not m.contested:
         return
     page.image("selection.png", "Problems with more than one answer group, solved or not by each method")
     by_problem = {p.unique_id: p for p in an.run.problems}
     by_id = {o.unique_id: o for o in an.outcomes}
-    order = sorted(m.contested, key=lambda u: (not by_id[u].missed, by_id[u].level, u))
-    for uid in order:
+    for uid in sorted(m.contested, key=lambda u: (not by_id[u].missed, by_id[u].level, u)):
         _problem_block(page, by_id[uid], by_problem[uid], an)
 
 
@@ -398,32 +358,24 @@ def ties(out: A.ProblemOutcome) -> dict[str, str]:
 
 
 def _problem_block(page: Page, out: A.ProblemOutcome, p: A.ProblemData, an: A.Analysis) -> None:
-    n, how, name = an.run.n, an.run.reward_aggregation, labeller(an)
-    tag = f" - right answer {'in the pool' if is_search(an) else 'sampled'}, not chosen" if out.missed else ""
-    where = [P.level_name(out.level)] if has_levels(an.run.problems) else []
-    where += [out.subject] if out.subject else []
+    name, tied = labeller(an), ties(out)
+    tag = f" - right answer {pool_words(an)[0]}, not chosen" if out.missed else ""
+    where = ([P.level_name(out.level)] if has_levels(an.run.problems) else []) + ([out.subject] if out.subject else [])
     page.heading(4, f"{P.short_id(out.unique_id)}{' (' + ', '.join(where) + ')' if where else ''}{tag}")
-    tied = ties(out)
-    broken = " (broken by the group that appears first)"
     picks = [f"{name(k)}: {code(getattr(out, k).answer)} ({'right' if getattr(out, k).correct else 'wrong'})"
-             + (f", a {tied[k]}{broken}" if k in tied else "")
+             + (f", a {tied[k]} (broken by the group that appears first)" if k in tied else "")
              for k in ("greedy", *A.SELECTION_METHODS) if getattr(out, k) is not None]
-    right = f"right {'solutions' if is_search(an) else 'samples'}: {out.num_correct}/{n}"
-    page.add(bullets([f"gold answer: {code(out.gold)}; {right}", "; ".join(picks)]))
-    chosen = {k: getattr(out, k).answer for k in A.SELECTION_METHODS}
-
-    def chosen_by(group: dict) -> str:
-        return ", ".join(A.METHOD_LABELS[k].split(" ")[0] + (f" ({tied[k]})" if k in tied else "")
-                         for k, a in chosen.items() if a in group["indices_answers"])
-
-    rewards = p.rewards(how)
+    page.add(bullets([f"gold answer: {code(out.gold)}; right {pool_words(an)[1]}s: {out.num_correct}/{an.run.n}",
+                      "; ".join(picks)]))
+    rewards = p.rewards(an.run.reward_aggregation)
     fmt = reward_format([*rewards, *(g["reward_sum"] for g in out.groups)])
     rows = []
     for g in out.groups:
-        g = {**g, "indices_answers": {p.answers[i] for i in g["indices"]}}
-        mark = "**right**" if g["correct"] else "wrong"
-        rows.append([code(g["answer"]), g["count"], fmt(g["reward_sum"]), fmt(max(rewards[g["indices"]])), mark,
-                     chosen_by(g) or "-", ", ".join(map(str, g["indices"]))])
+        answers = {p.answers[i] for i in g["indices"]}
+        chosen_by = ", ".join(A.METHOD_LABELS[k].split(" ")[0] + (f" ({tied[k]})" if k in tied else "")
+                              for k in A.SELECTION_METHODS if getattr(out, k).answer in answers)
+        rows.append([code(g["answer"]), g["count"], fmt(g["reward_sum"]), fmt(max(rewards[g["indices"]])),
+                     "**right**" if g["correct"] else "wrong", chosen_by or "-", ", ".join(map(str, g["indices"]))])
     page.add(table(["answer group", "solutions", "summed reward", "best reward", "right?", "chosen by", "samples"], rows))
     page.add(details("Problem statement", fenced(p.problem)))
     i = out.weighted_bon.sample_index
@@ -436,27 +388,25 @@ def _problem_block(page: Page, out: A.ProblemOutcome, p: A.ProblemData, an: A.An
 
 
 def _reward_section(page: Page, an: A.Analysis) -> None:
-    n, run = an.run.n, an.run
+    run, name = an.run, labeller(an)
     page.heading(2, "The reward model")
     page.image("reward_distributions.png", "Rewards of right vs wrong solutions")
-    hows = [run.reward_aggregation] if run.one_score else list(AGGREGATIONS)
     rows = []
-    for how in hows:
+    for how in [run.reward_aggregation] if run.one_score else AGGREGATIONS:
         s = an.prm[how]
         auc = "n/a" if s.auroc is None else f"{s.auroc:.3f}" + (
             f" [{s.auroc_ci[0]:.3f}, {s.auroc_ci[1]:.3f}]" if s.auroc_ci else "")
         within = "n/a" if s.within_auroc is None else f"{s.within_auroc:.3f} ({s.within_problems} problems)"
         rows.append([code(how) + (" (used)" if how == run.reward_aggregation else ""), auc, within,
                      with_ci(an.aggregation[how]["weighted_bon"][-1]), with_ci(an.aggregation[how]["naive_bon"][-1])])
-    page.add(table(["aggregation", "AUROC (pooled)", "AUROC within problem", labeller(an)("weighted_bon"),
-                    labeller(an)("naive_bon")], rows))
+    page.add(table(["aggregation", "AUROC (pooled)", "AUROC within problem", name("weighted_bon"), name("naive_bon")],
+                   rows))
     page.para(
         "AUROC: probability that a random right solution gets a higher reward than a random wrong one (ties count "
         "half), over all scored samples; the bracket is a 95% bootstrap interval over problems (for the aggregation "
         "used). Within problem: the same, per problem with both right and wrong samples, averaged; it ignores how "
         "hard each problem is, which is all that selection among one problem's samples can use."
-        + (" The rewards have one score per solution: the aggregations are not compared." if run.one_score else "")
-    )
+        + (" The rewards have one score per solution: the aggregations are not compared." if run.one_score else ""))
     page.heading(3, "Calibration")
     page.image("calibration.png", "Reliability diagram of the solution reward")
     cal = an.calibration
@@ -469,8 +419,7 @@ def _reward_section(page: Page, an: A.Analysis) -> None:
         f"Expected calibration error (ECE): {cal.ece:.3f}, the count-weighted mean of |share right - mean reward| over "
         f"the bins. Weighted selection adds rewards up as if they were evidence of correctness; a bin whose share "
         f"right is far from its mean reward is where that reading fails."
-        + (f" {cal.clipped} rewards outside [0, 1] were put into the end bins." if cal.clipped else "")
-    )
+        + (f" {cal.clipped} rewards outside [0, 1] were put into the end bins." if cal.clipped else ""))
     page.heading(3, "Rewards within each problem")
     if not mixed_problems(an):
         page.para("No problem has both right and wrong samples: there is nothing for a reward to rank within a problem.")
@@ -478,7 +427,7 @@ def _reward_section(page: Page, an: A.Analysis) -> None:
         page.image("rewards_by_problem.png", "Rewards of right and wrong solutions per problem")
         page.para("One row per problem with both right and wrong samples (problems where the right answer was sampled "
                   "but not chosen first): the rewards of its right solutions (green) beside those of its wrong ones "
-                  f"(red); the ring marks the solution shown for the {labeller(an)('weighted_bon')}'s pick.")
+                  f"(red); the ring marks the solution shown for the {name('weighted_bon')}'s pick.")
     if run.one_score:
         return
     page.heading(3, "Step rewards")
@@ -498,22 +447,15 @@ def _step_viewer(page: Page, an: A.Analysis) -> None:
     chosen = candidates[:STEP_VIEWER_PROBLEMS]
     if not chosen:
         return
+    separator = an.run.manifest.get("step_separator") or LINE  # the PRM's, recorded by the run or the import
     page.para(f"Step-reward viewer: every solution of {plural(len(chosen), 'problem')} with more than one answer group "
               f"(missed right answers first), best reward first, split into steps exactly as the PRM split it "
-              f"(at {step_separator(an)!r}, blank lines included), each step coloured by its reward "
+              f"(at {separator!r}, blank lines included), each step coloured by its reward "
               f"(red 0, yellow 0.5, green 1). In report.md the rewards are listed instead.")
     legend = "".join(f'<span style="background:{P.reward_color(r)}">{r:g}</span>' for r in (0.0, 0.25, 0.5, 0.75, 1.0))
-    blocks, stand_ins = [f'<p class="legend">reward: {legend}</p>'], []
-    for p in chosen:
-        html_text, md_text = _viewer_problem(p, by_id[p.unique_id], an)
-        blocks.append(html_text)
-        stand_ins.append(md_text)
-    page.html_block("\n".join(blocks), "\n\n".join(stand_ins))
-
-
-def step_separator(an: A.Analysis) -> str:
-    """The separator the run's PRM split solutions at (recorded in manifest.json by the run or the import)."""
-    return an.run.manifest.get("step_separator") or LINE
+    views = [_viewer_problem(p, by_id[p.unique_id], an, separator) for p in chosen]
+    page.html_block("\n".join([f'<p class="legend">reward: {legend}</p>', *(h for h, _ in views)]),
+                    "\n\n".join(md for _, md in views))
 
 
 def lined_up(text: str, rewards: Sequence[float], separator: str) -> tuple[list[tuple[str, float | None]], str]:
@@ -532,52 +474,45 @@ def lined_up(text: str, rewards: Sequence[float], separator: str) -> tuple[list[
 
 
 def _step_html(text: str, reward: float | None, fmt: Callable[[float], str]) -> str:
-    shown = html.escape(_cut(text)) if text.strip() else '<span class="blank">(blank line)</span>'
+    shown = (html.escape(text if len(text) <= STEP_CHARS else text[:STEP_CHARS] + " [...]") if text.strip()
+             else '<span class="blank">(blank line)</span>')
     if reward is None:
         return f'<div class="step unscored"><span class="r">-</span><span class="t">{shown}</span></div>'
     return (f'<div class="step" style="background:{P.reward_color(reward)}"><span class="r">{fmt(reward)}</span>'
             f'<span class="t">{shown}</span></div>')
 
 
-def _viewer_problem(p: A.ProblemData, out: A.ProblemOutcome, an: A.Analysis) -> tuple[str, str]:
-    how, separator = an.run.reward_aggregation, step_separator(an)
-    rewards = p.rewards(how)
+def _viewer_problem(p: A.ProblemData, out: A.ProblemOutcome, an: A.Analysis, separator: str) -> tuple[str, str]:
+    rewards = p.rewards(an.run.reward_aggregation)
     fmt = reward_format([*rewards, *(r for steps in p.step_rewards for r in steps)])
-    order = sorted(range(len(p.answers)), key=lambda i: -rewards[i])
     summary = (f"{P.short_id(p.unique_id)}: gold {p.gold}; the {labeller(an)('weighted_bon')} answered "
                f"{out.weighted_bon.answer} ({'right' if out.weighted_bon.correct else 'wrong'})")
     parts, rows = [], []
-    for i in order:
+    for i in sorted(range(len(p.answers)), key=lambda i: -rewards[i]):
         steps, note = lined_up(p.texts[i], p.step_rewards[i], separator)
         verdict = '<span class="right">right</span>' if p.correct[i] else '<span class="wrong">wrong</span>'
         head = (f'<div class="head">sample {i}: answer <code>{html.escape(str(p.answers[i]))}</code> {verdict}, '
                 f'reward {fmt(rewards[i])}, {plural(len(p.step_rewards[i]), "scored step")}'
                 + (f'<div class="note">{html.escape(note)}</div>' if note else "") + "</div>")
-        body = "".join(_step_html(t, r, fmt) for t, r in steps)
-        parts.append(f'<div class="steps">{head}{body}</div>')
+        parts.append(f'<div class="steps">{head}{"".join(_step_html(t, r, fmt) for t, r in steps)}</div>')
         rows.append([i, code(p.answers[i]), "yes" if p.correct[i] else "no", fmt(rewards[i]),
                      " ".join(fmt(r) for r in p.step_rewards[i]) + (f" ({note})" if note else "")])
-    html_text = f"<details><summary>{html.escape(summary)}</summary>\n{''.join(parts)}\n</details>"
-    md_text = f"**{summary}**\n\n" + table(["sample", "answer", "right?", "reward", "step rewards"], rows)
-    return html_text, md_text
-
-
-def _cut(text: str) -> str:
-    return text if len(text) <= STEP_CHARS else text[:STEP_CHARS] + " [...]"
+    return (f"<details><summary>{html.escape(summary)}</summary>\n{''.join(parts)}\n</details>",
+            f"**{summary}**\n\n" + table(["sample", "answer", "right?", "reward", "step rewards"], rows))
 
 
 def _level_section(page: Page, an: A.Analysis) -> None:
     """Accuracy per difficulty level (benchmarks with levels only) and generated tokens per N (Best-of-N)."""
-    leveled = has_levels(an.run.problems)
-    if not leveled and is_search(an):
+    leveled, search = has_levels(an.run.problems), is_search(an)
+    if not leveled and search:
         return  # no levels, and a search's cost is in the summary and the compute section
     page.heading(2, "Per level and compute" if leveled else "Generated tokens")
     if leveled:
         page.image("by_level.png", "Accuracy by level")
         page.add(table(["level", "problems", *(labeller(an)(m) for m in an.methods)],
-                       [[P.level_name(lvl), sum(o.level == lvl for o in an.outcomes),
+                       [[P.level_name(lvl), level_count(an, lvl),
                          *(with_ci(an.by_level[lvl][m][-1]) for m in an.methods)] for lvl in an.run.levels]))
-    if is_search(an):
+    if search:
         return
     if an.mean_tokens is None:
         page.para("Generated-token counts are unavailable for this run, so there is no cost plot.")
@@ -593,11 +528,11 @@ def _level_section(page: Page, an: A.Analysis) -> None:
 
 
 def _grading_section(page: Page, an: A.Analysis) -> None:
+    share = lambda k, total: f"{k}/{total} ({pct(k / total) if total else 'n/a'})"  # noqa: E731
     page.heading(2, "Grading: math-verify and string matching")
     page.add(table(["solutions", "math-verify right", "string match right", "only math-verify", "only string match"],
-                   [[c.source, f"{c.math_verify}/{c.total} ({pct(c.math_verify / c.total) if c.total else 'n/a'})",
-                     f"{c.string_match}/{c.total} ({pct(c.string_match / c.total) if c.total else 'n/a'})",
-                     c.only_math_verify, c.only_string_match] for c in an.checks]))
+                   [[c.source, share(c.math_verify, c.total), share(c.string_match, c.total), c.only_math_verify,
+                     c.only_string_match] for c in an.checks]))
     page.para("math-verify judges symbolic equivalence (`\\frac{1}{2}` = `0.5`); string matching compares the answers "
               "after light normalization, as many codebases do. The difference is how many right answers a plain "
               "string check would miss.")
@@ -605,56 +540,45 @@ def _grading_section(page: Page, an: A.Analysis) -> None:
 
 def _notes_section(page: Page, an: A.Analysis) -> None:
     ps = an.run.problems
-    total = sum(len(p.answers) for p in ps)
-    known = Provenance.from_manifest(an.run.manifest)
     cut_off = (f"{sum(int(p.cut_off.sum()) for p in ps)} samples were cut off at max_new_tokens."
-               if known.stated("max_new_tokens") else
+               if Provenance.from_manifest(an.run.manifest).stated("max_new_tokens") else
                f"Whether samples were cut off at a token limit: {NOT_STATED} (imported completions carry no finish reason).")
     notes = [
-        f"{sum(a is None for p in ps for a in p.answers)} of {total} samples have no boxed answer (they never win a vote).",
+        f"{sum(a is None for p in ps for a in p.answers)} of {sum(len(p.answers) for p in ps)} samples have no boxed "
+        f"answer (they never win a vote).",
         cut_off,
         f"{sum(int((~p.scored).sum()) for p in ps)} samples have no scored step (reward 0 in selection, left out of the "
         f"AUROC and calibration); {sum(int(p.truncated.sum()) for p in ps)} were longer than the PRM's context (only "
         f"their first steps were scored).",
         "Answers are grouped by math-verify equivalence once over all N samples; a subset's groups are that grouping "
         "restricted to it.",
-    ]
-    if an.mean_tokens is None:
-        notes.append("Token counts are unavailable: tables show \"unavailable\", never 0.")
+    ] + (["Token counts are unavailable: tables show \"unavailable\", never 0."] if an.mean_tokens is None else [])
     page.heading(2, "Notes")
     page.add(bullets(notes))
 
 
-# --------------------------------------------------------------------------------------------------------
-# The report
-# --------------------------------------------------------------------------------------------------------
+# --- The report -------------------------------------------------------------------------------------------------------
 def mixed_problems(an: A.Analysis) -> list[A.ProblemData]:
     """Problems with both right and wrong samples: where a reward can rank right above wrong."""
     return [p for p in an.run.problems if 0 < p.correct.sum() < len(p.correct)]
 
 
 def plots_for(an: A.Analysis) -> dict[str, Callable[[], Figure]]:
-    """The report's figures by file name; only those that show something for this run."""
-    search = is_search(an)  # a search's results are at its N: no figure over smaller N
-    figures: dict[str, Callable[[], Figure]] = {
-        "reward_distributions.png": lambda: P.plot_reward_distributions(an),
-        "calibration.png": lambda: P.plot_calibration(an.calibration),
+    """The report's figures by file name; only those that show something for this run (a search's results are at
+    its N: no figure over smaller N)."""
+    curves, steps = not is_search(an), not an.run.one_score
+    shown = {
+        "reward_distributions.png": (True, lambda: P.plot_reward_distributions(an)),
+        "calibration.png": (True, lambda: P.plot_calibration(an.calibration)),
+        "accuracy_vs_n.png": (curves, lambda: P.plot_accuracy_vs_n(an)),
+        "by_level.png": (has_levels(an.run.problems), lambda: P.plot_by_level(an)),
+        "rewards_by_problem.png": (bool(mixed_problems(an)), lambda: P.plot_rewards_by_problem(an)),
+        "selection.png": (bool(an.matters.contested), lambda: P.plot_selection_grid(an)),
+        "step_rewards.png": (steps, lambda: P.plot_step_rewards(an.steps)),
+        "aggregation.png": (steps and curves, lambda: P.plot_aggregations(an)),
+        "compute.png": (an.mean_tokens is not None and curves, lambda: P.plot_compute(an)),
     }
-    if not search:
-        figures["accuracy_vs_n.png"] = lambda: P.plot_accuracy_vs_n(an)
-    if has_levels(an.run.problems):
-        figures["by_level.png"] = lambda: P.plot_by_level(an)
-    if mixed_problems(an):
-        figures["rewards_by_problem.png"] = lambda: P.plot_rewards_by_problem(an)
-    if an.matters.contested:
-        figures["selection.png"] = lambda: P.plot_selection_grid(an)
-    if not an.run.one_score:
-        figures["step_rewards.png"] = lambda: P.plot_step_rewards(an.steps)
-        if not search:
-            figures["aggregation.png"] = lambda: P.plot_aggregations(an)
-    if an.mean_tokens is not None and not search:
-        figures["compute.png"] = lambda: P.plot_compute(an)
-    return figures
+    return {name: make for name, (show, make) in shown.items() if show}
 
 
 def build_report(an: A.Analysis) -> Page:
@@ -683,18 +607,11 @@ def build_report(an: A.Analysis) -> Page:
     return page
 
 
-def write_report(
-    run_dir: str | Path,
-    output_dir: str | Path | None = None,
-    subsets: int = A.DEFAULT_SUBSETS,
-    seed: int = A.DEFAULT_SEED,
-    bootstrap: int = A.DEFAULT_BOOTSTRAP,
-    formats: Sequence[str] = ("md", "html"),
-) -> list[Path]:
-    """Analyze ``run_dir`` and write the report (default: ``RUN_DIR/report/``); return the written paths.
-
-    Into a run directory, under its run lock (:func:`~bestofn.report.render.output_lock`), reading included.
-    """
+def write_report(run_dir: str | Path, output_dir: str | Path | None = None, subsets: int = A.DEFAULT_SUBSETS,
+                 seed: int = A.DEFAULT_SEED, bootstrap: int = A.DEFAULT_BOOTSTRAP,
+                 formats: Sequence[str] = ("md", "html")) -> list[Path]:
+    """Analyze ``run_dir`` and write the report (default: ``RUN_DIR/report/``); return the written paths. Into a run
+    directory, under its run lock (:func:`~bestofn.report.render.output_lock`), reading included."""
     out_dir = Path(output_dir) if output_dir is not None else Path(run_dir) / "report"
     with output_lock(out_dir):
         an = A.analyze(run_dir, subsets=subsets, seed=seed, bootstrap=bootstrap)
@@ -705,18 +622,18 @@ def write_analysis_report(an: A.Analysis, out_dir: str | Path, formats: Sequence
     """Plot and write the report of an existing :class:`~bestofn.report.analysis.Analysis` into ``out_dir``."""
     figures = {name: make() for name, make in plots_for(an).items()}
     page = build_report(an)
-    written = []
+    ours = []  # bestofn's files beside the page: `--overwrite` may remove them
     if stopping.can_study(an.run):  # what adaptive Best-of-N would have saved on this run (report/adaptive.py)
         study = stopping.study(an.run, an.curves, seed=an.curves.seed)
         stopping.add_section(page, study)
         figures[stopping.PLOT] = stopping.plot(study)
-        written.append(stopping.write(study, out_dir))
-        record_written(out_dir, [written[-1].name])  # bestofn's file: `--overwrite` may remove it
+        ours.append(stopping.write(study, out_dir))
+        record_written(out_dir, [ours[-1].name])
     elif stopping.is_adaptive(an.run):  # an adaptive run: the rule it ran and the samples it used
         stopping.add_run_section(page, an.run)
-    written = write_page(page, figures, out_dir, formats) + written
+    written = write_page(page, figures, out_dir, formats)
     if is_search(an):
-        written.append(write_tree_view(an, out_dir, f"Search tree: {title(an)}", run_method(an),
-                                       labeller(an)("weighted_bon")))
-        record_written(out_dir, [written[-1].name])  # bestofn's file: `--overwrite` may remove it
-    return written
+        ours.append(write_tree_view(an, out_dir, f"Search tree: {title(an)}", run_method(an),
+                                    labeller(an)("weighted_bon")))
+        record_written(out_dir, [ours[-1].name])
+    return written + ours
