@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections import Counter
 import shutil
 import tempfile
 from pathlib import Path
@@ -145,11 +146,6 @@ def sample_rows(run: RunArtifacts) -> list[dict[str, Any]]:
             for prob in run.problems for s in run.samples[prob["unique_id"]]]
 
 
-def build_datasets(run: RunArtifacts) -> dict[str, Dataset]:
-    """The ``problems`` and ``samples`` datasets, typed by :data:`FEATURES` (a wrong type fails here)."""
-    rows = {"problems": problem_rows(run), "samples": sample_rows(run)}
-    return {name: Dataset.from_list(rows[name], features=FEATURES[name], split=datasets.NamedSplit(SPLIT))
-            for name in CONFIGS}
 
 
 # --- the dataset card ---------------------------------------------------------------------------------------
@@ -158,18 +154,13 @@ def data_file(config_name: str) -> str:
     return f"{config_name}/{SPLIT}-00000-of-00001.parquet"
 
 
-def size_category(num_rows: int) -> str:
-    """The Hub's ``size_categories`` bucket for a row count."""
-    bounds = [(1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M")]
-    return next((label for bound, label in bounds if num_rows < bound), "1M<n<10M")
-
-
 def build_card_data(run: RunArtifacts, dsets: dict[str, Dataset], file_sizes: dict[str, int],
                     known: Provenance | None = None) -> DatasetCardData:
     """The card's YAML metadata; ``configs`` and ``dataset_info`` are written by ``datasets``' own helpers,
     so ``load_dataset`` reads them back exactly as it reads a card made by ``push_to_hub``."""
     known = known or Provenance.read(run.run_dir)
-    spec = _benchmark(run)
+    spec, rows = _benchmark(run), max(len(d) for d in dsets.values())
+    bounds = [(1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M")]
     card_data = DatasetCardData(
         pretty_name=_pretty_name(run, known), license=spec.hub_license if spec else "other", language=["en"],
         language_creators=["expert-generated", "machine-generated"],  # MATH problems; model solutions
@@ -178,7 +169,7 @@ def build_card_data(run: RunArtifacts, dsets: dict[str, Dataset], file_sizes: di
         tags=["math", *([spec.title.lower().replace(" ", "-")] if spec else []), "best-of-n", "process-reward-model",
               "test-time-compute", "synthetic"],
         source_datasets=_source_dataset_ids(run, known),
-        size_categories=[size_category(max(len(d) for d in dsets.values()))],
+        size_categories=[next((label for bound, label in bounds if rows < bound), "1M<n<10M")],  # the Hub's buckets
     )
     configs = {name: {"data_files": [{"split": SPLIT, "path": data_file(name)}]} for name in CONFIGS}
     configs[DEFAULT_CONFIG]["default"] = True
@@ -365,13 +356,6 @@ def _pretty_name(run: RunArtifacts, known: Provenance) -> str:
     return f"Best-of-{cfg.n} on {_title(run)}{levels}: {_short(cfg.generator)} + {_short(cfg.prm)}"
 
 
-def _level_counts(problems: list[dict[str, Any]]) -> str:
-    counts: dict[int, int] = {}
-    for p in problems:
-        counts[p["level"]] = counts.get(p["level"], 0) + 1
-    return ", ".join(f"level {lvl}: {c}" for lvl, c in sorted(counts.items()))
-
-
 def _problems_text(run: RunArtifacts, known: Provenance) -> str:
     """Where the problems come from and how they were drawn (MATH-500's history; the levels clause only with levels;
     for imported completions, as the input gave them)."""
@@ -384,9 +368,10 @@ def _problems_text(run: RunArtifacts, known: Provenance) -> str:
     about = ("MATH-500 is the 500-problem subset of the MATH test set (Hendrycks et al., 2021) that Lightman et al. "
              "(2023) held out in \"Let's Verify Step by Step\". " if _title(run) == "MATH-500" else "")
     if _leveled(run):
+        counts = ", ".join(f"level {lvl}: {c}" for lvl, c in sorted(Counter(p["level"] for p in run.problems).items()))
         drawn = (f"levels {_levels(run)},\ndrawn by `bestofn` with seed {cfg.seed}, "
                  f"stratified by level (problems ranked by a hash of the seed and their\n`unique_id`, so the subset "
-                 f"is the same on every machine). Problems per level: {_level_counts(run.problems)}.")
+                 f"is the same on every machine). Problems per level: {counts}.")
     else:
         drawn = (f"drawn by `bestofn` with seed {cfg.seed} from every problem ({_title(run)} has no difficulty "
                  f"levels; problems ranked by a hash of the seed and their `unique_id`, so the subset is the same "
@@ -482,7 +467,9 @@ def save_dataset_folder(run_dir: str | Path, save_dir: str | Path, repo_id: str)
         for name in CONFIGS:
             shutil.rmtree(save_dir / name, ignore_errors=True)
         (save_dir / "README.md").unlink(missing_ok=True)
-    dsets = build_datasets(run)
+    # the two datasets, typed by FEATURES (a wrong type fails here)
+    dsets = {name: Dataset.from_list(rows, features=FEATURES[name], split=datasets.NamedSplit(SPLIT))
+             for name, rows in (("problems", problem_rows(run)), ("samples", sample_rows(run)))}
     files = [save_dir / data_file(name) for name in dsets]
     for path, ds in zip(files, dsets.values()):
         path.parent.mkdir(parents=True, exist_ok=True)

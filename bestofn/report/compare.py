@@ -163,7 +163,9 @@ def compare_runs(run_dirs: Sequence[str | Path], selection: str = DEFAULT_SELECT
     names = [b if base.count(b) == 1 else str(r.run_dir) for b, r in zip(base, runs)]
     differences = setting_differences(runs)
     if differences and not allow_mixed:
-        raise BestOfNError(f"the runs are not comparable: {describe_differences(differences, names)}; compare runs "
+        described = "; ".join(f"{k} differs (" + "; ".join(f"{name}: {_short(v)}" for name, v in zip(names, values))
+                              + ")" for k, values in differences.items())  # ``temperature differs (a: 0.8; b: 1.0)``
+        raise BestOfNError(f"the runs are not comparable: {described}; compare runs "
                            "made with the same settings, or pass --allow-mixed to compare them with every difference "
                            "labelled in the report")
     common = set.intersection(*({p.unique_id for p in r.problems} for r in runs))
@@ -213,12 +215,6 @@ def setting_differences(runs: Sequence[A.RunData]) -> dict[str, list[str]]:
 def _short(text: str, limit: int = 60) -> str:
     flat = " ".join(text.split())
     return flat if len(flat) <= limit else flat[: limit - 3] + "..."
-
-
-def describe_differences(differences: dict[str, list[str]], names: Sequence[str]) -> str:
-    """``temperature differs (a: 0.8; b: 1.0)``, one clause per setting."""
-    return "; ".join(f"{k} differs (" + "; ".join(f"{name}: {_short(v)}" for name, v in zip(names, values)) + ")"
-                     for k, values in differences.items())
 
 
 def _run_points(run: A.RunData, series: str, order: list[str], selection: str, subsets: int, seed: int) -> list[Point]:

@@ -122,18 +122,14 @@ def sweep_summary(sw: SweepAnalysis) -> list[str]:
             "answers)."]
 
 
-def sweep_title(sw: SweepAnalysis) -> str:
-    """Models, N, dataset and temperatures (not the folder name)."""
-    return f"Temperature sweep ({', '.join(f'{t:g}' for t in sw.temperatures)}) of {R.title(sw.analyses[0])}"
-
-
 def build_sweep_report(sw: SweepAnalysis, run_report_links: Sequence[str | None]) -> Page:
     """The sweep report: setup, summary, per-temperature table, the two plots, links to each run's report."""
-    doc, first = Page(sweep_title(sw)), sw.analyses[0]
+    temperatures = ", ".join(f"{t:g}" for t in sw.temperatures)
+    doc, first = Page(f"Temperature sweep ({temperatures}) of {R.title(sw.analyses[0])}"), sw.analyses[0]
     cfg = first.run.config
     doc.heading(2, "Setup")
     doc.add(bullets([
-        f"temperatures: {', '.join(f'{t:g}' for t in sw.temperatures)}",
+        f"temperatures: {temperatures}",
         f"problems: {len(first.run.problems)}; samples per problem N = {first.run.n}",
         *([f"generator: {code(cfg['generator'])}; PRM: {code(cfg.get('prm', '?'))}"] if "generator" in cfg else []),
         f"report settings: {first.curves.subsets} subsets per point, seed {first.curves.seed}, "
