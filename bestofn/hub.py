@@ -189,22 +189,17 @@ def build_card(run: RunArtifacts, dsets: dict[str, Dataset], repo_id: str, file_
     aggregation = run.results.get("reward_aggregation", "last")
     num_samples = len(dsets["samples"])
     return DatasetCard.from_template(
-        build_card_data(run, dsets, file_sizes, known),
-        template_path=str(TEMPLATE_PATH),
-        repo_id=repo_id,
-        split=SPLIT,
-        bestofn_version=run.bestofn_version,
-        imported=known.is_imported,
-        imported_text=_imported_text(run, known),
-        scores_imported=known.is_imported and not known.scored_by_bestofn,
-        source_text=_source_text(run, known),
-        levels_text=", ".join(str(lvl) for lvl in cfg.levels),
-        leveled=_leveled(run),
-        benchmark_title=_title(run),
-        problems_text=_problems_text(run, known),
+        build_card_data(run, dsets, file_sizes, known), template_path=str(TEMPLATE_PATH), repo_id=repo_id,
+        split=SPLIT, bestofn_version=run.bestofn_version, n=cfg.n, num_problems=len(run.problems),
+        num_samples=num_samples, stderr_text=f"{100 * math.sqrt(0.25 / max(len(run.problems), 1)):.0f}",
+        # the problems: where from, which levels, under which license
+        source_text=_source_text(run, known), problems_text=_problems_text(run, known), leveled=_leveled(run),
+        levels_text=", ".join(str(lvl) for lvl in cfg.levels), benchmark_title=_title(run),
         data_license_text=_data_license_text(run),
-        num_problems=len(run.problems),
-        num_samples=num_samples,
+        # what an import did not state
+        imported=known.is_imported, imported_text=_imported_text(run, known),
+        scores_imported=known.is_imported and not known.scored_by_bestofn,
+        # the models, the prompt and the sampling settings
         generator=_model_info(cfg.generator, cfg.generator_revision, run.model_commits.get("generator"),
                               known.stated("generator"), loaded=not known.is_imported),
         prm=_model_info(cfg.prm, cfg.prm_revision, run.model_commits.get("prm"), known.stated("prm"),
@@ -212,23 +207,17 @@ def build_card(run: RunArtifacts, dsets: dict[str, Dataset], repo_id: str, file_
         system_prompt_block=(_fenced(system_prompt_for(cfg.system_prompt, run.step_separator) or "(no system message)")
                              if known.stated("system_prompt") else NOT_STATED),
         user_template_block=_fenced(cfg.user_template) if known.stated("user_template") else NOT_STATED,
-        n=cfg.n,
         **{key: known.setting(key, getattr(cfg, key)) for key in ("temperature", "top_p", "max_new_tokens", "seed",
                                                                    "backend")},
+        # the results and the fields
         aggregation=aggregation,
         aggregation_text=_AGGREGATION_TEXT.get(aggregation, f"the `{aggregation}` aggregation of its step scores"),
-        results_table=results_table(run.results),
-        string_match_text=_string_match_text(run.results),
-        tokens_text=_tokens_text(run.results, bool(run.greedy)),
-        problem_fields_table=fields_table("problems"),
-        sample_fields_table=fields_table("samples"),
-        stderr_text=f"{100 * math.sqrt(0.25 / max(len(run.problems), 1)):.0f}",
-        truncation_text=_truncation_text(run, num_samples, known),
+        results_table=results_table(run.results), string_match_text=_string_match_text(run.results),
+        tokens_text=_tokens_text(run.results, bool(run.greedy)), problem_fields_table=fields_table("problems"),
+        sample_fields_table=fields_table("samples"), truncation_text=_truncation_text(run, num_samples, known),
         revision_text=_revision_text(cfg, run.model_commits, known),
         # cite a model paper only for the model that was actually used
-        cite_qwen="qwen2.5" in cfg.generator.lower(),
-        cite_skywork="skywork" in cfg.prm.lower(),
-    )
+        cite_qwen="qwen2.5" in cfg.generator.lower(), cite_skywork="skywork" in cfg.prm.lower())
 
 
 def _markdown_table(header: list[str], rows: list[list[str]]) -> str:

@@ -121,14 +121,18 @@ class MethodComparison:
     unique_ids: list[str]
     levels: np.ndarray  # (problems,) level of each compared problem
     folds: np.ndarray  # (problems,) 0/1: the two halves of each level
-    points: list[Point]
-    series_method: dict[str, str]  # series label -> method, in report order
+    points: list[Point]  # in report order: by method, then run, then N
     accuracy: dict[tuple[str, int, int | None], A.Estimate]  # (series, n, level or None) -> estimate
     verdicts: list[Verdict]
     choices: list[OptimalPick]
     budget_verdicts: list[BudgetVerdict]
     dropped: int  # problems not present in every run
     seed: int = A.DEFAULT_SEED
+
+    @property
+    def series_method(self) -> dict[str, str]:
+        """Series label -> method, in report order."""
+        return {p.series: p.method for p in self.points}
 
     def methods(self) -> list[str]:
         return [m for m in RUN_METHODS if m in self.series_method.values()]
@@ -180,7 +184,6 @@ def compare_runs(run_dirs: Sequence[str | Path], selection: str = DEFAULT_SELECT
               for m, name in zip(methods, names)]
     pts = [pt for run, lab in zip(runs, labels) for pt in _run_points(run, lab, order, selection, subsets, seed)]
     pts.sort(key=lambda p: (RUN_METHODS.index(p.method), labels.index(p.series), p.n))
-    series_method = {lab: m for lab, m in sorted(zip(labels, methods), key=lambda x: RUN_METHODS.index(x[1]))}
     levels = np.array([next(p.level for p in runs[0].problems if p.unique_id == u) for u in order])
     folds = np.zeros(len(order), dtype=int)
     for level in set(levels.tolist()):
@@ -197,7 +200,7 @@ def compare_runs(run_dirs: Sequence[str | Path], selection: str = DEFAULT_SELECT
         choices += _choices(pts, mask, folds, level, accuracy)
         budget_verdicts += [v for kind in COSTS for v in _budget_verdicts(pts, mask, level, kind, accuracy)]
     return MethodComparison([r.run_dir for r in runs], names, methods, differences, selection, order, levels, folds,
-                            pts, series_method, accuracy, verdicts, choices, budget_verdicts, dropped, seed)
+                            pts, accuracy, verdicts, choices, budget_verdicts, dropped, seed)
 
 
 def setting_differences(runs: Sequence[A.RunData]) -> dict[str, list[str]]:
