@@ -243,6 +243,26 @@ def test_matched_budgets_rank_each_series_by_its_most_expensive_affordable_point
         (30.0, [("beam", 4), ("BoN", 2)], ["beam"]), (40.0, [("BoN", 4), ("beam", 4)], ["BoN"])]
 
 
+def test_a_points_cost_is_its_mean_tokens_and_unknown_stays_unknown() -> None:
+    # generated tokens 10 and 20, PRM tokens 1 and 3: generated 15, total (10+1 + 20+3) / 2 = 17; on the first
+    # problem only: 10 and 11. A PRM count that is unknown (nan) makes the total unknown, never a smaller number.
+    point = Point("s", "best_of_n", 2, Path("."), np.array([1.0, 0.0]), np.array([10.0, 20.0]), np.array([1.0, 3.0]))
+    every, first = np.ones(2, bool), np.array([True, False])
+    assert (point.cost("generated", every), point.cost("total", every)) == (15.0, 17.0)
+    assert (point.cost("generated", first), point.cost("total", first)) == (10.0, 11.0)
+    point.prm_tokens[1] = np.nan
+    assert (point.cost("generated", every), point.cost("total", every)) == (15.0, None)
+
+
+def test_runs_whose_folders_share_a_name_are_named_by_their_paths(runs, tmp_path) -> None:
+    import shutil
+
+    copy = Path(shutil.copytree(runs["bon"], tmp_path / "elsewhere" / "bon"))
+    cmp = compare_runs([runs["bon"], copy], bootstrap=50)
+    assert cmp.names == [str(runs["bon"]), str(copy)]
+    assert list(cmp.series_method) == [f"Best-of-N ({runs['bon']})", f"Best-of-N ({copy})"]
+
+
 def test_a_lead_is_clear_only_when_the_run_reports_test_says_so() -> None:
     # 0/1 outcomes on 6 problems: A solves all, B none -> 6 problems solved by only one, exact McNemar
     # p = 2 / 2**6 = 0.03125 < 5%: clear. On 5 problems p = 2 / 2**5 = 0.0625: within the noise, although the

@@ -140,6 +140,8 @@ def _check_dry_run(run: Path, tmp_path: Path) -> None:
             (g["answer"], g["count"], g["indices"]) for g in res["groups"]
         ]
         assert [g["reward_sum"] for g in row["answer_groups"]] == pytest.approx([g["reward_sum"] for g in res["groups"]])
+    # `reward` is the last step's score (what selection uses with `last`), null without a scored step
+    assert samples["test"]["reward"] == [r[-1] if r else None for r in samples["test"]["step_rewards"]]
     _check_card(out / "README.md", results)
 
 
@@ -235,6 +237,7 @@ def test_card_describes_the_run(run_dir: Path, tmp_path: Path) -> None:
         assert arxiv in text
     assert "Skywork o1 Team" in text
     assert 'load_dataset("someone/bestofn-test", "problems", split="test")' in text
+    assert "one Best-of-N experiment on\nthe local file `math500.jsonl`, levels 1, 2, 3: the Best-of-N baseline" in text
     assert "1 of 12 samples hit the 2048-token limit, 1 have no extracted answer, and 2 were longer" in text
     meta = DatasetCard.load(tmp_path / "out" / "README.md").data
     assert not meta.source_datasets and meta.size_categories == ["n<1K"]  # a local file: no source claimed

@@ -513,3 +513,17 @@ def test_report_on_a_prm_bench_directory_writes_its_report(tmp_path, scripted_da
 
     with pytest.raises(BestOfNError, match=r"holds `bestofn prm-bench` results, not a run: its report is .*report.html"):
         load_run(bench)
+
+
+def test_prediction_matrix_counts_labels_in_rows_and_predictions_in_columns():
+    """Labels 2, 2, -1, 15 against predictions 0, 2, -1, 15: row "2" has one in column "0" and one in column "2";
+    -1 is the first row and column; 15 is pooled into the last ("12+")."""
+    from bestofn.report.prmbench_report import MAX_INDEX, plot_predictions
+
+    fig = plot_predictions([2, 2, -1, 15], [0, 2, -1, 15], "t")
+    counts = np.asarray(fig.axes[0].images[0].get_array())
+    assert counts.shape == (MAX_INDEX + 2, MAX_INDEX + 2)
+    expected = np.zeros_like(counts)
+    expected[3, 1] = expected[3, 3] = expected[0, 0] = expected[MAX_INDEX + 1, MAX_INDEX + 1] = 1
+    assert (counts == expected).all()
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()][-1] == f"{MAX_INDEX}+"

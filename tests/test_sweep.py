@@ -78,6 +78,9 @@ def test_run_sweep_runs_each_temperature_and_shares_greedy(tmp_path: Path, model
         tmp_path / "sweep"
     )  # the caller's config is untouched
     assert [t for t, _ in SR.find_temperature_runs(tmp_path / "sweep")] == [0.4, 0.8, 1.2]
+    # the temperature is the one the run's config.yaml states, not the folder's spelling of it
+    (tmp_path / "sweep" / "temperature-1.2").rename(tmp_path / "sweep" / "temperature-9")
+    assert [t for t, _ in SR.find_temperature_runs(tmp_path / "sweep")] == [0.4, 0.8, 1.2]
 
 
 @pytest.fixture(scope="module")

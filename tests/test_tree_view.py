@@ -68,7 +68,8 @@ def search_run(math500_path: Path, out: Path, models: tuple[Path, Path], method:
 def search_report(request, tmp_path_factory, math500_path, tiny_generator_dir, tiny_prm_dir) -> Path:
     run = search_run(math500_path, tmp_path_factory.mktemp(request.param) / "run", (tiny_generator_dir, tiny_prm_dir),
                      request.param)
-    R.write_report(run, subsets=20, bootstrap=50)
+    written = R.write_report(run, subsets=20, bootstrap=50)
+    assert run / "report" / "search_tree.html" in written  # the viewer is among the files written
     return run
 
 
