@@ -197,7 +197,7 @@ def build_card(run: RunArtifacts, dsets: dict[str, Dataset], repo_id: str, file_
         levels_text=", ".join(str(lvl) for lvl in cfg.levels), benchmark_title=_title(run),
         data_license_text=_data_license_text(run),
         # what an import did not state
-        imported=known.is_imported, imported_text=_imported_text(run, known),
+        imported=known.is_imported, imported_text=_imported_text(run, known), has_greedy=bool(run.greedy),
         scores_imported=known.is_imported and not known.scored_by_bestofn,
         # the models, the prompt and the sampling settings
         generator=_model_info(cfg.generator, cfg.generator_revision, run.model_commits.get("generator"),

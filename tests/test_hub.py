@@ -509,6 +509,26 @@ def test_imported_run_card_says_what_was_imported_and_what_is_not_stated(tmp_pat
     assert problems["weighted_bon_correct"] == [True, True]  # "k + 1" weighs 0.9 against 0.2
 
 
+def test_imported_run_with_greedy_solutions_says_it_has_them(tmp_path: Path) -> None:
+    """An import that carries greedy solutions: the card says they came from the input (it said there were none)."""
+    import json
+
+    from bestofn.cli import main
+    from bestofn.importer import import_completions
+
+    rows = [{"problem": f"What is {k} + 1?", "answer": str(k + 1), "unique_id": f"p{k}",
+             "completions": [f"So $\\boxed{{{k + 1}}}$.", "So $\\boxed{0}$."], "scores": [0.9, 0.2],
+             "greedy": f"So $\\boxed{{{k + 1}}}$."} for k in range(2)]
+    source = tmp_path / "with_greedy.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    run = import_completions(str(source), tmp_path / "run")
+    out = tmp_path / "out"
+    assert main(["push", str(run), "--repo-id", "someone/x", "--dry-run", "--save-dir", str(out)]) == 0
+    text = " ".join((out / "README.md").read_text(encoding="utf-8").split())
+    assert "The greedy solutions (`greedy_*` columns) come from the imported input" in text
+    assert "The imported input has no greedy solutions" not in text
+
+
 # --- the card names the benchmark the problems come from (docs/datasets.md) ----------------------------------------
 KNOWN = Provenance()  # a run made by `bestofn run`: every setting known
 
