@@ -1,8 +1,7 @@
 """The numbers of a run report, computed from a finished run directory (nothing is plotted or written here).
 
-Accuracy vs n: each selection rule (:func:`bestofn.selection.choose`) on many random n-subsets of the N
-solutions, on answer-group labels computed once per problem. Intervals: Wilson over problems for accuracies;
-two methods compared paired, by the exact McNemar test (``scipy.stats.binomtest``) and a bootstrap over problems.
+Accuracy vs n: every selection rule on many random n-subsets of the N solutions, on answer groups computed once
+per problem. Intervals: Wilson over problems; two methods are compared paired (exact McNemar, bootstrap).
 """
 
 from __future__ import annotations
@@ -28,10 +27,10 @@ from ..selection import (AGGREGATIONS, METHOD_LABELS, METHODS, SELECTION_METHODS
 
 CI_LEVEL = 0.95
 CALIBRATION_BINS = 10
-
 DEFAULT_SUBSETS = 500
 DEFAULT_BOOTSTRAP = 2000
 DEFAULT_SEED = 0
+BON_RULES = ("naive_bon", "weighted_bon")  # the rules that read rewards: curves per aggregation
 
 
 # --- Loading ----------------------------------------------------------------------------------------------------------
@@ -100,37 +99,28 @@ class RunData:
     def tokens_known(self) -> bool:
         """Whether every solution's generated-token count is known (imports may lack them)."""
         return all(not np.isnan(p.tokens).any() for p in self.problems) and (
-            not self.has_greedy or all(not np.isnan(p.greedy_tokens) for p in self.problems)
-        )
+            not self.has_greedy or all(not np.isnan(p.greedy_tokens) for p in self.problems))
 
     @property
     def one_score(self) -> bool:
-        """Whether every solution has at most one reward: an outcome reward, or solutions without step
-        breaks. Then every aggregation gives the same reward and per-step views show nothing."""
+        """Whether every solution has at most one reward (an outcome reward, or no step breaks): then every
+        aggregation gives the same reward and per-step views show nothing."""
         return all(len(steps) <= 1 for p in self.problems for steps in p.step_rewards)
 
 
 def load_run_data(run_dir: str | Path) -> RunData:
-    """Read and check a run directory (:func:`bestofn.report.loader.load_run`), and group each problem's N answers by
-    equivalence (once).
-
-    Raises :class:`BestOfNError` when files are missing or disagree (a run that has not finished).
-    """
+    """Read and check a run directory (:func:`~bestofn.report.loader.load_run`) and group each problem's answers
+    (once). Raises :class:`BestOfNError` when files are missing or disagree (a run that has not finished)."""
     run = load_run(run_dir)
     try:
         loaded = [_problem(p, run.greedy.get(p["unique_id"]), run.samples[p["unique_id"]], run.n, run.run_dir,
                            run.config.grading_timeout) for p in run.problems]
     except KeyError as e:  # a row without a field of docs/artifacts.md: written by another version, or edited
-        raise BestOfNError(f"run directory {run.run_dir} has rows without the field {e}; {finish_hint(run.run_dir)}") from None
-    return RunData(
-        run_dir=run.run_dir,
-        n=run.n,
-        reward_aggregation=str(run.results.get("reward_aggregation", "last")),
-        config=run.config.to_dict(),
-        results=run.results,
-        problems=loaded,
-        manifest=read_json(run.run_dir / "manifest.json") if (run.run_dir / "manifest.json").is_file() else {},
-    )
+        raise BestOfNError(f"run directory {run.run_dir} has rows without the field {e}; "
+                           f"{finish_hint(run.run_dir)}") from None
+    manifest = run.run_dir / "manifest.json"
+    return RunData(run.run_dir, run.n, str(run.results.get("reward_aggregation", "last")), run.config.to_dict(),
+                   run.results, loaded, read_json(manifest) if manifest.is_file() else {})
 
 
 def _count(value: Any) -> float:
@@ -141,34 +131,26 @@ def _count(value: Any) -> float:
 def _problem(p: dict, greedy: dict | None, rows: list[dict], n: int, run_dir: Path, timeout: float = 5) -> ProblemData:
     rows = sorted(rows, key=lambda r: r["sample_index"])
     if not 1 <= len(rows) <= n or not whole_samples([r["sample_index"] for r in rows], len(rows)):
-        raise BestOfNError(
-            f"{run_dir}/samples.jsonl: problem {p['unique_id']} has sample_index "
-            f"{[r['sample_index'] for r in rows]}, expected 0..k-1 with k at most {n}; {finish_hint(run_dir)}"
-        )
+        raise BestOfNError(f"{run_dir}/samples.jsonl: problem {p['unique_id']} has sample_index "
+                           f"{[r['sample_index'] for r in rows]}, expected 0..k-1 with k at most {n}; "
+                           f"{finish_hint(run_dir)}")
     answers = [r["answer"] for r in rows]
-    # The one place math-verify runs for a problem: its answers, grouped exactly as selection groups them.
-    labels = group_labels(group_answers(answers, timeout=timeout, kind=p.get("answer_kind", EXPRESSION)), len(rows))
+    g = greedy or {}
     return ProblemData(
-        unique_id=p["unique_id"],
-        level=int(p["level"]),
-        subject=str(p.get("subject", "")),
-        problem=str(p.get("problem", "")),
-        gold=str(p["answer"]),
-        greedy_answer=greedy.get("answer") if greedy else None,
-        greedy_correct=bool(greedy["correct"]) if greedy else None,
-        greedy_tokens=_count(greedy.get("num_tokens")) if greedy else float("nan"),
-        greedy_text=str(greedy.get("text", "")) if greedy else "",
-        answers=answers,
-        texts=[str(r.get("text", "")) for r in rows],
+        unique_id=p["unique_id"], level=int(p["level"]), subject=str(p.get("subject", "")),
+        problem=str(p.get("problem", "")), gold=str(p["answer"]), greedy_answer=g.get("answer"),
+        greedy_correct=bool(g["correct"]) if greedy else None, greedy_tokens=_count(g.get("num_tokens")),
+        greedy_text=str(g.get("text", "")), answers=answers, texts=[str(r.get("text", "")) for r in rows],
         correct=np.array([bool(r["correct"]) for r in rows]),
         tokens=np.array([_count(r.get("num_tokens")) for r in rows], dtype=float),
         string_match=np.array([bool(r.get("string_match", False)) for r in rows]),
-        greedy_string_match=bool(greedy.get("string_match", False)) if greedy else None,
+        greedy_string_match=bool(g.get("string_match", False)) if greedy else None,
         step_rewards=[[float(x) for x in r["step_rewards"] or []] for r in rows],
         scored=np.array([bool(r["step_rewards"]) for r in rows]),
         truncated=np.array([bool(r.get("prm_truncated", False)) for r in rows]),
         cut_off=np.array([r.get("finish_reason") == "length" for r in rows]),
-        labels=labels,
+        # The one place math-verify runs for a problem: its answers, grouped exactly as selection groups them.
+        labels=group_labels(group_answers(answers, timeout=timeout, kind=p.get("answer_kind", EXPRESSION)), len(rows)),
     )
 
 
@@ -182,11 +164,8 @@ def sample_sizes(n_total: int) -> list[int]:
 def draw_subsets(n_total: int, n: int, count: int, rng: np.random.Generator) -> np.ndarray:
     """``count`` random n-subsets of ``range(n_total)`` as sorted index rows, shape (count, n).
 
-    Each subset holds n *distinct* solutions (drawn without replacement), as a real run with N=n would:
-    drawing with replacement would repeat solutions, inflate their votes and understate Best-of-n. When
-    there are no more than ``count`` distinct subsets, all of them are enumerated instead, so the average
-    is exact (n=1, n=N, and small N). Rows are sorted so "earliest" keeps its meaning for tie-breaking.
-    """
+    Without replacement, as a real run with N=n draws (repeats would inflate votes); all subsets when there are
+    at most ``count``, so the average is exact. Sorted rows keep "earliest" for tie-breaking."""
     if math.comb(n_total, n) <= count:
         return np.array(list(itertools.combinations(range(n_total), n)), dtype=int).reshape(-1, n)
     # argsort of uniform noise is a uniformly random permutation; its first n entries a uniform n-subset.
@@ -209,12 +188,10 @@ class Estimate:
 
 
 def wilson(successes: float, total: int) -> tuple[float, float]:
-    """Wilson score 95% interval of ``successes / total``: inside [0, 1], with a width at 0% and 100%.
+    """Wilson score 95% interval of ``successes / total``, clamped to [0, p] and [p, 1] (float noise at 0/3).
 
-    Written out because ``successes`` may be fractional (an expected accuracy over n-subsets), which
-    ``scipy.stats.binomtest(...).proportion_ci("wilson")`` refuses; for whole counts the two agree (tested).
-    Clamped to [0, p] and [p, 1]: floating point gives 5.6e-17 at 0/3, a negative error bar.
-    """
+    Written out because ``successes`` may be fractional (an expected accuracy over n-subsets), which scipy's
+    ``binomtest(...).proportion_ci("wilson")`` refuses; for whole counts the two agree (tested)."""
     if total <= 0:
         return 0.0, 1.0
     z = float(stats.norm.ppf(0.5 + CI_LEVEL / 2))
@@ -229,17 +206,15 @@ def proportion(values: np.ndarray) -> Estimate:
     """Mean of per-problem accuracies in [0, 1] with its Wilson interval over the problems."""
     values = np.asarray(values, dtype=float)
     mean = float(values.mean()) if len(values) else 0.0
-    low, high = wilson(mean * len(values), len(values))
-    return Estimate(mean, low, high)
+    return Estimate(mean, *wilson(mean * len(values), len(values)))
 
 
 @dataclass
 class Curves:
     """Per-problem expected accuracy of every method at every n (averaged over subsets), and token cost.
 
-    ``methods[m]`` and ``by_aggregation[agg][m]`` have shape (len(ns), num_problems); ``tokens`` is the
-    expected number of generated tokens per problem for n samples.
-    """
+    ``methods[m]`` and ``by_aggregation[agg][m]``: (len(ns), problems); ``tokens``: expected generated tokens per
+    problem for n samples."""
 
     ns: list[int]
     methods: dict[str, np.ndarray]
@@ -253,16 +228,14 @@ class Curves:
 def accuracy_curves(run: RunData, subsets: int = DEFAULT_SUBSETS, seed: int = DEFAULT_SEED) -> Curves:
     """Expected accuracy of each method for n = 1, 2, 4, ... N, averaged over ``subsets`` random n-subsets.
 
-    All methods and aggregations are judged on the *same* subsets of a problem (common random numbers),
-    so their differences carry no subset noise. Each problem has its own generator seeded by
-    ``(seed, problem position)``, so adding problems to a run does not reshuffle the others' subsets.
-    """
+    Every method and aggregation is judged on the *same* subsets (common random numbers); each problem has its own
+    generator, seeded by ``(seed, problem position)``, so adding problems does not reshuffle the others."""
     if subsets < 1:
         raise BestOfNError(f"subsets must be at least 1, got {subsets}; e.g. --subsets 500")
     ns = sample_sizes(run.n)
     shape = (len(ns), len(run.problems))
     methods = {m: np.zeros(shape) for m in run.methods}
-    by_agg = {a: {m: np.zeros(shape) for m in ("naive_bon", "weighted_bon")} for a in AGGREGATIONS}
+    by_agg = {a: {m: np.zeros(shape) for m in BON_RULES} for a in AGGREGATIONS}
     tokens = np.zeros(shape)
     for i, p in enumerate(run.problems):
         rng = np.random.default_rng([seed, i])
@@ -272,26 +245,19 @@ def accuracy_curves(run: RunData, subsets: int = DEFAULT_SUBSETS, seed: int = DE
         for k, n in enumerate(ns):
             idx = draw_subsets(p.size, min(n, p.size), subsets, rng)  # a problem with fewer samples: all it has
             methods["pass_at_n"][k, i] = p.correct[idx].any(axis=1).mean()
-            methods["majority"][k, i] = is_hit(p.correct, choose("majority", p.labels, rewards[run.reward_aggregation], idx)).mean()
-            for a, rule in itertools.product(AGGREGATIONS, ("naive_bon", "weighted_bon")):
+            methods["majority"][k, i] = is_hit(p.correct, choose("majority", p.labels, rewards[run.reward_aggregation],
+                                                                 idx)).mean()
+            for a, rule in itertools.product(AGGREGATIONS, BON_RULES):
                 by_agg[a][rule][k, i] = is_hit(p.correct, choose(rule, p.labels, rewards[a], idx)).mean()
             tokens[k, i] = p.tokens[idx].sum(axis=1).mean()  # nan when a count is unknown
-    for m in ("naive_bon", "weighted_bon"):
-        methods[m] = by_agg[run.reward_aggregation][m]
-    return Curves(
-        ns=ns,
-        methods=methods,
-        by_aggregation=by_agg,
-        tokens=tokens,
-        greedy_tokens=np.array([p.greedy_tokens for p in run.problems], dtype=float),
-        subsets=subsets,
-        seed=seed,
-    )
+    methods.update(by_agg[run.reward_aggregation])
+    return Curves(ns, methods, by_agg, tokens, np.array([p.greedy_tokens for p in run.problems], dtype=float),
+                  subsets, seed)
 
 
 def bootstrap_mean(values: np.ndarray, rng: np.random.Generator, rounds: int = DEFAULT_BOOTSTRAP) -> Estimate:
-    """The mean of per-problem ``values`` (paired differences: one per problem) with the percentile interval of
-    ``rounds`` resamples of the problems (``scipy.stats.bootstrap``); a point when there is nothing to resample."""
+    """The mean of per-problem ``values`` (e.g. paired differences) with the percentile interval of ``rounds``
+    resamples of the problems (``scipy.stats.bootstrap``); a point when there is nothing to resample."""
     values = np.asarray(values, dtype=float)
     mean = float(values.mean())
     if len(values) < 2 or np.ptp(values) == 0:
@@ -349,53 +315,33 @@ class ProblemOutcome:
 def full_n_outcome(p: ProblemData, how: str) -> ProblemOutcome:
     """Apply every rule to all N solutions of ``p`` (rewards aggregated with ``how``)."""
     rewards = p.rewards(how)
-    everything = np.arange(len(p.answers))[None, :]
 
     def pick(rule: str) -> Pick:
         """A rule's verdict is the best-scored member of the group it picks (as results.json shows it)."""
-        picked = int(choose(rule, p.labels, rewards, everything)[0])
+        picked = int(choose(rule, p.labels, rewards, np.arange(len(p.answers))[None, :])[0])
         if picked < 0:
             return Pick(None, False, None)
         index = shown(p.labels, rewards, picked)
         return Pick(p.answers[index], bool(p.correct[index]), index)
 
-    return ProblemOutcome(
-        unique_id=p.unique_id,
-        level=p.level,
-        subject=p.subject,
-        gold=p.gold,
-        greedy=Pick(p.greedy_answer, p.greedy_correct, None) if p.greedy_correct is not None else None,
-        majority=pick("majority"),
-        naive_bon=pick("naive_bon"),
-        weighted_bon=pick("weighted_bon"),
-        pass_at_n=bool(p.correct.any()),
-        num_correct=int(p.correct.sum()),
-        groups=group_table(p, rewards),
-    )
+    greedy = Pick(p.greedy_answer, p.greedy_correct, None) if p.greedy_correct is not None else None
+    return ProblemOutcome(p.unique_id, p.level, p.subject, p.gold, greedy, pick("majority"), pick("naive_bon"),
+                          pick("weighted_bon"), bool(p.correct.any()), int(p.correct.sum()), group_table(p, rewards))
 
 
 def group_table(p: ProblemData, rewards: np.ndarray) -> list[dict[str, Any]]:
-    """Answer groups with size and summed reward, heaviest first: :func:`bestofn.selection.answer_groups`'s
-    rows (plus ``correct``), built from the stored labels instead of grouping again."""
-    rows = []
-    for g in range(int(p.labels.max()) + 1):
-        members = [int(i) for i in np.flatnonzero(p.labels == g)]
-        rows.append(
-            {
-                "answer": p.answers[members[0]],
-                "count": len(members),
-                "reward_sum": float(sum(rewards[i] for i in members)),
-                "indices": members,
-                "correct": bool(p.correct[members[0]]),
-            }
-        )
+    """Answer groups with size and summed reward, heaviest first: :func:`bestofn.selection.answer_groups`'s rows
+    (plus ``correct``), built from the stored labels instead of grouping again."""
+    members = [[int(i) for i in np.flatnonzero(p.labels == g)] for g in range(int(p.labels.max()) + 1)]
+    rows = [{"answer": p.answers[m[0]], "count": len(m), "reward_sum": float(sum(rewards[i] for i in m)), "indices": m,
+             "correct": bool(p.correct[m[0]])} for m in members]
     return sorted(rows, key=lambda r: -r["reward_sum"])
 
 
 # --- The PRM as a correctness detector --------------------------------------------------------------------------------
 def auroc(scores: np.ndarray, positive: np.ndarray) -> float | None:
-    """P(score of a correct solution > score of a wrong one), ties counting 1/2: the Mann-Whitney U statistic
-    over the product of the class sizes (``scipy.stats.mannwhitneyu``). None when one class is empty."""
+    """P(score of a correct solution > score of a wrong one), ties counting 1/2: the Mann-Whitney U statistic over
+    the product of the class sizes (``scipy.stats.mannwhitneyu``). None when one class is empty."""
     scores, positive = np.asarray(scores, dtype=float), np.asarray(positive, dtype=bool)
     if positive.all() or not positive.any():
         return None
@@ -420,10 +366,8 @@ class PRMStats:
 def prm_stats(run: RunData, how: str, rng: np.random.Generator, rounds: int = DEFAULT_BOOTSTRAP) -> PRMStats:
     """Reward distributions and AUROC of one aggregation.
 
-    The pooled AUROC also rewards a PRM for telling easy problems from hard ones; Best-of-N only needs the
-    ranking *within* a problem, which ``within_auroc`` measures. The pooled AUROC's interval resamples whole
-    problems (a problem's N solutions are not independent of each other).
-    """
+    The pooled AUROC also rewards telling easy problems from hard ones; Best-of-N needs the ranking *within* a
+    problem (``within_auroc``). The pooled interval resamples whole problems (their solutions are not independent)."""
     per_problem = [(p.rewards(how)[p.scored], p.correct[p.scored]) for p in run.problems]
     scores = np.concatenate([s for s, _ in per_problem])
     labels = np.concatenate([c for _, c in per_problem])
@@ -441,21 +385,13 @@ def prm_stats(run: RunData, how: str, rng: np.random.Generator, rounds: int = DE
         tail = (1 - CI_LEVEL) / 2 * 100
         ci = tuple(float(x) for x in np.nanpercentile(reps, [tail, 100 - tail])) if np.isfinite(reps).any() else None
     within = [v for s, c in per_problem if (v := auroc(s, c)) is not None]
-    return PRMStats(
-        aggregation=how,
-        correct_rewards=scores[labels],
-        incorrect_rewards=scores[~labels],
-        auroc=pooled,
-        auroc_ci=ci,
-        within_auroc=float(np.mean(within)) if within else None,
-        within_problems=len(within),
-        unscored=int(sum((~p.scored).sum() for p in run.problems)),
-    )
+    return PRMStats(how, scores[labels], scores[~labels], pooled, ci, float(np.mean(within)) if within else None,
+                    len(within), int(sum((~p.scored).sum() for p in run.problems)))
 
 
 def mcnemar_p(only_a: int, only_b: int) -> float:
-    """Exact two-sided McNemar test: is a split of ``only_a`` vs ``only_b`` discordant problems plausible
-    under "both methods equally good" (a fair coin per discordant problem)?"""
+    """Exact two-sided McNemar test: is a split of ``only_a`` vs ``only_b`` discordant problems plausible under
+    "both methods equally good" (a fair coin per discordant problem)?"""
     total = only_a + only_b
     return float(stats.binomtest(only_a, total, 0.5).pvalue) if total else 1.0
 
@@ -471,12 +407,8 @@ def min_informative_for_significance(alpha: float = 1 - CI_LEVEL) -> int:
 # --- Calibration: does a reward of 0.8 mean "right 80% of the time"? --------------------------------------------------
 @dataclass
 class Calibration:
-    """A reliability diagram's numbers: equal-width reward bins over [0, 1] with their accuracy.
-
-    ``ece`` (expected calibration error) is the count-weighted mean over bins of |accuracy - mean reward|.
-    Weighted Best-of-N sums rewards as if they were evidence of correctness; calibration says how literally
-    a reward can be read as a probability.
-    """
+    """A reliability diagram's numbers: equal-width reward bins over [0, 1] with their accuracy; ``ece`` is the
+    count-weighted mean over bins of |accuracy - mean reward| (how literally a reward reads as a probability)."""
 
     edges: np.ndarray  # (bins + 1,)
     counts: np.ndarray  # int (bins,)
@@ -489,8 +421,8 @@ class Calibration:
 
 
 def calibration(rewards: np.ndarray, correct: np.ndarray, bins: int = CALIBRATION_BINS) -> Calibration:
-    """Bin solution rewards into ``bins`` equal bins over [0, 1] (1.0 falls in the last) and compare each bin's
-    mean reward with the share of right solutions in it."""
+    """Bin solution rewards into ``bins`` equal bins over [0, 1] (1.0 falls in the last) and compare each bin's mean
+    reward with the share of right solutions in it."""
     rewards, correct = np.asarray(rewards, dtype=float), np.asarray(correct, dtype=bool)
     clipped = int(((rewards < 0) | (rewards > 1)).sum())
     rewards = np.clip(rewards, 0.0, 1.0)
@@ -504,25 +436,17 @@ def calibration(rewards: np.ndarray, correct: np.ndarray, bins: int = CALIBRATIO
         counts, accuracy, mean_reward = np.zeros(bins, int), np.full(bins, np.nan), np.full(bins, np.nan)
     right = np.round(np.nan_to_num(accuracy) * counts)
     filled = counts > 0
-    ece = float((counts[filled] * np.abs(accuracy[filled] - mean_reward[filled])).sum() / counts.sum()) if len(rewards) else 0.0
-    return Calibration(
-        edges=edges,
-        counts=counts,
-        mean_reward=mean_reward,
-        accuracy=accuracy,
-        intervals=[wilson(r, c) if c else None for r, c in zip(right, counts)],
-        ece=ece,
-        total=int(len(rewards)),
-        clipped=clipped,
-    )
+    ece = float((counts[filled] * np.abs(accuracy[filled] - mean_reward[filled])).sum() / counts.sum()) \
+        if len(rewards) else 0.0
+    intervals = [wilson(r, c) if c else None for r, c in zip(right, counts)]
+    return Calibration(edges, counts, mean_reward, accuracy, intervals, ece, int(len(rewards)), clipped)
 
 
 def run_calibration(run: RunData, how: str | None = None, bins: int = CALIBRATION_BINS) -> Calibration:
     """Calibration of the run's selection reward (``how``: its aggregation) over every scored solution."""
     how = how or run.reward_aggregation
     rewards = np.concatenate([p.rewards(how)[p.scored] for p in run.problems])
-    correct = np.concatenate([p.correct[p.scored] for p in run.problems])
-    return calibration(rewards, correct, bins)
+    return calibration(rewards, np.concatenate([p.correct[p.scored] for p in run.problems]), bins)
 
 
 # --- Step rewards of right vs wrong solutions -------------------------------------------------------------------------
@@ -538,36 +462,31 @@ class StepCurve:
 
 
 def step_curves(run: RunData, max_steps: int = 20, min_count: int = 3) -> dict[bool, StepCurve]:
-    """Per correctness (True: right solutions), the reward by step index, up to ``max_steps`` steps and only
-    where at least ``min_count`` solutions reach that step (a mean over one or two is noise)."""
+    """Per correctness (True: right solutions), the reward by step index, up to ``max_steps`` steps and only where
+    at least ``min_count`` solutions reach that step (a mean over one or two is noise)."""
     out = {}
     for right in (True, False):
         by_step: list[list[float]] = [[] for _ in range(max_steps)]
         for p in run.problems:
-            for steps, ok in zip(p.step_rewards, p.correct):
-                if bool(ok) == right:
-                    for k, r in enumerate(steps[:max_steps]):
-                        by_step[k].append(r)
-        keep = [k for k in range(max_steps) if len(by_step[k]) >= min_count]
+            for steps in (s for s, ok in zip(p.step_rewards, p.correct) if bool(ok) == right):
+                for k, r in enumerate(steps[:max_steps]):
+                    by_step[k].append(r)
+        kept = [by_step[k] for k in range(max_steps) if len(by_step[k]) >= min_count]
         out[right] = StepCurve(
-            steps=np.array([k + 1 for k in keep], dtype=int),
-            mean=np.array([np.mean(by_step[k]) for k in keep]),
-            q25=np.array([np.percentile(by_step[k], 25) for k in keep]),
-            q75=np.array([np.percentile(by_step[k], 75) for k in keep]),
-            count=np.array([len(by_step[k]) for k in keep], dtype=int),
-        )
+            np.array([k + 1 for k in range(max_steps) if len(by_step[k]) >= min_count], dtype=int),
+            np.array([np.mean(v) for v in kept]), np.array([np.percentile(v, 25) for v in kept]),
+            np.array([np.percentile(v, 75) for v in kept]), np.array([len(v) for v in kept], dtype=int))
     return out
 
 
 # --- Everything the report needs --------------------------------------------------------------------------------------
 @dataclass
 class Comparison:
-    """Method ``a`` against method ``b`` at full N, on the same problems.
+    """Method ``a`` against ``b`` at full N, on the same problems.
 
-    Only the *informative* problems (solved by exactly one of the two) can tell the methods apart: ``a`` won
-    ``only_a`` of them and lost ``only_b``. ``p_value`` is the exact McNemar test on that split; ``difference``
-    is the accuracy difference with a paired bootstrap interval over problems (its size, not a second test).
-    """
+    Only the problems solved by exactly one of the two tell them apart: ``a`` won ``only_a`` of them and lost
+    ``only_b``. ``p_value``: the exact McNemar test on that split; ``difference``: the accuracy difference with a
+    paired bootstrap interval over problems (its size, not a second test)."""
 
     a: str
     b: str
@@ -599,19 +518,15 @@ class SelectionMatters:
 
 
 def selection_matters(outcomes: Sequence[ProblemOutcome]) -> SelectionMatters:
-    def same_pick(o: ProblemOutcome) -> bool:
-        return len({o.majority.correct, o.naive_bon.correct, o.weighted_bon.correct}) == 1 and len(
-            {o.majority.answer, o.naive_bon.answer, o.weighted_bon.answer}
-        ) == 1
+    def ids(keep) -> list[str]:  # noqa: ANN001 - a predicate on an outcome
+        return [o.unique_id for o in outcomes if keep(o)]
 
-    return SelectionMatters(
-        contested=[o.unique_id for o in outcomes if o.contested],
-        unanimous=[o.unique_id for o in outcomes if len(o.groups) == 1],
-        no_answer=[o.unique_id for o in outcomes if not o.groups],
-        missed=[o.unique_id for o in outcomes if o.missed],
-        none_right=[o.unique_id for o in outcomes if not o.pass_at_n],
-        rules_disagree=[o.unique_id for o in outcomes if not same_pick(o)],
-    )
+    def same_pick(o: ProblemOutcome) -> bool:
+        picks = (o.majority, o.naive_bon, o.weighted_bon)
+        return len({p.correct for p in picks}) == 1 and len({p.answer for p in picks}) == 1
+
+    return SelectionMatters(ids(lambda o: o.contested), ids(lambda o: len(o.groups) == 1), ids(lambda o: not o.groups),
+                            ids(lambda o: o.missed), ids(lambda o: not o.pass_at_n), ids(lambda o: not same_pick(o)))
 
 
 @dataclass
@@ -628,19 +543,13 @@ class AnswerChecks:
 
 def answer_checks(run: RunData) -> list[AnswerChecks]:
     """Counts of right answers by each check, for greedy (if any) and for all samples."""
-    out = []
+    sources = [("samples", np.concatenate([p.correct for p in run.problems]),
+                np.concatenate([p.string_match for p in run.problems]))]
     if run.has_greedy:
-        mv = np.array([bool(p.greedy_correct) for p in run.problems])
-        sm = np.array([bool(p.greedy_string_match) for p in run.problems])
-        out.append(_checks("greedy", mv, sm))
-    mv = np.concatenate([p.correct for p in run.problems])
-    sm = np.concatenate([p.string_match for p in run.problems])
-    out.append(_checks("samples", mv, sm))
-    return out
-
-
-def _checks(source: str, mv: np.ndarray, sm: np.ndarray) -> AnswerChecks:
-    return AnswerChecks(source, int(len(mv)), int(mv.sum()), int(sm.sum()), int((mv & ~sm).sum()), int((sm & ~mv).sum()))
+        sources.insert(0, ("greedy", np.array([bool(p.greedy_correct) for p in run.problems]),
+                           np.array([bool(p.greedy_string_match) for p in run.problems])))
+    return [AnswerChecks(source, int(len(mv)), int(mv.sum()), int(sm.sum()), int((mv & ~sm).sum()),
+                         int((sm & ~mv).sum())) for source, mv, sm in sources]
 
 
 @dataclass
@@ -678,22 +587,17 @@ class Analysis:
         return self.accuracy[method][-1]
 
 
-def paired_comparison(
-    curves: Curves, outcomes: list[ProblemOutcome], a: str, b: str, rng: np.random.Generator, rounds: int
-) -> Comparison:
+def paired_comparison(curves: Curves, outcomes: list[ProblemOutcome], a: str, b: str, rng: np.random.Generator,
+                      rounds: int) -> Comparison:
     """Paired comparison of two methods at full N: accuracy difference with CI, flips, McNemar p."""
-    diff = curves.methods[a][-1] - curves.methods[b][-1]
     only_a = [o.unique_id for o in outcomes if o.solved(a) and not o.solved(b)]
     only_b = [o.unique_id for o in outcomes if o.solved(b) and not o.solved(a)]
+    diff = curves.methods[a][-1] - curves.methods[b][-1]
     return Comparison(a, b, bootstrap_mean(diff, rng, rounds), only_a, only_b, mcnemar_p(len(only_a), len(only_b)))
 
 
-def analyze(
-    run: RunData | str | Path,
-    subsets: int = DEFAULT_SUBSETS,
-    seed: int = DEFAULT_SEED,
-    bootstrap: int = DEFAULT_BOOTSTRAP,
-) -> Analysis:
+def analyze(run: RunData | str | Path, subsets: int = DEFAULT_SUBSETS, seed: int = DEFAULT_SEED,
+            bootstrap: int = DEFAULT_BOOTSTRAP) -> Analysis:
     """Compute every number of the report for one run directory (deterministic for a given seed)."""
     if not isinstance(run, RunData):
         run = load_run_data(run)
@@ -708,47 +612,29 @@ def analyze(
         pairs = [("weighted_bon", "greedy"), *pairs, ("majority", "greedy")]
     comparisons = {f"{a}-{b}": paired_comparison(curves, outcomes, a, b, rng, bootstrap) for a, b in pairs}
     prm = {a: prm_stats(run, a, rng, bootstrap if a == run.reward_aggregation else 0) for a in AGGREGATIONS}
-    known = run.tokens_known
+    known, tokens, greedy_tokens = run.tokens_known, curves.tokens, curves.greedy_tokens
+    greedy_known = known and run.has_greedy
     analysis = Analysis(
-        run=run,
-        curves=curves,
-        bootstrap=bootstrap,
-        accuracy=proportions(curves.methods),
-        by_level={lvl: proportions({m: v[:, levels == lvl] for m, v in curves.methods.items()}) for lvl in run.levels},
-        aggregation={a: proportions(v) for a, v in curves.by_aggregation.items()},
-        outcomes=outcomes,
-        comparisons=comparisons,
-        prm=prm,
-        calibration=run_calibration(run),
-        steps=step_curves(run),
-        matters=selection_matters(outcomes),
-        checks=answer_checks(run),
-        mean_tokens=[float(x) for x in curves.tokens.mean(axis=1)] if known else None,
-        greedy_mean_tokens=float(curves.greedy_tokens.mean()) if known and run.has_greedy else None,
-        tokens_by_level={lvl: [float(x) for x in curves.tokens[:, levels == lvl].mean(axis=1)] for lvl in run.levels}
-        if known
-        else None,
-        greedy_tokens_by_level={lvl: float(curves.greedy_tokens[levels == lvl].mean()) for lvl in run.levels}
-        if known and run.has_greedy
-        else None,
-    )
+        run, curves, bootstrap, proportions(curves.methods),
+        {lvl: proportions({m: v[:, levels == lvl] for m, v in curves.methods.items()}) for lvl in run.levels},
+        {a: proportions(v) for a, v in curves.by_aggregation.items()}, outcomes, comparisons, prm,
+        run_calibration(run), step_curves(run), selection_matters(outcomes), answer_checks(run),
+        [float(x) for x in tokens.mean(axis=1)] if known else None,
+        float(greedy_tokens.mean()) if greedy_known else None,
+        {lvl: [float(x) for x in tokens[:, levels == lvl].mean(axis=1)] for lvl in run.levels} if known else None,
+        {lvl: float(greedy_tokens[levels == lvl].mean()) for lvl in run.levels} if greedy_known else None)
     analysis.inconsistencies = check_against_results(analysis)
     return analysis
 
 
 def check_against_results(analysis: Analysis) -> list[str]:
-    """Where results.json (written by the pipeline) disagrees with the full-N numbers recomputed here.
-
-    They should agree exactly; a disagreement means the artifacts were edited or produced by another
-    version, and the report says so rather than silently picking one.
-    """
+    """Where results.json (written by the pipeline) disagrees with the full-N numbers recomputed here: a sign of
+    edited artifacts or another version, which the report states rather than silently picking one."""
     notes = []
     stored = analysis.run.results.get("accuracy", {})
     for m in analysis.methods:
-        if m not in stored or "correct" not in stored[m]:
-            continue
-        ours = sum(o.solved(m) for o in analysis.outcomes)
-        if int(stored[m]["correct"]) != ours:
+        ours = solved_counts(analysis.outcomes, m)
+        if m in stored and "correct" in stored[m] and int(stored[m]["correct"]) != ours:
             notes.append(f"{m}: results.json says {stored[m]['correct']} correct, the samples give {ours}")
     if "n" in analysis.run.results and int(analysis.run.results["n"]) != analysis.run.n:
         notes.append(f"results.json says n={analysis.run.results['n']}, samples.jsonl has {analysis.run.n} per problem")
@@ -763,8 +649,8 @@ def solved_counts(outcomes: Sequence[ProblemOutcome], method: str) -> int:
 # --- Choosing a method without grading it on the same problems (compare's compute-optimal choice) ---------------------
 def two_fold_split(unique_ids: Sequence[str], seed: int = DEFAULT_SEED) -> np.ndarray:
     """Fold 0 or 1 of each problem: problems ranked by ``sha256(seed:unique_id)`` (:func:`bestofn.seeds.seed_hash`),
-    the first half (rounded down) in fold 0. It depends on the ids alone, never on their order or on which
-    other problems a run has beside them; call it on one level's problems to split each level in two."""
+    the first half (rounded down) in fold 0. It depends on the ids alone, never on their order or on which other
+    problems a run has beside them; call it on one level's problems to split each level in two."""
     from ..seeds import seed_hash
 
     ranked = sorted(range(len(unique_ids)), key=lambda i: seed_hash(seed, unique_ids[i]))
@@ -775,11 +661,9 @@ def two_fold_split(unique_ids: Sequence[str], seed: int = DEFAULT_SEED) -> np.nd
 
 @dataclass(frozen=True)
 class CrossValidated:
-    """Two-fold cross-validation of a choice among candidates (e.g. methods at one budget).
-
-    ``picks[f]`` is the candidate with the highest mean on fold ``f`` (ties: the earlier candidate); each
-    problem's ``held_out`` value is that of the candidate picked on the *other* fold, so no problem grades the
-    choice it helped make. Its mean is an honest estimate of "pick the best method, then use it"."""
+    """Two-fold cross-validation of a choice among candidates (e.g. methods at one budget): ``picks[f]`` is the
+    candidate with the highest mean on fold ``f`` (ties: the earlier); each problem's ``held_out`` value is that of
+    the candidate picked on the *other* fold, so no problem grades the choice it helped make."""
 
     picks: tuple[int, int]
     held_out: np.ndarray  # (problems,)
