@@ -1,12 +1,7 @@
-"""The report's figures: matplotlib ``Figure`` objects built from analysis numbers (run and sweep reports).
+"""The report's figures: matplotlib ``Figure`` objects (object API, no pyplot) built from analysis numbers.
 
-Every function takes numbers (an :class:`~bestofn.report.analysis.Analysis`, a sweep's analyses, or plain
-arrays) and returns a ``Figure``; :mod:`bestofn.report.render` turns figures into PNGs. matplotlib's object
-API is used without pyplot, so no GUI backend or global state is involved.
-
-Conventions, chosen so differences show: accuracy axes are fitted to the data (not fixed at 0-100%), with
-greedy and the pass@N ceiling drawn as references; curves that coincide are drawn once and labelled
-"A = B" instead of one hiding the other; intervals are light bands; labels go where markers are not.
+So that differences show: accuracy axes fitted to the data, greedy and pass@N drawn as references, coinciding
+curves drawn once and labelled "A = B", intervals as light bands.
 """
 
 from __future__ import annotations
@@ -34,11 +29,10 @@ RIGHT, WRONG = "#2ca02c", "#d62728"
 BAND_ALPHA = 0.10
 REWARD_CMAP = colormaps["RdYlGn"]  # step viewer and reward plots: red (low) to green (high)
 MAX_PROBLEM_ROWS = 40  # per-problem plots show at most this many rows (the report's tables list the rest)
+CURVES = ("pass_at_n", *A.SELECTION_METHODS)  # the methods drawn as curves (greedy: a reference)
 
 
-# --------------------------------------------------------------------------------------------------------
-# Axes
-# --------------------------------------------------------------------------------------------------------
+# --- Axes ------------------------------------------------------------------------------------------------------
 def n_axis(ax, ns: Sequence[int]) -> None:
     """Log-2 x axis with one tick per n."""
     ax.set_xscale("log", base=2)
@@ -76,8 +70,8 @@ class SpacingFormatter(Formatter):
 
 
 def token_axis(ax, values: Sequence[float], label: str = "generated tokens per problem") -> None:
-    """A log token axis with readable labels at any range: a few round ticks inside the data's range (a narrow
-    range gets linear steps, a wide one 1-2-5 per decade), minor ticks unlabelled."""
+    """A log token axis with a few round, labelled ticks inside the data's range (linear steps for a narrow range,
+    1-2-5 per decade for a wide one)."""
     values = [v for v in values if v is not None and np.isfinite(v) and v > 0]
     ax.set_xlabel(label)
     if not values:
@@ -97,9 +91,14 @@ def _flat(*estimate_lists: Sequence[A.Estimate]) -> list[float]:
     return [x for ests in estimate_lists for e in ests for x in (e.value, e.low, e.high)]
 
 
-# --------------------------------------------------------------------------------------------------------
-# Curves that coincide are drawn once
-# --------------------------------------------------------------------------------------------------------
+def _errorbar(ax, xs, ests: Sequence[A.Estimate], **style) -> list[float]:  # noqa: ANN001
+    """Points with their 95% intervals as error bars; returns every value drawn (for the fitted axis)."""
+    err = np.array([[e.value - e.low for e in ests], [e.high - e.value for e in ests]])
+    ax.errorbar(xs, [e.value for e in ests], yerr=err, **style)
+    return _flat(ests)
+
+
+# --- Curves that coincide are drawn once ------------------------------------------------------------------------
 def merge_identical(series: Mapping[str, Sequence[float]], tol: float = 1e-9) -> list[list[str]]:
     """Group the keys of ``series`` whose values are equal at every point (in order of first appearance)."""
     groups: list[list[str]] = []
@@ -115,10 +114,8 @@ def merge_identical(series: Mapping[str, Sequence[float]], tol: float = 1e-9) ->
 
 def accuracy_lines(ax, xs: Sequence[float], curves: Mapping[str, Sequence[A.Estimate]], labels: Mapping[str, str],
                    colors: Mapping[str, str], styles: Mapping[str, str] | None = None, bands: bool = True) -> None:
-    """One line (and light band) per curve; curves with equal values share one line labelled "a = b".
-
-    A curve that meets an earlier one at some points only is dashed, with hollow rings at those points, so
-    the line drawn first still shows beneath it."""
+    """One line (and light band) per curve; curves with equal values share one line labelled "a = b". A curve that
+    meets an earlier one at some points only is dashed, ringed at those points, so the first still shows."""
     styles = styles or {}
     drawn: list[np.ndarray] = []
     for group in merge_identical({k: [e.value for e in v] for k, v in curves.items()}):
@@ -146,17 +143,15 @@ def _greedy_reference(ax, greedy: A.Estimate | None) -> None:
         ax.axhspan(greedy.low, greedy.high, color=COLORS["greedy"], alpha=0.06, lw=0)
 
 
-# --------------------------------------------------------------------------------------------------------
-# Run report
-# --------------------------------------------------------------------------------------------------------
+# --- Run report --------------------------------------------------------------------------------------------------
 def plot_accuracy_vs_n(an: A.Analysis) -> Figure:
     """Majority, naive and weighted Best-of-N vs n; greedy and pass@n as references; 95% Wilson bands."""
     fig = Figure(figsize=(8, 5))
     ax = fig.subplots()
     greedy = an.at_full_n("greedy") if an.run.has_greedy else None
     _greedy_reference(ax, greedy)
-    accuracy_lines(ax, an.ns, {m: an.accuracy[m] for m in ("pass_at_n", *A.SELECTION_METHODS)}, A.METHOD_LABELS,
-                   COLORS, {"pass_at_n": ":s"}, bands=False)
+    accuracy_lines(ax, an.ns, {m: an.accuracy[m] for m in CURVES}, A.METHOD_LABELS, COLORS, {"pass_at_n": ":s"},
+                   bands=False)
     # One band only (the method the report is about): three overlapping bands blur into one another.
     weighted = an.accuracy["weighted_bon"]
     ax.fill_between(an.ns, [e.low for e in weighted], [e.high for e in weighted], color=COLORS["weighted_bon"],
@@ -171,10 +166,8 @@ def plot_accuracy_vs_n(an: A.Analysis) -> Figure:
 
 
 def plot_selection_grid(an: A.Analysis) -> Figure:
-    """Problems with more than one answer group (rows) x methods: solved (green) or not (red) at full N.
-
-    Unanimous problems are left out: every rule gives the same answer there (the report counts them).
-    """
+    """Problems with more than one answer group (rows) x methods: solved (green) or not (red) at full N (unanimous
+    problems are left out: every rule gives the same answer there)."""
     by_id = {o.unique_id: o for o in an.outcomes}
     outs = sorted((by_id[u] for u in an.matters.contested), key=lambda o: (not o.missed, o.level, -o.num_correct))
     shown = outs[:MAX_PROBLEM_ROWS * 2]
@@ -254,8 +247,8 @@ def plot_calibration(cal: A.Calibration, title: str = "Reliability of the soluti
 
 
 def plot_rewards_by_problem(an: A.Analysis) -> Figure:
-    """Per problem with both right and wrong samples: the rewards of right (green) and wrong (red) solutions
-    side by side, with weighted Best-of-N's choice ringed. Problems where the right answer was missed first."""
+    """Per problem with right and wrong samples: their rewards side by side, weighted Best-of-N's choice ringed;
+    problems where the right answer was missed first."""
     how = an.run.reward_aggregation
     by_id = {o.unique_id: o for o in an.outcomes}
     mixed = [p for p in an.run.problems if 0 < p.correct.sum() < len(p.correct)]
@@ -338,12 +331,9 @@ def plot_by_level(an: A.Analysis) -> Figure:
     width = 0.7 / len(methods)
     values = []
     for k, m in enumerate(methods):
-        ests = [an.by_level[lvl][m][-1] for lvl in levels]
-        xs = np.arange(len(levels)) + (k - (len(methods) - 1) / 2) * width
-        err = np.array([[e.value - e.low for e in ests], [e.high - e.value for e in ests]])
-        ax.errorbar(xs, [e.value for e in ests], yerr=err, fmt="s" if m == "pass_at_n" else "o", color=COLORS[m],
-                    label=A.METHOD_LABELS[m], capsize=2, ms=5, lw=1)
-        values += _flat(ests)
+        values += _errorbar(ax, np.arange(len(levels)) + (k - (len(methods) - 1) / 2) * width,
+                            [an.by_level[lvl][m][-1] for lvl in levels], fmt="s" if m == "pass_at_n" else "o",
+                            color=COLORS[m], label=A.METHOD_LABELS[m], capsize=2, ms=5, lw=1)
     counts = {lvl: sum(o.level == lvl for o in an.outcomes) for lvl in levels}
     ax.set_xticks(range(len(levels)), [f"{level_name(lvl)}\n({counts[lvl]} problem{'' if counts[lvl] == 1 else 's'})"
                                         for lvl in levels])
@@ -368,9 +358,9 @@ def plot_compute(an: A.Analysis) -> Figure:
     for ax in axes[len(panels):]:
         ax.set_visible(False)
     for ax, (title, acc, tokens, greedy_tokens) in zip(axes, panels):
-        accuracy_lines(ax, tokens, {m: acc[m] for m in ("pass_at_n", *A.SELECTION_METHODS)}, A.METHOD_LABELS, COLORS,
-                       {"pass_at_n": ":s"}, bands=False)
-        values = [e.value for m in ("pass_at_n", *A.SELECTION_METHODS) for e in acc[m]]
+        accuracy_lines(ax, tokens, {m: acc[m] for m in CURVES}, A.METHOD_LABELS, COLORS, {"pass_at_n": ":s"},
+                       bands=False)
+        values = [e.value for m in CURVES for e in acc[m]]
         if greedy_tokens is not None and "greedy" in acc:
             ax.plot([greedy_tokens], [acc["greedy"][-1].value], "*", ms=12, color=COLORS["greedy"], label="greedy",
                     clip_on=False)
@@ -380,7 +370,7 @@ def plot_compute(an: A.Analysis) -> Figure:
             top = ax.secondary_xaxis("top")  # N on its own axis: labels never sit on the markers
             top.set_xticks(tokens, [f"N={n}" for n in an.ns], fontsize=7)
             top.xaxis.set_minor_locator(NullLocator())
-        fitted_percent_axis(ax, [v for v in values])
+        fitted_percent_axis(ax, values)
         ax.set_title(title, fontsize=10)
     axes[0].set_ylabel("accuracy")
     axes[0].legend(fontsize=7, loc="best")
@@ -389,9 +379,7 @@ def plot_compute(an: A.Analysis) -> Figure:
     return fig
 
 
-# --------------------------------------------------------------------------------------------------------
-# Sweep report
-# --------------------------------------------------------------------------------------------------------
+# --- Sweep report ------------------------------------------------------------------------------------------------
 def temperature_colors(temps: Sequence[float]) -> list:
     cmap = colormaps["plasma"]  # cold (blue) to hot (yellow); its light end is cut so every line shows on white
     return [cmap(x) for x in np.linspace(0.0, 0.8, len(temps))] if len(temps) > 1 else [cmap(0.4)]
@@ -427,13 +415,10 @@ def plot_accuracy_vs_temperature(temperatures: Sequence[float], analyses: Sequen
     _greedy_reference(ax, greedy)
     spread = (max(temperatures) - min(temperatures)) or 1
     values = [greedy.value] if greedy else []
-    for k, method in enumerate(("pass_at_n", *A.SELECTION_METHODS)):
-        ests = [an.at_full_n(method) for an in analyses]
-        xs = np.array(temperatures) + (k - 1.5) * 0.012 * spread  # dodge the error bars
-        err = np.array([[e.value - e.low for e in ests], [e.high - e.value for e in ests]])
-        ax.errorbar(xs, [e.value for e in ests], yerr=err, fmt=":s" if method == "pass_at_n" else "-o", ms=5,
-                    capsize=3, color=COLORS[method], label=A.METHOD_LABELS[method])
-        values += _flat(ests)
+    for k, method in enumerate(CURVES):
+        values += _errorbar(ax, np.array(temperatures) + (k - 1.5) * 0.012 * spread,  # dodge the error bars
+                            [an.at_full_n(method) for an in analyses], fmt=":s" if method == "pass_at_n" else "-o",
+                            ms=5, capsize=3, color=COLORS[method], label=A.METHOD_LABELS[method])
     ax.set_xticks(list(temperatures), [f"{t:g}" for t in temperatures])
     ax.set_xlabel("sampling temperature")
     ax.set_ylabel(f"accuracy at N={analyses[0].run.n}")
@@ -443,9 +428,7 @@ def plot_accuracy_vs_temperature(temperatures: Sequence[float], analyses: Sequen
     return fig
 
 
-# --------------------------------------------------------------------------------------------------------
-# Shared labels
-# --------------------------------------------------------------------------------------------------------
+# --- Shared labels -----------------------------------------------------------------------------------------------
 def short_id(unique_id: str) -> str:
     """``test/algebra/123.json`` -> ``algebra/123``."""
     return unique_id.removeprefix("test/").removesuffix(".json")

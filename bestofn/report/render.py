@@ -1,16 +1,7 @@
-"""Reports as Markdown, rendered to a static HTML page by a maintained Markdown library (markdown-it-py).
+"""Reports as Markdown (:class:`Page`), saved as ``report.md`` with PNGs beside it and as ``report.html``, one
+self-contained page (markdown-it-py into ``templates/report.html``, plots embedded; no server, no JavaScript).
 
-A report is written once, as Markdown (:class:`Page`), and saved twice: ``report.md`` with the PNG plots
-beside it (GitHub and any Markdown viewer show it), and ``report.html``, one self-contained file: the same
-Markdown rendered by markdown-it-py (CommonMark plus tables) into a small template, with every plot embedded
-as a base64 PNG, to open in a browser or attach to a message. No server, no JavaScript.
-
-A few views only make sense in HTML (text coloured by a reward); :meth:`Page.html_block` gives them with a
-plain-Markdown stand-in for ``report.md``.
-
-A report written into a run directory (``RUN_DIR/report``, or a comparison whose output folder is a run
-directory) is written under that run directory's lock (:func:`output_lock`), like every other writer of it:
-never while ``bestofn run`` rewrites the run (and may remove its stale ``report/``), nor beside another report.
+A report written into a run directory holds that run directory's lock (:func:`output_lock`), like every writer.
 """
 
 from __future__ import annotations
@@ -19,8 +10,8 @@ import base64
 import html
 import io
 import math
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,20 +22,22 @@ from ..io import atomic_write_bytes, atomic_write_text
 from ..rundir import lock_run_dir, record_written
 
 RUN_DIR_MARKERS = ("manifest.json", "config.yaml")  # files that every run directory holds (bestofn run or import)
-
 DPI = 110
+TEMPLATE = Path(__file__).resolve().parents[1] / "templates" / "report.html"
 
 
-# --------------------------------------------------------------------------------------------------------
-# Markdown snippets (answers and problem texts are LaTeX: shown verbatim, never interpreted)
-# --------------------------------------------------------------------------------------------------------
+# --- Markdown snippets (answers and problem texts are LaTeX: shown verbatim, never interpreted) ----------------------
+def _fence(text: str, fence: str) -> str:
+    """``fence`` lengthened until ``text`` holds no run of backticks as long."""
+    while fence in text:
+        fence += "`"
+    return fence
+
+
 def code(text: object) -> str:
     """``text`` as an inline code span; a run of backticks inside gets a longer fence around it."""
     text = str(text).replace("\n", " ")
-    fence = "`"
-    while fence in text:
-        fence += "`"
-    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    fence, pad = _fence(text, "`"), " " if text.startswith("`") or text.endswith("`") else ""
     return f"{fence}{pad}{text}{pad}{fence}"
 
 
@@ -55,17 +48,14 @@ def cell(text: object) -> str:
 
 def fenced(text: str, info: str = "text") -> str:
     """A fenced code block longer than any backtick run inside ``text``."""
-    fence = "```"
-    while fence in text:
-        fence += "`"
+    fence = _fence(text, "```")
     return f"{fence}{info}\n{text}\n{fence}"
 
 
 def table(header: Sequence[object], rows: Sequence[Sequence[object]]) -> str:
     """A GFM table."""
     lines = ["| " + " | ".join(cell(h) for h in header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
+    return "\n".join(lines + ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows])
 
 
 def reward_digits(values: Sequence[float], least: int = 3, most: int = 10) -> int:
@@ -85,12 +75,10 @@ def details(summary: str, body_markdown: str) -> str:
     return f"<details><summary>{html.escape(summary, quote=False)}</summary>\n\n{body_markdown}\n\n</details>"
 
 
-# --------------------------------------------------------------------------------------------------------
-# The page
-# --------------------------------------------------------------------------------------------------------
+# --- The page ---------------------------------------------------------------------------------------------------------
 @dataclass
 class Page:
-    """A report: Markdown blocks, plus HTML-only blocks that carry a Markdown stand-in."""
+    """A report: Markdown blocks, plus HTML-only blocks (text coloured by a reward) that carry a Markdown stand-in."""
 
     title: str
     blocks: list[tuple[str, str | None]] = field(default_factory=list)  # (markdown, html or None)
@@ -119,10 +107,12 @@ class Page:
     def html(self, images: Mapping[str, bytes]) -> str:
         """The page rendered by markdown-it-py into :data:`TEMPLATE`, plots embedded as data URIs."""
         renderer = markdown_renderer()
-        env = {"images": {name: "data:image/png;base64," + base64.b64encode(data).decode("ascii") for name, data in images.items()}}
+        env = {"images": {name: "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+                          for name, data in images.items()}}
         parts = [renderer.render(f"# {self.title}", env)]
         parts += [raw if raw is not None else renderer.render(md, env) for md, raw in self.blocks]
-        return TEMPLATE.format(title=html.escape(self.title), css=CSS, body="\n".join(parts))
+        head, tail = TEMPLATE.read_text().split("__BODY__")
+        return head.replace("__TITLE__", html.escape(self.title)) + "\n".join(parts) + tail
 
 
 def markdown_renderer() -> MarkdownIt:
@@ -138,45 +128,7 @@ def markdown_renderer() -> MarkdownIt:
     return md
 
 
-CSS = """
-body { font-family: -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif; color: #222; margin: 0; background: #fafafa; }
-main { max-width: 1100px; margin: 0 auto; padding: 24px 32px 64px; background: #fff; line-height: 1.45; }
-h1 { border-bottom: 2px solid #2ca02c; padding-bottom: 6px; font-size: 26px; }
-h2 { margin-top: 40px; border-bottom: 1px solid #ddd; padding-bottom: 4px; }
-h3 { margin-top: 28px; }
-table { border-collapse: collapse; margin: 12px 0; font-size: 14px; }
-th, td { border: 1px solid #ddd; padding: 4px 10px; text-align: left; vertical-align: top; }
-th { background: #f0f0f0; }
-tbody tr:nth-child(even) { background: #fafafa; }
-code { background: #f3f3f3; padding: 1px 4px; border-radius: 3px; font-size: 90%; }
-img { max-width: 100%; border: 1px solid #eee; margin: 12px 0; }
-details { margin: 8px 0 16px; }
-summary { cursor: pointer; color: #1f77b4; }
-pre { white-space: pre-wrap; background: #f6f8fa; padding: 12px; border-radius: 4px; font-size: 13px; }
-pre code { background: none; padding: 0; }
-.steps { border: 1px solid #ddd; border-radius: 4px; margin: 8px 0 14px; }
-.steps .head { background: #f0f0f0; padding: 4px 10px; font-size: 13px; }
-.steps .right { color: #1a7f37; font-weight: 600; }
-.steps .wrong { color: #c62828; font-weight: 600; }
-.step { display: flex; gap: 10px; padding: 3px 10px; font-size: 13px; border-top: 1px solid #eee; }
-.step .r { flex: 0 0 48px; font-family: monospace; text-align: right; }
-.step .t { white-space: pre-wrap; font-family: monospace; }
-.step.unscored { background: #eee; color: #777; }
-.step .blank { color: #888; font-style: italic; }
-.steps .note { color: #c62828; }
-.legend span { display: inline-block; padding: 1px 8px; margin-right: 4px; font-size: 12px; }
-"""
-TEMPLATE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{title}</title><style>{css}</style></head>
-<body><main>
-{body}
-</main></body></html>
-"""
-
-
-# --------------------------------------------------------------------------------------------------------
-# Writing files
-# --------------------------------------------------------------------------------------------------------
+# --- Writing files ----------------------------------------------------------------------------------------------------
 def png_bytes(fig: Figure) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")
@@ -188,39 +140,25 @@ def write_page(page: Page, figures: Mapping[str, Figure], out_dir: str | Path,
     """Write the PNGs, then ``report.md`` and/or ``report.html`` into ``out_dir``; return the written paths."""
     out_dir = Path(out_dir)
     images = {name: png_bytes(fig) for name, fig in figures.items()}
-    written = []
     for name, data in images.items():
         atomic_write_bytes(out_dir / name, data)
-        written.append(out_dir / name)
-    if "md" in formats:
-        atomic_write_text(out_dir / "report.md", page.markdown())
-        written.append(out_dir / "report.md")
-    if "html" in formats:
-        atomic_write_text(out_dir / "report.html", page.html(images))
-        written.append(out_dir / "report.html")
-    record_written(out_dir, [p.name for p in written])  # what `--overwrite` may remove: a user's own files stay
-    return written
+    names = list(images)
+    for fmt, make in (("md", page.markdown), ("html", lambda: page.html(images))):
+        if fmt in formats:
+            atomic_write_text(out_dir / f"report.{fmt}", make())
+            names.append(f"report.{fmt}")
+    record_written(out_dir, names)  # what `--overwrite` may remove: a user's own files stay
+    return [out_dir / name for name in names]
 
 
-# --------------------------------------------------------------------------------------------------------
-# The run directory an output folder belongs to
-# --------------------------------------------------------------------------------------------------------
 def owning_run_dir(out_dir: str | Path) -> Path | None:
     """The run directory that ``out_dir`` writes into: ``out_dir`` itself, or its parent (``RUN_DIR/report``)."""
     out_dir = Path(out_dir)
     return next((p for p in (out_dir, out_dir.parent) if any((p / m).is_file() for m in RUN_DIR_MARKERS)), None)
 
 
-@contextmanager
-def output_lock(out_dir: str | Path) -> Iterator[None]:
-    """Hold the run lock of the run directory ``out_dir`` writes into, if any, while the body runs.
-
-    A run directory in use by another writer stops the report at once, with one line (a :class:`BestOfNError`
-    from :func:`bestofn.rundir.lock_run_dir`), as does one that cannot be written.
-    """
+def output_lock(out_dir: str | Path) -> AbstractContextManager:
+    """The run lock of the run directory ``out_dir`` writes into, if any (:func:`bestofn.rundir.lock_run_dir`: a
+    run directory in use by another writer, or not writable, stops the report at once with one line)."""
     run_dir = owning_run_dir(out_dir)
-    if run_dir is None:
-        yield
-        return
-    with lock_run_dir(run_dir):
-        yield
+    return nullcontext() if run_dir is None else lock_run_dir(run_dir)
