@@ -1,16 +1,9 @@
 """The report's stopping study: what adaptive Best-of-N would have saved on a finished fixed-N run.
 
-A Best-of-N run (or an import) holds N samples per problem drawn independently, so any order of them is an
-order in which an adaptive run could have drawn them. For each problem, ``orders`` seeded random orders
-(``numpy.random.default_rng([seed, problem position]).permutation(N)``, one per order) are walked round by
-round, exactly as :class:`~bestofn.methods.adaptive.AdaptiveBestOfN` walks its draws: after each round of
-``batch`` the rule of :mod:`bestofn.stopping` looks at the answer groups so far and stops, or the problem
-reaches N. Majority and weighted Best-of-N then choose among the samples used, by the rules of
-:mod:`bestofn.selection` (ties to the group drawn first). Per (rule, confidence, batch, selection): the mean
-samples used and the accuracy, each problem counting its expected accuracy over the orders, with the
-Wilson interval over problems (as the accuracy-vs-n curve: :func:`bestofn.report.analysis.proportion`).
-Beside it, the fixed-N curve of the same run. Answer groups are those of the whole run (transitivity, as in
-the accuracy-vs-n curve), so a prefix's groups are the run's groups restricted to it.
+A fixed run's N samples are independent, so any order of them is one an adaptive run could have drawn. Seeded
+random orders per problem are walked round by round as :class:`~bestofn.methods.adaptive.AdaptiveBestOfN` walks
+its draws, each rule of :mod:`bestofn.stopping` stopping them; majority and weighted Best-of-N choose among the
+samples used. Per setting: mean samples used and accuracy (Wilson over problems), beside the fixed-N curve.
 """
 
 from __future__ import annotations
@@ -20,12 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from matplotlib.figure import Figure
 
 from ..io import atomic_write_bytes, json_bytes
 from ..methods import BEST_OF_N
 from ..selection import METHOD_LABELS, heaviest_group
 from ..stopping import RULE_LABELS, RULES, fires, round_agrees, round_ends
 from . import analysis as A
+from .render import Page, bullets, table
 
 CONFIDENCES = (0.8, 0.9, 0.95, 0.99)
 BATCHES = (1, 2, 4, 8)
@@ -80,12 +75,14 @@ def is_adaptive(run: A.RunData) -> bool:
 
 def can_study(run: A.RunData) -> bool:
     """A fixed Best-of-N run (or import) with N samples for every problem; not a search, not an adaptive run."""
-    return (run.config.get("method", BEST_OF_N) == BEST_OF_N and not is_adaptive(run) and run.n > 1 and all(p.size == run.n for p in run.problems))
+    return (run.config.get("method", BEST_OF_N) == BEST_OF_N and not is_adaptive(run) and run.n > 1
+            and all(p.size == run.n for p in run.problems))
 
 
-# --- one problem: every order at once --------------------------------------------------------------------------
+# --- one problem: every order at once ---------------------------------------------------------------------------------
 def random_orders(n: int, count: int, seed: int, position: int) -> np.ndarray:
-    """``count`` random orders of a problem's N samples, shape (count, N), seeded by (seed, problem position)."""
+    """``count`` random orders of a problem's N samples, shape (count, N), seeded by (seed, problem position) so
+    that adding problems reshuffles no other problem's orders."""
     rng = np.random.default_rng([seed, position])
     return np.stack([rng.permutation(n) for _ in range(count)])
 
@@ -102,6 +99,8 @@ class Prefixes:
 
 
 def prefixes(labels: np.ndarray, rewards: np.ndarray, correct: np.ndarray, orders: np.ndarray) -> Prefixes:
+    """The prefixes of every order; a prefix's answer groups are the run's groups restricted to it (transitivity,
+    as in the accuracy-vs-n curve)."""
     drawn = labels[orders]
     member = drawn[:, :, None] == np.arange(int(labels.max()) + 1)  # (orders, N, groups); no answer: no group
     counts = np.cumsum(member, axis=1, dtype=float)
@@ -199,10 +198,8 @@ def findings(st: Study) -> list[str]:
     return out
 
 
-def plot(st: Study) -> Any:
+def plot(st: Study) -> Figure:
     """Accuracy against mean samples used: the fixed-N curve and every rule's settings, one panel per selection."""
-    from matplotlib.figure import Figure
-
     fig = Figure(figsize=(11, 4.5))
     axes = fig.subplots(1, len(SELECTIONS), sharey=True)
     colors = {"beta": "#1f77b4", "esc": "#ff7f0e", "prm": "#d62728"}
@@ -224,10 +221,8 @@ def plot(st: Study) -> Any:
     return fig
 
 
-def add_section(page: Any, st: Study) -> None:
+def add_section(page: Page, st: Study) -> None:
     """The report's section: what each rule would have saved, the findings, the plot and the table."""
-    from .render import bullets, table
-
     page.heading(2, "Stopping early: adaptive Best-of-N on this run's samples")
     page.para(f"Each stopping rule of `bestofn run --adaptive` is replayed on this run's own {st.n} samples per "
               f"problem, in {st.orders} random orders per problem (seed {st.seed}), drawing rounds of the given size "
@@ -241,10 +236,8 @@ def add_section(page: Any, st: Study) -> None:
     page.add(table(["rule", "confidence", "batch", "selection", "mean samples", "accuracy [95% CI]"], rows))
 
 
-def add_run_section(page: Any, run: A.RunData) -> None:
+def add_run_section(page: Page, run: A.RunData) -> None:
     """An adaptive run's own section: its rule and the samples it drew, overall, per level and per stopping point."""
-    from .render import table
-
     cfg, sizes = run.config, np.array([p.size for p in run.problems])
     conf = "" if cfg["adaptive"] == "esc" else f", confidence {cfg['adaptive_confidence']:g}"
     page.heading(2, "Adaptive sampling: samples used")

@@ -13,8 +13,10 @@ from ..io import read_json
 from ..selection import METHOD_LABELS
 from .render import Page, table
 
+COLUMNS = ("stage", "wall s", "load s", "generator s", "PRM s", "seqs", "prompt tok", "gen tok", "PRM tok",
+           "peak memory")
 
-# --- the record of a run, and the table --------------------------------------------------------------------------
+
 def stage_totals(run_dir: str | Path) -> dict[str, Cost]:
     """Each stage's total from ``timings.json`` (empty when the run has none, e.g. imported completions)."""
     path = Path(run_dir) / TIMINGS_FILE
@@ -22,26 +24,17 @@ def stage_totals(run_dir: str | Path) -> dict[str, Cost]:
     return {name: Cost.from_dict(total) for name, total in stages.items()}
 
 
-COLUMNS = ("stage", "wall s", "load s", "generator s", "PRM s", "seqs", "prompt tok", "gen tok", "PRM tok",
-           "peak memory")
-
-
-def _num(value: float | None, fmt: str = "{:,.0f}") -> str:
-    return "-" if not value else fmt.format(value)
-
-
-def _memory(cost: Cost) -> str:
-    if cost.peak_memory_bytes is None:
-        return "-"
-    return f"{cost.peak_memory_bytes / 2**30:.2f} GiB {'GPU' if cost.memory == 'gpu' else 'RSS'}"
-
-
 def cost_rows(totals: dict[str, Cost]) -> list[list[str]]:
     """One row of :data:`COLUMNS` per stage, and a total row."""
+    def num(value: float | None, fmt: str = "{:,.0f}") -> str:
+        return "-" if not value else fmt.format(value)
+
     def row(name: str, c: Cost) -> list[str]:
-        return [name, f"{c.wall_s:.1f}", _num(c.load_s, "{:.1f}"), _num(c.generator_s, "{:.1f}"), _num(c.prm_s, "{:.1f}"),
-                _num(c.sequences + c.prm_sequences), _num(c.prompt_tokens), _num(c.generated_tokens),
-                _num(c.prm_tokens), _memory(c)]
+        memory = "-" if c.peak_memory_bytes is None else \
+            f"{c.peak_memory_bytes / 2**30:.2f} GiB {'GPU' if c.memory == 'gpu' else 'RSS'}"
+        return [name, f"{c.wall_s:.1f}", num(c.load_s, "{:.1f}"), num(c.generator_s, "{:.1f}"), num(c.prm_s, "{:.1f}"),
+                num(c.sequences + c.prm_sequences), num(c.prompt_tokens), num(c.generated_tokens), num(c.prm_tokens),
+                memory]
 
     rows = [row(stage, c) for stage, c in totals.items()]
     return [*rows, row("total", add_up(list(totals.values())))] if totals else rows
@@ -49,12 +42,9 @@ def cost_rows(totals: dict[str, Cost]) -> list[list[str]]:
 
 def hardware_lines(totals: dict[str, Cost]) -> list[str]:
     """What each stage ran on, and how the backend decoded."""
-    lines = []
-    for stage, c in totals.items():
-        if c.device:
-            extra = ", ".join(f"{k} {v}" for k, v in c.settings.items())
-            lines.append(f"{stage}: {c.device}" + (f" ({extra})" if extra else ""))
-    return lines
+    settings = {stage: ", ".join(f"{k} {v}" for k, v in c.settings.items()) for stage, c in totals.items()}
+    return [f"{stage}: {c.device}" + (f" ({settings[stage]})" if settings[stage] else "")
+            for stage, c in totals.items() if c.device]
 
 
 def format_cost_table(totals: dict[str, Cost]) -> str:
@@ -88,8 +78,8 @@ class MethodCost:
 
 
 def method_costs(results: dict[str, Any]) -> list[MethodCost]:
-    """Every method of ``results.json`` with its accuracy and the compute behind it: greedy's own solutions;
-    for every other rule, everything the run's method generated and the PRM read."""
+    """Every method of ``results.json`` with its accuracy and the compute behind it: greedy's own solutions; for
+    every other rule, everything the run's method generated and the PRM read."""
     spent = results.get("compute") or {}
     greedy = (results.get("tokens") or {}).get("greedy")
     return [MethodCost(m, acc["correct"], acc["total"], greedy if m == "greedy" else spent.get("generated_tokens"),
@@ -97,23 +87,9 @@ def method_costs(results: dict[str, Any]) -> list[MethodCost]:
             for m, acc in results["accuracy"].items()]
 
 
-def _unavailable(value: float | None, fmt: str) -> str:
-    return "unavailable" if value is None else fmt.format(value)
-
-
-def _method_table(costs: list[MethodCost], name: Callable[[str], str]) -> tuple[list[str], list[list[str]]]:
-    header = ["method", "accuracy", "generated tokens / problem", "PRM tokens / problem", "solved / 1k generated tokens"]
-    rows = [[name(c.method), f"{c.correct}/{c.total}",
-             _unavailable(c.tokens_per_problem, "{:,.0f}"),
-             _unavailable(None if c.prm_tokens is None else c.prm_tokens / max(c.total, 1), "{:,.0f}"),
-             _unavailable(c.solved_per_1k_tokens, "{:.3f}")]
-            for c in costs]
-    return header, rows
-
-
 def add_compute_section(doc: Page, run_dir: str | Path, name: Callable[[str], str] | None = None) -> None:
-    """Append the compute section (heading, per-stage and per-method tables) to ``doc``; ``name`` labels a
-    method (default: its label with the run's N)."""
+    """Append the compute section (heading, per-stage and per-method tables) to ``doc``; ``name`` labels a method
+    (default: its label with the run's N)."""
     run_dir = Path(run_dir)
     results = read_json(run_dir / "results.json")
     totals = stage_totals(run_dir)
@@ -133,7 +109,16 @@ def add_compute_section(doc: Page, run_dir: str | Path, name: Callable[[str], st
         doc.para("Neither generated nor PRM token counts are known for this run (imported completions came without "
                  "them), so there is no accuracy per token; the accuracies are in the sections above.")
         return
-    doc.add(table(*_method_table(costs, name or (lambda m: METHOD_LABELS.get(m, m).replace("N", str(results["n"]))))))
+    name = name or (lambda m: METHOD_LABELS.get(m, m).replace("N", str(results["n"])))
+
+    def shown(value: float | None, fmt: str) -> str:
+        return "unavailable" if value is None else fmt.format(value)
+
+    doc.add(table(["method", "accuracy", "generated tokens / problem", "PRM tokens / problem",
+                   "solved / 1k generated tokens"],
+                  [[name(c.method), f"{c.correct}/{c.total}", shown(c.tokens_per_problem, "{:,.0f}"),
+                    shown(None if c.prm_tokens is None else c.prm_tokens / max(c.total, 1), "{:,.0f}"),
+                    shown(c.solved_per_1k_tokens, "{:.3f}")] for c in costs]))
     doc.para(
         "Solved / 1k generated tokens: correct answers per 1000 tokens the generator wrote for them (greedy: one "
         "solution per problem; the others: everything the run's method generated, for a search every step, pruned "
@@ -143,7 +128,7 @@ def add_compute_section(doc: Page, run_dir: str | Path, name: Callable[[str], st
 
 
 def compute_markdown(run_dir: str | Path) -> str:
-    """The compute section of ``run_dir`` as Markdown."""
+    """The compute section of ``run_dir`` as Markdown (without the page's title)."""
     page = Page("Compute")
     add_compute_section(page, run_dir)
-    return "\n\n".join(md for md, _ in page.blocks) + "\n"  # the section alone, without the page's title
+    return "\n\n".join(md for md, _ in page.blocks) + "\n"
