@@ -1,8 +1,7 @@
 """Reading a finished run directory: the one loader that report, compare, sweep and the Hub upload start from.
 
-A run directory is finished when its files are all there and each still has the sha256 the run recorded in
-``manifest.json`` (:mod:`bestofn.rundir`): an edited file is refused, with the command that rebuilds it from
-its chunks. The rows are then checked to describe the same problems.
+Finished: every file is there with the sha256 that ``manifest.json`` records (an edited one is refused, with the
+command that rebuilds it), and the files describe the same problems.
 """
 
 from __future__ import annotations
@@ -17,6 +16,7 @@ from ..errors import BestOfNError
 from ..io import read_json, read_jsonl
 from ..prm.formats import LINE
 from ..rundir import FILES, edited_files, read_manifest
+
 
 def finish_hint(run_dir: str | Path) -> str:
     """How to complete (or rebuild) a run directory: its own config.yaml reuses every finished chunk."""
@@ -45,9 +45,7 @@ class Run:
 
 def load_run(run_dir: str | Path) -> Run:
     """Check that ``run_dir`` is a finished run, read every file, and check they describe the same problems.
-
-    Raises :class:`BestOfNError` naming the file and the fix when anything is missing, edited or off.
-    """
+    Raises :class:`BestOfNError` naming the file and the fix when anything is missing, edited or off."""
     run_dir = Path(run_dir)
     hint = finish_hint(run_dir)
     from ..bench.processbench import is_bench_dir
@@ -71,12 +69,9 @@ def load_run(run_dir: str | Path) -> Run:
         raise BestOfNError(f"{run_dir / edited[0]} was changed after the run wrote it (its sha256 differs from "
                            f"manifest.json); {hint} to rebuild it from its chunks")
     config = BestOfNConfig.from_yaml(run_dir / "config.yaml")
-    rows = read_jsonl(run_dir / FILES["samples"])
     samples: dict[str, list[dict[str, Any]]] = {}
-    for row in rows:
+    for row in sorted(read_jsonl(run_dir / FILES["samples"]), key=lambda r: r["sample_index"]):  # stable
         samples.setdefault(row["unique_id"], []).append(row)
-    for group in samples.values():
-        group.sort(key=lambda r: r["sample_index"])
     run = Run(run_dir, config, read_jsonl(run_dir / FILES["problems"]),
               {r["unique_id"]: r for r in read_jsonl(run_dir / FILES["greedy"])}, samples,
               read_json(run_dir / FILES["results"]), manifest.get("bestofn_version", __version__),
@@ -106,8 +101,7 @@ def _check_consistent(run: Run, hint: str) -> None:
 
 
 def whole_samples(indices: list[int], k: int) -> bool:
-    """Whether a problem's ``sample_index`` values (sorted) are exactly 0..k-1. Best-of-N has k = n; adaptive
-    Best-of-N stops early, and a search's final pool may hold fewer than n distinct solutions (beam search merged
-    duplicates), so k may be smaller: results.json records it per problem. A gap, a repeat or a missing last
-    sample is a damaged file."""
+    """Whether a problem's ``sample_index`` values (sorted) are exactly 0..k-1: k = n, or fewer where adaptive
+    Best-of-N stopped early or a search's pool merged duplicates (results.json records k). A gap, a repeat or a
+    missing last sample is a damaged file."""
     return k >= 1 and indices == list(range(k))

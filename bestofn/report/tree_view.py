@@ -1,11 +1,8 @@
 """The search-tree viewer: ``report/search_tree.html``, one self-contained page per beam search or DVTS run.
 
-Per problem, every step the search generated (``tree.jsonl``) as a collapsible tree, each node with its text,
-the rewards of its steps, the score that ranked it and its mark (in the final pool, finished but not kept,
-kept and expanded, pruned, or a duplicate); the final pool with its answers and answer groups; the chosen
-answer against the gold one. The data is embedded as JSON in a small template (``templates/search_tree.html``)
-whose few lines of JavaScript draw a problem when it is opened and filter by correctness and level: the page
-opens from disk, offline, with no server.
+Per problem, the tree of every step the search generated (``tree.jsonl``) with texts, rewards and marks, the final
+pool and its answer groups, and the chosen answer against the gold one: JSON in ``templates/search_tree.html``,
+whose few lines of JavaScript draw and filter it offline, with no server.
 """
 
 from __future__ import annotations
@@ -65,17 +62,16 @@ def problem_nodes(nodes: list[dict], pool: dict[int, int], separator: str) -> li
     by_id = {n["beam_id"]: n for n in nodes}
     if sorted(by_id) != list(range(len(nodes))):
         raise ValueError(f"tree.jsonl: the nodes of {nodes[0]['unique_id']} are not numbered 0..{len(nodes) - 1}")
+    ordered = [by_id[i] for i in range(len(nodes))]
     prefix: dict[int, str] = {}
-    for n in sorted(nodes, key=lambda n: n["beam_id"]):  # a parent is always generated before its children
-        prefix[n["beam_id"]] = (prefix[n["parent_id"]] if n["parent_id"] is not None else "") + n["text"]
-    marks = node_marks([by_id[i] for i in range(len(nodes))], set(pool))
+    for i, n in enumerate(ordered):  # a parent is always generated before its children
+        prefix[i] = (prefix[n["parent_id"]] if n["parent_id"] is not None else "") + n["text"]
     rows = []
-    for i in range(len(nodes)):
-        n = by_id[i]
+    for i, (n, mark) in enumerate(zip(ordered, node_marks(ordered, set(pool)))):
         before = len(scored_steps(prefix[n["parent_id"]], separator)) if n["parent_id"] is not None else 0
         steps = scored_steps(prefix[i], separator)
         rewards, own = n["step_rewards"], steps[before:]
-        row = [n["parent_id"], n["iteration"], n["text"], rewards[before:len(steps)], n["score"], marks[i],
+        row = [n["parent_id"], n["iteration"], n["text"], rewards[before:len(steps)], n["score"], mark,
                n.get("duplicate_of"), n.get("lookahead_text", ""), rewards[len(steps):], n.get("subtree", 0),
                pool.get(i), None if len(own) == 1 and own[0] == n["text"].removesuffix(separator) else own]
         while len(row) > 7 and (row[-1] is None or row[-1] == UNSET.get(len(row) - 1)):  # the page's defaults
