@@ -43,6 +43,10 @@ class Entry:
     accuracy: A.Estimate
     by_level: dict[int, tuple[float, A.Estimate]] = field(default_factory=dict)
 
+    def at(self, level: int | None) -> tuple[float, A.Estimate]:
+        """Mean samples and accuracy over all problems (``level`` None) or over one level's."""
+        return (self.mean_samples, self.accuracy) if level is None else self.by_level[level]
+
     def to_dict(self) -> dict[str, Any]:
         def numbers(samples: float, acc: A.Estimate) -> dict[str, float]:
             return {"mean_samples": samples, "accuracy": acc.value, "accuracy_low": acc.low, "accuracy_high": acc.high}
@@ -164,12 +168,8 @@ def study(run: A.RunData, curves: A.Curves | None = None, orders: int = DEFAULT_
 # --- what it says ----------------------------------------------------------------------------------------------
 def cheapest_keeping(entries: list[Entry], target: float, level: int | None = None) -> Entry | None:
     """The adaptive entry with the fewest mean samples whose accuracy is at most ``KEEP_POINTS`` below ``target``."""
-    def numbers(e: Entry) -> tuple[float, float]:
-        samples, acc = (e.mean_samples, e.accuracy) if level is None else e.by_level[level]
-        return samples, acc.value
-
-    keeping = [e for e in entries if e.rule != "fixed" and numbers(e)[1] >= target - KEEP_POINTS]
-    return min(keeping, key=lambda e: (numbers(e)[0], -numbers(e)[1]), default=None)
+    keeping = [e for e in entries if e.rule != "fixed" and e.at(level)[1].value >= target - KEEP_POINTS]
+    return min(keeping, key=lambda e: (e.at(level)[0], -e.at(level)[1].value), default=None)
 
 
 def setting_text(e: Entry) -> str:
@@ -183,14 +183,14 @@ def findings(st: Study) -> list[str]:
     for sel in SELECTIONS:
         full = st.fixed(sel)[-1]
         for level in [None, *st.levels] if len(st.levels) > 1 else [None]:
-            target = full.accuracy.value if level is None else full.by_level[level][1].value
+            target = full.at(level)[1].value
             where = "all problems" if level is None else f"level {level}"
             best = cheapest_keeping([e for e in st.entries if e.selection == sel], target, level)
             if best is None:
                 out.append(f"{METHOD_LABELS[sel]}, {where}: no setting keeps the fixed-N accuracy "
                            f"({100 * target:.1f}%) within {100 * KEEP_POINTS:.1f} points.")
                 continue
-            samples, acc = (best.mean_samples, best.accuracy) if level is None else best.by_level[level]
+            samples, acc = best.at(level)
             out.append(f"{METHOD_LABELS[sel]}, {where}: {setting_text(best)} keeps the fixed-N accuracy "
                        f"({100 * target:.1f}% at N={st.n}; {100 * acc.value:.1f}% [{100 * acc.low:.1f}, "
                        f"{100 * acc.high:.1f}]) with {samples:.2f} samples per problem on average, "

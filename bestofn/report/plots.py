@@ -101,15 +101,11 @@ def _errorbar(ax, xs, ests: Sequence[A.Estimate], **style) -> list[float]:  # no
 # --- Curves that coincide are drawn once ------------------------------------------------------------------------
 def merge_identical(series: Mapping[str, Sequence[float]], tol: float = 1e-9) -> list[list[str]]:
     """Group the keys of ``series`` whose values are equal at every point (in order of first appearance)."""
-    groups: list[list[str]] = []
+    groups: dict[str, list[str]] = {}  # first key -> every key equal to it
     for key, values in series.items():
-        for group in groups:
-            if np.allclose(series[group[0]], values, atol=tol, rtol=0):
-                group.append(key)
-                break
-        else:
-            groups.append([key])
-    return groups
+        first = next((g for g in groups if np.allclose(series[g], values, atol=tol, rtol=0)), key)
+        groups.setdefault(first, []).append(key)
+    return list(groups.values())
 
 
 def accuracy_lines(ax, xs: Sequence[float], curves: Mapping[str, Sequence[A.Estimate]], labels: Mapping[str, str],
