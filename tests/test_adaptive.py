@@ -395,3 +395,12 @@ def test_the_simulation_matches_an_enumeration_on_an_imported_run(tmp_path):
     st = S.study(run, given_orders=[every] * len(run.problems), confidences=(0.6, 0.8, 0.95), batches=(1, 2, 3))
     assert {e.batch for e in st.entries if e.rule != "fixed"} == {1, 2, 3}
     _matches_enumeration(st, run, 5)
+
+
+def test_the_cheapest_setting_is_chosen_on_the_levels_own_numbers():
+    """`a` is cheapest and keeps the overall accuracy but not level 2's; on level 2 `b` is the cheapest that does."""
+    est = lambda v: A.Estimate(v, v, v)  # noqa: E731
+    a = S.Entry("esc", None, 1, "majority", 2.0, est(0.8), {1: (2.0, est(0.9)), 2: (2.0, est(0.5))})
+    b = S.Entry("prm", 0.9, 1, "majority", 3.0, est(0.7), {1: (3.0, est(0.6)), 2: (3.0, est(0.8))})
+    assert S.cheapest_keeping([a, b], 0.8) is a and S.cheapest_keeping([a, b], 0.8, level=2) is b
+    assert a.at(2) == (2.0, est(0.5)) and a.at(None) == (2.0, est(0.8))

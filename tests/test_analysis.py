@@ -279,6 +279,32 @@ def test_selection_matters_on_exactly_the_contested_problems(tmp_path: Path, mod
     assert m.rules_disagree == []
 
 
+def test_rules_that_pick_different_wrong_answers_disagree():
+    """Majority picks "2", both Best-of-N rules "3": all wrong, yet the rules disagree; a problem where every rule
+    picks the same answer does not."""
+    def outcome(uid: str, majority: str) -> A.ProblemOutcome:
+        return A.ProblemOutcome(uid, 1, "", "1", None, A.Pick(majority, False, 0), A.Pick("3", False, 1),
+                                A.Pick("3", False, 1), False, 0, [])
+
+    assert A.selection_matters([outcome("differ", "2"), outcome("same", "3")]).rules_disagree == ["differ"]
+
+
+def test_the_runs_aggregation_picks_for_the_reward_rules():
+    """One problem, N=2: sample 0 is right with step rewards (0.1, 0.9), sample 1 wrong with (0.5, 0.6). With the
+    run's aggregation `min` weighted and naive Best-of-2 pick sample 1 (0.5 > 0.1): accuracy 0 at n=2, where
+    `last` would pick sample 0 (0.9 > 0.6). At n=1 every rule averages the two samples: 0.5."""
+    p = A.ProblemData(
+        unique_id="x", level=1, subject="", problem="", gold="1", greedy_answer=None, greedy_correct=None,
+        greedy_tokens=float("nan"), greedy_text="", answers=["1", "2"], texts=["", ""], correct=np.array([True, False]),
+        tokens=np.full(2, np.nan), string_match=np.zeros(2, bool), greedy_string_match=None,
+        step_rewards=[[0.1, 0.9], [0.5, 0.6]], scored=np.ones(2, bool), truncated=np.zeros(2, bool),
+        cut_off=np.zeros(2, bool), labels=np.array([0, 1]))
+    curves = A.accuracy_curves(A.RunData(Path("."), 2, "min", {}, {}, [p]), subsets=10)
+    for rule in ("naive_bon", "weighted_bon"):
+        assert curves.methods[rule][:, 0].tolist() == [0.5, 0.0], rule
+        assert curves.by_aggregation["last"][rule][:, 0].tolist() == [0.5, 1.0], rule
+
+
 def test_one_score_rewards_are_detected(tmp_path: Path, models):
     specs = [problem("o1", "1", "2", [sample("1", 0.8), sample("2", 0.3), sample("2", 0.4)]),
              problem("o2", "2", "2", [sample("2", 0.2), sample("3", 0.9), sample("2", 0.5)])]
@@ -332,6 +358,8 @@ def test_step_curves_and_step_splitting():
     assert list(curves[True].steps) == [1, 2]  # step 3 is reached by one right solution only
     assert curves[True].mean == pytest.approx([(0.5 + 0.7 + 0.6) / 3, (0.9 + 0.8) / 2])
     assert list(curves[True].count) == [3, 2]
+    # quartiles, linear interpolation: step 1 of 0.5, 0.6, 0.7 -> 0.55 and 0.65; step 2 of 0.8, 0.9 -> 0.825, 0.875
+    assert curves[True].q25 == pytest.approx([0.55, 0.825]) and curves[True].q75 == pytest.approx([0.65, 0.875])
     assert list(A.step_curves(run, min_count=1)[False].mean) == pytest.approx([0.4, 0.2])
     assert not run.has_greedy and not run.tokens_known and not run.one_score
 
@@ -423,6 +451,11 @@ def test_tiny_run_fast_path_matches_selection(tiny_run_dir: Path):
     assert not an.inconsistencies
     assert_outcomes_match_selection(run, an)
     assert math.isclose(an.mean_tokens[-1], np.mean([p.tokens.sum() for p in run.problems]))
+    greedy = {r["unique_id"]: r["num_tokens"] for r in read_jsonl(tiny_run_dir / "greedy.jsonl")}
+    level = {p.unique_id: p.level for p in run.problems}
+    assert math.isclose(an.greedy_mean_tokens, np.mean(list(greedy.values())))
+    assert an.greedy_tokens_by_level == {lvl: pytest.approx(np.mean([t for u, t in greedy.items() if level[u] == lvl]))
+                                         for lvl in set(level.values())}
 
 
 def test_synthetic_and_random_runs_match_selection(synthetic_run_dir: Path, tmp_path: Path, models):

@@ -266,3 +266,11 @@ def test_the_meter_counts_every_call_by_hand():
     assert unknown.finish().prm_tokens is None, "a count the PRM cannot give is unknown, never a partial sum"
     total = costs.add_up([cost, unknown.finish()])
     assert total.prm_tokens is None and total.prm_sequences == 4 and total.load_s == 0.25
+
+
+def test_cost_rows_name_the_memory_kind_and_hardware_lists_the_stages_with_a_device():
+    gpu = costs.Cost(wall_s=1.0, peak_memory_bytes=2**31, memory="gpu", device="cuda:0 (H100)", settings={"dtype": "bf16"})
+    rss = costs.Cost(wall_s=2.0, peak_memory_bytes=2**30, memory="rss")
+    rows = compute.cost_rows({"samples": gpu, "scores": rss})
+    assert [r[-1] for r in rows] == ["2.00 GiB GPU", "1.00 GiB RSS", "2.00 GiB GPU"]  # the total: the largest peak
+    assert compute.hardware_lines({"samples": gpu, "scores": rss}) == ["samples: cuda:0 (H100) (dtype bf16)"]

@@ -87,3 +87,15 @@ def test_curves_that_meet_at_some_points_are_both_visible():
     assert labelled["naive Best-of-N"].get_linestyle() == "--"
     rings = [line for line in ax.get_lines() if line.get_markerfacecolor() == "none"]
     assert len(rings) == 1 and list(rings[0].get_xdata()) == [1, 4]  # where naive meets the shared line
+
+
+def test_error_bars_reach_each_interval_exactly():
+    """Asymmetric intervals: each bar of the accuracy-vs-temperature plot runs from its low to its high end."""
+    from types import SimpleNamespace
+
+    ests = {m: A.Estimate(0.5 + 0.01 * k, 0.3 + 0.01 * k, 0.9) for k, m in enumerate(P.CURVES)}
+    an = SimpleNamespace(at_full_n=ests.__getitem__, run=SimpleNamespace(has_greedy=False, n=4))
+    ax = P.plot_accuracy_vs_temperature([0.8], [an]).axes[0]
+    for container, m in zip(ax.containers, P.CURVES):
+        (segment,) = container.lines[2][0].get_segments()
+        assert [y for _, y in segment] == pytest.approx([ests[m].low, ests[m].high]), m
