@@ -37,19 +37,9 @@ def node_marks(nodes: list[dict], pool: set[int]) -> list[str]:
     """Each node's mark: ``pool`` (a final solution), ``finished`` (ended, not among the best N), ``kept``
     (expanded), ``duplicate`` (same text as a better-ranked beam, expanded in its stead), ``pruned``."""
     parents = {n["parent_id"] for n in nodes}
-    marks = []
-    for n in nodes:
-        if n["beam_id"] in pool:
-            marks.append("pool")
-        elif n["finish_reason"] != "delimiter":
-            marks.append("finished")
-        elif n.get("duplicate_of") is not None:
-            marks.append("duplicate")
-        elif n["beam_id"] in parents:
-            marks.append("kept")
-        else:
-            marks.append("pruned")
-    return marks
+    rules = (("pool", lambda n: n["beam_id"] in pool), ("finished", lambda n: n["finish_reason"] != "delimiter"),
+             ("duplicate", lambda n: n.get("duplicate_of") is not None), ("kept", lambda n: n["beam_id"] in parents))
+    return [next((mark for mark, applies in rules if applies(n)), "pruned") for n in nodes]  # the first that applies
 
 
 UNSET = {7: "", 8: [], 9: 0}  # no lookahead text, no lookahead rewards, subtree 0: left out of a node's row
