@@ -224,9 +224,7 @@ def plot_calibration(cal: A.Calibration, title: str = "Reliability of the soluti
     if err.size:
         top.errorbar(cal.mean_reward[filled], cal.accuracy[filled], yerr=err, fmt="o", color="#08519c", ms=4,
                      capsize=2, lw=0.8, label="at the bin's mean reward (95% Wilson)")
-    top.set_xlim(0, 1)
-    top.set_ylim(0, 1.02)
-    top.set_ylabel("share of solutions right")
+    top.set(xlim=(0, 1), ylim=(0, 1.02), ylabel="share of solutions right")
     top.yaxis.set_major_formatter(SpacingFormatter(scale=100, suffix="%"))
     top.grid(alpha=0.3)
     top.legend(fontsize=7, loc="upper left")
@@ -235,9 +233,8 @@ def plot_calibration(cal: A.Calibration, title: str = "Reliability of the soluti
     for x, c in zip(centres, cal.counts):
         if c:
             bottom.annotate(str(c), (x, c), textcoords="offset points", xytext=(0, 2), ha="center", fontsize=7)
-    bottom.set_ylim(0, max(cal.counts.max(), 1) * 1.3)
+    bottom.set(ylim=(0, max(cal.counts.max(), 1) * 1.3), xlabel="solution reward (bin)")
     bottom.set_ylabel("solutions", fontsize=8)
-    bottom.set_xlabel("solution reward (bin)")
     fig.tight_layout()
     return fig
 
@@ -265,8 +262,7 @@ def plot_rewards_by_problem(an: A.Analysis) -> Figure:
                        edgecolors="black", lw=1, label="shown for the weighted pick" if row == 0 else None)
     ax.set_yticks(range(len(shown)), [f"{short_id(p.unique_id)}{' (missed)' if by_id[p.unique_id].missed else ''}"
                                       for p in reversed(shown)], fontsize=7)
-    ax.set_ylim(-0.7, len(shown) - 0.3)
-    ax.set_xlabel(f"solution reward ({how})" if not an.run.one_score else "solution reward")
+    ax.set(ylim=(-0.7, len(shown) - 0.3), xlabel="solution reward" if an.run.one_score else f"solution reward ({how})")
     ax.grid(axis="x", alpha=0.3)
     count = f"first {len(shown)} of {len(mixed)} problems" if len(shown) < len(mixed) else f"{len(mixed)} problems"
     ax.set_title(f"Rewards within each problem with right and wrong samples ({count})", fontsize=10, pad=26)
@@ -285,10 +281,8 @@ def plot_step_rewards(steps: Mapping[bool, A.StepCurve]) -> Figure:
             continue
         ax.plot(c.steps, c.mean, "-o", ms=3, color=color, label=f"{name} solutions ({c.count[0]} at step 1)")
         ax.fill_between(c.steps, c.q25, c.q75, color=color, alpha=0.12, lw=0)
-    ax.set_xlabel("step (1 = first)")
+    ax.set(xlabel="step (1 = first)", ylabel="step reward", ylim=(-0.02, 1.02))
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_ylabel("step reward")
-    ax.set_ylim(-0.02, 1.02)
     ax.grid(alpha=0.3)
     if ax.get_legend_handles_labels()[0]:  # no step reached by 3+ solutions: nothing to name
         ax.legend(fontsize=8, loc="lower left")
@@ -416,8 +410,7 @@ def plot_accuracy_vs_temperature(temperatures: Sequence[float], analyses: Sequen
                             [an.at_full_n(method) for an in analyses], fmt=":s" if method == "pass_at_n" else "-o",
                             ms=5, capsize=3, color=COLORS[method], label=A.METHOD_LABELS[method])
     ax.set_xticks(list(temperatures), [f"{t:g}" for t in temperatures])
-    ax.set_xlabel("sampling temperature")
-    ax.set_ylabel(f"accuracy at N={analyses[0].run.n}")
+    ax.set(xlabel="sampling temperature", ylabel=f"accuracy at N={analyses[0].run.n}")
     fitted_percent_axis(ax, values)
     ax.legend(fontsize=8, loc="best")
     ax.set_title("Accuracy vs temperature (error bars: 95% Wilson intervals)", fontsize=10)
