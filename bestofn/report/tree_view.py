@@ -15,7 +15,7 @@ from typing import Any
 from ..data import has_levels
 from ..io import atomic_write_text, read_jsonl
 from ..methods import RUN_METHOD_LABELS
-from ..prm.formats import split_steps
+from ..prm.formats import LINE, split_steps
 from ..rundir import FILES
 from . import analysis as A
 from .render import reward_digits
@@ -73,7 +73,7 @@ def problem_nodes(nodes: list[dict], pool: dict[int, int], separator: str) -> li
 def viewer_data(an: A.Analysis, method: str, rule: str) -> dict[str, Any]:
     """Everything the page shows, per problem in run order."""
     run_dir = an.run.run_dir
-    separator = an.run.manifest.get("step_separator") or "\n"
+    separator = an.run.manifest.get("step_separator") or LINE
     tree: dict[str, list[dict]] = {}
     for node in read_jsonl(run_dir / FILES["tree"]):
         tree.setdefault(node["unique_id"], []).append(node)
