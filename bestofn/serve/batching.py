@@ -2,16 +2,17 @@
 
 Each request runs the unchanged method code (:mod:`bestofn.methods`) in its own worker thread, handed a
 :class:`RequestModels`: it looks like a backend and a PRM (``generate``, ``score_detailed``, ``tokenizer``),
-but each call becomes a *job* on a :class:`Lane`. A lane's thread owns its model: it waits for a job, gathers
-every other job that arrives within ``window_s`` (a few milliseconds), merges them into one call, and hands each
-job its share of the outputs. The generator and the PRM have a lane each, so one request's scoring never waits
-for another's generation.
+but each call becomes a *job* on a :class:`Lane`. A lane gathers the jobs that arrive within ``window_s`` (a few
+milliseconds), merges them into calls, runs each call on a thread of its own and hands each job its share of the
+outputs; jobs arriving while calls run wait only for a call that ends within their own work (see :class:`Lane`).
+The generator and the PRM have a lane each, so one request's scoring never waits for another's generation.
 
-- **Generation** jobs merge when they sample alike (``n``, the first sample index, temperature, top_p, stop strings, max_new_tokens),
-  up to the backend's batch token budget (prompt + max_new_tokens per sequence, as the transformers backend
-  plans its batches). Every prompt gets its own seed (``seeds=``), derived from the request's seed and the
-  prompt's position, so what a request samples never depends on what it was batched with.
-- **Scoring** jobs all merge into one ``score_detailed`` call; the PRM packs it into token-budget batches.
+- **Generation** jobs merge when they sample alike (``n``, the first sample index, temperature, top_p, stop
+  strings, max_new_tokens), up to the backend's batch token budget (prompt + max_new_tokens per sequence, as the
+  transformers backend plans its batches). Every prompt gets its own seed (``seeds=``), derived from the
+  request's seed and the prompt's position, so what a request samples never depends on what it was batched with.
+- **Scoring** jobs merge into one ``score_detailed`` call (the PRM packs it into token-budget batches), except a
+  search's, which carries its own prefix cache and is a call alone.
 
 A :class:`Ticket` is one request's stop signal: a client that disconnects cancels it, and ``deadline_s`` sets
 its deadline. A job whose ticket is stopped before it is batched is dropped. While a transformers backend
@@ -123,7 +124,7 @@ class Lane:
         self.name, self._plan, self._run, self._cost, self.window_s, self.stats = name, plan, run, cost, window_s, stats
         self._queue: queue.Queue[Job | None | str] = queue.Queue()
         self._lock = threading.Lock()
-        self._running: dict[int, Call] = {}  # thread id -> its call
+        self._running: dict[int, Call] = {}  # id(call) -> call, for the calls in progress
         self._workers: list[threading.Thread] = []
         self._rate: float | None = None  # work per second of the calls finished so far (moving average)
         self._thread = threading.Thread(target=self._loop, name=f"bestofn-{name}", daemon=True)
@@ -163,7 +164,7 @@ class Lane:
                 more = self._queue.get(timeout=left)
             except queue.Empty:
                 break
-            if more is None or not isinstance(more, Job):
+            if not isinstance(more, Job):
                 self._queue.put(more)  # closing, or a call ended: seen by the loop next
                 break
             jobs.append(more)
